@@ -1,0 +1,38 @@
+# Lark: the two commands are `make run` and `make test`; everything else is a step of theirs.
+SWIFT ?= swift
+HOST ?= 127.0.0.1
+PORT ?= 5000
+VOICE ?= en_US-joe-medium
+RELEASE_BIN := .build/release/lark
+DEBUG_BIN := .build/debug/lark
+
+.PHONY: setup build release run test bench clean
+
+## Install what is missing: Debian packages, ONNX Runtime, the default voice, the reference Piper.
+setup:
+	@bash scripts/setup.sh
+
+## Debug build (what the tests use).
+build: setup
+	$(SWIFT) build --build-tests
+
+## Optimized build.
+release: setup
+	$(SWIFT) build -c release
+
+## Build and speak: writes out/hello.wav with the bundled voice (the server comes with `lark serve`).
+run: release
+	@mkdir -p out
+	$(RELEASE_BIN) say "Hello from Lark. This voice runs on your own machine." --voice $(VOICE) --output out/hello.wav
+	@echo "wrote out/hello.wav"
+
+## Every test: unit tests, parity with Piper's Python package, CLI behaviour.
+test: build
+	LARK_BIN=$(CURDIR)/$(DEBUG_BIN) $(SWIFT) test --skip-build
+
+## Benchmarks against Piper's Python package (not part of the tests).
+bench: release
+	bash bench/engine
+
+clean:
+	rm -rf .build out

@@ -1,0 +1,103 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// ONNX Runtime comes from its PyPI wheel, unpacked by `make setup` into .deps/onnxruntime/lib.
+// The binaries find it at run time through an rpath: one relative to the binary (which survives
+// moving the checkout) and one absolute (for binaries copied elsewhere on this machine).
+let onnxRuntimeLib = Context.packageDirectory + "/.deps/onnxruntime/lib"
+let onnxRuntimeLinkFlags: [LinkerSetting] = [
+    .unsafeFlags([
+        "-L", onnxRuntimeLib,
+        "-Xlinker", "-rpath", "-Xlinker", "$ORIGIN/../../../.deps/onnxruntime/lib",
+        "-Xlinker", "-rpath", "-Xlinker", onnxRuntimeLib,
+    ])
+]
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Lark",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lark", targets: ["lark"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C declarations only.
+        .systemLibrary(name: "CEspeakNG", path: "Sources/CEspeakNG", pkgConfig: "espeak-ng"),
+        .systemLibrary(name: "COnnxRuntime", path: "Sources/COnnxRuntime"),
+
+        .target(name: "SpeechCore", swiftSettings: strict),
+        .target(
+            name: "Espeak",
+            dependencies: ["SpeechCore", "CEspeakNG"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Phonemizer",
+            dependencies: ["SpeechCore", "Espeak"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "OnnxRuntime",
+            dependencies: ["COnnxRuntime"],
+            swiftSettings: strict,
+            linkerSettings: onnxRuntimeLinkFlags
+        ),
+        .target(
+            name: "PiperEngine",
+            dependencies: [
+                "SpeechCore", "Phonemizer", "OnnxRuntime",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "EspeakEngine",
+            dependencies: ["SpeechCore", "Espeak"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "VoiceCatalog",
+            dependencies: ["SpeechCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AudioEncoding",
+            dependencies: ["SpeechCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SpeechService",
+            dependencies: [
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "lark",
+            dependencies: [
+                "SpeechCore", "SpeechService", "AudioEncoding",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(
+            name: "LarkTests",
+            dependencies: [
+                "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
+                "VoiceCatalog", "AudioEncoding", "SpeechService",
+            ],
+            exclude: ["Resources"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,79 @@
+import Espeak
+import SpeechCore
+
+/// One of espeak-ng's own voices as a Lark voice, named `espeak-ng:<language>` (`espeak-ng:de`).
+///
+/// espeak-ng synthesizes a whole text in one call; Lark splits the text into sentences first
+/// (`SentenceSegmenter`) so that each sentence can be sent as soon as it is ready.
+public struct EspeakVoice: SpeechVoice {
+    public static let idPrefix = "espeak-ng:"
+
+    public let info: VoiceInfo
+    public let defaults = SynthesisDefaults(lengthScale: 1, noiseScale: 0, noiseW: 0)
+    /// The name espeak-ng selects the voice by (its first language code).
+    public let espeakName: String
+    /// Other names the voice answers to: its other language codes and its file name (`fr` for `roa/fr`).
+    public let aliases: [String]
+    private let runtime: EspeakRuntime
+
+    init(entry: EspeakVoiceEntry, espeakName: String, sampleRate: Int, runtime: EspeakRuntime) {
+        self.espeakName = espeakName
+        self.runtime = runtime
+        let fileName = entry.identifier.split(separator: "/").last.map(String.init)
+        aliases = (entry.languages + [fileName].compactMap { $0 }).map { $0.lowercased() }.filter { $0 != espeakName }
+        info = VoiceInfo(
+            id: Self.idPrefix + espeakName, engine: .espeakNG,
+            name: entry.name.replacingUnderscores(), languageCode: espeakName,
+            languageName: entry.name.replacingUnderscores(), quality: nil, sampleRate: sampleRate,
+            gender: entry.gender == 1 ? "male" : entry.gender == 2 ? "female" : nil, source: entry.identifier)
+    }
+
+    /// Every voice espeak-ng's data has, keyed by its first language code.
+    public static func all(runtime: EspeakRuntime = .shared) async throws(SpeechError) -> [EspeakVoice] {
+        let entries = try await runtime.voices()
+        let rate = await runtime.outputSampleRate
+        var seen = Set<String>()
+        var voices: [EspeakVoice] = []
+        for entry in entries {
+            guard let language = entry.languages.first, seen.insert(language).inserted else { continue }
+            voices.append(EspeakVoice(entry: entry, espeakName: language, sampleRate: rate, runtime: runtime))
+        }
+        return voices.sorted { $0.espeakName < $1.espeakName }
+    }
+
+    public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
+        let task = Task {
+            do {
+                try options.validate()
+                if let speaker = options.speaker, speaker != .id(0) {
+                    throw SpeechError.unknownSpeaker(speaker.description, available: ["0"])
+                }
+                let sentences = SentenceSegmenter.sentences(in: text)
+                guard !sentences.isEmpty else { throw SpeechError.emptyText }
+                // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
+                let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
+                let silence = Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0))
+                for (index, sentence) in sentences.enumerated() {
+                    try Task.checkCancellation()
+                    var samples = try await runtime.synthesize(sentence, voice: espeakName, rate: rate, pitch: options.pitch)
+                    if index > 0, silence > 0 {
+                        samples.insert(contentsOf: repeatElement(0, count: silence), at: 0)
+                    }
+                    continuation.yield(AudioChunk(samples: samples, sampleRate: info.sampleRate, sentenceIndex: index))
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+}
+
+extension String {
+    fileprivate func replacingUnderscores() -> String {
+        String(map { $0 == "_" ? " " : $0 })
+    }
+}

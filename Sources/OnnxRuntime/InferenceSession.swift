@@ -1,0 +1,213 @@
+import COnnxRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a session runs: threads, graph optimization, device.
+public struct SessionConfiguration: Sendable, Equatable {
+    /// Threads inside one operator (0 lets ONNX Runtime pick, one per core).
+    public var intraOpThreads: Int
+    /// Threads across independent operators (VITS graphs are sequential: 1 is best).
+    public var interOpThreads: Int
+    /// Run on CUDA instead of the CPU.
+    public var useCUDA: Bool
+
+    public init(intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false) {
+        self.intraOpThreads = intraOpThreads
+        self.interOpThreads = interOpThreads
+        self.useCUDA = useCUDA
+    }
+}
+
+/// An input tensor: its name, shape and data.
+public enum InputTensor: Sendable {
+    case int64(name: String, shape: [Int64], values: [Int64])
+    case float32(name: String, shape: [Int64], values: [Float])
+
+    var name: String {
+        switch self {
+        case .int64(let name, _, _), .float32(let name, _, _): return name
+        }
+    }
+}
+
+/// Lets another thread stop a `run` in progress (a client went away).
+/// `@unchecked Sendable`: ONNX Runtime documents `RunOptionsSetTerminate` as safe to call from any thread.
+public final class RunCancellation: @unchecked Sendable {
+    let runtime: OnnxRuntime
+    let options: OpaquePointer
+
+    public init(runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        self.runtime = runtime
+        var options: OpaquePointer?
+        try runtime.check(runtime.api.pointee.CreateRunOptions(&options))
+        self.options = options!
+    }
+
+    /// Makes the current (and any later) run with these options fail quickly.
+    public func terminate() {
+        _ = try? runtime.check(runtime.api.pointee.RunOptionsSetTerminate(options))
+    }
+
+    deinit { runtime.api.pointee.ReleaseRunOptions(options) }
+}
+
+/// One loaded model. The only owner of its `OrtSession`, released in `deinit`.
+///
+/// `@unchecked Sendable`: ONNX Runtime allows concurrent `Run` calls on one session, and the
+/// Swift state here is immutable after `init`. Lark still gives each session one caller at a
+/// time (see `SessionPool`), which measured faster than sharing one session between threads.
+public final class InferenceSession: @unchecked Sendable {
+    public let runtime: OnnxRuntime
+    private let session: OpaquePointer
+    public let inputNames: [String]
+    public let outputNames: [String]
+    public let configuration: SessionConfiguration
+
+    /// Loads the model at `path`. Throws if the file is missing or not a valid ONNX model, or if
+    /// CUDA is asked for and this ONNX Runtime build has no CUDA provider.
+    public init(modelPath path: String, configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        self.runtime = runtime
+        self.configuration = configuration
+        let api = runtime.api.pointee
+        var options: OpaquePointer?
+        try runtime.check(api.CreateSessionOptions(&options))
+        defer { api.ReleaseSessionOptions(options) }
+        try runtime.check(api.SetIntraOpNumThreads(options, Int32(configuration.intraOpThreads)))
+        try runtime.check(api.SetInterOpNumThreads(options, Int32(configuration.interOpThreads)))
+        try runtime.check(api.SetSessionGraphOptimizationLevel(options, LARK_ORT_OPTIMIZE_ALL))
+        try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
+        if configuration.useCUDA {
+            try Self.appendCUDA(to: options!, runtime: runtime)
+        }
+        var session: OpaquePointer?
+        try runtime.check(api.CreateSession(runtime.environment, path, options, &session))
+        self.session = session!
+
+        do {
+            inputNames = try Self.names(of: session!, runtime: runtime, count: api.SessionGetInputCount, name: api.SessionGetInputName)
+            outputNames = try Self.names(of: session!, runtime: runtime, count: api.SessionGetOutputCount, name: api.SessionGetOutputName)
+        } catch {
+            api.ReleaseSession(session)
+            throw error
+        }
+    }
+
+    deinit { runtime.api.pointee.ReleaseSession(session) }
+
+    /// Asks for the CUDA execution provider (as Piper does, with heuristic convolution search).
+    private static func appendCUDA(to options: OpaquePointer, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        let providers = try runtime.availableProviders()
+        guard providers.contains("CUDAExecutionProvider") else {
+            throw OnnxRuntimeError(
+                code: -1,
+                message: "CUDA was requested but this ONNX Runtime (\(runtime.version)) has no CUDA execution provider; available: \(providers.joined(separator: ", ")). Install a GPU build of ONNX Runtime or run without --cuda")
+        }
+        let api = runtime.api.pointee
+        var cuda: OpaquePointer?
+        try runtime.check(api.CreateCUDAProviderOptions(&cuda))
+        defer { api.ReleaseCUDAProviderOptions(cuda) }
+        try withCStrings(["cudnn_conv_algo_search"]) { keys throws(OnnxRuntimeError) in
+            try withCStrings(["HEURISTIC"]) { values throws(OnnxRuntimeError) in
+                try runtime.check(api.UpdateCUDAProviderOptions(cuda, keys, values, 1))
+            }
+        }
+        try runtime.check(api.SessionOptionsAppendExecutionProvider_CUDA_V2(options, cuda))
+    }
+
+    private typealias CountFunction = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> OpaquePointer?
+    private typealias NameFunction = @convention(c) (
+        OpaquePointer?, Int, OpaquePointer?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    ) -> OpaquePointer?
+
+    private static func names(
+        of session: OpaquePointer, runtime: OnnxRuntime, count: CountFunction, name: NameFunction
+    ) throws(OnnxRuntimeError) -> [String] {
+        var allocator: OpaquePointer?
+        try runtime.check(runtime.api.pointee.GetAllocatorWithDefaultOptions(&allocator))
+        var total = 0
+        try runtime.check(count(session, &total))
+        var result: [String] = []
+        for index in 0..<total {
+            var pointer: UnsafeMutablePointer<CChar>?
+            try runtime.check(name(session, index, allocator, &pointer))
+            if let pointer {
+                result.append(String(cString: pointer))
+                _ = runtime.api.pointee.AllocatorFree(allocator, pointer)
+            }
+        }
+        return result
+    }
+
+    /// Runs the model and returns its first output as floats. Blocks the calling thread:
+    /// call it from a thread pool, never from an event loop.
+    public func run(_ inputs: [InputTensor], cancellation: RunCancellation? = nil) throws(OnnxRuntimeError) -> [Float] {
+        let api = runtime.api.pointee
+        var values: [OpaquePointer?] = []
+        defer { values.forEach { api.ReleaseValue($0) } }
+        // The tensors point into these arrays, so they must outlive the run.
+        var int64Storage = inputs.map { input -> [Int64] in
+            if case .int64(_, _, let data) = input { return data } else { return [] }
+        }
+        var floatStorage = inputs.map { input -> [Float] in
+            if case .float32(_, _, let data) = input { return data } else { return [] }
+        }
+        for (index, input) in inputs.enumerated() {
+            var value: OpaquePointer?
+            let status: OpaquePointer?
+            switch input {
+            case .int64(_, let shape, _):
+                status = int64Storage[index].withUnsafeMutableBytes { bytes in
+                    api.CreateTensorWithDataAsOrtValue(
+                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_INT64, &value)
+                }
+            case .float32(_, let shape, _):
+                status = floatStorage[index].withUnsafeMutableBytes { bytes in
+                    api.CreateTensorWithDataAsOrtValue(
+                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_FLOAT, &value)
+                }
+            }
+            try runtime.check(status)
+            values.append(value)
+        }
+
+        var output: OpaquePointer?
+        let inputNames = inputs.map(\.name)
+        let status = withCStrings(inputNames) { inputNamePointers in
+            withCStrings([outputNames[0]]) { outputNamePointers in
+                values.withUnsafeBufferPointer { valuePointers in
+                    valuePointers.withMemoryRebound(to: OpaquePointer?.self) { rebound in
+                        api.Run(
+                            session, cancellation?.options, inputNamePointers,
+                            UnsafePointer(rebound.baseAddress), inputs.count,
+                            outputNamePointers, 1, &output)
+                    }
+                }
+            }
+        }
+        try runtime.check(status)
+        defer { api.ReleaseValue(output) }
+
+        var shapeInfo: OpaquePointer?
+        try runtime.check(api.GetTensorTypeAndShape(output, &shapeInfo))
+        defer { api.ReleaseTensorTypeAndShapeInfo(shapeInfo) }
+        var count = 0
+        try runtime.check(api.GetTensorShapeElementCount(shapeInfo, &count))
+        var data: UnsafeMutableRawPointer?
+        try runtime.check(api.GetTensorMutableData(output, &data))
+        guard let data, count > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Float.self), count: count))
+    }
+}
+
+/// Calls `body` with a C array of C strings that lives for the duration of the call.
+func withCStrings<Result, Failure: Error>(
+    _ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) throws(Failure) -> Result
+) throws(Failure) -> Result {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer($0) }
+    return try pointers.withUnsafeBufferPointer { buffer throws(Failure) in
+        try body(buffer.baseAddress!)
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import NIOPosix
+import OnnxRuntime
+import Phonemizer
+import SpeechCore
+
+/// How a Piper voice is loaded: where it is, and how its model runs.
+public struct PiperVoiceSource: Sendable, Equatable {
+    public var id: String
+    public var modelPath: String
+    /// Defaults to the model path with `.json` appended, as Piper does.
+    public var configPath: String
+
+    public init(id: String, modelPath: String, configPath: String? = nil) {
+        self.id = id
+        self.modelPath = modelPath
+        self.configPath = configPath ?? modelPath + ".json"
+    }
+}
+
+/// A Piper (VITS) voice: phonemize with espeak-ng, map to ids, run the ONNX model per sentence.
+///
+/// Follows Piper 1.8's `PiperVoice.synthesize`: one model run per sentence, each sentence's float
+/// audio normalized and converted to 16-bit as Piper does, `sentence_silence` seconds of zeros
+/// between sentences. Model runs happen on `threadPool`, never on the caller's thread.
+public final class PiperVoice: SpeechVoice {
+    public let info: VoiceInfo
+    public let config: PiperVoiceConfig
+    public let phonemizer: PiperPhonemizer
+    public var defaults: SynthesisDefaults { config.defaults }
+    private let mapper: PhonemeIDMapper
+    private let pool: SessionPool
+    private let threadPool: NIOThreadPool
+    private let usesSpeakerInput: Bool
+
+    /// Loads the config and `sessions` copies of the model. Throws `SpeechError` naming the file
+    /// and the problem (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
+    public init(
+        source: PiperVoiceSource, sessions: Int = 1, configuration: SessionConfiguration = .init(),
+        threadPool: NIOThreadPool
+    ) throws(SpeechError) {
+        let config = try PiperVoiceConfig.load(path: source.configPath)
+        guard FileManager.default.fileExists(atPath: source.modelPath) else {
+            throw .voiceFileMissing(path: source.modelPath)
+        }
+        let runtime: OnnxRuntime
+        switch OnnxRuntime.shared {
+        case .success(let shared): runtime = shared
+        case .failure(let error): throw .engineUnavailable("ONNX Runtime could not start: \(error.message)")
+        }
+        var loaded: [InferenceSession] = []
+        for _ in 0..<max(1, sessions) {
+            do {
+                loaded.append(try InferenceSession(modelPath: source.modelPath, configuration: configuration, runtime: runtime))
+            } catch {
+                if configuration.useCUDA, error.message.contains("CUDA") {
+                    throw .engineUnavailable(error.message)
+                }
+                throw .invalidModel(path: source.modelPath, reason: Self.firstLine(error.message))
+            }
+        }
+        let inputs = Set(loaded[0].inputNames)
+        for required in ["input", "input_lengths", "scales"] where !inputs.contains(required) {
+            throw .invalidModel(
+                path: source.modelPath,
+                reason: "the model has no '\(required)' input (inputs: \(loaded[0].inputNames.joined(separator: ", "))); it is not a Piper voice")
+        }
+        self.config = config
+        usesSpeakerInput = inputs.contains("sid")
+        mapper = PhonemeIDMapper(map: config.phonemeIDMap)
+        phonemizer = PiperPhonemizer(type: config.phonemeType, espeakVoice: config.espeakVoice, vowelClusters: config.vowelClusters)
+        pool = SessionPool(sessions: loaded)
+        self.threadPool = threadPool
+        info = Self.describe(id: source.id, modelPath: source.modelPath, config: config)
+    }
+
+    /// What listings show for a voice, from its config alone (without loading the model).
+    public static func describe(id: String, modelPath: String, config: PiperVoiceConfig) -> VoiceInfo {
+        // Piper's file names read LANGUAGE-NAME-QUALITY (en_US-joe-medium).
+        let fileName = URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent
+        let parts = fileName.split(separator: "-")
+        return VoiceInfo(
+            id: id, engine: .piper,
+            name: config.dataset ?? (parts.count >= 2 ? String(parts[1]) : fileName),
+            languageCode: config.languageCode ?? (parts.first.map(String.init) ?? config.espeakVoice),
+            languageName: config.languageName, quality: config.quality ?? (parts.count >= 3 ? String(parts[2]) : nil),
+            sampleRate: config.sampleRate, speakers: config.speakerNames, source: modelPath)
+    }
+
+    /// Model-level settings for one request, with the voice's defaults filled in.
+    public struct ResolvedSettings: Sendable, Equatable {
+        public var speakerID: Int?
+        public var lengthScale: Float
+        public var noiseScale: Float
+        public var noiseW: Float
+        public var silenceSamples: Int
+    }
+
+    public func resolve(_ options: SynthesisOptions) throws(SpeechError) -> ResolvedSettings {
+        try options.validate()
+        var speakerID: Int?
+        switch options.speaker {
+        case nil:
+            speakerID = config.numSpeakers > 1 ? config.defaults.speakerID : nil
+        case .id(let id):
+            guard (0..<config.numSpeakers).contains(id) else {
+                throw .speakerOutOfRange(id, count: config.numSpeakers)
+            }
+            speakerID = config.numSpeakers > 1 ? id : nil
+        case .name(let name):
+            guard let id = config.speakerIDMap[name] else {
+                throw .unknownSpeaker(name, available: config.speakerNames.isEmpty ? ["0"] : config.speakerNames)
+            }
+            speakerID = id
+        }
+        return ResolvedSettings(
+            speakerID: usesSpeakerInput ? speakerID : nil,
+            lengthScale: options.lengthScale ?? config.defaults.lengthScale,
+            noiseScale: options.noiseScale ?? config.defaults.noiseScale,
+            noiseW: options.noiseW ?? config.defaults.noiseW,
+            silenceSamples: Int(Double(config.sampleRate) * (options.sentenceSilence ?? 0)))
+    }
+
+    /// Phoneme ids for each sentence of `text` (what the model is fed), for tests and diagnostics.
+    public func phonemeIDs(for text: String) async throws(SpeechError) -> [[Int64]] {
+        try await phonemizer.phonemize(text).map { mapper.ids(for: $0).ids }
+    }
+
+    public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
+        let task = Task {
+            do {
+                let settings = try resolve(options)
+                guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
+                let sentences = try await phonemizer.phonemize(text)
+                for (index, phonemes) in sentences.enumerated() {
+                    try Task.checkCancellation()
+                    let ids = mapper.ids(for: phonemes).ids
+                    var samples = try await audio(for: ids, settings: settings)
+                    if index > 0, settings.silenceSamples > 0 {
+                        samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
+                    }
+                    continuation.yield(AudioChunk(
+                        samples: samples, sampleRate: config.sampleRate, sentenceIndex: index, phonemes: phonemes.joined()))
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// Runs the model on one sentence's ids. Cancelling the calling task stops the run in progress.
+    public func audio(for ids: [Int64], settings: ResolvedSettings) async throws -> [Int16] {
+        var inputs: [InputTensor] = [
+            .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+            .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+            .float32(name: "scales", shape: [3], values: [settings.noiseScale, settings.lengthScale, settings.noiseW]),
+        ]
+        if let speaker = settings.speakerID {
+            inputs.append(.int64(name: "sid", shape: [1], values: [Int64(speaker)]))
+        }
+        let modelInputs = inputs
+        let session = await pool.acquire()
+        defer { Task { await pool.release(session) } }
+        try Task.checkCancellation()
+        let cancellation = try RunCancellation(runtime: session.runtime)
+        let floats = try await withTaskCancellationHandler {
+            try await threadPool.runIfActive { () throws -> [Float] in
+                do {
+                    return try session.run(modelInputs, cancellation: cancellation)
+                } catch {
+                    throw SpeechError.synthesisFailed(Self.firstLine(String(describing: error)))
+                }
+            }
+        } onCancel: {
+            cancellation.terminate()
+        }
+        try Task.checkCancellation()
+        return PiperPCM.int16Samples(from: floats)
+    }
+
+    /// Requests waiting for one of this voice's sessions.
+    public var queuedRuns: Int { get async { await pool.queued } }
+
+    private static func firstLine(_ message: String) -> String {
+        String(message.split(whereSeparator: \.isNewline).first ?? Substring(message))
+    }
+}

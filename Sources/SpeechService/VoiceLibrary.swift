@@ -1,0 +1,149 @@
+import Espeak
+import EspeakEngine
+import NIOPosix
+import OnnxRuntime
+import PiperEngine
+import SpeechCore
+import VoiceCatalog
+
+/// Settings for the engines, parsed at the edge (arguments, environment) by the executable.
+public struct EngineConfiguration: Sendable {
+    /// Where Piper voices are looked up, in order.
+    public var dataDirectories: [String]
+    /// The directory that holds `espeak-ng-data` (nil: espeak-ng's default location).
+    public var espeakDataPath: String?
+    /// ONNX Runtime threads inside one model run.
+    public var threadsPerSession: Int
+    /// Model copies per Piper voice, and threads in the synthesis pool: how many sentences run at once.
+    public var workers: Int
+    public var useCUDA: Bool
+    /// Whether voices may be named by a file path (the CLI allows it; the server does not).
+    public var allowVoicePaths: Bool
+
+    public init(
+        dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
+        useCUDA: Bool = false, allowVoicePaths: Bool = false
+    ) {
+        self.dataDirectories = dataDirectories
+        self.espeakDataPath = espeakDataPath
+        self.threadsPerSession = threadsPerSession
+        self.workers = workers
+        self.useCUDA = useCUDA
+        self.allowVoicePaths = allowVoicePaths
+    }
+}
+
+/// Every voice Lark can speak with, by id: Piper voices in the data directories and espeak-ng's
+/// own voices. Piper voices are loaded on first use and kept. Owns the synthesis thread pool.
+public actor VoiceLibrary {
+    public let configuration: EngineConfiguration
+    private let directories: VoiceDirectories
+    private let threadPool: NIOThreadPool
+    private var loaded: [String: any SpeechVoice] = [:]
+    private var loading: [String: Task<any SpeechVoice, any Error>] = [:]
+    private var espeakVoices: [String: EspeakVoice]?
+
+    public init(configuration: EngineConfiguration) {
+        self.configuration = configuration
+        directories = VoiceDirectories(configuration.dataDirectories)
+        threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers))
+        threadPool.start()
+    }
+
+    /// Stops the synthesis threads (after the runs in progress).
+    public func shutdown() async throws {
+        try await threadPool.shutdownGracefully()
+    }
+
+    /// Starts espeak-ng with the configured data (needed by both engines). Safe to call twice.
+    public func startEspeak() async throws(SpeechError) {
+        try await EspeakRuntime.shared.start(dataPath: configuration.espeakDataPath)
+    }
+
+    /// Descriptions of every voice, Piper voices first. Reads configs only; loads no model.
+    public func voices() async throws(SpeechError) -> [VoiceInfo] {
+        var infos: [VoiceInfo] = []
+        for files in directories.scan() {
+            guard let config = try? PiperVoiceConfig.load(path: files.configPath) else { continue }
+            infos.append(PiperVoice.describe(id: files.name, modelPath: files.modelPath, config: config))
+        }
+        let espeak = try await espeakVoiceMap().values.map(\.info)
+        infos += Dictionary(espeak.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.sorted { $0.id < $1.id }
+        return infos
+    }
+
+    /// The voice with this id (Piper file stem, model path where allowed, or `espeak-ng:<language>`).
+    public func voice(_ id: String) async throws -> any SpeechVoice {
+        if let voice = loaded[id] { return voice }
+        if id.hasPrefix(EspeakVoice.idPrefix) {
+            let name = String(id.dropFirst(EspeakVoice.idPrefix.count))
+            let map = try await espeakVoiceMap()
+            guard let voice = map[name] ?? map[name.lowercased()] else {
+                let canonical = Set(map.values.map(\.info.id))
+                throw SpeechError.unknownVoice(id, available: canonical.sorted())
+            }
+            return voice
+        }
+        if let task = loading[id] { return try await task.value }
+        guard let files = directories.locate(id, allowPaths: configuration.allowVoicePaths) else {
+            throw SpeechError.unknownVoice(id, available: await availableIDs())
+        }
+        try await startEspeak()
+        let source = PiperVoiceSource(id: id.contains("/") ? files.name : id, modelPath: files.modelPath, configPath: files.configPath)
+        return try await load(source, key: id)
+    }
+
+    /// Loads a voice from explicit model and config paths (`--model` with `--config`).
+    public func voice(modelPath: String, configPath: String?) async throws -> any SpeechVoice {
+        let source = PiperVoiceSource(
+            id: VoiceFiles.stem(of: modelPath), modelPath: modelPath, configPath: configPath)
+        if let voice = loaded[source.id] { return voice }
+        try await startEspeak()
+        return try await load(source, key: source.id)
+    }
+
+    private func load(_ source: PiperVoiceSource, key: String) async throws -> any SpeechVoice {
+        let configuration = configuration
+        let threadPool = threadPool
+        let task = Task<any SpeechVoice, any Error> {
+            // Loading a model takes a while; do it on the pool, not on the actor.
+            try await threadPool.runIfActive {
+                try PiperVoice(
+                    source: source, sessions: configuration.workers,
+                    configuration: SessionConfiguration(
+                        intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA),
+                    threadPool: threadPool)
+            }
+        }
+        loading[key] = task
+        defer { loading[key] = nil }
+        let voice = try await task.value
+        loaded[key] = voice
+        return voice
+    }
+
+    private func availableIDs() async -> [String] {
+        directories.scan().map(\.name) + ["espeak-ng:<language>, e.g. espeak-ng:en-us (see `lark voices`)"]
+    }
+
+    private func espeakVoiceMap() async throws(SpeechError) -> [String: EspeakVoice] {
+        if let espeakVoices { return espeakVoices }
+        try await startEspeak()
+        let voices = try await EspeakVoice.all()
+        var map = Dictionary(voices.map { ($0.espeakName, $0) }, uniquingKeysWith: { first, _ in first })
+        // Aliases never shadow a canonical name (`en` stays the `en` voice, not `en-us`'s alias).
+        for voice in voices {
+            for alias in voice.aliases where map[alias] == nil { map[alias] = voice }
+        }
+        espeakVoices = map
+        return map
+    }
+}
+
+extension VoiceFiles {
+    /// `a/b/en_US-joe-medium.onnx` → `en_US-joe-medium`.
+    static func stem(of modelPath: String) -> String {
+        let file = modelPath.split(separator: "/").last.map(String.init) ?? modelPath
+        return file.hasSuffix(".onnx") ? String(file.dropLast(5)) : file
+    }
+}

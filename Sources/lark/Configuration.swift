@@ -1,0 +1,43 @@
+import Foundation
+import SpeechService
+
+/// Where this copy of Lark keeps what `make setup` installed (`.deps/`): the checkout the binary
+/// was built in, found by walking up from the executable, or the current directory.
+enum Installation {
+    static let depsDirectory: String? = {
+        var candidates: [URL] = []
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(directory.appendingPathComponent(".deps"))
+            directory = directory.deletingLastPathComponent()
+        }
+        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".deps"))
+        return candidates.first { FileManager.default.fileExists(atPath: $0.path) }?.path
+    }()
+}
+
+extension EngineOptions {
+    /// Arguments first, then `LARK_*` variables, then defaults.
+    func engineConfiguration(workers: Int = 1, allowVoicePaths: Bool) -> EngineConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        var directories = dataDirectories
+        if directories.isEmpty, let fromEnvironment = environment["LARK_DATA_DIR"], !fromEnvironment.isEmpty {
+            directories = fromEnvironment.split(separator: ":").map(String.init)
+        }
+        if directories.isEmpty {
+            if let deps = Installation.depsDirectory { directories.append(deps + "/voices") }
+            directories.append(FileManager.default.currentDirectoryPath)
+        }
+        var espeakPath = espeakData ?? environment["LARK_ESPEAK_DATA"]
+        if espeakPath == nil, let deps = Installation.depsDirectory,
+           FileManager.default.fileExists(atPath: deps + "/espeak-ng-data/phontab") {
+            espeakPath = deps
+        }
+        let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? 1
+        let cuda = cuda || ["1", "true", "yes"].contains(environment["LARK_CUDA"]?.lowercased() ?? "")
+        return EngineConfiguration(
+            dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
+            workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths)
+    }
+}

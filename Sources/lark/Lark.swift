@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import SpeechCore
+
+@main
+struct Lark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lark",
+        abstract: "A self-hosted text-to-speech server: Piper voices and espeak-ng voices.",
+        subcommands: [Say.self, Voices.self, Phonemes.self, Bench.self],
+        defaultSubcommand: Say.self
+    )
+}
+
+/// Options every command that touches voices shares. Each also reads a `LARK_*` variable.
+struct EngineOptions: ParsableArguments {
+    @Option(name: [.customLong("data-dir"), .customLong("data_dir")],
+            help: "Directory with Piper voices (repeatable; default: .deps/voices, then the current directory). Env: LARK_DATA_DIR (colon-separated).")
+    var dataDirectories: [String] = []
+
+    @Option(name: .customLong("espeak-data"),
+            help: "Directory holding espeak-ng-data (default: Piper's copy in .deps). Env: LARK_ESPEAK_DATA.")
+    var espeakData: String?
+
+    @Option(help: "ONNX Runtime threads per model run (default 1). Env: LARK_THREADS.")
+    var threads: Int?
+
+    @Flag(help: "Run Piper models on CUDA (needs a GPU build of ONNX Runtime). Env: LARK_CUDA=1.")
+    var cuda = false
+}
+
+/// Writes a one-line error and exits non-zero: the CLI's only way out on bad input.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+/// The one-line message for any error Lark reports.
+func describe(_ error: any Error) -> String {
+    if let speech = error as? SpeechError { return speech.message }
+    return String(describing: error)
+}

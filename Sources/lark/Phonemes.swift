@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import PiperEngine
+import SpeechService
+
+/// Shows what a Piper voice will feed its model: phonemes and ids per sentence, one JSON line
+/// per input line. For checking pronunciation and for the parity tests.
+struct Phonemes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the phonemes and phoneme ids of each sentence (one JSON line per input line).")
+
+    @Argument(help: "Text (default: each line of standard input).")
+    var text: String?
+
+    @Option(name: [.short, .long], help: "Piper voice id or model path.")
+    var voice = "en_US-joe-medium"
+
+    @OptionGroup var engine: EngineOptions
+
+    func run() async throws {
+        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
+        defer { Task { try? await library.shutdown() } }
+        do {
+            guard let piper = try await library.voice(voice) as? PiperVoice else {
+                throw fail("\(voice) is not a Piper voice; only Piper voices have phoneme ids")
+            }
+            let lines = text.map { [$0] } ?? Array(AnyIterator { readLine(strippingNewline: true) })
+            for line in lines {
+                let phonemes = try await piper.phonemizer.phonemize(line)
+                let ids = try await piper.phonemeIDs(for: line)
+                let entry: [String: Any] = ["text": line, "phonemes": phonemes.map { $0.joined() }, "ids": ids]
+                let data = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw fail(describe(error))
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import AudioEncoding
+import Foundation
+import SpeechCore
+import SpeechService
+
+struct Say: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Speak text into a WAV file (or raw PCM on stdout).",
+        discussion: """
+            Examples:
+              lark say "Hello world. This is Lark." --voice en_US-joe-medium -o hello.wav
+              echo "Bonjour tout le monde." | lark say --voice espeak-ng:fr -o bonjour.wav
+              lark say "Raw samples" --output - | aplay -r 22050 -f S16_LE -c 1
+            """
+    )
+
+    @Argument(help: "The text to speak (default: read from standard input).")
+    var text: String?
+
+    @Option(name: [.short, .long], help: "Voice id: a Piper voice name, a path to its .onnx, or espeak-ng:<language>. Env: LARK_VOICE.")
+    var voice: String?
+
+    @Option(name: [.short, .customLong("model")], help: "Alias of --voice, as Piper spells it.")
+    var model: String?
+
+    @Option(name: [.short, .long], help: "Path to the voice's .onnx.json (default: the model path + .json).")
+    var config: String?
+
+    @Option(name: [.short, .long], help: "Speaker id or name, for multi-speaker voices.")
+    var speaker: String?
+
+    @Option(name: [.customLong("length-scale"), .customLong("length_scale")], help: "Phoneme length: above 1 is slower.")
+    var lengthScale: Float?
+
+    @Option(name: [.customLong("noise-scale"), .customLong("noise_scale")], help: "Generator noise.")
+    var noiseScale: Float?
+
+    @Option(name: [.customLong("noise-w"), .customLong("noise_w"), .customLong("noise-w-scale")], help: "Phoneme width noise.")
+    var noiseW: Float?
+
+    @Option(name: [.customLong("sentence-silence"), .customLong("sentence_silence")], help: "Seconds of silence between sentences.")
+    var sentenceSilence: Double?
+
+    @Option(help: "espeak-ng voices: speaking rate in words per minute (80-450).")
+    var rate: Int?
+
+    @Option(help: "espeak-ng voices: base pitch (0-100).")
+    var pitch: Int?
+
+    @Option(name: [.short, .customLong("output"), .customLong("output-file"), .customLong("output_file")],
+            help: "WAV file to write, or - for raw 16-bit PCM on stdout (default: WAV on stdout when it is not a terminal).")
+    var output: String?
+
+    @OptionGroup var engine: EngineOptions
+
+    func run() async throws {
+        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
+        do {
+            try await speak(library: library)
+        } catch let exit as ExitCode {
+            try? await library.shutdown()
+            throw exit
+        } catch {
+            try? await library.shutdown()
+            throw fail(describe(error))
+        }
+        try? await library.shutdown()
+    }
+
+    private func speak(library: VoiceLibrary) async throws {
+        let destination = output ?? (isatty(STDOUT_FILENO) == 0 ? "wav-stdout" : nil)
+        guard let destination else {
+            throw fail("give --output FILE.wav (or --output - for raw PCM); refusing to write audio to a terminal")
+        }
+        let input = try readText()
+        guard !input.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
+        let options = SynthesisOptions(
+            speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale, noiseW: noiseW,
+            sentenceSilence: sentenceSilence, rate: rate, pitch: pitch)
+        try options.validate()
+
+        let name = voice ?? model ?? ProcessInfo.processInfo.environment["LARK_VOICE"] ?? "en_US-joe-medium"
+        let selected: any SpeechVoice
+        if let config {
+            selected = try await library.voice(modelPath: name, configPath: config)
+        } else {
+            selected = try await library.voice(name)
+        }
+
+        if destination == "-" {
+            // Raw PCM goes out sentence by sentence, as soon as each is ready.
+            for try await chunk in selected.synthesize(input, options: options) {
+                FileHandle.standardOutput.write(Data(WAV.pcmBytes(chunk.samples)))
+            }
+            return
+        }
+        let samples = try await selected.synthesizeAll(input, options: options)
+        let wav = Data(WAV.file(samples: samples, sampleRate: selected.info.sampleRate))
+        if destination == "wav-stdout" {
+            FileHandle.standardOutput.write(wav)
+        } else {
+            do {
+                try wav.write(to: URL(fileURLWithPath: destination))
+            } catch {
+                throw fail("cannot write \(destination): \((error as NSError).localizedDescription)")
+            }
+        }
+    }
+
+    /// The text argument, or standard input, which must be valid UTF-8.
+    private func readText() throws -> String {
+        if let text { return text }
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let decoded = String(validating: data, as: UTF8.self) else {
+            throw SpeechError.invalidText("standard input is not valid UTF-8")
+        }
+        return decoded
+    }
+}

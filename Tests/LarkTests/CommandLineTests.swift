@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+/// `lark say`, `lark voices` and `lark phonemes` as a user runs them: real processes, real files,
+/// ffprobe reading what they wrote. Bad input must give one line naming the problem and exit ≠ 0.
+@Suite struct CommandLineTests {
+    /// A scratch directory with broken and multi-speaker voices made from the bundled one.
+    static let fixtures: String = {
+        let directory = NSTemporaryDirectory() + "lark-cli-\(getpid())"
+        let fileManager = FileManager.default
+        try? fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel + ".json"))) as! [String: Any]
+        func write(_ object: [String: Any], _ name: String) {
+            try! JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: directory + "/" + name))
+        }
+        // Three speakers on the joe model (its graph has no speaker input, so only selection is tested).
+        var multi = config
+        multi["num_speakers"] = 3
+        multi["speaker_id_map"] = ["alice": 0, "bob": 1, "carol": 2]
+        try? fileManager.createSymbolicLink(atPath: directory + "/multi.onnx", withDestinationPath: Checkout.joeModel)
+        write(multi, "multi.onnx.json")
+        var noMap = config
+        noMap.removeValue(forKey: "phoneme_id_map")
+        try? fileManager.createSymbolicLink(atPath: directory + "/nomap.onnx", withDestinationPath: Checkout.joeModel)
+        write(noMap, "nomap.onnx.json")
+        try! Data("this is not an onnx model".utf8).write(to: URL(fileURLWithPath: directory + "/corrupt.onnx"))
+        write(config, "corrupt.onnx.json")
+        try? fileManager.createSymbolicLink(atPath: directory + "/noconfig.onnx", withDestinationPath: Checkout.joeModel)
+        return directory
+    }()
+
+    func lark(_ arguments: [String], input: String = "") throws -> ProcessResult {
+        try runProcess(Checkout.larkBinary, arguments, input: Data(input.utf8))
+    }
+
+    func output(_ name: String) -> String { Self.fixtures + "/" + name }
+
+    @Test func saysEnglishWithThePiperVoice() throws {
+        let wav = output("hello.wav")
+        let result = try lark(["say", "Hello world. This is Lark.", "--voice", "en_US-joe-medium", "-o", wav])
+        #expect(result.status == 0, "\(result.stderr)")
+        let probe = try Probe(file: wav)
+        #expect(probe.codec == "pcm_s16le")
+        #expect(probe.sampleRate == 22050)
+        #expect(probe.channels == 1)
+        // Two short sentences: well over a second, well under five.
+        #expect(probe.duration > 1.0 && probe.duration < 5.0, "duration \(probe.duration)")
+    }
+
+    @Test func speaksFrenchWithEspeak() throws {
+        let wav = output("bonjour.wav")
+        let result = try lark(["say", "--voice", "espeak-ng:fr", "-o", wav], input: "Bonjour tout le monde. Comment allez-vous?")
+        #expect(result.status == 0, "\(result.stderr)")
+        let probe = try Probe(file: wav)
+        #expect(probe.sampleRate == 22050)
+        #expect(probe.duration > 1.0 && probe.duration < 6.0, "duration \(probe.duration)")
+    }
+
+    @Test func rawPCMOnStandardOutputMatchesTheWAV() throws {
+        let raw = try lark(["say", "Just one sentence.", "--noise-scale", "0", "--noise-w", "0", "--output", "-"])
+        let wav = try lark(["say", "Just one sentence.", "--noise-scale", "0", "--noise-w", "0"])
+        #expect(raw.status == 0 && wav.status == 0)
+        #expect(raw.stdout.count > 22050)
+        #expect(wav.stdout.count == raw.stdout.count + 44)
+        #expect(wav.stdout.suffix(raw.stdout.count) == raw.stdout)
+    }
+
+    @Test func sentenceSilenceLengthensTheAudio() throws {
+        let text = "First sentence. Second sentence."
+        let plain = try lark(["say", text, "--noise-scale", "0", "--noise-w", "0", "--output", "-"])
+        let spaced = try lark(["say", text, "--noise-scale", "0", "--noise-w", "0", "--sentence-silence", "0.5", "--output", "-"])
+        #expect(spaced.stdout.count - plain.stdout.count == 11025 * 2)
+    }
+
+    @Test func speakerByNameAndNumber() throws {
+        for speaker in ["bob", "2"] {
+            let result = try lark(["say", "Hi.", "--voice", output("multi.onnx"), "--speaker", speaker, "--output", "-"])
+            #expect(result.status == 0, "\(speaker): \(result.stderr)")
+        }
+    }
+
+    @Test(arguments: [
+        (["say", "Hi.", "--voice", "/nonexistent/voice.onnx", "-o", "/dev/null"], "voice file not found"),
+        (["say", "Hi.", "--voice", "no_such_voice", "-o", "/dev/null"], "unknown voice 'no_such_voice'; available: en_US-joe-medium"),
+        (["say", "Hi.", "--voice", "PLACEHOLDER/noconfig.onnx", "-o", "/dev/null"], "noconfig.onnx.json"),
+        (["say", "Hi.", "--voice", "PLACEHOLDER/corrupt.onnx", "-o", "/dev/null"], "cannot load voice model"),
+        (["say", "Hi.", "--voice", "PLACEHOLDER/nomap.onnx", "-o", "/dev/null"], "missing phoneme_id_map"),
+        (["say", "Hi.", "--voice", "PLACEHOLDER/multi.onnx", "--speaker", "7", "-o", "/dev/null"], "speakers 0 to 2"),
+        (["say", "Hi.", "--voice", "PLACEHOLDER/multi.onnx", "--speaker", "dave", "-o", "/dev/null"], "alice, bob, carol"),
+        (["say", "Hi.", "--speaker", "3", "-o", "/dev/null"], "single speaker"),
+        (["say", "   ", "-o", "/dev/null"], "the text is empty"),
+        (["say", "Hi.", "--length-scale=-1", "-o", "/dev/null"], "length_scale must be between"),
+        (["say", "Hi.", "--voice", "espeak-ng:klingon", "-o", "/dev/null"], "espeak-ng:de"),
+        (["say", "Hi.", "--cuda", "-o", "/dev/null"], "CUDA"),
+    ])
+    func badInputIsOneLineNamingTheProblem(arguments: [String], message: String) throws {
+        let result = try lark(arguments.map { $0.replacingOccurrences(of: "PLACEHOLDER", with: Self.fixtures) })
+        #expect(result.status != 0)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("error: "))
+        #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
+    }
+
+    @Test func invalidUTF8OnStandardInputIsRejected() throws {
+        let result = try runProcess(Checkout.larkBinary, ["say", "-o", "/dev/null"], input: Data([0x48, 0x69, 0xFF, 0xFE, 0x2E]))
+        #expect(result.status != 0)
+        #expect(result.stderr == "error: the text cannot be read: standard input is not valid UTF-8\n")
+    }
+
+    @Test func voicesListsPiperAndEspeakVoices() throws {
+        let table = try lark(["voices"])
+        #expect(table.status == 0)
+        let text = String(decoding: table.stdout, as: UTF8.self)
+        #expect(text.contains("en_US-joe-medium"))
+        #expect(text.contains("espeak-ng:de"))
+        let json = try lark(["voices", "--json", "--engine-kind", "piper"])
+        let voices = try JSONSerialization.jsonObject(with: json.stdout) as? [[String: Any]]
+        let joe = try #require(voices?.first { $0["id"] as? String == "en_US-joe-medium" })
+        #expect(joe["sampleRate"] as? Int == 22050)
+        #expect(joe["quality"] as? String == "medium")
+        #expect(joe["languageCode"] as? String == "en_US")
+    }
+
+    @Test func phonemesShowsIPAAndIDs() throws {
+        let result = try lark(["phonemes", "The other one."])
+        let entry = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        #expect(entry?["phonemes"] as? [String] == ["ðɪʲ ˈʌðɚ wˌʌn."])
+        let ids = entry?["ids"] as? [[Int]]
+        #expect(ids?.first?.first == 1)  // BOS
+        #expect(ids?.first?.last == 2)  // EOS
+    }
+}

