@@ -86,6 +86,25 @@ import Testing
         #expect(worst.difference <= 32, "largest difference \(worst.difference) in: \(worst.text)")
     }
 
+    /// Every 15th plain word of Debian's American English word list (about 5,000), ten to a line:
+    /// the glide and the terminator rules meet every pairing of word endings and beginnings.
+    @Test func wordSweepPhonemeIDsEqualPipers() async throws {
+        let list = try String(contentsOfFile: "/usr/share/dict/words", encoding: .utf8)
+        let words = list.split(separator: "\n").filter { $0.allSatisfy { $0.isASCII && $0.isLetter } }
+        let sample = stride(from: 0, to: words.count, by: 15).map { String(words[$0]) }
+        let lines = stride(from: 0, to: sample.count, by: 10).map {
+            sample[$0..<min($0 + 10, sample.count)].joined(separator: " ") + "."
+        }
+        let voice = try await Self.joe()
+        let expected = try Self.reference(lines, idsOnly: true)
+        var mismatches: [String] = []
+        for (line, reference) in zip(lines, expected) where try await voice.phonemeIDs(for: line) != reference.ids {
+            mismatches.append(line)
+        }
+        #expect(sample.count > 4000)
+        #expect(mismatches.isEmpty, "\(mismatches.count) of \(lines.count) lines differ:\n\(mismatches.prefix(10).joined(separator: "\n"))")
+    }
+
     static func decodeSamples(_ base64: String) -> [Int16] {
         guard let data = Data(base64Encoded: base64) else { return [] }
         return data.withUnsafeBytes { raw in
