@@ -20,11 +20,9 @@ build: setup
 release: setup
 	$(SWIFT) build -c release
 
-## Build and speak: writes out/hello.wav with the bundled voice (the server comes with `lark serve`).
+## Build and start the server with the bundled voice on $(HOST):$(PORT).
 run: release
-	@mkdir -p out
-	$(RELEASE_BIN) say "Hello from Lark. This voice runs on your own machine." --voice $(VOICE) --output out/hello.wav
-	@echo "wrote out/hello.wav"
+	$(RELEASE_BIN) serve --host $(HOST) --port $(PORT) --model $(VOICE)
 
 ## Every test: unit tests, parity with Piper's Python package, CLI behaviour.
 test: build

@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
         // C declarations only.
@@ -80,10 +81,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "LarkServer",
+            dependencies: [
+                "SpeechCore", "SpeechService", "AudioEncoding",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "SpeechService", "AudioEncoding",
+                "SpeechCore", "SpeechService", "AudioEncoding", "LarkServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -94,7 +105,7 @@ let package = Package(
             name: "LarkTests",
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
-                "VoiceCatalog", "AudioEncoding", "SpeechService",
+                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer",
             ],
             exclude: ["Resources"],
             swiftSettings: strict

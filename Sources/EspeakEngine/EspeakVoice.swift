@@ -41,14 +41,18 @@ public struct EspeakVoice: SpeechVoice {
         return voices.sorted { $0.espeakName < $1.espeakName }
     }
 
+    public func check(_ options: SynthesisOptions) throws(SpeechError) {
+        try options.validate()
+        if let speaker = options.speaker, speaker != .id(0) {
+            throw .unknownSpeaker(speaker.description, available: ["0"])
+        }
+    }
+
     public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
         let task = Task {
             do {
-                try options.validate()
-                if let speaker = options.speaker, speaker != .id(0) {
-                    throw SpeechError.unknownSpeaker(speaker.description, available: ["0"])
-                }
+                try check(options)
                 let sentences = SentenceSegmenter.sentences(in: text)
                 guard !sentences.isEmpty else { throw SpeechError.emptyText }
                 // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.

@@ -121,6 +121,10 @@ public final class PiperVoice: SpeechVoice {
             silenceSamples: Int(Double(config.sampleRate) * (options.sentenceSilence ?? 0)))
     }
 
+    public func check(_ options: SynthesisOptions) throws(SpeechError) {
+        _ = try resolve(options)
+    }
+
     /// Phoneme ids for each sentence of `text` (what the model is fed), for tests and diagnostics.
     public func phonemeIDs(for text: String) async throws(SpeechError) -> [[Int64]] {
         try await phonemizer.phonemize(text).map { mapper.ids(for: $0).ids }

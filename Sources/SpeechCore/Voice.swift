@@ -58,6 +58,9 @@ public protocol SpeechVoice: Sendable {
     /// Synthesis settings the voice uses when a request leaves them out.
     var defaults: SynthesisDefaults { get }
     func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error>
+    /// Throws the error `synthesize` would give for these options (unknown speaker, bad value),
+    /// so a server can answer it before starting a response.
+    func check(_ options: SynthesisOptions) throws(SpeechError)
 }
 
 extension SpeechVoice {

@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import SpeechCore
+
+/// Every error the server answers with: a status and `{"error": {"code", "message"}}`.
+/// Domain errors are mapped to HTTP here, once; anything unexpected becomes a 500 whose
+/// detail is logged, never sent.
+struct APIError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    init(_ error: SpeechError) {
+        let status: HTTPResponse.Status
+        switch error {
+        case .emptyText, .invalidText, .invalidOption: status = .badRequest
+        case .textTooLong: status = .contentTooLarge
+        case .unknownVoice: status = .notFound
+        case .unknownSpeaker, .speakerOutOfRange: status = .unprocessableContent
+        case .voiceFileMissing, .invalidVoiceConfig, .invalidModel, .engineUnavailable: status = .serviceUnavailable
+        case .synthesisFailed: status = .internalServerError
+        }
+        self.init(status, code: error.code, message: error.message)
+    }
+
+    static func busy(retryAfter seconds: Int) -> APIError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(seconds)
+        return APIError(
+            .serviceUnavailable, code: "busy",
+            message: "the server is at its synthesis limit; retry in \(seconds) s", headers: headers)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body: [String: [String: String]] = ["error": ["code": code, "message": message]]
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns any error into an `APIError`, logging what is not the client's fault.
+struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as SpeechError {
+            throw APIError(error)
+        } catch let error as HTTPError where error.status == .notFound && SpeechController.routes[request.uri.path] != nil {
+            // The path exists, with other methods: 405 and the ones it has.
+            let allowed = SpeechController.routes[request.uri.path] ?? []
+            var headers = HTTPFields()
+            headers[.allow] = allowed.joined(separator: ", ")
+            throw APIError(
+                .methodNotAllowed, code: "method_not_allowed",
+                message: "\(request.method.rawValue) is not allowed on \(request.uri.path); use \(allowed.joined(separator: " or "))",
+                headers: headers)
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
+            throw APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase)
+        } catch {
+            context.logger.error("unexpected error: \(String(describing: error))")
+            throw APIError(.internalServerError, code: "internal_error", message: "an internal error occurred; see the server log")
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Hummingbird
+import Logging
+import SpeechCore
+import SpeechService
+
+/// Everything `lark serve` is configured with, parsed at the edge by the executable.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// The voice used when a request names none (`-m`).
+    public var defaultVoice: String
+    /// Server-wide synthesis settings; a request's own values override them.
+    public var defaultOptions: SynthesisOptions
+    public var workers: Int
+    public var maxQueue: Int
+    public var maxTextCharacters: Int
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
+        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000
+    ) {
+        self.host = host
+        self.port = port
+        self.defaultVoice = defaultVoice
+        self.defaultOptions = defaultOptions
+        self.workers = workers
+        self.maxQueue = maxQueue
+        self.maxTextCharacters = maxTextCharacters
+    }
+}
+
+/// Builds the whole application: the one place where routes, middleware and services are wired.
+public func buildApplication(
+    configuration: ServerConfiguration, library: VoiceLibrary, logger: Logger
+) -> some ApplicationProtocol {
+    let router = Router()
+    router.add(middleware: ErrorMappingMiddleware())
+    SpeechController(
+        library: library, configuration: configuration,
+        gate: SynthesisGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
+    ).addRoutes(to: router)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),
+        logger: logger)
+}

@@ -1,0 +1,313 @@
+import AudioEncoding
+import Foundation
+import Hummingbird
+import SpeechCore
+import SpeechService
+
+/// The speech routes: Piper's HTTP API (`GET /?text=`, `POST /`, `POST /synthesize`), the Polly
+/// HTML5-client API (`GET /voices`, `GET /read`, streamed), Lark's own (`/api/v1/…`) and health.
+/// Handlers only translate HTTP to domain calls and back.
+struct SpeechController: Sendable {
+    let library: VoiceLibrary
+    let configuration: ServerConfiguration
+    let gate: SynthesisGate
+
+    /// Every path and its methods (for 405 answers); kept next to the registrations below.
+    static let routes: [String: [String]] = [
+        "/": ["GET", "POST"], "/synthesize": ["POST"], "/voices": ["GET"], "/read": ["GET"],
+        "/api/v1/voices": ["GET"], "/api/v1/speech": ["POST"], "/healthz": ["GET"], "/readyz": ["GET"],
+    ]
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/") { request, _ in try await getRoot(request) }
+        router.post("/") { request, _ in try await postRoot(request) }
+        router.post("/synthesize") { request, context in try await synthesizeJSON(request, context: context) }
+        router.get("/voices") { _, _ in try await pollyVoices() }
+        router.get("/read") { request, _ in try await read(request) }
+        router.get("/api/v1/voices") { _, _ in try await nativeVoices() }
+        router.post("/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) }
+        router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
+        router.get("/readyz") { _, _ in try await ready() }
+    }
+
+    // MARK: - Piper-compatible
+
+    private func getRoot(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        guard let text = query.get("text") else {
+            if request.headers[.accept]?.contains("text/html") == true {
+                return Response(
+                    status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: PlaceholderPage.html)))
+            }
+            throw SpeechError.emptyText
+        }
+        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query))
+    }
+
+    private func postRoot(_ request: Request) async throws -> Response {
+        let text = try await bodyText(request)
+        let query = request.uri.queryParameters
+        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query))
+    }
+
+    /// Piper 1.8's `POST /synthesize` body.
+    struct SynthesizeBody: Decodable {
+        var text: String
+        var voice: String?
+        var speaker: String?
+        var speaker_id: Int?
+        var length_scale: Float?
+        var noise_scale: Float?
+        var noise_w_scale: Float?
+        var noise_w: Float?
+        var sentence_silence: Double?
+    }
+
+    private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let body = try await decodeJSON(SynthesizeBody.self, request, context: context)
+        let speaker = body.speaker.map(SpeakerSelector.init) ?? body.speaker_id.map(SpeakerSelector.id)
+        let options = SynthesisOptions(
+            speaker: speaker, lengthScale: body.length_scale, noiseScale: body.noise_scale,
+            noiseW: body.noise_w_scale ?? body.noise_w, sentenceSilence: body.sentence_silence)
+        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options)
+    }
+
+    // MARK: - Polly example
+
+    private func pollyVoices() async throws -> Response {
+        let voices = try await library.voices()
+        let list: [[String: Any]] = voices.map { voice in
+            var entry: [String: Any] = [
+                "Id": voice.id, "Name": voice.name, "LanguageCode": voice.languageCode.replacingOccurrences(of: "_", with: "-"),
+                "LanguageName": voice.languageName ?? voice.languageCode, "SupportedEngines": ["standard"],
+                "Engine": voice.engine.rawValue, "SampleRate": voice.sampleRate, "Speakers": voice.speakers,
+                "SpeakerCount": voice.speakerCount,
+            ]
+            if let gender = voice.gender { entry["Gender"] = gender.capitalized }
+            if let quality = voice.quality { entry["Quality"] = quality }
+            return entry
+        }
+        return jsonResponse(list)
+    }
+
+    /// `GET /read?text&voiceId&outputFormat`: audio sent sentence by sentence as it is made.
+    private func read(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let format = try StreamFormat(name: query.get("outputFormat") ?? "pcm")
+        return try await streamed(
+            text: query.get("text") ?? "", voiceID: query.get("voiceId") ?? query.get("voice"),
+            options: try options(from: query), format: format)
+    }
+
+    // MARK: - Lark's own API
+
+    struct SpeechBody: Decodable {
+        var text: String
+        var voice: String?
+        var speaker: String?
+        var format: String?
+        var length_scale: Float?
+        var noise_scale: Float?
+        var noise_w: Float?
+        var sentence_silence: Double?
+        var stream: Bool?
+    }
+
+    private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let body = try await decodeJSON(SpeechBody.self, request, context: context)
+        let options = SynthesisOptions(
+            speaker: body.speaker.map(SpeakerSelector.init), lengthScale: body.length_scale, noiseScale: body.noise_scale,
+            noiseW: body.noise_w, sentenceSilence: body.sentence_silence)
+        let format = try StreamFormat(name: body.format ?? "wav")
+        if body.stream == true || format == .pcm {
+            return try await streamed(text: body.text, voiceID: body.voice, options: options, format: format)
+        }
+        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options)
+    }
+
+    private func nativeVoices() async throws -> Response {
+        let data = try JSONEncoder().encode(try await library.voices())
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func ready() async throws -> Response {
+        do {
+            _ = try await library.voice(configuration.defaultVoice)
+            return jsonResponse(["status": "ready", "voice": configuration.defaultVoice])
+        } catch {
+            throw APIError(.serviceUnavailable, code: "not_ready", message: "the default voice is not loaded: \(error)")
+        }
+    }
+
+    // MARK: - Synthesis
+
+    /// A whole WAV with exact sizes (Piper's routes).
+    private func wholeWAV(text: String, voiceID: String?, options: SynthesisOptions) async throws -> Response {
+        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
+        guard await gate.enter() else { throw APIError.busy(retryAfter: 1) }
+        do {
+            let samples = try await voice.synthesizeAll(text, options: merged)
+            await gate.leave()
+            let bytes = WAV.file(samples: samples, sampleRate: voice.info.sampleRate)
+            return Response(status: .ok, headers: [.contentType: "audio/wav"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            await gate.leave()
+            throw error
+        }
+    }
+
+    /// Chunked audio: the first sentence is synthesized before the response starts (so its errors
+    /// get a proper status), then every sentence is written as soon as it exists. A client that
+    /// goes away stops the synthesis: the failed write ends the stream, which cancels the engine.
+    private func streamed(text: String, voiceID: String?, options: SynthesisOptions, format: StreamFormat) async throws -> Response {
+        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
+        guard await gate.enter() else { throw APIError.busy(retryAfter: 1) }
+        let chunks = ChunkSource(voice.synthesize(text, options: merged))
+        let first: AudioChunk?
+        do {
+            first = try await chunks.next()
+        } catch {
+            await gate.leave()
+            throw error
+        }
+        let gate = gate
+        let sampleRate = voice.info.sampleRate
+        let body = ResponseBody { writer in
+            defer { Task { await gate.leave() } }
+            if format == .wav {
+                try await writer.write(ByteBuffer(bytes: WAV.header(sampleRate: sampleRate, sampleCount: nil)))
+            }
+            var chunk = first
+            while let current = chunk {
+                try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(current.samples)))
+                chunk = try await chunks.next()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: format.contentType], body: body)
+    }
+
+    /// Checks the text and options and finds the voice, before any work or any byte is sent.
+    private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> (any SpeechVoice, SynthesisOptions) {
+        guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
+        guard text.count <= configuration.maxTextCharacters else {
+            throw SpeechError.textTooLong(length: text.count, limit: configuration.maxTextCharacters)
+        }
+        let merged = options.merged(over: configuration.defaultOptions)
+        try merged.validate()
+        let voice = try await library.voice(voiceID ?? configuration.defaultVoice)
+        try voice.check(merged)
+        return (voice, merged)
+    }
+
+    // MARK: - Request parsing
+
+    private func options(from query: Parameters) throws -> SynthesisOptions {
+        func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {
+            guard let raw = query.get(name) else { return nil }
+            guard let value = T(raw) else {
+                throw SpeechError.invalidOption(name: name, message: "\(name) must be a number, got '\(raw)'")
+            }
+            return value
+        }
+        var speaker: SpeakerSelector?
+        if let raw = query.get("speaker") ?? query.get("speaker_id") {
+            speaker = SpeakerSelector(raw)
+        }
+        return SynthesisOptions(
+            speaker: speaker, lengthScale: try number("length_scale", Float.self),
+            noiseScale: try number("noise_scale", Float.self),
+            noiseW: try number("noise_w", Float.self) ?? number("noise_w_scale", Float.self),
+            sentenceSilence: try number("sentence_silence", Double.self))
+    }
+
+    /// A raw-text body: at most the text limit (in UTF-8 bytes, 4 per character), valid UTF-8.
+    private func bodyText(_ request: Request) async throws -> String {
+        let limit = configuration.maxTextCharacters * 4
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw SpeechError.textTooLong(length: limit + 1, limit: configuration.maxTextCharacters)
+        }
+        guard let text = String(validating: Array(buffer.readableBytesView), as: UTF8.self) else {
+            throw SpeechError.invalidText("the request body is not valid UTF-8")
+        }
+        return text
+    }
+
+    private func decodeJSON<T: Decodable>(_ type: T.Type, _ request: Request, context: BasicRequestContext) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: configuration.maxTextCharacters * 4 + 4096)
+        } catch {
+            throw SpeechError.textTooLong(length: configuration.maxTextCharacters + 1, limit: configuration.maxTextCharacters)
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(Self.describe(error))")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if case DecodingError.keyNotFound(let key, _) = error { return "missing field '\(key.stringValue)'" }
+        if case DecodingError.typeMismatch(_, let context) = error {
+            return "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+        }
+        return "malformed JSON"
+    }
+}
+
+/// The audio formats `/read` streams now; the compressed ones come with the audio-formats work.
+enum StreamFormat: String, Sendable {
+    case pcm
+    case wav
+
+    static let planned = ["mp3", "ogg_vorbis", "ogg_opus", "opus", "flac", "aac", "mulaw", "alaw"]
+
+    init(name: String) throws {
+        guard let format = StreamFormat(rawValue: name.lowercased()) else {
+            let detail = Self.planned.contains(name.lowercased()) ? " (\(name) is not supported yet)" : ""
+            throw APIError(.badRequest, code: "unsupported_format", message: "unsupported output format '\(name)'\(detail); available: pcm, wav")
+        }
+        self = format
+    }
+
+    var contentType: String {
+        switch self {
+        case .pcm: return "audio/wave; codecs=1"
+        case .wav: return "audio/wav"
+        }
+    }
+}
+
+/// Hands a synthesis stream's iterator from the handler to the response body writer.
+/// `@unchecked Sendable`: the iterator is used by one task at a time, first the handler (for the
+/// first chunk), then the body writer, never both.
+final class ChunkSource: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<AudioChunk, any Error>.AsyncIterator
+
+    init(_ stream: AsyncThrowingStream<AudioChunk, any Error>) {
+        iterator = stream.makeAsyncIterator()
+    }
+
+    func next() async throws -> AudioChunk? {
+        try await iterator.next()
+    }
+}
+
+func jsonResponse(_ object: Any) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+enum PlaceholderPage {
+    static let html = """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lark</title></head>
+        <body><h1>Lark</h1><p>This is a placeholder page: the web player is not built yet.</p>
+        <p>Try <code>/?text=Hello</code> for a WAV, or <code>/read?text=Hello&amp;outputFormat=wav</code> to stream.</p>
+        </body></html>
+        """
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LarkServer
+import Logging
+import SpeechCore
+import SpeechService
+
+/// `lark serve`: Piper's server options (dash and underscore spellings), plus Lark's own.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server (Piper-compatible and streaming APIs).")
+
+    @Option(help: "Address to listen on. Env: LARK_HOST.") var host: String?
+    @Option(help: "Port to listen on. Env: LARK_PORT.") var port: Int?
+    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory. Env: LARK_MODEL.") var model: String?
+    @Option(name: [.short, .long], help: "Speaker id or name used when a request gives none.") var speaker: String?
+    @Option(name: [.customLong("length-scale"), .customLong("length_scale")]) var lengthScale: Float?
+    @Option(name: [.customLong("noise-scale"), .customLong("noise_scale")]) var noiseScale: Float?
+    @Option(name: [.customLong("noise-w"), .customLong("noise_w")]) var noiseW: Float?
+    @Option(name: [.customLong("sentence-silence"), .customLong("sentence_silence")]) var sentenceSilence: Double?
+    @Option(help: "Synthesis pool size: sentences synthesized at once (default 2). Env: LARK_WORKERS.") var workers: Int?
+    @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for the pool before 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
+    @Option(name: [.customLong("max-text-chars"), .customLong("max_text_chars")], help: "Longest text accepted (default 10000). Env: LARK_MAX_TEXT_CHARS.") var maxTextChars: Int?
+    @Flag(help: "Log every request.") var debug = false
+
+    @OptionGroup var engine: EngineOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let workers = workers ?? environment["LARK_WORKERS"].flatMap(Int.init) ?? 2
+        let library = VoiceLibrary(configuration: engine.engineConfiguration(workers: workers, allowVoicePaths: false))
+        let defaultVoice = model ?? environment["LARK_MODEL"] ?? "en_US-joe-medium"
+        var logger = Logger(label: "lark")
+        logger.logLevel = debug ? .debug : .info
+        do {
+            // Load the default voice before listening, so the first request does not pay for it.
+            _ = try await library.voice(defaultVoice)
+        } catch {
+            try? await library.shutdown()
+            throw fail(describe(error))
+        }
+        let configuration = ServerConfiguration(
+            host: host ?? environment["LARK_HOST"] ?? "127.0.0.1",
+            port: port ?? environment["LARK_PORT"].flatMap(Int.init) ?? 5000,
+            defaultVoice: defaultVoice,
+            defaultOptions: SynthesisOptions(
+                speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale,
+                noiseW: noiseW, sentenceSilence: sentenceSilence),
+            workers: workers,
+            maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
+            maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000)
+        let app = buildApplication(configuration: configuration, library: library, logger: logger)
+        try await app.runService()
+        try? await library.shutdown()
+    }
+}

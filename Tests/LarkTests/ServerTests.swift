@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+
+/// `lark serve` over real loopback HTTP, driven with curl: every route and every error.
+@Suite(.serialized) struct ServerTests {
+    static let port = 20_000 + Int(getpid() % 20_000)
+    static let base = "http://127.0.0.1:\(port)"
+
+    /// One server for the suite, started on first use and stopped when the test process exits.
+    static let server: Process? = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Checkout.larkBinary)
+        process.arguments = [
+            "serve", "--port", String(port), "--data-dir", Checkout.deps + "/voices", "--espeak-data", Checkout.deps,
+            "--workers", "1", "--max-queue", "1", "--max-text-chars", "2000",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+        atexit { ServerTests.server?.terminate() }
+        for _ in 0..<300 {
+            if let result = try? curl(["\(base)/healthz"]), result.status == 200 { return process }
+            usleep(100_000)
+        }
+        return process
+    }()
+
+    struct CurlResult {
+        var status: Int
+        var body: Data
+        var contentType: String
+        var firstByte: Double
+        var total: Double
+        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
+        var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    static func curl(_ arguments: [String], input: Data = Data()) throws -> CurlResult {
+        let bodyFile = NSTemporaryDirectory() + "lark-curl-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: bodyFile) }
+        let result = try runProcess("/usr/bin/curl", ["-s", "-N", "-o", bodyFile, "-w", "%{http_code} %{time_starttransfer} %{time_total} %{content_type}"] + arguments, input: input)
+        let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ", maxSplits: 3).map(String.init)
+        return CurlResult(
+            status: Int(fields.first ?? "") ?? 0, body: (try? Data(contentsOf: URL(fileURLWithPath: bodyFile))) ?? Data(),
+            contentType: fields.count > 3 ? fields[3] : "", firstByte: Double(fields[safe: 1] ?? "") ?? 0,
+            total: Double(fields[safe: 2] ?? "") ?? 0)
+    }
+
+    func request(_ path: String, _ extra: [String] = [], input: Data = Data()) throws -> CurlResult {
+        _ = Self.server
+        return try Self.curl(extra + ["\(Self.base)\(path)"], input: input)
+    }
+
+    @Test func getWithTextAnswersAWAV() throws {
+        let result = try request("/?text=Hello%20there.%20This%20is%20Lark.")
+        #expect(result.status == 200)
+        #expect(result.contentType == "audio/wav")
+        #expect(result.body.prefix(4) == Data("RIFF".utf8))
+        #expect(result.body.count > 44 + 22050)
+    }
+
+    @Test func postRawTextAndPiperJSON() throws {
+        let raw = try request("/", ["-X", "POST", "--data-binary", "@-"], input: Data("Posted text.".utf8))
+        #expect(raw.status == 200 && raw.contentType == "audio/wav")
+        let json = try request("/synthesize", ["-X", "POST", "-H", "content-type: application/json", "--data-binary", "@-"],
+                               input: Data(#"{"text": "From JSON.", "length_scale": 1.2}"#.utf8))
+        #expect(json.status == 200 && json.contentType == "audio/wav")
+        let native = try request("/api/v1/speech", ["-X", "POST", "--data-binary", "@-"], input: Data(#"{"text": "Native.", "format": "wav"}"#.utf8))
+        #expect(native.status == 200)
+    }
+
+    @Test func requestSettingsChangeTheAudio() throws {
+        let normal = try request("/?text=Slow%20down.&noise_scale=0&noise_w=0")
+        let slow = try request("/?text=Slow%20down.&noise_scale=0&noise_w=0&length_scale=2")
+        #expect(slow.body.count > normal.body.count * 3 / 2)
+    }
+
+    @Test func voicesListsPollyKeys() throws {
+        let result = try request("/voices")
+        let voices = try #require(try JSONSerialization.jsonObject(with: result.body) as? [[String: Any]])
+        let joe = try #require(voices.first { $0["Id"] as? String == "en_US-joe-medium" })
+        #expect(joe["LanguageCode"] as? String == "en-US")
+        #expect(joe["SampleRate"] as? Int == 22050)
+        #expect(joe["SupportedEngines"] as? [String] == ["standard"])
+        #expect(voices.contains { $0["Id"] as? String == "espeak-ng:de" })
+        let native = try request("/api/v1/voices")
+        #expect(native.status == 200)
+    }
+
+    @Test func readStreamsTheFirstSentenceBeforeTheEnd() throws {
+        let text = Array(repeating: "This sentence is one of several in a longer paragraph.", count: 6).joined(separator: " ")
+        let encoded = text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed)!
+        let result = try request("/read?voiceId=en_US-joe-medium&outputFormat=pcm&text=\(encoded)")
+        #expect(result.status == 200)
+        #expect(result.contentType == "audio/wave; codecs=1")
+        #expect(result.body.count > 22050 * 2 * 10)
+        // The first bytes come after one sentence of six: well before the whole response.
+        #expect(result.firstByte < result.total * 0.5, "first byte \(result.firstByte) s, total \(result.total) s")
+        let wav = try request("/read?outputFormat=wav&text=Streamed%20WAV.")
+        #expect(wav.status == 200 && wav.body.prefix(4) == Data("RIFF".utf8))
+    }
+
+    @Test(arguments: [
+        ("/?text=%20", "empty_text", 400),
+        ("/?text=Hi&voice=nope", "unknown_voice", 404),
+        ("/?text=Hi&voice=..%2F..%2Fetc%2Fpasswd", "unknown_voice", 404),
+        ("/?text=Hi&speaker=3", "speaker_out_of_range", 422),
+        ("/?text=Hi&length_scale=fast", "invalid_option", 400),
+        ("/?text=Hi&noise_scale=99", "invalid_option", 400),
+        ("/read?text=Hi&outputFormat=mp3", "unsupported_format", 400),
+        ("/read?text=Hi&outputFormat=xyz", "unsupported_format", 400),
+        ("/no/such/route", "not_found", 404),
+    ])
+    func errorsAreJSONWithAStableCode(path: String, code: String, status: Int) throws {
+        let result = try request(path)
+        #expect(result.status == status)
+        #expect(result.errorCode == code, "\(String(decoding: result.body, as: UTF8.self))")
+        #expect(result.contentType.hasPrefix("application/json"))
+    }
+
+    @Test func badBodiesAndMethods() throws {
+        let invalid = try request("/", ["-X", "POST", "--data-binary", "@-"], input: Data([0x48, 0x69, 0xFF, 0xFE]))
+        #expect(invalid.status == 400 && invalid.errorCode == "invalid_text")
+        let tooLong = try request("/", ["-X", "POST", "--data-binary", "@-"], input: Data(String(repeating: "word ", count: 2000).utf8))
+        #expect(tooLong.status == 413 && tooLong.errorCode == "text_too_long")
+        let wrongMethod = try request("/voices", ["-X", "DELETE"])
+        #expect(wrongMethod.status == 405 && wrongMethod.errorCode == "method_not_allowed")
+        let badJSON = try request("/synthesize", ["-X", "POST", "--data-binary", "@-"], input: Data("{not json".utf8))
+        #expect(badJSON.status == 400 && badJSON.errorCode == "invalid_json")
+    }
+
+    @Test func fullPoolAnswers503WithRetryAfter() throws {
+        // One worker and a queue of one: of several long requests at once, some must be refused.
+        let text = Array(repeating: "A long sentence keeps the single worker busy for a while.", count: 4).joined(separator: " ")
+        let encoded = text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed)!
+        let group = DispatchGroup()
+        let statuses = StatusBox()
+        for _ in 0..<5 {
+            group.enter()
+            DispatchQueue.global().async {
+                let result = try? self.request("/?text=\(encoded)")
+                statuses.append(result?.status ?? 0)
+                group.leave()
+            }
+        }
+        group.wait()
+        #expect(statuses.values.allSatisfy { $0 == 200 || $0 == 503 })
+        #expect(statuses.values.contains(503))
+        #expect(statuses.values.contains(200))
+        let health = try request("/healthz")
+        #expect(health.status == 200)
+    }
+}
+
+final class StatusBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [Int] = []
+    func append(_ value: Int) { lock.lock(); stored.append(value); lock.unlock() }
+    var values: [Int] { lock.lock(); defer { lock.unlock() }; return stored }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
