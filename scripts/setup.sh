@@ -83,14 +83,16 @@ fi
 
 # --- Piper's Python package, the reference implementation --------------------------
 VENV=$DEPS/piper-venv
-if ! "$VENV/bin/python" -c 'import piper, onnxruntime' >/dev/null 2>&1; then
+if [[ ! -x $VENV/bin/python ]]; then
   log "creating the reference environment $VENV (piper-tts)"
   if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
   fi
-  rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  # Reuse the wheels already fetched; the rest (numpy, protobuf, …) comes from PyPI.
+fi
+if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask' >/dev/null 2>&1; then
+  log "installing the reference packages into $VENV"
+  # Reuse the wheels already fetched; the rest (numpy, flask, …) comes from PyPI.
   "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" -r deps/reference-requirements.txt
 fi
 

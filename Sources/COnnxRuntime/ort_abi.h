@@ -70,7 +70,9 @@ typedef struct LarkOrtApi {
                       const char *const *input_names, const OrtValue *const *inputs, size_t input_count,
                       const char *const *output_names, size_t output_count, OrtValue **outputs); // 9
     OrtStatus *(*CreateSessionOptions)(OrtSessionOptions **out);                             // 10
-    void *skipped_11_21[11];
+    void *skipped_11_18[8];
+    OrtStatus *(*DisableCpuMemArena)(OrtSessionOptions *options);                            // 19
+    void *skipped_20_21[2];
     OrtStatus *(*SetSessionLogSeverityLevel)(OrtSessionOptions *options, int level);          // 22
     OrtStatus *(*SetSessionGraphOptimizationLevel)(OrtSessionOptions *options,
                                                    LarkOrtGraphOptimization level);          // 23
@@ -118,7 +120,13 @@ typedef struct LarkOrtApi {
     void *skipped_101_124[24];
     OrtStatus *(*GetAvailableProviders)(char ***out, int *count);                            // 125
     OrtStatus *(*ReleaseAvailableProviders)(char **providers, int count);                    // 126
-    void *skipped_127_203[77];
+    void *skipped_127_129[3];
+    OrtStatus *(*AddSessionConfigEntry)(OrtSessionOptions *options, const char *key,
+                                        const char *value);                                  // 130
+    void *skipped_131_164[34];
+    OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
+                                    const char *value);                                      // 165
+    void *skipped_166_203[38];
     OrtStatus *(*SessionOptionsAppendExecutionProvider_CUDA_V2)(OrtSessionOptions *options,
                                                                 const OrtCUDAProviderOptionsV2 *cuda); // 204
     OrtStatus *(*CreateCUDAProviderOptions)(OrtCUDAProviderOptionsV2 **out);                 // 205
@@ -145,6 +153,7 @@ LARK_ORT_SLOT(CreateEnv, 3);
 LARK_ORT_SLOT(CreateSession, 7);
 LARK_ORT_SLOT(Run, 9);
 LARK_ORT_SLOT(CreateSessionOptions, 10);
+LARK_ORT_SLOT(DisableCpuMemArena, 19);
 LARK_ORT_SLOT(SetSessionLogSeverityLevel, 22);
 LARK_ORT_SLOT(SetIntraOpNumThreads, 24);
 LARK_ORT_SLOT(SessionGetInputCount, 30);
@@ -163,6 +172,8 @@ LARK_ORT_SLOT(ReleaseRunOptions, 97);
 LARK_ORT_SLOT(ReleaseTensorTypeAndShapeInfo, 99);
 LARK_ORT_SLOT(ReleaseSessionOptions, 100);
 LARK_ORT_SLOT(GetAvailableProviders, 125);
+LARK_ORT_SLOT(AddSessionConfigEntry, 130);
+LARK_ORT_SLOT(AddRunConfigEntry, 165);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);
 LARK_ORT_SLOT(ReleaseCUDAProviderOptions, 208);
 LARK_ORT_SLOT(GetBuildInfoString, 254);

@@ -30,14 +30,19 @@ public struct ServerConfiguration: Sendable {
 }
 
 /// Builds the whole application: the one place where routes, middleware and services are wired.
+/// `metrics` should have had `bootstrapSwiftMetrics()` called, for the HTTP metrics to appear.
 public func buildApplication(
-    configuration: ServerConfiguration, library: VoiceLibrary, logger: Logger
+    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, logger: Logger
 ) -> some ApplicationProtocol {
     let router = Router()
+    // Outermost first: the log line sees the final status; metrics see mapped errors.
+    router.add(middleware: RequestLogMiddleware(level: .info))
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMappingMiddleware())
     SpeechController(
         library: library, configuration: configuration,
-        gate: SynthesisGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
+        gate: SynthesisGate(workers: configuration.workers, maxQueue: configuration.maxQueue, metrics: metrics),
+        metrics: metrics
     ).addRoutes(to: router)
     return Application(
         router: router,

@@ -11,11 +11,13 @@ struct SpeechController: Sendable {
     let library: VoiceLibrary
     let configuration: ServerConfiguration
     let gate: SynthesisGate
+    let metrics: ServerMetrics
 
     /// Every path and its methods (for 405 answers); kept next to the registrations below.
     static let routes: [String: [String]] = [
         "/": ["GET", "POST"], "/synthesize": ["POST"], "/voices": ["GET"], "/read": ["GET"],
         "/api/v1/voices": ["GET"], "/api/v1/speech": ["POST"], "/healthz": ["GET"], "/readyz": ["GET"],
+        "/metrics": ["GET"],
     ]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
@@ -28,12 +30,17 @@ struct SpeechController: Sendable {
         router.post("/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) }
         router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
     }
 
     // MARK: - Piper-compatible
 
     private func getRoot(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
+        let query = FormQuery(request.uri.query)
         guard let text = query.get("text") else {
             if request.headers[.accept]?.contains("text/html") == true {
                 return Response(
@@ -42,13 +49,13 @@ struct SpeechController: Sendable {
             }
             throw SpeechError.emptyText
         }
-        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query))
+        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query), route: "/")
     }
 
     private func postRoot(_ request: Request) async throws -> Response {
         let text = try await bodyText(request)
-        let query = request.uri.queryParameters
-        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query))
+        let query = FormQuery(request.uri.query)
+        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query), route: "/")
     }
 
     /// Piper 1.8's `POST /synthesize` body.
@@ -70,7 +77,7 @@ struct SpeechController: Sendable {
         let options = SynthesisOptions(
             speaker: speaker, lengthScale: body.length_scale, noiseScale: body.noise_scale,
             noiseW: body.noise_w_scale ?? body.noise_w, sentenceSilence: body.sentence_silence)
-        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options)
+        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options, route: "/synthesize")
     }
 
     // MARK: - Polly example
@@ -93,11 +100,11 @@ struct SpeechController: Sendable {
 
     /// `GET /read?text&voiceId&outputFormat`: audio sent sentence by sentence as it is made.
     private func read(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
+        let query = FormQuery(request.uri.query)
         let format = try StreamFormat(name: query.get("outputFormat") ?? "pcm")
         return try await streamed(
             text: query.get("text") ?? "", voiceID: query.get("voiceId") ?? query.get("voice"),
-            options: try options(from: query), format: format)
+            options: try options(from: query), format: format, route: "/read")
     }
 
     // MARK: - Lark's own API
@@ -121,9 +128,9 @@ struct SpeechController: Sendable {
             noiseW: body.noise_w, sentenceSilence: body.sentence_silence)
         let format = try StreamFormat(name: body.format ?? "wav")
         if body.stream == true || format == .pcm {
-            return try await streamed(text: body.text, voiceID: body.voice, options: options, format: format)
+            return try await streamed(text: body.text, voiceID: body.voice, options: options, format: format, route: "/api/v1/speech")
         }
-        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options)
+        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options, route: "/api/v1/speech")
     }
 
     private func nativeVoices() async throws -> Response {
@@ -143,49 +150,61 @@ struct SpeechController: Sendable {
     // MARK: - Synthesis
 
     /// A whole WAV with exact sizes (Piper's routes).
-    private func wholeWAV(text: String, voiceID: String?, options: SynthesisOptions) async throws -> Response {
+    private func wholeWAV(text: String, voiceID: String?, options: SynthesisOptions, route: String) async throws -> Response {
+        let start = ContinuousClock.now
         let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        guard await gate.enter() else { throw APIError.busy(retryAfter: 1) }
-        do {
-            let samples = try await voice.synthesizeAll(text, options: merged)
-            await gate.leave()
-            let bytes = WAV.file(samples: samples, sampleRate: voice.info.sampleRate)
-            return Response(status: .ok, headers: [.contentType: "audio/wav"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-        } catch {
-            await gate.leave()
-            throw error
+        let ticket = try await admit()
+        var samples: [Int16] = []
+        for try await chunk in voice.synthesize(text, options: merged) {
+            samples.append(contentsOf: chunk.samples)
+            count(chunk, voice: voice.info)
         }
+        ticket.release()
+        metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
+        let bytes = WAV.file(samples: samples, sampleRate: voice.info.sampleRate)
+        return Response(status: .ok, headers: [.contentType: "audio/wav"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Chunked audio: the first sentence is synthesized before the response starts (so its errors
     /// get a proper status), then every sentence is written as soon as it exists. A client that
-    /// goes away stops the synthesis: the failed write ends the stream, which cancels the engine.
-    private func streamed(text: String, voiceID: String?, options: SynthesisOptions, format: StreamFormat) async throws -> Response {
+    /// goes away stops the synthesis: the failed write drops the stream, which cancels the engine.
+    private func streamed(
+        text: String, voiceID: String?, options: SynthesisOptions, format: StreamFormat, route: String
+    ) async throws -> Response {
+        let start = ContinuousClock.now
         let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        guard await gate.enter() else { throw APIError.busy(retryAfter: 1) }
-        let chunks = ChunkSource(voice.synthesize(text, options: merged))
-        let first: AudioChunk?
-        do {
-            first = try await chunks.next()
-        } catch {
-            await gate.leave()
-            throw error
-        }
-        let gate = gate
+        let ticket = try await admit()
+        let chunks = ChunkSource(voice.synthesize(text, options: merged), ticket: ticket)
+        guard let first = try await chunks.next() else { throw SpeechError.emptyText }
+        metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
+        count(first, voice: voice.info)
         let sampleRate = voice.info.sampleRate
-        let body = ResponseBody { writer in
-            defer { Task { await gate.leave() } }
+        let body = ResponseBody { [self] writer in
             if format == .wav {
                 try await writer.write(ByteBuffer(bytes: WAV.header(sampleRate: sampleRate, sampleCount: nil)))
             }
-            var chunk = first
-            while let current = chunk {
-                try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(current.samples)))
-                chunk = try await chunks.next()
+            try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(first.samples)))
+            while let chunk = try await chunks.next() {
+                count(chunk, voice: voice.info)
+                try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(chunk.samples)))
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: format.contentType], body: body)
+    }
+
+    /// A place at the synthesis gate, or 503 with Retry-After at once.
+    private func admit() async throws -> SynthesisTicket {
+        guard let ticket = await gate.admit() else {
+            metrics.rejected.increment()
+            throw APIError.busy(retryAfter: 1)
+        }
+        return ticket
+    }
+
+    private func count(_ chunk: AudioChunk, voice: VoiceInfo) {
+        metrics.audioSeconds(voice: voice.id).increment(by: Double(chunk.samples.count) / Double(max(1, chunk.sampleRate)))
+        metrics.sentences(voice: voice.id).increment()
     }
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
@@ -203,7 +222,7 @@ struct SpeechController: Sendable {
 
     // MARK: - Request parsing
 
-    private func options(from query: Parameters) throws -> SynthesisOptions {
+    private func options(from query: FormQuery) throws -> SynthesisOptions {
         func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {
             guard let raw = query.get(name) else { return nil }
             guard let value = T(raw) else {
@@ -283,18 +302,30 @@ enum StreamFormat: String, Sendable {
     }
 }
 
-/// Hands a synthesis stream's iterator from the handler to the response body writer.
+/// Hands a synthesis stream's iterator from the handler to the response body writer, with the
+/// request's place at the gate, given back as soon as the stream ends, fails or is dropped.
 /// `@unchecked Sendable`: the iterator is used by one task at a time, first the handler (for the
 /// first chunk), then the body writer, never both.
 final class ChunkSource: @unchecked Sendable {
     private var iterator: AsyncThrowingStream<AudioChunk, any Error>.AsyncIterator
+    private let ticket: SynthesisTicket
 
-    init(_ stream: AsyncThrowingStream<AudioChunk, any Error>) {
+    init(_ stream: AsyncThrowingStream<AudioChunk, any Error>, ticket: SynthesisTicket) {
         iterator = stream.makeAsyncIterator()
+        self.ticket = ticket
     }
 
     func next() async throws -> AudioChunk? {
-        try await iterator.next()
+        do {
+            guard let chunk = try await iterator.next() else {
+                ticket.release()
+                return nil
+            }
+            return chunk
+        } catch {
+            ticket.release()
+            throw error
+        }
     }
 }
 

@@ -11,11 +11,33 @@ public struct SessionConfiguration: Sendable, Equatable {
     public var interOpThreads: Int
     /// Run on CUDA instead of the CPU.
     public var useCUDA: Bool
+    /// Whether idle intra-op threads spin before sleeping. ONNX Runtime's default (true) is best
+    /// for one run at a time; with several sessions sharing the cores, spinning threads steal
+    /// time from the ones doing work.
+    public var allowSpinning: Bool
+    /// What happens to the CPU memory a run used.
+    public var memory: MemoryPolicy
 
-    public init(intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false) {
+    /// ONNX Runtime keeps activations in an arena that grows to the largest run seen and never
+    /// shrinks: fastest, but a server's memory then stays at its worst case.
+    public enum MemoryPolicy: String, Sendable, Equatable, CaseIterable {
+        /// The arena keeps what it has grown to (ONNX Runtime's default).
+        case arena
+        /// The arena gives back its free chunks after every run.
+        case shrinkAfterRun = "shrink"
+        /// No arena: every tensor is allocated and freed with the system allocator.
+        case noArena = "none"
+    }
+
+    public init(
+        intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false, allowSpinning: Bool = true,
+        memory: MemoryPolicy = .arena
+    ) {
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
+        self.allowSpinning = allowSpinning
+        self.memory = memory
     }
 }
 
@@ -37,11 +59,15 @@ public final class RunCancellation: @unchecked Sendable {
     let runtime: OnnxRuntime
     let options: OpaquePointer
 
-    public init(runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+    /// `shrinkArena`: give the arena's free chunks back once the run ends.
+    public init(runtime: OnnxRuntime, shrinkArena: Bool = false) throws(OnnxRuntimeError) {
         self.runtime = runtime
         var options: OpaquePointer?
         try runtime.check(runtime.api.pointee.CreateRunOptions(&options))
         self.options = options!
+        if shrinkArena {
+            try runtime.check(runtime.api.pointee.AddRunConfigEntry(options, "memory.enable_memory_arena_shrinkage", "cpu:0"))
+        }
     }
 
     /// Makes the current (and any later) run with these options fail quickly.
@@ -77,6 +103,13 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(api.SetInterOpNumThreads(options, Int32(configuration.interOpThreads)))
         try runtime.check(api.SetSessionGraphOptimizationLevel(options, LARK_ORT_OPTIMIZE_ALL))
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
+        if !configuration.allowSpinning {
+            try runtime.check(api.AddSessionConfigEntry(options, "session.intra_op.allow_spinning", "0"))
+            try runtime.check(api.AddSessionConfigEntry(options, "session.inter_op.allow_spinning", "0"))
+        }
+        if configuration.memory == .noArena {
+            try runtime.check(api.DisableCpuMemArena(options))
+        }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)
         }

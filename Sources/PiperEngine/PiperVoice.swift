@@ -33,10 +33,12 @@ public final class PiperVoice: SpeechVoice {
     private let threadPool: NIOThreadPool
     private let usesSpeakerInput: Bool
 
-    /// Loads the config and `sessions` copies of the model. Throws `SpeechError` naming the file
-    /// and the problem (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
+    /// Loads the config and the model, for up to `concurrency` sentence runs at once: with more
+    /// than one, and several threads configured, a one-thread copy of the model serves the runs
+    /// that overlap (see `SessionPool`). Throws `SpeechError` naming the file and the problem
+    /// (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
     public init(
-        source: PiperVoiceSource, sessions: Int = 1, configuration: SessionConfiguration = .init(),
+        source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
         threadPool: NIOThreadPool
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
@@ -48,10 +50,18 @@ public final class PiperVoice: SpeechVoice {
         case .success(let shared): runtime = shared
         case .failure(let error): throw .engineUnavailable("ONNX Runtime could not start: \(error.message)")
         }
+        var configurations = [configuration]
+        if concurrency > 1, configuration.intraOpThreads != 1, !configuration.useCUDA {
+            // The wide session's idle threads must not spin while narrow runs need the cores.
+            configurations[0].allowSpinning = false
+            var narrow = configuration
+            narrow.intraOpThreads = 1
+            configurations.append(narrow)
+        }
         var loaded: [InferenceSession] = []
-        for _ in 0..<max(1, sessions) {
+        for sessionConfiguration in configurations {
             do {
-                loaded.append(try InferenceSession(modelPath: source.modelPath, configuration: configuration, runtime: runtime))
+                loaded.append(try InferenceSession(modelPath: source.modelPath, configuration: sessionConfiguration, runtime: runtime))
             } catch {
                 if configuration.useCUDA, error.message.contains("CUDA") {
                     throw .engineUnavailable(error.message)
@@ -69,7 +79,7 @@ public final class PiperVoice: SpeechVoice {
         usesSpeakerInput = inputs.contains("sid")
         mapper = PhonemeIDMapper(map: config.phonemeIDMap)
         phonemizer = PiperPhonemizer(type: config.phonemeType, espeakVoice: config.espeakVoice, vowelClusters: config.vowelClusters)
-        pool = SessionPool(sessions: loaded)
+        pool = SessionPool(wide: loaded.count > 1 ? loaded[0] : nil, narrow: loaded[loaded.count - 1], concurrency: concurrency)
         self.threadPool = threadPool
         info = Self.describe(id: source.id, modelPath: source.modelPath, config: config)
     }
@@ -132,7 +142,9 @@ public final class PiperVoice: SpeechVoice {
 
     public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
+        let pool = pool
         let task = Task {
+            await pool.beginStream()
             do {
                 let settings = try resolve(options)
                 guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
@@ -147,8 +159,10 @@ public final class PiperVoice: SpeechVoice {
                     continuation.yield(AudioChunk(
                         samples: samples, sampleRate: config.sampleRate, sentenceIndex: index, phonemes: phonemes.joined()))
                 }
+                await pool.endStream()
                 continuation.finish()
             } catch {
+                await pool.endStream()
                 continuation.finish(throwing: error)
             }
         }
@@ -168,13 +182,28 @@ public final class PiperVoice: SpeechVoice {
         }
         let modelInputs = inputs
         let session = await pool.acquire()
-        defer { Task { await pool.release(session) } }
+        let floats: [Float]
+        do {
+            // Released before returning (not in a detached task), so that the next sentence of
+            // a lone request finds the pool idle again and gets the wide session.
+            floats = try await run(modelInputs, on: session)
+            await pool.release()
+        } catch {
+            await pool.release()
+            throw error
+        }
         try Task.checkCancellation()
-        let cancellation = try RunCancellation(runtime: session.runtime)
-        let floats = try await withTaskCancellationHandler {
+        return PiperPCM.int16Samples(from: floats)
+    }
+
+    private func run(_ inputs: [InputTensor], on session: InferenceSession) async throws -> [Float] {
+        try Task.checkCancellation()
+        let cancellation = try RunCancellation(
+            runtime: session.runtime, shrinkArena: session.configuration.memory == .shrinkAfterRun)
+        return try await withTaskCancellationHandler {
             try await threadPool.runIfActive { () throws -> [Float] in
                 do {
-                    return try session.run(modelInputs, cancellation: cancellation)
+                    return try session.run(inputs, cancellation: cancellation)
                 } catch {
                     throw SpeechError.synthesisFailed(Self.firstLine(String(describing: error)))
                 }
@@ -182,12 +211,7 @@ public final class PiperVoice: SpeechVoice {
         } onCancel: {
             cancellation.terminate()
         }
-        try Task.checkCancellation()
-        return PiperPCM.int16Samples(from: floats)
     }
-
-    /// Requests waiting for one of this voice's sessions.
-    public var queuedRuns: Int { get async { await pool.queued } }
 
     private static func firstLine(_ message: String) -> String {
         String(message.split(whereSeparator: \.isNewline).first ?? Substring(message))

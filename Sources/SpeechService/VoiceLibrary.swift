@@ -17,13 +17,16 @@ public struct EngineConfiguration: Sendable {
     /// Model copies per Piper voice, and threads in the synthesis pool: how many sentences run at once.
     public var workers: Int
     public var useCUDA: Bool
+    /// What ONNX Runtime does with a run's memory afterwards.
+    public var memory: SessionConfiguration.MemoryPolicy
     /// Whether voices may be named by a file path (the CLI allows it; the server does not).
     public var allowVoicePaths: Bool
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
-        useCUDA: Bool = false, allowVoicePaths: Bool = false
+        useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: SessionConfiguration.MemoryPolicy = .arena
     ) {
+        self.memory = memory
         self.dataDirectories = dataDirectories
         self.espeakDataPath = espeakDataPath
         self.threadsPerSession = threadsPerSession
@@ -67,6 +70,9 @@ public actor VoiceLibrary {
             guard let config = try? PiperVoiceConfig.load(path: files.configPath) else { continue }
             infos.append(PiperVoice.describe(id: files.name, modelPath: files.modelPath, config: config))
         }
+        // Voices loaded from explicit paths (`--model path.onnx`) are not in any data directory.
+        let scanned = Set(infos.map(\.id))
+        infos += loaded.values.map(\.info).filter { !scanned.contains($0.id) && !$0.id.hasPrefix(EspeakVoice.idPrefix) }
         let espeak = try await espeakVoiceMap().values.map(\.info)
         infos += Dictionary(espeak.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.sorted { $0.id < $1.id }
         return infos
@@ -109,9 +115,10 @@ public actor VoiceLibrary {
             // Loading a model takes a while; do it on the pool, not on the actor.
             try await threadPool.runIfActive {
                 try PiperVoice(
-                    source: source, sessions: configuration.workers,
+                    source: source, concurrency: configuration.workers,
                     configuration: SessionConfiguration(
-                        intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA),
+                        intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
+                        memory: configuration.memory),
                     threadPool: threadPool)
             }
         }

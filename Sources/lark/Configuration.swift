@@ -1,4 +1,5 @@
 import Foundation
+import OnnxRuntime
 import SpeechService
 
 /// Where this copy of Lark keeps what `make setup` installed (`.deps/`): the checkout the binary
@@ -19,7 +20,9 @@ enum Installation {
 
 extension EngineOptions {
     /// Arguments first, then `LARK_*` variables, then defaults.
-    func engineConfiguration(workers: Int = 1, allowVoicePaths: Bool) -> EngineConfiguration {
+    /// `defaultThreads`: ONNX Runtime threads for a lone sentence when neither `--threads` nor
+    /// `LARK_THREADS` says.
+    func engineConfiguration(workers: Int = 1, defaultThreads: Int = 1, allowVoicePaths: Bool) -> EngineConfiguration {
         let environment = ProcessInfo.processInfo.environment
         var directories = dataDirectories
         if directories.isEmpty, let fromEnvironment = environment["LARK_DATA_DIR"], !fromEnvironment.isEmpty {
@@ -34,10 +37,11 @@ extension EngineOptions {
            FileManager.default.fileExists(atPath: deps + "/espeak-ng-data/phontab") {
             espeakPath = deps
         }
-        let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? 1
+        let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? defaultThreads
         let cuda = cuda || ["1", "true", "yes"].contains(environment["LARK_CUDA"]?.lowercased() ?? "")
+        let memory = memory ?? environment["LARK_MEMORY"].flatMap(SessionConfiguration.MemoryPolicy.init) ?? .arena
         return EngineConfiguration(
             dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
-            workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths)
+            workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OnnxRuntime
 import SpeechCore
 
 @main
@@ -22,11 +23,14 @@ struct EngineOptions: ParsableArguments {
             help: "Directory holding espeak-ng-data (default: Piper's copy in .deps). Env: LARK_ESPEAK_DATA.")
     var espeakData: String?
 
-    @Option(help: "ONNX Runtime threads per model run (default 1). Env: LARK_THREADS.")
+    @Option(help: "ONNX Runtime threads for a sentence that runs alone (default: 1; serve: every core). Env: LARK_THREADS.")
     var threads: Int?
 
     @Flag(help: "Run Piper models on CUDA (needs a GPU build of ONNX Runtime). Env: LARK_CUDA=1.")
     var cuda = false
+
+    @Option(help: "Model memory after each run: arena (keep, fastest), shrink (give free memory back), none (no arena). Env: LARK_MEMORY.")
+    var memory: SessionConfiguration.MemoryPolicy?
 }
 
 /// Writes a one-line error and exits non-zero: the CLI's only way out on bad input.
@@ -40,3 +44,5 @@ func describe(_ error: any Error) -> String {
     if let speech = error as? SpeechError { return speech.message }
     return String(describing: error)
 }
+
+extension SessionConfiguration.MemoryPolicy: ExpressibleByArgument {}

@@ -13,28 +13,50 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on. Env: LARK_HOST.") var host: String?
     @Option(help: "Port to listen on. Env: LARK_PORT.") var port: Int?
     @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory. Env: LARK_MODEL.") var model: String?
+    @Option(name: [.short, .long], help: "The voice's .onnx.json when -m is a model path (default: the model path + .json).") var config: String?
     @Option(name: [.short, .long], help: "Speaker id or name used when a request gives none.") var speaker: String?
     @Option(name: [.customLong("length-scale"), .customLong("length_scale")]) var lengthScale: Float?
     @Option(name: [.customLong("noise-scale"), .customLong("noise_scale")]) var noiseScale: Float?
     @Option(name: [.customLong("noise-w"), .customLong("noise_w")]) var noiseW: Float?
     @Option(name: [.customLong("sentence-silence"), .customLong("sentence_silence")]) var sentenceSilence: Double?
-    @Option(help: "Synthesis pool size: sentences synthesized at once (default 2). Env: LARK_WORKERS.") var workers: Int?
+    @Option(help: "Sentences synthesized at once, and requests served at once (default: one per core). Env: LARK_WORKERS.") var workers: Int?
     @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for the pool before 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
     @Option(name: [.customLong("max-text-chars"), .customLong("max_text_chars")], help: "Longest text accepted (default 10000). Env: LARK_MAX_TEXT_CHARS.") var maxTextChars: Int?
-    @Flag(help: "Log every request.") var debug = false
+    @Option(name: [.customLong("download-dir"), .customLong("download_dir")],
+            help: "Where downloaded voices go; also searched for voices (default: the first data directory). Env: LARK_DOWNLOAD_DIR.")
+    var downloadDir: String?
+    @Flag(name: [.customLong("update-voices"), .customLong("update_voices")],
+          help: "Refresh the voice catalog before starting (not yet supported).")
+    var updateVoices = false
+    @Flag(help: "Log at debug level.") var debug = false
 
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let workers = workers ?? environment["LARK_WORKERS"].flatMap(Int.init) ?? 2
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(workers: workers, allowVoicePaths: false))
-        let defaultVoice = model ?? environment["LARK_MODEL"] ?? "en_US-joe-medium"
+        let workers = max(1, workers ?? environment["LARK_WORKERS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
+        if updateVoices {
+            throw fail("--update-voices is not yet supported: Lark has no voice catalog yet; put voices in a --data-dir")
+        }
+        var engineConfiguration = engine.engineConfiguration(
+            workers: workers, defaultThreads: ProcessInfo.processInfo.activeProcessorCount, allowVoicePaths: false)
+        if let downloadDir = downloadDir ?? environment["LARK_DOWNLOAD_DIR"],
+           !engineConfiguration.dataDirectories.contains(downloadDir) {
+            engineConfiguration.dataDirectories.append(downloadDir)
+        }
+        let library = VoiceLibrary(configuration: engineConfiguration)
+        let requested = model ?? environment["LARK_MODEL"] ?? "en_US-joe-medium"
         var logger = Logger(label: "lark")
         logger.logLevel = debug ? .debug : .info
+        let defaultVoice: String
         do {
             // Load the default voice before listening, so the first request does not pay for it.
-            _ = try await library.voice(defaultVoice)
+            // Only the operator may name a voice by path; requests name voices by id.
+            if config != nil || requested.hasSuffix(".onnx") || requested.contains("/") {
+                defaultVoice = try await library.voice(modelPath: requested, configPath: config).info.id
+            } else {
+                defaultVoice = try await library.voice(requested).info.id
+            }
         } catch {
             try? await library.shutdown()
             throw fail(describe(error))
@@ -49,7 +71,9 @@ struct Serve: AsyncParsableCommand {
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000)
-        let app = buildApplication(configuration: configuration, library: library, logger: logger)
+        let metrics = ServerMetrics()
+        metrics.bootstrapSwiftMetrics()
+        let app = buildApplication(configuration: configuration, library: library, metrics: metrics, logger: logger)
         try await app.runService()
         try? await library.shutdown()
     }

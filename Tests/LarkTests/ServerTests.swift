@@ -31,19 +31,34 @@ import Testing
         var contentType: String
         var firstByte: Double
         var total: Double
+        /// Response headers, names lowercased (the last response's, if curl followed several).
+        var headers: [String: String] = [:]
         var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
         var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
     }
 
     static func curl(_ arguments: [String], input: Data = Data()) throws -> CurlResult {
         let bodyFile = NSTemporaryDirectory() + "lark-curl-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: bodyFile) }
-        let result = try runProcess("/usr/bin/curl", ["-s", "-N", "-o", bodyFile, "-w", "%{http_code} %{time_starttransfer} %{time_total} %{content_type}"] + arguments, input: input)
+        let headerFile = bodyFile + ".headers"
+        defer {
+            try? FileManager.default.removeItem(atPath: bodyFile)
+            try? FileManager.default.removeItem(atPath: headerFile)
+        }
+        let result = try runProcess(
+            "/usr/bin/curl",
+            ["-s", "-N", "-o", bodyFile, "-D", headerFile, "-w", "%{http_code} %{time_starttransfer} %{time_total} %{content_type}"] + arguments,
+            input: input)
         let fields = String(decoding: result.stdout, as: UTF8.self).split(separator: " ", maxSplits: 3).map(String.init)
+        var headers: [String: String] = [:]
+        let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
+        for line in headerText.split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
         return CurlResult(
             status: Int(fields.first ?? "") ?? 0, body: (try? Data(contentsOf: URL(fileURLWithPath: bodyFile))) ?? Data(),
             contentType: fields.count > 3 ? fields[3] : "", firstByte: Double(fields[safe: 1] ?? "") ?? 0,
-            total: Double(fields[safe: 2] ?? "") ?? 0)
+            total: Double(fields[safe: 2] ?? "") ?? 0, headers: headers)
     }
 
     func request(_ path: String, _ extra: [String] = [], input: Data = Data()) throws -> CurlResult {
@@ -73,6 +88,15 @@ import Testing
         let normal = try request("/?text=Slow%20down.&noise_scale=0&noise_w=0")
         let slow = try request("/?text=Slow%20down.&noise_scale=0&noise_w=0&length_scale=2")
         #expect(slow.body.count > normal.body.count * 3 / 2)
+    }
+
+    @Test func plusInAQueryIsASpaceAsInHTMLForms() throws {
+        let plus = try request("/?text=Two+sentences+here.+And+one+more.&noise_scale=0&noise_w=0")
+        let escaped = try request("/?text=Two%20sentences%20here.%20And%20one%20more.&noise_scale=0&noise_w=0")
+        #expect(plus.status == 200 && plus.body == escaped.body)
+        let literal = try request("/?text=One%2Btwo.&noise_scale=0&noise_w=0")
+        let spaced = try request("/?text=One%20two.&noise_scale=0&noise_w=0")
+        #expect(literal.body != spaced.body, "%2B stays a plus sign")
     }
 
     @Test func voicesListsPollyKeys() throws {
@@ -129,6 +153,66 @@ import Testing
         #expect(badJSON.status == 400 && badJSON.errorCode == "invalid_json")
     }
 
+    @Test func browsersGetThePlaceholderPage() throws {
+        let page = try request("/", ["-H", "Accept: text/html,application/xhtml+xml"])
+        #expect(page.status == 200)
+        #expect(page.contentType.hasPrefix("text/html"))
+        #expect(String(decoding: page.body, as: UTF8.self).contains("placeholder"))
+        // Without a browser's Accept header, no text is a client error, as in Piper.
+        let bare = try request("/")
+        #expect(bare.status == 400 && bare.errorCode == "empty_text")
+    }
+
+    @Test func everyResponseCarriesARequestID() throws {
+        let ok = try request("/healthz")
+        let error = try request("/no/such/route")
+        let okID = try #require(ok.headers["x-request-id"])
+        let errorID = try #require(error.headers["x-request-id"])
+        #expect(okID.count >= 16 && okID != errorID)
+    }
+
+    @Test func metricsCountRequestsAudioAndQueue() throws {
+        _ = try request("/?text=Counting%20this%20one.")
+        _ = try request("/no/such/route")
+        let result = try request("/metrics")
+        #expect(result.status == 200)
+        #expect(result.contentType.hasPrefix("text/plain"))
+        let metrics = PrometheusText(result.body)
+        #expect((metrics[#"lark_http_requests_total{route="/",method="GET",status="200"}"#] ?? 0) >= 1)
+        #expect((metrics[#"lark_http_requests_total{route="NotFound",method="GET",status="404"}"#] ?? 0) >= 1)
+        #expect((metrics[#"lark_audio_produced_seconds_total{voice="en_US-joe-medium"}"#] ?? 0) > 0.5)
+        #expect((metrics[#"lark_time_to_first_audio_seconds_count{route="/"}"#] ?? 0) >= 1)
+        #expect(metrics.names.contains("lark_http_request_duration_seconds_bucket"))
+        #expect(metrics["lark_synthesis_in_flight"] == 0)
+        #expect(metrics["lark_synthesis_queue_depth"] == 0)
+    }
+
+    @Test func clientThatDisconnectsStopsItsSynthesis() throws {
+        // About two minutes of speech: a dozen seconds of work for the one worker.
+        let text = try Self.longText(characters: 1900)
+        let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let pid = try #require(Self.server?.processIdentifier)
+        // curl gives up after 1.5 s, closing the connection mid-stream.
+        let partial = try request("/read?outputFormat=pcm&text=\(encoded)", ["-m", "1.5"])
+        #expect(partial.body.count > 0, "the first sentence arrived before the client left")
+        usleep(1_500_000)  // the sentence in progress may finish
+        let before = try cpuSeconds(of: pid)
+        usleep(2_000_000)
+        let used = try cpuSeconds(of: pid) - before
+        // Still synthesizing would be a whole core: about 2 s of CPU in these 2 s.
+        #expect(used < 0.4, "the server used \(used) s of CPU after the client left")
+        let metrics = PrometheusText(try request("/metrics").body)
+        #expect(metrics["lark_synthesis_in_flight"] == 0)
+    }
+
+    /// The first `characters` of the bench text, cut at a sentence end.
+    static func longText(characters: Int) throws -> String {
+        let text = try String(contentsOfFile: Checkout.root + "/bench/text-300.txt", encoding: .utf8)
+        let prefix = String(text.prefix(characters))
+        guard let end = prefix.lastIndex(of: ".") else { return prefix }
+        return String(prefix[...end])
+    }
+
     @Test func fullPoolAnswers503WithRetryAfter() throws {
         // One worker and a queue of one: of several long requests at once, some must be refused.
         let text = Array(repeating: "A long sentence keeps the single worker busy for a while.", count: 4).joined(separator: " ")
@@ -139,7 +223,9 @@ import Testing
             group.enter()
             DispatchQueue.global().async {
                 let result = try? self.request("/?text=\(encoded)")
-                statuses.append(result?.status ?? 0)
+                // A 503 must say when to come back; record it as -1 when it does not.
+                let status = result?.status ?? 0
+                statuses.append(status == 503 && result?.headers["retry-after"] != "1" ? -1 : status)
                 group.leave()
             }
         }
@@ -161,4 +247,37 @@ final class StatusBox: @unchecked Sendable {
 
 extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// The samples of a Prometheus text exposition, by series (`name{labels}`).
+struct PrometheusText {
+    var samples: [String: Double] = [:]
+
+    init(_ data: Data) {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+    }
+
+    subscript(series: String) -> Double? { samples[series] }
+
+    /// Metric names, without labels.
+    var names: Set<String> { Set(samples.keys.map { String($0.prefix { $0 != "{" }) }) }
+}
+
+/// User plus system CPU time a process has used, from /proc.
+func cpuSeconds(of pid: Int32) throws -> Double {
+    let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Resident memory of a process in KiB, from /proc.
+func residentKiB(of pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }

@@ -1,0 +1,79 @@
+import CoreMetrics
+import Prometheus
+
+/// The server's Prometheus metrics, served at `GET /metrics`.
+///
+/// HTTP metrics (requests by route and status, latency histogram, active requests) come from
+/// Hummingbird's `MetricsMiddleware` through swift-metrics, renamed here to `lark_http_*`; the
+/// speech metrics (time to first audio, audio produced, synthesis in flight and queued) are
+/// recorded by the routes and the admission gate directly on the registry.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let synthesisInFlight: Prometheus.Gauge
+    let synthesisQueueDepth: Prometheus.Gauge
+    let rejected: Prometheus.Counter
+
+    /// Seconds, for latencies from a short sentence to a long text.
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        synthesisInFlight = registry.makeGauge(
+            descriptor: Self.name("synthesis_in_flight", unit: "", help: "Requests synthesizing now."))
+        synthesisQueueDepth = registry.makeGauge(
+            descriptor: Self.name("synthesis_queue_depth", unit: "", help: "Requests waiting for a synthesis worker."))
+        rejected = registry.makeCounter(
+            descriptor: Self.name("synthesis_rejected", unit: "total", help: "Requests refused with 503 because the queue was full."))
+    }
+
+    /// Time from the request's arrival to its first audio being ready to send.
+    func timeToFirstAudio(route: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: Self.name("time_to_first_audio", unit: "seconds", help: "Time from request to the first audio ready to send."),
+            labels: [("route", route)], buckets: Self.latencyBuckets)
+    }
+
+    /// Seconds of audio produced, by voice.
+    func audioSeconds(voice: String) -> Prometheus.Counter {
+        registry.makeCounter(
+            descriptor: Self.name("audio_produced", unit: "seconds_total", help: "Seconds of audio synthesized."),
+            labels: [("voice", voice)])
+    }
+
+    /// Sentences synthesized, by voice.
+    func sentences(voice: String) -> Prometheus.Counter {
+        registry.makeCounter(
+            descriptor: Self.name("sentences_synthesized", unit: "total", help: "Sentences synthesized."),
+            labels: [("voice", voice)])
+    }
+
+    /// The Prometheus text exposition of every metric.
+    func exposition() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+
+    /// Routes swift-metrics (Hummingbird's middleware) into this registry, with Prometheus names.
+    /// Process-wide: call once, before the application is built.
+    public func bootstrapSwiftMetrics() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+        factory.nameAndLabelSanitizer = { name, labels in
+            let renamed = [
+                "hb.requests": "lark_http_requests_total",
+                "hb.request.errors": "lark_http_request_errors_total",
+                "http.server.request.duration": "lark_http_request_duration_seconds",
+                "http.server.active_requests": "lark_http_active_requests",
+            ][name] ?? name
+            let labelNames = ["http.route": "route", "http.request.method": "method", "http.response.status_code": "status", "error.type": "status"]
+            return (renamed, labels.map { (labelNames[$0.0] ?? $0.0, $0.1) })
+        }
+        MetricsSystem.bootstrap(factory)
+    }
+
+    private static func name(_ metric: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "lark", metricName: metric, unitName: unit, helpText: help)
+    }
+}
