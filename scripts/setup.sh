@@ -90,7 +90,7 @@ if [[ ! -x $VENV/bin/python ]]; then
   fi
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask, matplotlib' >/dev/null 2>&1; then
   log "installing the reference packages into $VENV"
   # Reuse the wheels already fetched; the rest (numpy, flask, …) comes from PyPI.
   "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" -r deps/reference-requirements.txt

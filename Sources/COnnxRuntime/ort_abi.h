@@ -120,10 +120,7 @@ typedef struct LarkOrtApi {
     void *skipped_101_124[24];
     OrtStatus *(*GetAvailableProviders)(char ***out, int *count);                            // 125
     OrtStatus *(*ReleaseAvailableProviders)(char **providers, int count);                    // 126
-    void *skipped_127_129[3];
-    OrtStatus *(*AddSessionConfigEntry)(OrtSessionOptions *options, const char *key,
-                                        const char *value);                                  // 130
-    void *skipped_131_164[34];
+    void *skipped_127_164[38];
     OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
                                     const char *value);                                      // 165
     void *skipped_166_203[38];
@@ -172,7 +169,6 @@ LARK_ORT_SLOT(ReleaseRunOptions, 97);
 LARK_ORT_SLOT(ReleaseTensorTypeAndShapeInfo, 99);
 LARK_ORT_SLOT(ReleaseSessionOptions, 100);
 LARK_ORT_SLOT(GetAvailableProviders, 125);
-LARK_ORT_SLOT(AddSessionConfigEntry, 130);
 LARK_ORT_SLOT(AddRunConfigEntry, 165);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);
 LARK_ORT_SLOT(ReleaseCUDAProviderOptions, 208);

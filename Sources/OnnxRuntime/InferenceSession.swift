@@ -11,10 +11,6 @@ public struct SessionConfiguration: Sendable, Equatable {
     public var interOpThreads: Int
     /// Run on CUDA instead of the CPU.
     public var useCUDA: Bool
-    /// Whether idle intra-op threads spin before sleeping. ONNX Runtime's default (true) is best
-    /// for one run at a time; with several sessions sharing the cores, spinning threads steal
-    /// time from the ones doing work.
-    public var allowSpinning: Bool
     /// What happens to the CPU memory a run used.
     public var memory: MemoryPolicy
 
@@ -30,13 +26,12 @@ public struct SessionConfiguration: Sendable, Equatable {
     }
 
     public init(
-        intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false, allowSpinning: Bool = true,
+        intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
         memory: MemoryPolicy = .arena
     ) {
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
-        self.allowSpinning = allowSpinning
         self.memory = memory
     }
 }
@@ -103,10 +98,6 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(api.SetInterOpNumThreads(options, Int32(configuration.interOpThreads)))
         try runtime.check(api.SetSessionGraphOptimizationLevel(options, LARK_ORT_OPTIMIZE_ALL))
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
-        if !configuration.allowSpinning {
-            try runtime.check(api.AddSessionConfigEntry(options, "session.intra_op.allow_spinning", "0"))
-            try runtime.check(api.AddSessionConfigEntry(options, "session.inter_op.allow_spinning", "0"))
-        }
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
         }

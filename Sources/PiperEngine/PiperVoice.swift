@@ -52,8 +52,8 @@ public final class PiperVoice: SpeechVoice {
         }
         var configurations = [configuration]
         if concurrency > 1, configuration.intraOpThreads != 1, !configuration.useCUDA {
-            // The wide session's idle threads must not spin while narrow runs need the cores.
-            configurations[0].allowSpinning = false
+            // The wide session keeps ONNX Runtime's spinning threads (fastest for a lone run): it
+            // is idle whenever requests overlap (`SessionPool`), so its threads sleep then.
             var narrow = configuration
             narrow.intraOpThreads = 1
             configurations.append(narrow)

@@ -15,6 +15,10 @@ actor SessionPool {
     let concurrency: Int
     private var running = 0
     private var streams = 0
+    /// Set once two requests overlap, cleared only when none is left: under steady load a
+    /// request that happens to be alone for a moment (one finished, the next not yet started)
+    /// must not take the wide session and crowd the cores.
+    private var overlapped = false
     private var waiters: [CheckedContinuation<InferenceSession, Never>] = []
 
     /// `wide`: the session for a run that starts alone (nil: always `narrow`).
@@ -28,16 +32,22 @@ actor SessionPool {
     var waiting: Int { waiters.count }
 
     /// A request starts synthesizing (its sentences will `acquire` one after another).
-    func beginStream() { streams += 1 }
+    func beginStream() {
+        streams += 1
+        if streams > 1 { overlapped = true }
+    }
 
-    func endStream() { streams = max(0, streams - 1) }
+    func endStream() {
+        streams = max(0, streams - 1)
+        if streams == 0 { overlapped = false }
+    }
 
     func acquire() async -> InferenceSession {
         guard running < concurrency else {
             return await withCheckedContinuation { waiters.append($0) }
         }
         running += 1
-        return running == 1 && streams <= 1 ? (wide ?? narrow) : narrow
+        return running == 1 && streams <= 1 && !overlapped ? (wide ?? narrow) : narrow
     }
 
     /// Ends a run: its turn goes to the longest waiter (which then overlaps the others still
