@@ -6,7 +6,7 @@ VOICE ?= en_US-joe-medium
 RELEASE_BIN := .build/release/lark
 DEBUG_BIN := .build/debug/lark
 
-.PHONY: setup build release run test bench bench-server clean
+.PHONY: setup build release run test bench bench-server bench-formats clean
 
 ## Install what is missing: Debian packages, ONNX Runtime, the default voice, the reference Piper.
 setup:
@@ -31,6 +31,10 @@ test: build
 ## Benchmarks against Piper's Python package (not part of the tests).
 bench: release
 	bash bench/engine
+
+## Encoding cost of every output format (not part of the tests).
+bench-formats: release
+	bash bench/formats
 
 ## Lark's server against Piper's `piper.http_server` (not part of the tests).
 bench-server: release

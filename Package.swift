@@ -34,6 +34,7 @@ let package = Package(
         // C declarations only.
         .systemLibrary(name: "CEspeakNG", path: "Sources/CEspeakNG", pkgConfig: "espeak-ng"),
         .systemLibrary(name: "COnnxRuntime", path: "Sources/COnnxRuntime"),
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat"),
 
         .target(name: "SpeechCore", swiftSettings: strict),
         .target(
@@ -72,7 +73,7 @@ let package = Package(
         ),
         .target(
             name: "AudioEncoding",
-            dependencies: ["SpeechCore"],
+            dependencies: ["SpeechCore", "CFFmpeg"],
             swiftSettings: strict
         ),
         .target(

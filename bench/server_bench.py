@@ -144,7 +144,7 @@ def main():
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    base = 30000 + os.getpid() % 10000
+    base = 12000 + os.getpid() % 6000  # below the ephemeral port range (32768 and up)
     servers = {
         "lark": lambda: Server("lark", [args.lark, "serve", "--port", str(base), "-m", args.voice,
                                         "--data-dir", args.data_dir] + args.lark_args.split(), base, "/readyz"),

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import AudioEncoding
 import SpeechCore
 
 /// Every error the server answers with: a status and `{"error": {"code", "message"}}`.
@@ -31,6 +32,16 @@ struct APIError: HTTPResponseError {
         self.init(status, code: error.code, message: error.message)
     }
 
+    init(_ error: AudioOutputError) {
+        let status: HTTPResponse.Status
+        switch error {
+        case .unknownFormat: status = .badRequest
+        case .unsupportedSampleRate, .bitrateNotApplicable, .bitrateOutOfRange, .unsupportedSettings: status = .unprocessableContent
+        case .encoderFailed: status = .internalServerError
+        }
+        self.init(status, code: error.code, message: error.message)
+    }
+
     static func busy(retryAfter seconds: Int) -> APIError {
         var headers = HTTPFields()
         headers[.retryAfter] = String(seconds)
@@ -56,6 +67,8 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as SpeechError {
+            throw APIError(error)
+        } catch let error as AudioOutputError {
             throw APIError(error)
         } catch let error as HTTPError where error.status == .notFound && SpeechController.routes[request.uri.path] != nil {
             // The path exists, with other methods: 405 and the ones it has.

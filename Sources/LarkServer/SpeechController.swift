@@ -49,13 +49,17 @@ struct SpeechController: Sendable {
             }
             throw SpeechError.emptyText
         }
-        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query), route: "/")
+        return try await wholeFile(
+            text: text, voiceID: query.get("voice"), options: try options(from: query),
+            output: try OutputChoice(query: query, defaultFormat: "wav"), route: "/")
     }
 
     private func postRoot(_ request: Request) async throws -> Response {
         let text = try await bodyText(request)
         let query = FormQuery(request.uri.query)
-        return try await wholeWAV(text: text, voiceID: query.get("voice"), options: try options(from: query), route: "/")
+        return try await wholeFile(
+            text: text, voiceID: query.get("voice"), options: try options(from: query),
+            output: try OutputChoice(query: query, defaultFormat: "wav"), route: "/")
     }
 
     /// Piper 1.8's `POST /synthesize` body.
@@ -69,6 +73,9 @@ struct SpeechController: Sendable {
         var noise_w_scale: Float?
         var noise_w: Float?
         var sentence_silence: Double?
+        var format: String?
+        var sample_rate: Int?
+        var bitrate: Int?
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -77,7 +84,8 @@ struct SpeechController: Sendable {
         let options = SynthesisOptions(
             speaker: speaker, lengthScale: body.length_scale, noiseScale: body.noise_scale,
             noiseW: body.noise_w_scale ?? body.noise_w, sentenceSilence: body.sentence_silence)
-        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options, route: "/synthesize")
+        let output = OutputChoice(format: body.format ?? "wav", sampleRate: body.sample_rate, bitrate: body.bitrate)
+        return try await wholeFile(text: body.text, voiceID: body.voice, options: options, output: output, route: "/synthesize")
     }
 
     // MARK: - Polly example
@@ -101,10 +109,11 @@ struct SpeechController: Sendable {
     /// `GET /read?text&voiceId&outputFormat`: audio sent sentence by sentence as it is made.
     private func read(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
-        let format = try StreamFormat(name: query.get("outputFormat") ?? "pcm")
+        var output = try OutputChoice(query: query, defaultFormat: "pcm")
+        output.format = query.get("outputFormat") ?? query.get("format") ?? "pcm"
         return try await streamed(
             text: query.get("text") ?? "", voiceID: query.get("voiceId") ?? query.get("voice"),
-            options: try options(from: query), format: format, route: "/read")
+            options: try options(from: query), output: output, route: "/read")
     }
 
     // MARK: - Lark's own API
@@ -114,6 +123,8 @@ struct SpeechController: Sendable {
         var voice: String?
         var speaker: String?
         var format: String?
+        var sample_rate: Int?
+        var bitrate: Int?
         var length_scale: Float?
         var noise_scale: Float?
         var noise_w: Float?
@@ -126,11 +137,11 @@ struct SpeechController: Sendable {
         let options = SynthesisOptions(
             speaker: body.speaker.map(SpeakerSelector.init), lengthScale: body.length_scale, noiseScale: body.noise_scale,
             noiseW: body.noise_w, sentenceSilence: body.sentence_silence)
-        let format = try StreamFormat(name: body.format ?? "wav")
-        if body.stream == true || format == .pcm {
-            return try await streamed(text: body.text, voiceID: body.voice, options: options, format: format, route: "/api/v1/speech")
+        let output = OutputChoice(format: body.format ?? "wav", sampleRate: body.sample_rate, bitrate: body.bitrate)
+        if body.stream == true {
+            return try await streamed(text: body.text, voiceID: body.voice, options: options, output: output, route: "/api/v1/speech")
         }
-        return try await wholeWAV(text: body.text, voiceID: body.voice, options: options, route: "/api/v1/speech")
+        return try await wholeFile(text: body.text, voiceID: body.voice, options: options, output: output, route: "/api/v1/speech")
     }
 
     private func nativeVoices() async throws -> Response {
@@ -149,48 +160,57 @@ struct SpeechController: Sendable {
 
     // MARK: - Synthesis
 
-    /// A whole WAV with exact sizes (Piper's routes).
-    private func wholeWAV(text: String, voiceID: String?, options: SynthesisOptions, route: String) async throws -> Response {
-        let start = ContinuousClock.now
-        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        let ticket = try await admit()
-        var samples: [Int16] = []
-        for try await chunk in voice.synthesize(text, options: merged) {
-            samples.append(contentsOf: chunk.samples)
-            count(chunk, voice: voice.info)
-        }
-        ticket.release()
-        metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
-        let bytes = WAV.file(samples: samples, sampleRate: voice.info.sampleRate)
-        return Response(status: .ok, headers: [.contentType: "audio/wav"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
-    /// Chunked audio: the first sentence is synthesized before the response starts (so its errors
-    /// get a proper status), then every sentence is written as soon as it exists. A client that
-    /// goes away stops the synthesis: the failed write drops the stream, which cancels the engine.
-    private func streamed(
-        text: String, voiceID: String?, options: SynthesisOptions, format: StreamFormat, route: String
+    /// One whole file with exact sizes in its headers (Piper's routes answer WAV this way).
+    private func wholeFile(
+        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
         let start = ContinuousClock.now
         let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
+        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
+        let encoder = try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: false)
+        let ticket = try await admit()
+        var bytes: [UInt8] = []
+        for try await chunk in voice.synthesize(text, options: merged) {
+            bytes += try encoder.encode(chunk.samples)
+            count(chunk, voice: voice.info)
+        }
+        ticket.release()
+        bytes += try encoder.finish()
+        metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
+        return Response(status: .ok, headers: [.contentType: audio.format.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// Chunked audio: the first sentence is synthesized before the response starts (so its errors
+    /// get a proper status), then every sentence is encoded and written as soon as it exists. A
+    /// client that goes away stops the synthesis: the failed write drops the stream, which
+    /// cancels the engine.
+    private func streamed(
+        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
+        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
+        let encoder = EncoderBox(try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: true))
         let ticket = try await admit()
         let chunks = ChunkSource(voice.synthesize(text, options: merged), ticket: ticket)
         guard let first = try await chunks.next() else { throw SpeechError.emptyText }
+        let firstBytes = try encoder.encoder.encode(first.samples)
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
         count(first, voice: voice.info)
-        let sampleRate = voice.info.sampleRate
         let body = ResponseBody { [self] writer in
-            if format == .wav {
-                try await writer.write(ByteBuffer(bytes: WAV.header(sampleRate: sampleRate, sampleCount: nil)))
-            }
-            try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(first.samples)))
+            if !firstBytes.isEmpty { try await writer.write(ByteBuffer(bytes: firstBytes)) }
             while let chunk = try await chunks.next() {
                 count(chunk, voice: voice.info)
-                try await writer.write(ByteBuffer(bytes: WAV.pcmBytes(chunk.samples)))
+                let bytes = try encoder.encoder.encode(chunk.samples)
+                if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
             }
+            let tail = try encoder.encoder.finish()
+            if !tail.isEmpty { try await writer.write(ByteBuffer(bytes: tail)) }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: format.contentType], body: body)
+        // Polly's HTML5 example names raw PCM this way.
+        let contentType = route == "/read" && audio.format == .pcm ? "audio/wave; codecs=1" : audio.format.contentType
+        return Response(status: .ok, headers: [.contentType: contentType], body: body)
     }
 
     /// A place at the synthesis gate, or 503 with Retry-After at once.
@@ -279,27 +299,44 @@ struct SpeechController: Sendable {
     }
 }
 
-/// The audio formats `/read` streams now; the compressed ones come with the audio-formats work.
-enum StreamFormat: String, Sendable {
-    case pcm
-    case wav
+/// The format, rate and bitrate a request asked for, as given; checked against the voice's rate
+/// by `resolve` (so a bad choice is answered before any synthesis).
+struct OutputChoice: Sendable {
+    var format: String
+    var sampleRate: Int?
+    var bitrate: Int?
 
-    static let planned = ["mp3", "ogg_vorbis", "ogg_opus", "opus", "flac", "aac", "mulaw", "alaw"]
-
-    init(name: String) throws {
-        guard let format = StreamFormat(rawValue: name.lowercased()) else {
-            let detail = Self.planned.contains(name.lowercased()) ? " (\(name) is not supported yet)" : ""
-            throw APIError(.badRequest, code: "unsupported_format", message: "unsupported output format '\(name)'\(detail); available: pcm, wav")
-        }
-        self = format
+    init(format: String, sampleRate: Int?, bitrate: Int?) {
+        self.format = format
+        self.sampleRate = sampleRate
+        self.bitrate = bitrate
     }
 
-    var contentType: String {
-        switch self {
-        case .pcm: return "audio/wave; codecs=1"
-        case .wav: return "audio/wav"
+    /// `format`, `sample_rate` (or Polly's `SampleRate`) and `bitrate` from a query string.
+    init(query: FormQuery, defaultFormat: String) throws {
+        func number(_ names: [String]) throws -> Int? {
+            guard let name = names.first(where: { query.get($0) != nil }), let raw = query.get(name) else { return nil }
+            guard let value = Int(raw) else {
+                throw SpeechError.invalidOption(name: name, message: "\(name) must be a whole number, got '\(raw)'")
+            }
+            return value
         }
+        self.init(
+            format: query.get("format") ?? defaultFormat, sampleRate: try number(["sample_rate", "SampleRate"]),
+            bitrate: try number(["bitrate"]))
     }
+
+    func resolve(voiceRate: Int) throws(AudioOutputError) -> AudioOutput {
+        guard let parsed = AudioFormat(name: format) else { throw .unknownFormat(format) }
+        return try AudioOutput(format: parsed, sampleRate: sampleRate, bitrate: bitrate, voiceRate: voiceRate)
+    }
+}
+
+/// Hands one response's encoder from the handler to its body writer.
+/// `@unchecked Sendable`: used by one task at a time, the handler first, then the writer.
+final class EncoderBox: @unchecked Sendable {
+    let encoder: any AudioEncoder
+    init(_ encoder: any AudioEncoder) { self.encoder = encoder }
 }
 
 /// Hands a synthesis stream's iterator from the handler to the response body writer, with the

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AudioEncoding
 import Foundation
 import SpeechCore
 import SpeechService
@@ -24,6 +25,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Noise width (the voice's default when absent).")
     var noiseW: Float?
 
+    @Flag(help: "Also time encoding the last round's audio into every format (streamed, sentence by sentence).")
+    var formats = false
+
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
@@ -41,19 +45,25 @@ struct Bench: AsyncParsableCommand {
             let loadSeconds = (ContinuousClock.now - loadStart).seconds
             _ = try await selected.synthesizeAll("Warming up.", options: options)
             var results: [[String: Double]] = []
+            var lastRound: [[Int16]] = []
             for _ in 0..<rounds {
                 let start = ContinuousClock.now
                 var first: Double?
                 var samples = 0
+                lastRound = []
                 for try await chunk in selected.synthesize(text, options: options) {
                     if first == nil { first = (ContinuousClock.now - start).seconds }
                     samples += chunk.samples.count
+                    lastRound.append(chunk.samples)
                 }
                 let total = (ContinuousClock.now - start).seconds
                 let audio = Double(samples) / Double(selected.info.sampleRate)
                 results.append(["first_sentence_s": first ?? total, "total_s": total, "audio_s": audio, "rtf": total / audio])
             }
-            let report: [String: Any] = ["implementation": "lark", "voice": voice, "load_s": loadSeconds, "rounds": results]
+            var report: [String: Any] = ["implementation": "lark", "voice": voice, "load_s": loadSeconds, "rounds": results]
+            if formats {
+                report["encode_s"] = try encodingTimes(lastRound, voiceRate: selected.info.sampleRate)
+            }
             let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         } catch {
@@ -62,6 +72,25 @@ struct Bench: AsyncParsableCommand {
         }
         try? await library.shutdown()
     }
+}
+
+/// Seconds to encode `sentences` into each format at its default rate, as a stream (the
+/// server's `/read` path), best of three.
+private func encodingTimes(_ sentences: [[Int16]], voiceRate: Int) throws -> [String: Double] {
+    var times: [String: Double] = [:]
+    for format in AudioFormat.allCases {
+        let output = try AudioOutput(format: format, sampleRate: nil, bitrate: nil, voiceRate: voiceRate)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            let encoder = try makeAudioEncoder(output: output, inputRate: voiceRate, streaming: true)
+            for sentence in sentences { _ = try encoder.encode(sentence) }
+            _ = try encoder.finish()
+            best = min(best, (ContinuousClock.now - start).seconds)
+        }
+        times[format.rawValue] = best
+    }
+    return times
 }
 
 extension Duration {

@@ -1,3 +1,4 @@
+import AudioEncoding
 import ArgumentParser
 import Foundation
 import OnnxRuntime
@@ -42,6 +43,7 @@ func fail(_ message: String) -> ExitCode {
 /// The one-line message for any error Lark reports.
 func describe(_ error: any Error) -> String {
     if let speech = error as? SpeechError { return speech.message }
+    if let audio = error as? AudioOutputError { return audio.message }
     return String(describing: error)
 }
 

@@ -52,6 +52,15 @@ struct Say: AsyncParsableCommand {
             help: "WAV file to write, or - for raw 16-bit PCM on stdout (default: WAV on stdout when it is not a terminal).")
     var output: String?
 
+    @Option(help: "Audio format: \(AudioFormat.allCases.map(\.rawValue).joined(separator: ", ")) (default: from the output file's extension, else wav; raw pcm for --output -).")
+    var format: String?
+
+    @Option(name: [.customLong("sample-rate"), .customLong("sample_rate")], help: "Output sample rate: 8000, 16000, 22050, 24000, 44100 or 48000 (default: the voice's).")
+    var sampleRate: Int?
+
+    @Option(help: "Bits per second for mp3, ogg_vorbis, ogg_opus and aac.")
+    var bitrate: Int?
+
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
@@ -88,23 +97,50 @@ struct Say: AsyncParsableCommand {
             selected = try await library.voice(name)
         }
 
-        if destination == "-" {
-            // Raw PCM goes out sentence by sentence, as soon as each is ready.
+        let audioOutput = try outputFormat(destination: destination, voiceRate: selected.info.sampleRate)
+        let streaming = destination == "-"
+        let encoder = try makeAudioEncoder(output: audioOutput, inputRate: selected.info.sampleRate, streaming: streaming)
+        if streaming {
+            // Sentence by sentence, each as soon as it is ready.
             for try await chunk in selected.synthesize(input, options: options) {
-                FileHandle.standardOutput.write(Data(WAV.pcmBytes(chunk.samples)))
+                FileHandle.standardOutput.write(Data(try encoder.encode(chunk.samples)))
             }
+            FileHandle.standardOutput.write(Data(try encoder.finish()))
             return
         }
-        let samples = try await selected.synthesizeAll(input, options: options)
-        let wav = Data(WAV.file(samples: samples, sampleRate: selected.info.sampleRate))
+        var bytes: [UInt8] = []
+        for try await chunk in selected.synthesize(input, options: options) {
+            bytes += try encoder.encode(chunk.samples)
+        }
+        bytes += try encoder.finish()
         if destination == "wav-stdout" {
-            FileHandle.standardOutput.write(wav)
+            FileHandle.standardOutput.write(Data(bytes))
         } else {
             do {
-                try wav.write(to: URL(fileURLWithPath: destination))
+                try Data(bytes).write(to: URL(fileURLWithPath: destination))
             } catch {
                 throw fail("cannot write \(destination): \((error as NSError).localizedDescription)")
             }
+        }
+    }
+
+    /// `--format`, else the output file's extension, else WAV (raw PCM for `-`).
+    private func outputFormat(destination: String, voiceRate: Int) throws -> AudioOutput {
+        let chosen: AudioFormat
+        if let format {
+            guard let parsed = AudioFormat(name: format) else { throw fail(AudioOutputError.unknownFormat(format).message) }
+            chosen = parsed
+        } else if destination == "-" {
+            chosen = .pcm
+        } else {
+            let fileExtension = URL(fileURLWithPath: destination).pathExtension.lowercased()
+            chosen = AudioFormat.allCases.first { $0.fileExtension == fileExtension && $0 != .mulaw && $0 != .alaw }
+                ?? AudioFormat(name: fileExtension) ?? .wav
+        }
+        do {
+            return try AudioOutput(format: chosen, sampleRate: sampleRate, bitrate: bitrate, voiceRate: voiceRate)
+        } catch {
+            throw fail(error.message)
         }
     }
 

@@ -47,6 +47,21 @@ import Testing
         #expect(probe.duration > 1.0 && probe.duration < 5.0, "duration \(probe.duration)")
     }
 
+    @Test(arguments: [
+        (["--format", "ogg_opus", "--sample-rate", "16000"], "speech.opus", "opus"),
+        ([], "speech.mp3", "mp3"),
+        (["--format", "aac", "--bitrate", "96000"], "speech.aac", "aac"),
+        (["--format", "flac", "--sample-rate", "48000"], "speech.flac", "flac"),
+    ])
+    func writesOtherFormatsChosenByFlagOrExtension(flags: [String], file: String, codec: String) throws {
+        let path = output(file)
+        let result = try lark(["say", "Formats are chosen by flag or by the file name."] + flags + ["-o", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let probe = try FormatProbe(file: path, rawFormat: nil, rate: 0)
+        #expect(probe.codec == codec)
+        #expect(probe.sampleRate == (codec == "opus" ? 48000 : flags.contains("48000") ? 48000 : 22050))
+    }
+
     @Test func speaksFrenchWithEspeak() throws {
         let wav = output("bonjour.wav")
         let result = try lark(["say", "--voice", "espeak-ng:fr", "-o", wav], input: "Bonjour tout le monde. Comment allez-vous?")
@@ -92,6 +107,10 @@ import Testing
         (["say", "Hi.", "--length-scale=-1", "-o", "/dev/null"], "length_scale must be between"),
         (["say", "Hi.", "--voice", "espeak-ng:klingon", "-o", "/dev/null"], "espeak-ng:de"),
         (["say", "Hi.", "--cuda", "-o", "/dev/null"], "CUDA"),
+        (["say", "Hi.", "--format", "wma", "-o", "/dev/null"], "available: wav, pcm, mp3, ogg_vorbis, ogg_opus"),
+        (["say", "Hi.", "--format", "mp3", "--sample-rate", "12345", "-o", "/dev/null"], "8000, 16000, 22050, 24000, 44100, 48000"),
+        (["say", "Hi.", "--format", "mulaw", "--sample-rate", "16000", "-o", "/dev/null"], "choose one of 8000"),
+        (["say", "Hi.", "--format", "flac", "--bitrate", "64000", "-o", "/dev/null"], "flac has no bitrate"),
     ])
     func badInputIsOneLineNamingTheProblem(arguments: [String], message: String) throws {
         let result = try lark(arguments.map { $0.replacingOccurrences(of: "PLACEHOLDER", with: Self.fixtures) })

@@ -54,8 +54,9 @@ import Testing
         }
     }
 
-    /// Ports apart from the shared suite's (20000 + pid % 20000).
-    static func port(_ offset: Int) -> Int { 40_000 + Int(getpid() % 20_000) + offset }
+    /// Ports apart from the shared suite's, below Linux's ephemeral range (32768 and up), where
+    /// a client connection could already hold one.
+    static func port(_ offset: Int) -> Int { 26_000 + Int(getpid() % 6_000) + offset }
 
     static let voices = Checkout.deps + "/voices"
     static let common = ["--espeak-data", Checkout.deps]

@@ -3,7 +3,7 @@ import Testing
 
 /// `lark serve` over real loopback HTTP, driven with curl: every route and every error.
 @Suite(.serialized) struct ServerTests {
-    static let port = 20_000 + Int(getpid() % 20_000)
+    static let port = 20_000 + Int(getpid() % 6_000)  // below the ephemeral range (32768 and up)
     static let base = "http://127.0.0.1:\(port)"
 
     /// One server for the suite, started on first use and stopped when the test process exits.
@@ -124,6 +124,27 @@ import Testing
         #expect(wav.status == 200 && wav.body.prefix(4) == Data("RIFF".utf8))
     }
 
+    @Test(arguments: ["ogg_opus", "mp3"])
+    func compressedStreamsStartEarlyAndTheirFirstChunkDecodes(format: String) throws {
+        _ = Self.server
+        let text = Array(repeating: "Each of these ten sentences adds a few seconds of speech.", count: 10).joined(separator: " ")
+        let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let response = try ChunkedResponse(port: Self.port, path: "/read?outputFormat=\(format)&text=\(encoded)")
+        #expect(response.status == 200)
+        #expect(response.chunks.count > 3, "one chunk per sentence or so, got \(response.chunks.count)")
+        #expect(response.firstChunkAt < response.total * 0.3, "first chunk at \(response.firstChunkAt) s of \(response.total) s")
+        // Cut after the first chunk: what a client holds then must play on its own.
+        let file = NSTemporaryDirectory() + "lark-prefix-\(UUID().uuidString).\(format == "mp3" ? "mp3" : "opus")"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try response.chunks[0].write(to: URL(fileURLWithPath: file))
+        let decoded = try AudioFormatTests.decodedSeconds(file: file, rawFormat: nil, rate: 24000)
+        #expect(decoded > 1.5, "\(decoded) s decoded from the first chunk")
+        let whole = NSTemporaryDirectory() + "lark-whole-\(UUID().uuidString).\(format == "mp3" ? "mp3" : "opus")"
+        defer { try? FileManager.default.removeItem(atPath: whole) }
+        try response.chunks.reduce(Data(), +).write(to: URL(fileURLWithPath: whole))
+        #expect(try AudioFormatTests.decodedSeconds(file: whole, rawFormat: nil, rate: 24000) > 25)
+    }
+
     @Test(arguments: [
         ("/?text=%20", "empty_text", 400),
         ("/?text=Hi&voice=nope", "unknown_voice", 404),
@@ -131,8 +152,13 @@ import Testing
         ("/?text=Hi&speaker=3", "speaker_out_of_range", 422),
         ("/?text=Hi&length_scale=fast", "invalid_option", 400),
         ("/?text=Hi&noise_scale=99", "invalid_option", 400),
-        ("/read?text=Hi&outputFormat=mp3", "unsupported_format", 400),
         ("/read?text=Hi&outputFormat=xyz", "unsupported_format", 400),
+        ("/?text=Hi&format=mp3&sample_rate=12345", "unsupported_sample_rate", 422),
+        ("/?text=Hi&format=ogg_opus&sample_rate=22050", "unsupported_sample_rate", 422),
+        ("/?text=Hi&format=mulaw&sample_rate=16000", "unsupported_sample_rate", 422),
+        ("/?text=Hi&format=mp3&sample_rate=fast", "invalid_option", 400),
+        ("/?text=Hi&format=wav&bitrate=64000", "invalid_bitrate", 422),
+        ("/?text=Hi&format=mp3&bitrate=1000", "invalid_bitrate", 422),
         ("/no/such/route", "not_found", 404),
     ])
     func errorsAreJSONWithAStableCode(path: String, code: String, status: Int) throws {
@@ -285,4 +311,58 @@ func residentKiB(of pid: Int32) throws -> Int {
     let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
     let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+}
+
+/// A chunked HTTP/1.1 response read from a raw socket, chunk by chunk, with the time each
+/// arrived: what curl cannot tell (where the first chunk ends).
+struct ChunkedResponse {
+    var status = 0
+    var chunks: [Data] = []
+    var firstChunkAt = 0.0
+    var total = 0.0
+
+    init(port: Int, path: String) throws {
+        let start = Date()
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ProbeError(message: "socket failed") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw ProbeError(message: "connect failed") }
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        _ = request.withCString { send(socket, $0, strlen($0), 0) }
+
+        var buffer = Data()
+        func fill() -> Bool {
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            let count = recv(socket, &bytes, bytes.count, 0)
+            guard count > 0 else { return false }
+            buffer.append(contentsOf: bytes[0..<count])
+            return true
+        }
+        func line() -> String? {
+            while true {
+                if let end = buffer.firstRange(of: Data("\r\n".utf8)) {
+                    let text = String(decoding: buffer[buffer.startIndex..<end.lowerBound], as: UTF8.self)
+                    buffer.removeSubrange(buffer.startIndex..<end.upperBound)
+                    return text
+                }
+                guard fill() else { return nil }
+            }
+        }
+        status = Int(line()?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        while let header = line(), !header.isEmpty {}
+        while let sizeLine = line(), let size = Int(sizeLine.split(separator: ";")[0], radix: 16), size > 0 {
+            while buffer.count < size + 2 { guard fill() else { break } }
+            chunks.append(Data(buffer.prefix(size)))
+            buffer.removeFirst(min(buffer.count, size + 2))
+            if chunks.count == 1 { firstChunkAt = Date().timeIntervalSince(start) }
+        }
+        total = Date().timeIntervalSince(start)
+    }
 }
