@@ -70,6 +70,11 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(error)
         } catch let error as AudioOutputError {
             throw APIError(error)
+        } catch is CancellationError {
+            // The client went away before its answer was ready (nginx's 499).
+            throw APIError(
+                HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"), code: "client_closed_request",
+                message: "the client closed the connection before the audio was ready")
         } catch let error as HTTPError where error.status == .notFound && SpeechController.routes[request.uri.path] != nil {
             // The path exists, with other methods: 405 and the ones it has.
             let allowed = SpeechController.routes[request.uri.path] ?? []

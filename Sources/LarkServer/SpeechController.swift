@@ -49,9 +49,13 @@ struct SpeechController: Sendable {
             }
             throw SpeechError.emptyText
         }
-        return try await wholeFile(
-            text: text, voiceID: query.get("voice"), options: try options(from: query),
-            output: try OutputChoice(query: query, defaultFormat: "wav"), route: "/")
+        let options = try options(from: query)
+        let output = try OutputChoice(query: query, defaultFormat: "wav")
+        // A GET has no body to read, so the connection can be watched: a client that goes away
+        // cancels the synthesis (Hummingbird then closes the connection after the response).
+        return try await request.body.consumeWithCancellationOnInboundClose { _ in
+            try await wholeFile(text: text, voiceID: query.get("voice"), options: options, output: output, route: "/")
+        }
     }
 
     private func postRoot(_ request: Request) async throws -> Response {
@@ -175,6 +179,8 @@ struct SpeechController: Sendable {
             count(chunk, voice: voice.info)
         }
         ticket.release()
+        // A cancelled task ends the stream early: that is a client gone, not a finished text.
+        try Task.checkCancellation()
         bytes += try encoder.finish()
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
         return Response(status: .ok, headers: [.contentType: audio.format.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
