@@ -136,6 +136,8 @@ def main():
     parser.add_argument("--data-dir", default=".deps/voices")
     parser.add_argument("--rounds", type=int, default=3, help="paragraph rounds (median reported)")
     parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each load level this many times, alternating servers (medians reported)")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--png", help="also draw a chart here (needs matplotlib)")
@@ -167,9 +169,15 @@ def main():
         for label, text in (("short", SHORT), ("3-sentence", THREE)):
             for concurrency in levels:
                 count = max(8, concurrency * args.requests_per_client)
-                for name, server in running.items():
-                    print(f"{name}: {label} c={concurrency}", file=sys.stderr)
-                    results[name]["load"][f"{label}@{concurrency}"] = load(server, text, concurrency, count)
+                samples = {name: [] for name in running}
+                for _ in range(args.repeat):
+                    for name, server in running.items():
+                        print(f"{name}: {label} c={concurrency}", file=sys.stderr)
+                        samples[name].append(load(server, text, concurrency, count))
+                for name in running:
+                    results[name]["load"][f"{label}@{concurrency}"] = {
+                        key: statistics.median(sample[key] for sample in samples[name]) for key in samples[name][0]
+                    }
         time.sleep(1)
         for name, server in running.items():
             results[name]["rss_kib"], results[name]["peak_rss_kib"] = server.memory_kib()
@@ -202,7 +210,8 @@ def main():
     row("RSS idle (MiB)", lark["idle_rss_kib"] / 1024, piper["idle_rss_kib"] / 1024, "{:.0f}")
     row("RSS after load (MiB)", lark["rss_kib"] / 1024, piper["rss_kib"] / 1024, "{:.0f}")
     row("peak RSS (MiB)", lark["peak_rss_kib"] / 1024, piper["peak_rss_kib"] / 1024, "{:.0f}")
-    print("load: POST /synthesize (whole WAV) on both; requests per level = max(8, 4 x concurrency)")
+    print(f"load: POST /synthesize (whole WAV) on both; requests per level = max(8, {args.requests_per_client} x concurrency); "
+          f"median of {args.repeat} alternating repeat(s)")
 
     if args.json:
         with open(args.json, "w") as handle:
