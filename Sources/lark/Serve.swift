@@ -12,15 +12,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on. Env: LARK_HOST.") var host: String?
     @Option(help: "Port to listen on. Env: LARK_PORT.") var port: Int?
-    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory. Env: LARK_MODEL.") var model: String?
+    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory, or a path to its .onnx (requests can only name voices). Env: LARK_MODEL.") var model: String?
     @Option(name: [.short, .long], help: "The voice's .onnx.json when -m is a model path (default: the model path + .json).") var config: String?
     @Option(name: [.short, .long], help: "Speaker id or name used when a request gives none.") var speaker: String?
-    @Option(name: [.customLong("length-scale"), .customLong("length_scale")]) var lengthScale: Float?
-    @Option(name: [.customLong("noise-scale"), .customLong("noise_scale")]) var noiseScale: Float?
-    @Option(name: [.customLong("noise-w"), .customLong("noise_w")]) var noiseW: Float?
-    @Option(name: [.customLong("sentence-silence"), .customLong("sentence_silence")]) var sentenceSilence: Double?
+    @Option(name: [.customLong("length-scale"), .customLong("length_scale")], help: "Default phoneme length (above 1 is slower).") var lengthScale: Float?
+    @Option(name: [.customLong("noise-scale"), .customLong("noise_scale")], help: "Default generator noise.") var noiseScale: Float?
+    @Option(name: [.customLong("noise-w"), .customLong("noise_w")], help: "Default phoneme width noise.") var noiseW: Float?
+    @Option(name: [.customLong("sentence-silence"), .customLong("sentence_silence")], help: "Default seconds of silence between sentences.") var sentenceSilence: Double?
     @Option(help: "Sentences synthesized at once, and requests served at once (default: one per core). Env: LARK_WORKERS.") var workers: Int?
-    @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for the pool before 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
+    @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for a worker before the server answers 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
     @Option(name: [.customLong("max-text-chars"), .customLong("max_text_chars")], help: "Longest text accepted (default 10000). Env: LARK_MAX_TEXT_CHARS.") var maxTextChars: Int?
     @Option(name: [.customLong("download-dir"), .customLong("download_dir")],
             help: "Where downloaded voices go; also searched for voices (default: the first data directory). Env: LARK_DOWNLOAD_DIR.")
