@@ -42,12 +42,7 @@ final class PCMEncoder: AudioEncoder {
             kept += converted
             return []
         }
-        var bytes: [UInt8] = []
-        if output.format == .wav, !headerWritten {
-            bytes = WAV.header(sampleRate: output.sampleRate, sampleCount: nil)
-            headerWritten = true
-        }
-        return bytes + WAV.pcmBytes(converted)
+        return streamHeader() + WAV.pcmBytes(converted)
     }
 
     func finish() throws(AudioOutputError) -> [UInt8] {
@@ -55,12 +50,14 @@ final class PCMEncoder: AudioEncoder {
         if output.format == .wav, !streaming {
             return WAV.file(samples: kept + tail, sampleRate: output.sampleRate)
         }
-        var bytes: [UInt8] = []
-        if output.format == .wav, !headerWritten {
-            bytes = WAV.header(sampleRate: output.sampleRate, sampleCount: nil)
-            headerWritten = true
-        }
-        return bytes + WAV.pcmBytes(tail)
+        return streamHeader() + WAV.pcmBytes(tail)
+    }
+
+    /// A streamed WAV's unknown-length header, before its first bytes; nothing otherwise.
+    private func streamHeader() -> [UInt8] {
+        guard output.format == .wav, !headerWritten else { return [] }
+        headerWritten = true
+        return WAV.header(sampleRate: output.sampleRate, sampleCount: nil)
     }
 }
 
@@ -68,13 +65,9 @@ final class PCMEncoder: AudioEncoder {
 final class Resampler {
     private var context: OpaquePointer?
     let format: AVSampleFormat
-    private let inputRate: Int
-    private let outputRate: Int
 
     init(inputRate: Int, outputRate: Int, format: AVSampleFormat) throws(AudioOutputError) {
         self.format = format
-        self.inputRate = inputRate
-        self.outputRate = outputRate
         var outputLayout = AVChannelLayout()
         var inputLayout = AVChannelLayout()
         av_channel_layout_default(&outputLayout, 1)

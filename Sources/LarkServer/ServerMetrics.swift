@@ -1,5 +1,6 @@
 import CoreMetrics
 import Prometheus
+import SpeechCore
 
 /// The server's Prometheus metrics, served at `GET /metrics`.
 ///
@@ -36,18 +37,25 @@ public final class ServerMetrics: Sendable {
             labels: [("route", route)], buckets: Self.latencyBuckets)
     }
 
-    /// Seconds of audio produced, by voice.
-    func audioSeconds(voice: String) -> Prometheus.Counter {
-        registry.makeCounter(
-            descriptor: Self.name("audio_produced", unit: "seconds_total", help: "Seconds of audio synthesized."),
-            labels: [("voice", voice)])
+    /// One voice's audio-seconds and sentence counters, looked up once per request.
+    struct VoiceCounters: Sendable {
+        let audioSeconds: Prometheus.Counter
+        let sentences: Prometheus.Counter
+
+        func count(_ chunk: AudioChunk) {
+            audioSeconds.increment(by: Double(chunk.samples.count) / Double(max(1, chunk.sampleRate)))
+            sentences.increment()
+        }
     }
 
-    /// Sentences synthesized, by voice.
-    func sentences(voice: String) -> Prometheus.Counter {
-        registry.makeCounter(
-            descriptor: Self.name("sentences_synthesized", unit: "total", help: "Sentences synthesized."),
-            labels: [("voice", voice)])
+    func voiceCounters(_ voice: String) -> VoiceCounters {
+        VoiceCounters(
+            audioSeconds: registry.makeCounter(
+                descriptor: Self.name("audio_produced", unit: "seconds_total", help: "Seconds of audio synthesized."),
+                labels: [("voice", voice)]),
+            sentences: registry.makeCounter(
+                descriptor: Self.name("sentences_synthesized", unit: "total", help: "Sentences synthesized."),
+                labels: [("voice", voice)]))
     }
 
     /// The Prometheus text exposition of every metric.

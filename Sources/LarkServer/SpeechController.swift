@@ -50,7 +50,7 @@ struct SpeechController: Sendable {
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
-        let output = try OutputChoice(query: query, defaultFormat: "wav")
+        let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         // A GET has no body to read, so the connection can be watched: a client that goes away
         // cancels the synthesis (Hummingbird then closes the connection after the response).
         return try await request.body.consumeWithCancellationOnInboundClose { _ in
@@ -63,11 +63,12 @@ struct SpeechController: Sendable {
         let query = FormQuery(request.uri.query)
         return try await wholeFile(
             text: text, voiceID: query.get("voice"), options: try options(from: query),
-            output: try OutputChoice(query: query, defaultFormat: "wav"), route: "/")
+            output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
     }
 
-    /// Piper 1.8's `POST /synthesize` body.
-    struct SynthesizeBody: Decodable {
+    /// Piper 1.8's `POST /synthesize` body and Lark's `POST /api/v1/speech` body: Piper's
+    /// fields (`speaker_id`, `noise_w_scale`) and Lark's (`format`, `stream`, …) side by side.
+    struct SpeechBody: Decodable {
         var text: String
         var voice: String?
         var speaker: String?
@@ -80,16 +81,20 @@ struct SpeechController: Sendable {
         var format: String?
         var sample_rate: Int?
         var bitrate: Int?
+        var stream: Bool?
+
+        var options: SynthesisOptions {
+            SynthesisOptions(
+                speaker: speaker.map(SpeakerSelector.init) ?? speaker_id.map(SpeakerSelector.id), lengthScale: length_scale,
+                noiseScale: noise_scale, noiseW: noise_w_scale ?? noise_w, sentenceSilence: sentence_silence)
+        }
+
+        var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeJSON(SynthesizeBody.self, request, context: context)
-        let speaker = body.speaker.map(SpeakerSelector.init) ?? body.speaker_id.map(SpeakerSelector.id)
-        let options = SynthesisOptions(
-            speaker: speaker, lengthScale: body.length_scale, noiseScale: body.noise_scale,
-            noiseW: body.noise_w_scale ?? body.noise_w, sentenceSilence: body.sentence_silence)
-        let output = OutputChoice(format: body.format ?? "wav", sampleRate: body.sample_rate, bitrate: body.bitrate)
-        return try await wholeFile(text: body.text, voiceID: body.voice, options: options, output: output, route: "/synthesize")
+        let body = try await decodeJSON(SpeechBody.self, request, context: context)
+        return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
     }
 
     // MARK: - Polly example
@@ -113,8 +118,7 @@ struct SpeechController: Sendable {
     /// `GET /read?text&voiceId&outputFormat`: audio sent sentence by sentence as it is made.
     private func read(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
-        var output = try OutputChoice(query: query, defaultFormat: "pcm")
-        output.format = query.get("outputFormat") ?? query.get("format") ?? "pcm"
+        let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
         return try await streamed(
             text: query.get("text") ?? "", voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
@@ -122,30 +126,12 @@ struct SpeechController: Sendable {
 
     // MARK: - Lark's own API
 
-    struct SpeechBody: Decodable {
-        var text: String
-        var voice: String?
-        var speaker: String?
-        var format: String?
-        var sample_rate: Int?
-        var bitrate: Int?
-        var length_scale: Float?
-        var noise_scale: Float?
-        var noise_w: Float?
-        var sentence_silence: Double?
-        var stream: Bool?
-    }
-
     private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let body = try await decodeJSON(SpeechBody.self, request, context: context)
-        let options = SynthesisOptions(
-            speaker: body.speaker.map(SpeakerSelector.init), lengthScale: body.length_scale, noiseScale: body.noise_scale,
-            noiseW: body.noise_w, sentenceSilence: body.sentence_silence)
-        let output = OutputChoice(format: body.format ?? "wav", sampleRate: body.sample_rate, bitrate: body.bitrate)
         if body.stream == true {
-            return try await streamed(text: body.text, voiceID: body.voice, options: options, output: output, route: "/api/v1/speech")
+            return try await streamed(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
-        return try await wholeFile(text: body.text, voiceID: body.voice, options: options, output: output, route: "/api/v1/speech")
+        return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
     }
 
     private func nativeVoices() async throws -> Response {
@@ -169,21 +155,14 @@ struct SpeechController: Sendable {
         text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
         let start = ContinuousClock.now
-        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
-        let encoder = try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: false)
-        let ticket = try await admit()
+        let speech = try await begin(text: text, voiceID: voiceID, options: options, output: output, streaming: false)
         var bytes: [UInt8] = []
-        for try await chunk in voice.synthesize(text, options: merged) {
-            bytes += try encoder.encode(chunk.samples)
-            count(chunk, voice: voice.info)
-        }
-        ticket.release()
+        while let encoded = try await speech.next() { bytes += encoded }
         // A cancelled task ends the stream early: that is a client gone, not a finished text.
         try Task.checkCancellation()
-        bytes += try encoder.finish()
+        bytes += try speech.finish()
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
-        return Response(status: .ok, headers: [.contentType: audio.format.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        return Response(status: .ok, headers: [.contentType: speech.format.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Chunked audio: the first sentence is synthesized before the response starts (so its errors
@@ -194,43 +173,39 @@ struct SpeechController: Sendable {
         text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
         let start = ContinuousClock.now
-        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
-        let encoder = EncoderBox(try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: true))
-        let ticket = try await admit()
-        let chunks = ChunkSource(voice.synthesize(text, options: merged), ticket: ticket)
-        guard let first = try await chunks.next() else { throw SpeechError.emptyText }
-        let firstBytes = try encoder.encoder.encode(first.samples)
+        let speech = try await begin(text: text, voiceID: voiceID, options: options, output: output, streaming: true)
+        guard let first = try await speech.next() else { throw SpeechError.emptyText }
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
-        count(first, voice: voice.info)
-        let body = ResponseBody { [self] writer in
-            if !firstBytes.isEmpty { try await writer.write(ByteBuffer(bytes: firstBytes)) }
-            while let chunk = try await chunks.next() {
-                count(chunk, voice: voice.info)
-                let bytes = try encoder.encoder.encode(chunk.samples)
+        let body = ResponseBody { writer in
+            var pending: [UInt8]? = first
+            while let bytes = pending {
                 if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
+                pending = try await speech.next()
             }
-            let tail = try encoder.encoder.finish()
+            let tail = try speech.finish()
             if !tail.isEmpty { try await writer.write(ByteBuffer(bytes: tail)) }
             try await writer.finish(nil)
         }
         // Polly's HTML5 example names raw PCM this way.
-        let contentType = route == "/read" && audio.format == .pcm ? "audio/wave; codecs=1" : audio.format.contentType
+        let contentType = route == "/read" && speech.format == .pcm ? "audio/wave; codecs=1" : speech.format.contentType
         return Response(status: .ok, headers: [.contentType: contentType], body: body)
     }
 
-    /// A place at the synthesis gate, or 503 with Retry-After at once.
-    private func admit() async throws -> SynthesisTicket {
+    /// Checks everything (text, options, voice, format), then takes a place at the gate (or 503
+    /// with Retry-After at once) and starts the synthesis.
+    private func begin(
+        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
+    ) async throws -> EncodedSpeech {
+        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
+        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
+        let encoder = try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: streaming)
         guard let ticket = await gate.admit() else {
             metrics.rejected.increment()
             throw APIError.busy(retryAfter: 1)
         }
-        return ticket
-    }
-
-    private func count(_ chunk: AudioChunk, voice: VoiceInfo) {
-        metrics.audioSeconds(voice: voice.id).increment(by: Double(chunk.samples.count) / Double(max(1, chunk.sampleRate)))
-        metrics.sentences(voice: voice.id).increment()
+        return EncodedSpeech(
+            voice.synthesize(text, options: merged), encoder: encoder, format: audio.format, ticket: ticket,
+            counters: metrics.voiceCounters(voice.info.id))
     }
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
@@ -318,8 +293,9 @@ struct OutputChoice: Sendable {
         self.bitrate = bitrate
     }
 
-    /// `format`, `sample_rate` (or Polly's `SampleRate`) and `bitrate` from a query string.
-    init(query: FormQuery, defaultFormat: String) throws {
+    /// The format (the first of `formatNames` given), `sample_rate` (or Polly's `SampleRate`) and
+    /// `bitrate` from a query string.
+    init(query: FormQuery, formatNames: [String], defaultFormat: String) throws {
         func number(_ names: [String]) throws -> Int? {
             guard let name = names.first(where: { query.get($0) != nil }), let raw = query.get(name) else { return nil }
             guard let value = Int(raw) else {
@@ -328,7 +304,7 @@ struct OutputChoice: Sendable {
             return value
         }
         self.init(
-            format: query.get("format") ?? defaultFormat, sampleRate: try number(["sample_rate", "SampleRate"]),
+            format: formatNames.lazy.compactMap(query.get).first ?? defaultFormat, sampleRate: try number(["sample_rate", "SampleRate"]),
             bitrate: try number(["bitrate"]))
     }
 
@@ -338,37 +314,46 @@ struct OutputChoice: Sendable {
     }
 }
 
-/// Hands one response's encoder from the handler to its body writer.
-/// `@unchecked Sendable`: used by one task at a time, the handler first, then the writer.
-final class EncoderBox: @unchecked Sendable {
-    let encoder: any AudioEncoder
-    init(_ encoder: any AudioEncoder) { self.encoder = encoder }
-}
-
-/// Hands a synthesis stream's iterator from the handler to the response body writer, with the
-/// request's place at the gate, given back as soon as the stream ends, fails or is dropped.
-/// `@unchecked Sendable`: the iterator is used by one task at a time, first the handler (for the
-/// first chunk), then the body writer, never both.
-final class ChunkSource: @unchecked Sendable {
-    private var iterator: AsyncThrowingStream<AudioChunk, any Error>.AsyncIterator
+/// One admitted request's synthesis, sentence by sentence, encoded, with its place at the gate
+/// (given back as soon as the synthesis ends, fails or is dropped) and its metrics.
+/// `@unchecked Sendable`: used by one task at a time, first the handler (for the first
+/// sentence), then the response body writer, never both.
+final class EncodedSpeech: @unchecked Sendable {
+    private var sentences: AsyncThrowingStream<AudioChunk, any Error>.AsyncIterator
+    private let encoder: any AudioEncoder
+    let format: AudioFormat
     private let ticket: SynthesisTicket
+    private let counters: ServerMetrics.VoiceCounters
 
-    init(_ stream: AsyncThrowingStream<AudioChunk, any Error>, ticket: SynthesisTicket) {
-        iterator = stream.makeAsyncIterator()
+    init(
+        _ stream: AsyncThrowingStream<AudioChunk, any Error>, encoder: any AudioEncoder, format: AudioFormat,
+        ticket: SynthesisTicket, counters: ServerMetrics.VoiceCounters
+    ) {
+        sentences = stream.makeAsyncIterator()
+        self.encoder = encoder
+        self.format = format
         self.ticket = ticket
+        self.counters = counters
     }
 
-    func next() async throws -> AudioChunk? {
+    /// The next sentence's bytes (empty while the codec gathers a frame), or nil at the end.
+    func next() async throws -> [UInt8]? {
         do {
-            guard let chunk = try await iterator.next() else {
+            guard let chunk = try await sentences.next() else {
                 ticket.release()
                 return nil
             }
-            return chunk
+            counters.count(chunk)
+            return try encoder.encode(chunk.samples)
         } catch {
             ticket.release()
             throw error
         }
+    }
+
+    /// What the codec still holds, and the container's trailer.
+    func finish() throws -> [UInt8] {
+        try encoder.finish()
     }
 }
 

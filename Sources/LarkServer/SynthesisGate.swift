@@ -10,14 +10,14 @@ final class SynthesisGate: Sendable {
     let workers: Int
     let maxQueue: Int
     private let state = Mutex(State())
-    private let metrics: ServerMetrics?
+    private let metrics: ServerMetrics
 
     private struct State {
         var running = 0
         var waiters: [CheckedContinuation<Bool, Never>] = []
     }
 
-    init(workers: Int, maxQueue: Int, metrics: ServerMetrics? = nil) {
+    init(workers: Int, maxQueue: Int, metrics: ServerMetrics) {
         self.workers = max(1, workers)
         self.maxQueue = max(0, maxQueue)
         self.metrics = metrics
@@ -60,7 +60,6 @@ final class SynthesisGate: Sendable {
     }
 
     private func publish() {
-        guard let metrics else { return }
         let (running, queued) = load
         metrics.synthesisInFlight.set(Int64(running))
         metrics.synthesisQueueDepth.set(Int64(queued))

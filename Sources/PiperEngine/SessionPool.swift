@@ -6,9 +6,9 @@ import OnnxRuntime
 /// ONNX Runtime lets one session serve concurrent runs, so a voice holds at most two sessions of
 /// the model: a *wide* one whose runs use several threads, given to the sentences of a request
 /// that synthesizes alone (lowest latency for a lone request), and a *narrow* one-thread session
-/// shared by the runs of requests that synthesize at the same time (under load, one core per run beats several threads per run: on 2 cores, 3-sentence
-/// requests at concurrency 16 gave 20.4 audio-s/s narrow against 18.6 wide, and a lone request
-/// 15.9 wide against 10.6 narrow).
+/// shared by the runs of requests that synthesize at the same time. Under load one core per run
+/// beats several threads per run: on 2 cores, 3-sentence requests at concurrency 16 gave 20.4
+/// audio-s/s narrow against 18.6 wide, and a lone request 15.9 wide against 10.6 narrow.
 actor SessionPool {
     private let wide: InferenceSession?
     private let narrow: InferenceSession
@@ -28,9 +28,6 @@ actor SessionPool {
         self.concurrency = max(1, concurrency)
     }
 
-    /// Runs waiting for a turn right now.
-    var waiting: Int { waiters.count }
-
     /// A request starts synthesizing (its sentences will `acquire` one after another).
     func beginStream() {
         streams += 1
@@ -47,7 +44,8 @@ actor SessionPool {
             return await withCheckedContinuation { waiters.append($0) }
         }
         running += 1
-        return running == 1 && streams <= 1 && !overlapped ? (wide ?? narrow) : narrow
+        // `overlapped` is set whenever two streams run, so it also covers "another stream now".
+        return running == 1 && !overlapped ? (wide ?? narrow) : narrow
     }
 
     /// Ends a run: its turn goes to the longest waiter (which then overlaps the others still

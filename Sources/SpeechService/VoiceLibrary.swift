@@ -12,7 +12,8 @@ public struct EngineConfiguration: Sendable {
     public var dataDirectories: [String]
     /// The directory that holds `espeak-ng-data` (nil: espeak-ng's default location).
     public var espeakDataPath: String?
-    /// ONNX Runtime threads inside one model run.
+    /// ONNX Runtime threads inside a model run that runs alone; runs that overlap other
+    /// requests get one thread each (see `SessionPool`).
     public var threadsPerSession: Int
     /// Model copies per Piper voice, and threads in the synthesis pool: how many sentences run at once.
     public var workers: Int

@@ -134,8 +134,8 @@ struct Say: AsyncParsableCommand {
             chosen = .pcm
         } else {
             let fileExtension = URL(fileURLWithPath: destination).pathExtension.lowercased()
-            chosen = AudioFormat.allCases.first { $0.fileExtension == fileExtension && $0 != .mulaw && $0 != .alaw }
-                ?? AudioFormat(name: fileExtension) ?? .wav
+            // `.wav` comes before the G.711-in-WAV formats, so a .wav file stays 16-bit PCM.
+            chosen = AudioFormat.allCases.first { $0.fileExtension == fileExtension } ?? AudioFormat(name: fileExtension) ?? .wav
         }
         do {
             return try AudioOutput(format: chosen, sampleRate: sampleRate, bitrate: bitrate, voiceRate: voiceRate)
