@@ -24,9 +24,10 @@ release: setup
 run: release
 	$(RELEASE_BIN) serve --host $(HOST) --port $(PORT) --model $(VOICE)
 
-## Every test: unit tests, parity with Piper's Python package, CLI behaviour.
+## Every test: unit tests, parity with Piper's Python package, CLI behaviour, the server, and
+## the job queue on SQLite and on a throw-away PostgreSQL that scripts/with-postgres.sh starts.
 test: build
-	LARK_BIN=$(CURDIR)/$(DEBUG_BIN) $(SWIFT) test --skip-build
+	LARK_BIN=$(CURDIR)/$(DEBUG_BIN) bash scripts/with-postgres.sh $(SWIFT) test --skip-build
 
 ## Benchmarks against Piper's Python package (not part of the tests).
 bench: release

@@ -29,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // C declarations only.
@@ -86,9 +90,38 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SpeechJobs",
+            dependencies: [
+                "SpeechCore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AudioStorage",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JobWorkers",
+            dependencies: [
+                "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LarkServer",
             dependencies: [
-                "SpeechCore", "SpeechService", "AudioEncoding",
+                "SpeechCore", "SpeechService", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -100,10 +133,11 @@ let package = Package(
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "OnnxRuntime", "SpeechService", "AudioEncoding", "LarkServer",
+                "SpeechCore", "OnnxRuntime", "SpeechService", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -112,7 +146,7 @@ let package = Package(
             name: "LarkTests",
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
-                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer",
+                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
             ],
             exclude: ["Resources"],
             swiftSettings: strict

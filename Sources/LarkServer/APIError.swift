@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import AudioEncoding
 import SpeechCore
+import SpeechJobs
 
 /// Every error the server answers with: a status and `{"error": {"code", "message"}}`.
 /// Domain errors are mapped to HTTP here, once; anything unexpected becomes a 500 whose
@@ -61,6 +62,10 @@ struct APIError: HTTPResponseError {
 
 /// Turns any error into an `APIError`, logging what is not the client's fault.
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
+    static func allowedMethods(_ path: String) -> [String]? {
+        SpeechController.routes[path] ?? JobController.allowedMethods(path: path)
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -75,9 +80,16 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(
                 HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"), code: "client_closed_request",
                 message: "the client closed the connection before the audio was ready")
-        } catch let error as HTTPError where error.status == .notFound && SpeechController.routes[request.uri.path] != nil {
+        } catch let error as JobStoreError {
+            switch error {
+            case .invalidCursor: throw APIError(.badRequest, code: "invalid_cursor", message: error.description)
+            case .invalidLocation, .unavailable, .corruptRow:
+                context.logger.error("job store error: \(error)")
+                throw APIError(.serviceUnavailable, code: "queue_unavailable", message: "the job queue is not available; try again later")
+            }
+        } catch let error as HTTPError where error.status == .notFound && Self.allowedMethods(request.uri.path) != nil {
             // The path exists, with other methods: 405 and the ones it has.
-            let allowed = SpeechController.routes[request.uri.path] ?? []
+            let allowed = Self.allowedMethods(request.uri.path) ?? []
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
             throw APIError(

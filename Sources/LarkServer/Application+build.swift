@@ -31,8 +31,11 @@ public struct ServerConfiguration: Sendable {
 
 /// Builds the whole application: the one place where routes, middleware and services are wired.
 /// `metrics` should have had `bootstrapSwiftMetrics()` called, for the HTTP metrics to appear.
+/// `gate` is shared with the job workers, if the process runs any; `jobs` nil leaves the job
+/// routes out (they answer 404).
 public func buildApplication(
-    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, logger: Logger
+    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, gate: SynthesisGate,
+    jobs: JobsContext?, logger: Logger
 ) -> some ApplicationProtocol {
     let router = Router()
     // Outermost first: the log line sees the final status; metrics see mapped errors.
@@ -41,9 +44,11 @@ public func buildApplication(
     router.add(middleware: ErrorMappingMiddleware())
     SpeechController(
         library: library, configuration: configuration,
-        gate: SynthesisGate(workers: configuration.workers, maxQueue: configuration.maxQueue, metrics: metrics),
-        metrics: metrics
+        gate: gate, metrics: metrics
     ).addRoutes(to: router)
+    if let jobs {
+        JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).addRoutes(to: router)
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Prometheus
 import SpeechCore
+import SpeechService
 
 /// The server's Prometheus metrics, served at `GET /metrics`.
 ///
@@ -28,6 +29,14 @@ public final class ServerMetrics: Sendable {
             descriptor: Self.name("synthesis_queue_depth", unit: "", help: "Requests waiting for a synthesis worker."))
         rejected = registry.makeCounter(
             descriptor: Self.name("synthesis_rejected", unit: "total", help: "Requests refused with 503 because the queue was full."))
+    }
+
+    /// The synthesis gate, its load published as `synthesis_in_flight` and `synthesis_queue_depth`.
+    public func makeGate(workers: Int, maxQueue: Int) -> SynthesisGate {
+        SynthesisGate(workers: workers, maxQueue: maxQueue) { [synthesisInFlight, synthesisQueueDepth] running, queued in
+            synthesisInFlight.set(Int64(running))
+            synthesisQueueDepth.set(Int64(queued))
+        }
     }
 
     /// Time from the request's arrival to its first audio being ready to send.

@@ -267,16 +267,8 @@ struct SpeechController: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
-            throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(Self.describe(error))")
+            throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(describeDecodingError(error))")
         }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.keyNotFound(let key, _) = error { return "missing field '\(key.stringValue)'" }
-        if case DecodingError.typeMismatch(_, let context) = error {
-            return "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        }
-        return "malformed JSON"
     }
 }
 
@@ -355,6 +347,15 @@ final class EncodedSpeech: @unchecked Sendable {
     func finish() throws -> [UInt8] {
         try encoder.finish()
     }
+}
+
+/// A JSON decoding failure in words a client can act on.
+func describeDecodingError(_ error: any Error) -> String {
+    if case DecodingError.keyNotFound(let key, _) = error { return "missing field '\(key.stringValue)'" }
+    if case DecodingError.typeMismatch(_, let context) = error {
+        return "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+    }
+    return "malformed JSON"
 }
 
 func jsonResponse(_ object: Any) -> Response {

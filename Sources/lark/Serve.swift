@@ -4,7 +4,10 @@ import Hummingbird
 import LarkServer
 import Logging
 import SpeechCore
+import ServiceLifecycle
+import SpeechJobs
 import SpeechService
+import JobWorkers
 
 /// `lark serve`: Piper's server options (dash and underscore spellings), plus Lark's own.
 struct Serve: AsyncParsableCommand {
@@ -29,8 +32,19 @@ struct Serve: AsyncParsableCommand {
           help: "Refresh the voice catalog before starting (not yet supported).")
     var updateVoices = false
     @Flag(help: "Log at debug level.") var debug = false
+    @Option(name: .customLong("member"), help: "POST /api/texts: a member and the voice it speaks with, as ID=VOICE (repeatable).")
+    var members: [String] = []
+    @Option(name: [.customLong("members-file"), .customLong("members_file")],
+            help: "POST /api/texts: a JSON object mapping member ids to voices. Env: LARK_MEMBERS_FILE.")
+    var membersFile: String?
+    @Option(name: [.customLong("public-url"), .customLong("public_url")],
+            help: "How clients reach this server, for job audio URLs (default http://HOST:PORT). Env: LARK_PUBLIC_URL.")
+    var publicURL: String?
+    @Flag(name: [.customLong("disable-jobs"), .customLong("disable_jobs")], help: "Serve no job API and run no job workers.")
+    var disableJobs = false
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup(title: "Jobs") var jobOptions: JobOptions
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -73,8 +87,68 @@ struct Serve: AsyncParsableCommand {
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
-        let app = buildApplication(configuration: configuration, library: library, metrics: metrics, logger: logger)
-        try await app.runService()
+        let gate = metrics.makeGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
+        var jobSystem: JobSystem?
+        var jobsContext: JobsContext?
+        if !disableJobs {
+            do {
+                let resolved = try jobOptions.resolve(defaultWorkers: 1)
+                let memberVoices = try memberMap()
+                for (member, voice) in memberVoices.sorted(by: { $0.key < $1.key }) {
+                    do { _ = try await library.voice(voice) } catch {
+                        throw ValidationError("--member \(member)=\(voice): \(describe(error))")
+                    }
+                }
+                let system = try await JobSystem.open(
+                    resolved, library: library, defaults: configuration.defaultOptions, gate: gate,
+                    publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
+                    logger: logger)
+                jobSystem = system
+                jobsContext = JobsContext(
+                    store: system.store, objects: system.objects, renderer: system.renderer, presenter: system.presenter,
+                    workers: system.workers, maxAttempts: resolved.maxAttempts, members: memberVoices)
+            } catch {
+                try? await library.shutdown()
+                throw fail(describe(error))
+            }
+        }
+        let app = buildApplication(
+            configuration: configuration, library: library, metrics: metrics, gate: gate, jobs: jobsContext, logger: logger)
+        // SIGTERM: the server drains its requests, and the workers give their jobs back.
+        var services: [any Service] = []
+        if let workers = jobSystem?.workers { services.append(workers) }
+        services.append(app)
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        do {
+            try await group.run()
+        } catch {
+            await jobSystem?.close()
+            try? await library.shutdown()
+            throw error
+        }
+        await jobSystem?.close()
         try? await library.shutdown()
+    }
+
+    /// `--member ID=VOICE` options and the `--members-file` JSON object, the options winning.
+    private func memberMap() throws -> [String: String] {
+        var map: [String: String] = [:]
+        if let path = membersFile ?? ProcessInfo.processInfo.environment["LARK_MEMBERS_FILE"] {
+            guard let data = FileManager.default.contents(atPath: path),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { throw ValidationError("--members-file \(path) is not a readable JSON object of member id to voice") }
+            for (member, voice) in object {
+                guard let voice = voice as? String else { throw ValidationError("--members-file: member \(member) needs a voice name") }
+                map[member] = voice
+            }
+        }
+        for entry in members {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--member takes ID=VOICE, got '\(entry)'")
+            }
+            map[parts[0]] = parts[1]
+        }
+        return map
     }
 }

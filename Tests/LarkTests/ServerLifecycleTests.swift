@@ -13,14 +13,19 @@ import Testing
         var base: String { "http://127.0.0.1:\(port)" }
         var pid: Int32 { process.processIdentifier }
 
-        /// Starts the server; `waitUntilHealthy` false lets the caller watch a start-up that fails.
-        init(_ arguments: [String], port: Int, environment: [String: String] = [:], waitUntilHealthy: Bool = true) throws {
+        /// Starts the server; `waitUntilHealthy` false lets the caller watch a start-up that fails
+        /// (or run a `command` that serves no HTTP, such as `worker`).
+        init(
+            _ arguments: [String], port: Int, environment: [String: String] = [:], waitUntilHealthy: Bool = true,
+            command: String = "serve"
+        ) throws {
             self.port = port
             logPath = NSTemporaryDirectory() + "lark-serve-\(port)-\(UUID().uuidString).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: Checkout.larkBinary)
             // The port comes from the environment when a test says so, else from the arguments.
-            process.arguments = ["serve"] + (environment["LARK_PORT"] == nil ? ["--port", String(port)] : []) + arguments
+            let portArguments = command == "serve" && environment["LARK_PORT"] == nil ? ["--port", String(port)] : []
+            process.arguments = [command] + portArguments + arguments
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             let log = FileHandle(forWritingAtPath: logPath)
             process.standardOutput = log
@@ -37,8 +42,8 @@ import Testing
 
         var log_: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-        func curl(_ path: String, _ extra: [String] = []) throws -> ServerTests.CurlResult {
-            try ServerTests.curl(extra + ["\(base)\(path)"])
+        func curl(_ path: String, _ extra: [String] = [], input: Data = Data()) throws -> ServerTests.CurlResult {
+            try ServerTests.curl(extra + ["\(base)\(path)"], input: input)
         }
 
         /// The exit status, or nil if still running after `seconds`.

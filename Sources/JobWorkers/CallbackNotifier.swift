@@ -1,0 +1,61 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+
+/// POSTs a finished job's JSON to its `callback_url`, retrying (1 s, 2 s, 4 s…) until the
+/// receiver answers 2xx or the attempts are spent. Delivery is best effort: a callback still
+/// being retried when the process stops is not sent again (the job itself is safe in the store).
+public final class CallbackNotifier: Sendable {
+    private let client: HTTPClient
+    private let attempts: Int
+    private let logger: Logger
+
+    public init(attempts: Int = 4, logger: Logger) {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
+        configuration.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.attempts = max(1, attempts)
+        self.logger = logger
+    }
+
+    /// Whether `text` is a URL a callback can go to: absolute http(s) with a host.
+    public static func isValid(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty
+        else { return false }
+        return true
+    }
+
+    /// Sends `body` to `url`; returns whether a 2xx answer came back.
+    @discardableResult
+    public func send(_ body: Data, to url: String, jobID: String) async -> Bool {
+        for attempt in 1...attempts {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "lark-jobs")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            do {
+                let response = try await client.execute(request, timeout: .seconds(15))
+                _ = try? await response.body.collect(upTo: 64 * 1024)
+                if (200..<300).contains(response.status.code) {
+                    logger.info("callback delivered", metadata: ["job": "\(jobID)", "status": "\(response.status.code)"])
+                    return true
+                }
+                logger.warning("callback refused", metadata: ["job": "\(jobID)", "status": "\(response.status.code)", "attempt": "\(attempt)"])
+            } catch {
+                logger.warning("callback failed", metadata: ["job": "\(jobID)", "error": "\(error)", "attempt": "\(attempt)"])
+            }
+            if attempt < attempts {
+                try? await Task.sleep(for: .seconds(1 << (attempt - 1)))
+            }
+        }
+        return false
+    }
+
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+}

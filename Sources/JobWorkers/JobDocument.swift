@@ -1,0 +1,82 @@
+import AudioStorage
+import Foundation
+import SpeechJobs
+
+/// A job as clients see it, in the API's answers and in callbacks: the same JSON in both.
+public struct JobDocument: Encodable, Sendable {
+    public var id: String
+    public var status: String
+    public var voice: String
+    public var format: String
+    public var attempts: Int
+    public var max_attempts: Int
+    public var progress: Progress
+    public var error: String?
+    public var audio_url: String?
+    public var object_key: String?
+    public var idempotency_key: String?
+    public var cancel_requested: Bool
+    public var created_at: String
+    public var updated_at: String
+    public var started_at: String?
+    public var finished_at: String?
+    public var expires_at: String?
+
+    public struct Progress: Encodable, Sendable {
+        public var sentences_done: Int
+        public var sentences_total: Int?
+    }
+}
+
+/// Builds `JobDocument`s: audio URLs come from the object store (a presigned URL for S3, a path
+/// under `/files/` on this server for the local directory, made absolute with `publicURL`).
+public struct JobPresenter: Sendable {
+    let objects: any ObjectStore
+    /// How clients reach this server (`http://host:port`), for local audio URLs.
+    let publicURL: String
+    let retention: Duration
+    let urlLifetime: Duration
+
+    public init(objects: any ObjectStore, publicURL: String, retention: Duration, urlLifetime: Duration = .seconds(3600)) {
+        self.objects = objects
+        self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        self.retention = retention
+        self.urlLifetime = urlLifetime
+    }
+
+    public func document(_ job: Job) async -> JobDocument {
+        var audioURL: String?
+        if job.status == .succeeded, let key = job.objectKey {
+            audioURL = await url(forKey: key)
+        }
+        return JobDocument(
+            id: job.id, status: job.status.rawValue, voice: job.spec.voice, format: job.spec.format, attempts: job.attempts,
+            max_attempts: job.maxAttempts,
+            progress: .init(sentences_done: job.sentencesDone, sentences_total: job.sentencesTotal),
+            error: job.error, audio_url: audioURL, object_key: job.objectKey, idempotency_key: job.idempotencyKey,
+            cancel_requested: job.cancelRequested, created_at: Self.iso(job.createdAt), updated_at: Self.iso(job.updatedAt),
+            started_at: job.startedAt.map(Self.iso), finished_at: job.finishedAt.map(Self.iso),
+            expires_at: job.finishedAt.map { Self.iso($0 + retention.milliseconds) })
+    }
+
+    /// Where a client downloads the object, or nil when the store cannot say (it is unreachable).
+    public func url(forKey key: String) async -> String? {
+        switch try? await objects.location(of: key, expiresIn: urlLifetime) {
+        case .localFile?: return publicURL + "/files/" + Self.escapePath(key)
+        case .url(let url)?: return url.absoluteString
+        case nil: return nil
+        }
+    }
+
+    static func escapePath(_ key: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%;")
+        return key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key
+    }
+
+    static func iso(_ milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Timestamp.date(milliseconds))
+    }
+}

@@ -1,0 +1,299 @@
+import AudioEncoding
+import AudioStorage
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import SpeechCore
+import SpeechJobs
+import SpeechService
+import Synchronization
+
+public struct JobWorkerConfiguration: Sendable {
+    /// Jobs synthesized at once by this process (each also takes a place at the synthesis gate).
+    public var workers: Int
+    /// How long a claim lasts without a heartbeat; a dead worker's job is claimed again after it.
+    public var lease: Duration
+    /// How often an idle worker looks for work.
+    public var pollInterval: Duration
+    public var retry: RetryPolicy
+    /// Finished jobs and their audio are deleted this long after they end.
+    public var retention: Duration
+    /// Where rendered audio waits before it is uploaded.
+    public var scratchDirectory: URL
+    /// Names this process's workers in the store (host and pid by default).
+    public var name: String
+
+    public init(
+        workers: Int = 1, lease: Duration = .seconds(30), pollInterval: Duration = .milliseconds(500),
+        retry: RetryPolicy = RetryPolicy(), retention: Duration = .seconds(72 * 3600),
+        scratchDirectory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("lark-jobs"),
+        name: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    ) {
+        self.workers = workers
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.retry = retry
+        self.retention = retention
+        self.scratchDirectory = scratchDirectory
+        self.name = name
+    }
+}
+
+/// The job workers of one process: each claims a due job, renders it to a scratch file while a
+/// heartbeat keeps its lease (and notices a cancellation), stores the audio, and marks the job
+/// done; failures are retried with back-off, then fail the job with the reason. A janitor
+/// deletes finished jobs past their retention.
+///
+/// Audio is written exactly once per job: a job claimed again after its worker died checks the
+/// store first, and an object already there (uploads are whole-or-nothing) finishes the job.
+public final class JobWorkerService: Service {
+    private let store: any JobStore
+    private let objects: any ObjectStore
+    private let renderer: JobRenderer
+    private let gate: SynthesisGate
+    private let presenter: JobPresenter
+    private let notifier: CallbackNotifier
+    private let configuration: JobWorkerConfiguration
+    private let logger: Logger
+    /// Wakes idle workers when a job is submitted in this process (others find it by polling).
+    private let doorbell = Doorbell()
+
+    public init(
+        store: any JobStore, objects: any ObjectStore, renderer: JobRenderer, gate: SynthesisGate, presenter: JobPresenter,
+        notifier: CallbackNotifier, configuration: JobWorkerConfiguration, logger: Logger
+    ) {
+        self.store = store
+        self.objects = objects
+        self.renderer = renderer
+        self.gate = gate
+        self.presenter = presenter
+        self.notifier = notifier
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Tells idle workers that a job was just queued.
+    public func jobSubmitted() {
+        doorbell.ring()
+    }
+
+    public func run() async throws {
+        try FileManager.default.createDirectory(at: configuration.scratchDirectory, withIntermediateDirectories: true)
+        logger.info("job workers started", metadata: ["workers": "\(configuration.workers)", "name": "\(configuration.name)"])
+        // Graceful shutdown cancels the workers: a job in progress is given back to the queue.
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<max(0, self.configuration.workers) {
+                    group.addTask { await self.workLoop(name: "\(self.configuration.name)-\(index)") }
+                }
+                group.addTask { await self.janitorLoop() }
+            }
+        }
+        logger.info("job workers stopped")
+    }
+
+    // MARK: - Working
+
+    private func workLoop(name: String) async {
+        while !Task.isCancelled {
+            guard let ticket = await gate.admitBackground() else { return }
+            let job: Job?
+            do {
+                job = try await store.claim(worker: name, lease: configuration.lease, now: Timestamp.now)
+            } catch {
+                ticket.release()
+                logger.error("could not claim a job", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
+                continue
+            }
+            guard let job else {
+                ticket.release()
+                await doorbell.wait(upTo: configuration.pollInterval)
+                continue
+            }
+            await process(job, worker: name)
+            ticket.release()
+        }
+    }
+
+    private enum Outcome {
+        case rendered(RenderedAudio)
+        case stop(HeartbeatReply)
+    }
+
+    private func process(_ job: Job, worker: String) async {
+        var log = logger
+        log[metadataKey: "job"] = "\(job.id)"
+        log.info("job started", metadata: ["attempt": "\(job.attempts)", "voice": "\(job.spec.voice)"])
+        let extensionName = AudioFormat(name: job.spec.format)?.fileExtension ?? "bin"
+        let key = job.spec.objectKey ?? "jobs/\(job.id).\(extensionName)"
+        let scratch = configuration.scratchDirectory.appendingPathComponent("\(job.id)-\(worker).\(extensionName)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        do {
+            // A previous attempt stored the audio and died before saying so: it is done.
+            if try await objects.exists(key: key) {
+                log.info("job audio already stored", metadata: ["key": "\(key)"])
+                try await finish(job, worker: worker, key: key, log: log)
+                return
+            }
+            var outcome = try await renderWithHeartbeat(job, worker: worker, to: scratch)
+            if case .rendered(let audio) = outcome {
+                // The final progress, and a last check that the job is still this worker's.
+                let reply = try await store.heartbeat(
+                    id: job.id, worker: worker, lease: configuration.lease, sentencesDone: audio.sentences,
+                    sentencesTotal: audio.sentences, now: Timestamp.now)
+                if reply != .proceed { outcome = .stop(reply) }
+            }
+            switch outcome {
+            case .rendered(let audio):
+                try await objects.put(key: key, file: scratch, contentType: audio.contentType)
+                log.info("job audio stored", metadata: ["key": "\(key)", "bytes": "\(audio.bytes)", "sentences": "\(audio.sentences)"])
+                try await finish(job, worker: worker, key: key, log: log)
+            case .stop(.cancelRequested):
+                try await store.finishCancelled(id: job.id, worker: worker, now: Timestamp.now)
+                log.info("job cancelled")
+                await finished(job.id, status: .cancelled)
+            case .stop:
+                log.warning("job lease lost to another worker; dropping this attempt")
+            }
+        } catch is CancellationError {
+            // This process is shutting down: the job goes back to the queue as it was.
+            _ = try? await store.release(id: job.id, worker: worker, now: Timestamp.now)
+            log.info("job given back (shutting down)")
+        } catch {
+            await failed(job, worker: worker, error: error, log: log)
+        }
+    }
+
+    private func finish(_ job: Job, worker: String, key: String, log: Logger) async throws {
+        if try await store.succeed(id: job.id, worker: worker, objectKey: key, now: Timestamp.now) {
+            log.info("job succeeded")
+            await finished(job.id, status: .succeeded)
+        } else {
+            log.warning("job finished, but another worker holds it now")
+        }
+    }
+
+    private func failed(_ job: Job, worker: String, error: any Error, log: Logger) async {
+        let reason = Self.describe(error)
+        // A job that cannot succeed (its voice or options are wrong) is not retried.
+        let permanent = error is SpeechError || error is AudioOutputError
+        let delay = permanent ? nil : configuration.retry.delay(afterAttempts: job.attempts, maxAttempts: job.maxAttempts)
+        let retryAt = delay.map { Timestamp.now + $0.milliseconds }
+        do {
+            try await store.fail(id: job.id, worker: worker, error: reason, retryAt: retryAt, now: Timestamp.now)
+        } catch {
+            log.error("could not record the job's failure", metadata: ["error": "\(error)"])
+            return
+        }
+        if let delay {
+            log.warning("job attempt failed; retrying", metadata: ["error": "\(reason)", "in": "\(delay)"])
+        } else {
+            log.error("job failed", metadata: ["error": "\(reason)"])
+            await finished(job.id, status: .failed)
+        }
+    }
+
+    /// Renders while a heartbeat extends the lease every third of it; whichever ends first
+    /// stops the other.
+    private func renderWithHeartbeat(_ job: Job, worker: String, to file: URL) async throws -> Outcome {
+        let progress = ProgressBox()
+        return try await withThrowingTaskGroup(of: Outcome.self) { group in
+            group.addTask {
+                .rendered(try await self.renderer.render(job.spec, to: file) { done, total in
+                    progress.value.withLock { $0 = (done, total) }
+                    try Task.checkCancellation()
+                })
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: self.configuration.lease / 3)
+                    let (done, total) = progress.value.withLock { $0 }
+                    let reply = try await self.store.heartbeat(
+                        id: job.id, worker: worker, lease: self.configuration.lease, sentencesDone: done,
+                        sentencesTotal: total, now: Timestamp.now)
+                    if reply != .proceed { return .stop(reply) }
+                }
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw CancellationError() }
+            return first
+        }
+    }
+
+    /// Counts the job and sends its callback, if it has one.
+    private func finished(_ id: String, status: JobStatus) async {
+        Counter(label: "lark_jobs_finished_total", dimensions: [("status", status.rawValue)]).increment()
+        guard let job = try? await store.job(id: id), let callback = job.spec.callbackURL else { return }
+        let document = await presenter.document(job)
+        guard let body = try? JSONEncoder().encode(document) else { return }
+        let notifier = self.notifier
+        Task { await notifier.send(body, to: callback, jobID: id) }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? SpeechError { return error.message }
+        return String(describing: error)
+    }
+
+    // MARK: - Retention
+
+    private func janitorLoop() async {
+        while !Task.isCancelled {
+            await purgeExpired()
+            try? await Task.sleep(for: .seconds(600))
+        }
+    }
+
+    /// Deletes finished jobs older than the retention, and their audio.
+    public func purgeExpired() async {
+        let cutoff = Timestamp.now - configuration.retention.milliseconds
+        do {
+            while true {
+                let purged = try await store.purge(finishedBefore: cutoff, limit: 100)
+                for job in purged {
+                    if let key = job.objectKey { try? await objects.delete(key: key) }
+                }
+                if !purged.isEmpty { logger.info("expired jobs deleted", metadata: ["count": "\(purged.count)"]) }
+                if purged.count < 100 { break }
+            }
+        } catch {
+            logger.warning("could not delete expired jobs", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Sentences done and expected, written by the rendering task and read by the heartbeat.
+final class ProgressBox: Sendable {
+    let value = Mutex<(done: Int, total: Int?)>((0, nil))
+}
+
+/// Lets a submission wake the idle workers of its own process at once.
+final class Doorbell: Sendable {
+    private let waiting = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+    func ring() {
+        let all = waiting.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for continuation in all { continuation.resume() }
+    }
+
+    /// Returns when rung, or after `limit`.
+    func wait(upTo limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: limit) }
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    self.waiting.withLock { $0.append(continuation) }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+            // The continuation task ends only when rung: ring so it does not hold the group.
+            self.ring()
+        }
+    }
+}
