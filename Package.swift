@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C declarations only.
@@ -86,6 +88,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "AudioStorage",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LarkServer",
             dependencies: [
                 "SpeechCore", "SpeechService", "AudioEncoding",
@@ -112,7 +126,10 @@ let package = Package(
             name: "LarkTests",
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
-                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer",
+                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "AudioStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Resources"],
             swiftSettings: strict
