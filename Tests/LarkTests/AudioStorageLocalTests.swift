@@ -197,3 +197,50 @@ final class TemporaryDirectory: Sendable {
         try? FileManager.default.removeItem(at: url)
     }
 }
+
+/// The behaviour every `ObjectStore` shares (house rule 5), run against the local store here and
+/// against the S3 store in `AudioStorageS3Tests`. `read` fetches what a location points to.
+enum ObjectStoreConformance {
+    static func check(
+        _ store: any ObjectStore, directory: TemporaryDirectory, read: (ObjectLocation) async throws -> Data
+    ) async throws {
+        let key = "jobs/conformance-\(UUID().uuidString).mp3"
+        let first = directory.url.appending(path: "first.mp3")
+        let second = directory.url.appending(path: "second.mp3")
+        try Data(repeating: 1, count: 300_000).write(to: first)
+        try Data("replaced".utf8).write(to: second)
+
+        #expect(try await store.exists(key: key) == false)
+        try await store.delete(key: key)  // absent: no error
+        try await store.put(key: key, file: first, contentType: "audio/mpeg")
+        #expect(try await store.exists(key: key))
+        #expect(try await read(store.location(of: key, expiresIn: .seconds(120))) == Data(repeating: 1, count: 300_000))
+        try await store.put(key: key, file: second, contentType: "audio/mpeg")
+        #expect(try await read(store.location(of: key, expiresIn: .seconds(120))) == Data("replaced".utf8))
+        try await store.delete(key: key)
+        #expect(try await store.exists(key: key) == false)
+
+        for bad in ["", "/abs", "a/../b", "a\\b", "a//b"] {
+            await #expect(throws: StorageError.invalidKey(bad)) { try await store.exists(key: bad) }
+            await #expect(throws: StorageError.invalidKey(bad)) { try await store.delete(key: bad) }
+            await #expect(throws: StorageError.invalidKey(bad)) { try await store.put(key: bad, file: first, contentType: "audio/mpeg") }
+            await #expect(throws: StorageError.invalidKey(bad)) { try await store.location(of: bad, expiresIn: .seconds(60)) }
+        }
+        // A missing source file: nothing is stored.
+        await #expect(throws: StorageError.self) {
+            try await store.put(key: key, file: directory.url.appending(path: "missing.mp3"), contentType: "audio/mpeg")
+        }
+        #expect(try await store.exists(key: key) == false)
+    }
+}
+
+extension AudioStorageLocalTests {
+    @Test func conformance() async throws {
+        let directory = try TemporaryDirectory()
+        let store = LocalDirectoryStore(root: directory.url.appending(path: "store"))
+        try await ObjectStoreConformance.check(store, directory: directory) { location in
+            guard case .localFile(let path) = location else { throw StorageError.invalidConfiguration("not a file") }
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+    }
+}

@@ -86,6 +86,20 @@ import Testing
         #expect(try await Self.fetch(url).status == 404)
     }
 
+    @Test(arguments: [S3Addressing.path, .virtualHost]) func conformance(addressing: S3Addressing) async throws {
+        let directory = try TemporaryDirectory()
+        let bucket = addressing == .path ? MotoServers.pathBucket : MotoServers.hostBucket
+        let store = store(bucket: bucket, prefix: "conformance", addressing: addressing)
+        defer { Task { try await store.shutdown() } }
+        let connectTo = addressing == .virtualHost ? "127.0.0.1:\(moto.open.port)" : nil
+        try await ObjectStoreConformance.check(store, directory: directory) { location in
+            guard case .url(let url) = location else { throw StorageError.invalidConfiguration("not a URL") }
+            let (status, body) = try await Self.fetch(url, connectTo: connectTo)
+            #expect(status == 200)
+            return body
+        }
+    }
+
     @Test func virtualHostRoundTrip() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: MotoServers.hostBucket, addressing: .virtualHost)
