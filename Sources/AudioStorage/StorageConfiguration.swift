@@ -174,6 +174,12 @@ public struct StorageConfiguration: Sendable, Equatable {
         } else {
             addressing = .path
         }
+        if addressing == .virtualHost, let host = endpoint.host(),
+            host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." })
+        {
+            throw .invalidConfiguration(
+                "virtual-host addressing needs a host name, not the IP address \(host): use --s3-addressing path")
+        }
         if addressing == .virtualHost, bucket.contains("_") {
             throw .invalidConfiguration(
                 "bucket \(String(reflecting: bucket)) has an underscore, which cannot be part of a host name: use --s3-addressing path")

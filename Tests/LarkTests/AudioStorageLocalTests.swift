@@ -170,6 +170,15 @@ import Testing
         #expect("\(error)".contains(message), "\(error)")
     }
 
+    @Test func virtualHostNeedsAHostName() {
+        let error = #expect(throws: StorageError.self) {
+            try StorageConfiguration.parse(
+                "s3://bucket", s3Endpoint: "http://127.0.0.1:9000", s3Region: nil, addressing: .virtualHost,
+                credentials: Self.credentials)
+        }
+        #expect(error.map { "\($0)".contains("virtual-host addressing needs a host name") } == true)
+    }
+
     @Test func makesTheStoreTheConfigurationNames() async throws {
         let local = try makeObjectStore(
             StorageConfiguration.parse("/tmp/lark-x", s3Endpoint: nil, s3Region: nil, addressing: nil, credentials: nil),

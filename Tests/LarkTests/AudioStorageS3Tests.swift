@@ -205,6 +205,37 @@ import Testing
         }
     }
 
+    /// A server that accepts the connection and never answers: the request's deadline ends it.
+    @Test func silentEndpointTimesOut() async throws {
+        let port = try MotoServers.closedPort()
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 8) == 0)  // the kernel completes handshakes; nobody reads
+        let store = S3ObjectStore(
+            configuration: S3Configuration(
+                bucket: "lark", endpoint: URL(string: "http://127.0.0.1:\(port)")!, region: "us-east-1", addressing: .path,
+                credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "b"), requestTimeout: .seconds(1),
+                connectTimeout: .seconds(1)),
+            logger: Logger(label: "test"))
+        defer { Task { try await store.shutdown() } }
+        let started = ContinuousClock.now
+        let error = await #expect(throws: StorageError.self) { try await store.exists(key: "a.wav") }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        guard case .unreachable(let endpoint, let reason) = error else {
+            Issue.record("\(String(describing: error))")
+            return
+        }
+        #expect(endpoint == "http://127.0.0.1:\(port)")
+        #expect(reason.contains("no answer within 1.0 seconds") || reason.contains("Timeout"), "\(reason)")
+    }
+
     /// moto's default server accepts any credentials: the wrong ones are refused only by the
     /// server whose authentication is on, which checks the key exists and recomputes the signature.
     @Test func credentialsAreChecked() async throws {
