@@ -23,6 +23,16 @@ public struct S3Credentials: Sendable, Equatable {
     }
 }
 
+/// Printing credentials (or a configuration that holds them) never shows the secret or the token.
+extension S3Credentials: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        "S3Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>"
+            + (sessionToken == nil ? ")" : ", sessionToken: <redacted>)")
+    }
+
+    public var debugDescription: String { description }
+}
+
 /// Everything ``S3ObjectStore`` needs, already checked.
 public struct S3Configuration: Sendable, Equatable {
     public var bucket: String

@@ -170,6 +170,16 @@ import Testing
         #expect("\(error)".contains(message), "\(error)")
     }
 
+    @Test func printingNeverShowsTheSecret() throws {
+        let configuration = try StorageConfiguration.parse(
+            "s3://bucket", s3Endpoint: nil, s3Region: nil, addressing: nil,
+            credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "TOPSECRET", sessionToken: "TOKEN"))
+        for text in ["\(configuration)", String(reflecting: configuration)] {
+            #expect(text.contains("AKID"))
+            #expect(!text.contains("TOPSECRET") && !text.contains("TOKEN"), "\(text)")
+        }
+    }
+
     @Test func virtualHostNeedsAHostName() {
         let error = #expect(throws: StorageError.self) {
             try StorageConfiguration.parse(
