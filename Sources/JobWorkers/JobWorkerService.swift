@@ -178,7 +178,8 @@ public final class JobWorkerService: Service {
     private func failed(_ job: Job, worker: String, error: any Error, log: Logger) async {
         let reason = Self.describe(error)
         // A job that cannot succeed (its voice or options are wrong) is not retried.
-        let permanent = error is SpeechError || error is AudioOutputError
+        var permanent = error is SpeechError || error is AudioOutputError
+        if case StorageError.invalidKey? = error as? StorageError { permanent = true }
         let delay = permanent ? nil : configuration.retry.delay(afterAttempts: job.attempts, maxAttempts: job.maxAttempts)
         let retryAt = delay.map { Timestamp.now + $0.milliseconds }
         do {

@@ -3,6 +3,7 @@ import Hummingbird
 import AudioEncoding
 import SpeechCore
 import SpeechJobs
+import AudioStorage
 
 /// Every error the server answers with: a status and `{"error": {"code", "message"}}`.
 /// Domain errors are mapped to HTTP here, once; anything unexpected becomes a 500 whose
@@ -87,6 +88,9 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.error("job store error: \(error)")
                 throw APIError(.serviceUnavailable, code: "queue_unavailable", message: "the job queue is not available; try again later")
             }
+        } catch let error as StorageError {
+            context.logger.error("object storage error: \(error)")
+            throw APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error)")
         } catch let error as HTTPError where error.status == .notFound && Self.allowedMethods(request.uri.path) != nil {
             // The path exists, with other methods: 405 and the ones it has.
             let allowed = Self.allowedMethods(request.uri.path) ?? []

@@ -23,7 +23,7 @@ struct JobOptions: ParsableArguments {
     @Option(name: [.customLong("s3-region"), .customLong("s3_region")], help: "S3 region (default us-east-1). Env: LARK_S3_REGION or AWS_REGION.")
     var s3Region: String?
     @Option(name: [.customLong("s3-addressing"), .customLong("s3_addressing")],
-            help: "path or virtual (default: virtual on AWS, path with --s3-endpoint). Env: LARK_S3_ADDRESSING.")
+            help: "path or virtual-host (default: virtual-host on AWS, path with --s3-endpoint). Env: LARK_S3_ADDRESSING.")
     var s3Addressing: String?
     @Option(name: [.customLong("job-workers"), .customLong("job_workers")],
             help: "Jobs synthesized at once in this process (serve default 1; 0 = the API only). Env: LARK_JOB_WORKERS.")
@@ -58,7 +58,9 @@ struct JobOptions: ParsableArguments {
         let storageSpec = value(storage, "LARK_STORAGE") ?? directory + "/audio"
         var addressing: S3Addressing?
         if let raw = value(s3Addressing, "LARK_S3_ADDRESSING") {
-            guard let parsed = S3Addressing(rawValue: raw) else { throw ValidationError("--s3-addressing must be path or virtual, got '\(raw)'") }
+            guard let parsed = S3Addressing(rawValue: raw == "virtual" ? "virtual-host" : raw) else {
+                throw ValidationError("--s3-addressing must be path or virtual-host, got '\(raw)'")
+            }
             addressing = parsed
         }
         var credentials: S3Credentials?
