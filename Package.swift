@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C declarations only.
@@ -68,7 +70,13 @@ let package = Package(
         ),
         .target(
             name: "VoiceCatalog",
-            dependencies: ["SpeechCore"],
+            dependencies: [
+                "SpeechCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -88,7 +96,7 @@ let package = Package(
         .target(
             name: "LarkServer",
             dependencies: [
-                "SpeechCore", "SpeechService", "AudioEncoding",
+                "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -100,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "OnnxRuntime", "SpeechService", "AudioEncoding", "LarkServer",
+                "SpeechCore", "OnnxRuntime", "SpeechService", "VoiceCatalog", "AudioEncoding", "LarkServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,6 +121,9 @@ let package = Package(
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["Resources"],
             swiftSettings: strict
