@@ -15,7 +15,8 @@ import VoiceCatalog
         _ body: @Sendable (any TestClientProtocol) async throws -> T
     ) async throws -> T {
         let library = VoiceLibrary(configuration: Checkout.engineConfiguration(dataDirectories: [directory]))
-        let http = CatalogHTTPClient()
+        // AsyncHTTPClient retries a refused connection until the connect timeout: keep it short.
+        let http = CatalogHTTPClient(connectTimeout: .seconds(2))
         let installer = VoiceInstaller(
             settings: CatalogSettings(downloadDirectory: directory, catalogURL: catalogURL, voicesBaseURL: base),
             dataDirectories: [directory], http: http)

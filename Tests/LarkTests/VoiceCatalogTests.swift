@@ -13,7 +13,8 @@ import VoiceCatalog
         base: String, directory: String, catalogPath: String = "voices.json", readTimeout: Int64 = 30,
         _ body: (VoiceInstaller) async throws -> T
     ) async throws -> T {
-        let http = CatalogHTTPClient(readTimeout: .seconds(readTimeout))
+        // AsyncHTTPClient retries a refused connection until the connect timeout: keep it short.
+        let http = CatalogHTTPClient(connectTimeout: .seconds(2), readTimeout: .seconds(readTimeout))
         let settings = CatalogSettings(downloadDirectory: directory, catalogURL: base + catalogPath, voicesBaseURL: base)
         let installer = VoiceInstaller(settings: settings, dataDirectories: [directory], http: http)
         do {
@@ -98,6 +99,7 @@ import VoiceCatalog
             try await Self.withInstaller(base: base, directory: directory) { installer in
                 #expect(try await installer.catalog().voices.keys.sorted() == ["xx_XX-old-low"])
                 server.set("voices.json", TestVoice.catalog([old, new]))
+                for (path, data) in new.files { server.set(path, data) }
                 // Cached: the new catalog is not fetched until asked.
                 #expect(try await installer.catalog().voices.count == 1)
                 #expect(server.requests(to: "voices.json").count == 1)
