@@ -13,7 +13,7 @@ final class DownloadLock {
     }
 
     /// Waits (cancellably) until the lock at `path` is ours.
-    static func acquire(_ path: String) async throws -> DownloadLock {
+    static func acquire(_ path: String) async throws(CatalogError) -> DownloadLock {
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw CatalogError.notWritable(path: path, reason: String(cString: strerror(errno)))
@@ -28,7 +28,7 @@ final class DownloadLock {
                 try await Task.sleep(for: .milliseconds(100))
             } catch {
                 close(descriptor)
-                throw error
+                throw CatalogError.downloadFailed(url: path, reason: "cancelled while another download of this voice held the lock")
             }
         }
         return DownloadLock(descriptor: descriptor)

@@ -114,14 +114,7 @@ public final class VoiceInstaller: Sendable {
         let files = try voice.voiceFiles()
         try prepareDownloadDirectory()
         let directory = settings.downloadDirectory
-        let lock: DownloadLock
-        do {
-            lock = try await DownloadLock.acquire(directory + "/." + voice.key + ".lock")
-        } catch let error as CatalogError {
-            throw error
-        } catch {
-            throw CatalogError.downloadFailed(url: settings.catalogURL, reason: "cancelled")
-        }
+        let lock = try await DownloadLock.acquire(directory + "/." + voice.key + ".lock")
         defer { lock.release() }
         // Another task or process may have finished it while we waited for the lock.
         if let found = directories.locate(voice.key, allowPaths: false) {

@@ -17,7 +17,7 @@ final class ProgressPrinter: @unchecked Sendable {
 
     private func report(_ progress: DownloadProgress) {
         let percent = progress.total > 0 ? Int(progress.received * 100 / progress.total) : 100
-        let sizes = "\(Self.megabytes(progress.received)) of \(Self.megabytes(progress.total)) MB"
+        let sizes = "\(Self.size(progress.received)) of \(Self.size(progress.total))"
         if isTerminal {
             let now = ContinuousClock.now
             if !progress.finished, let lastDraw, lastDraw.duration(to: now) < .milliseconds(100) { return }
@@ -30,10 +30,10 @@ final class ProgressPrinter: @unchecked Sendable {
         }
         let tenth = percent / 10
         if lastTenth[progress.file] == nil {
-            let resumed = progress.resumedFrom > 0 ? ", resuming at \(Self.megabytes(progress.resumedFrom)) MB" : ""
-            write("downloading \(progress.file) (\(Self.megabytes(progress.total)) MB\(resumed))\n")
+            let resumed = progress.resumedFrom > 0 ? ", resuming at \(Self.size(progress.resumedFrom))" : ""
+            write("downloading \(progress.file) (\(Self.size(progress.total))\(resumed))\n")
             lastTenth[progress.file] = tenth
-        } else if let last = lastTenth[progress.file], tenth > last, !progress.finished {
+        } else if let last = lastTenth[progress.file], tenth > last, !progress.finished, progress.total >= 1_000_000 {
             write("\(progress.file): \(percent)% (\(sizes))\n")
             lastTenth[progress.file] = tenth
         }
@@ -44,7 +44,8 @@ final class ProgressPrinter: @unchecked Sendable {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    private static func megabytes(_ bytes: Int64) -> String {
-        String(format: "%.1f", Double(bytes) / 1_000_000)
+    /// `63.2 MB`, `4.8 kB`.
+    static func size(_ bytes: Int64) -> String {
+        bytes >= 1_000_000 ? String(format: "%.1f MB", Double(bytes) / 1_000_000) : String(format: "%.1f kB", Double(bytes) / 1_000)
     }
 }

@@ -21,7 +21,7 @@ extension Voices {
                 try await withVoiceInstaller(catalog.settings(dataDirectories: directories), dataDirectories: directories) { installer in
                     for name in names {
                         let result = try await installer.install(name, progress: progress.handler)
-                        let alias = result.voice.key == name ? "" : " (alias of \(result.voice.key))"
+                        let alias = result.voice.key == name ? "" : " (\(name) is an alias of it)"
                         print(result.downloaded
                               ? "installed \(result.voice.key)\(alias) in \(URL(fileURLWithPath: result.files.modelPath).deletingLastPathComponent().path)"
                               : "\(result.voice.key)\(alias) is already installed: \(result.files.modelPath)")
