@@ -16,7 +16,8 @@ import VoiceCatalog
     ) async throws -> T {
         let library = VoiceLibrary(configuration: Checkout.engineConfiguration(dataDirectories: [directory]))
         // AsyncHTTPClient retries a refused connection until the connect timeout: keep it short.
-        let http = CatalogHTTPClient(connectTimeout: .seconds(2))
+        // Its read timeout runs while this process's busy task pool is slow to take the bytes.
+        let http = CatalogHTTPClient(connectTimeout: .seconds(2), readTimeout: .seconds(120))
         let installer = VoiceInstaller(
             settings: CatalogSettings(downloadDirectory: directory, catalogURL: catalogURL, voicesBaseURL: base),
             dataDirectories: [directory], http: http)

@@ -10,10 +10,11 @@ import VoiceCatalog
     /// An installer for `base` writing into `directory`; its HTTP client is shut down after `body`.
     @discardableResult
     static func withInstaller<T>(
-        base: String, directory: String, catalogPath: String = "voices.json", readTimeout: Int64 = 30,
+        base: String, directory: String, catalogPath: String = "voices.json", readTimeout: Int64 = 120,
         _ body: (VoiceInstaller) async throws -> T
     ) async throws -> T {
         // AsyncHTTPClient retries a refused connection until the connect timeout: keep it short.
+        // Its read timeout runs while this process's busy task pool is slow to take the bytes.
         let http = CatalogHTTPClient(connectTimeout: .seconds(2), readTimeout: .seconds(readTimeout))
         let settings = CatalogSettings(downloadDirectory: directory, catalogURL: base + catalogPath, voicesBaseURL: base)
         let installer = VoiceInstaller(settings: settings, dataDirectories: [directory], http: http)

@@ -1,12 +1,14 @@
 import Crypto
 import Foundation
-import Hummingbird
-import HummingbirdTesting
-import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 
 /// A stand-in for Piper's voice repository on loopback: serves a `voices.json` and voice files,
 /// honours `Range: bytes=N-`, and misbehaves on request (cut the connection, corrupt a byte,
-/// 404, ignore ranges). `@unchecked Sendable`: every mutable field is used under `lock`.
+/// 404, ignore ranges). Plain SwiftNIO, so it runs on event-loop threads: the whole suite keeps
+/// Swift's cooperative threads busy (synchronous tests, parity runs), and a server on them
+/// stalled for tens of seconds. `@unchecked Sendable`: every mutable field is used under `lock`.
 final class VoiceFileServer: @unchecked Sendable {
     enum Fault: Sendable {
         /// Close the connection after this many body bytes, the first time only.
@@ -28,11 +30,22 @@ final class VoiceFileServer: @unchecked Sendable {
         var range: String?
     }
 
+    /// What to send for one request.
+    struct Plan {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: Data
+        /// Close the connection after this many body bytes.
+        var cutAfter: Int?
+        var slow: Bool
+    }
+
     private let lock = NSLock()
     private var files: [String: Data]
     private var faults: [String: [Fault]] = [:]
     private var cutsDone: Set<String> = []
     private var log: [Logged] = []
+    private var connections: [any Channel] = []
 
     init(files: [String: Data]) {
         self.files = files
@@ -44,22 +57,34 @@ final class VoiceFileServer: @unchecked Sendable {
     var requests: [Logged] { lock.withLock { log } }
     func requests(to path: String) -> [Logged] { requests.filter { $0.path == path } }
 
-    /// Runs `body` with the server's base URL (`http://127.0.0.1:PORT/`); the server stops after.
+    /// Runs `body` with the server's base URL (`http://127.0.0.1:PORT/`); the server and every
+    /// connection it accepted are closed after.
     func run<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
-        let router = Router()
-        router.get("**") { request, _ in try self.respond(request) }
-        var logger = Logger(label: "voice-file-server")
-        logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        return try await app.test(.live) { client in
-            try await body("http://127.0.0.1:\(client.port ?? 0)/")
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 64)
+            .childChannelInitializer { [self] channel in
+                lock.withLock { connections.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FileHandler(server: self))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = listener.localAddress?.port ?? 0
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body("http://127.0.0.1:\(port)/"))
+        } catch {
+            result = .failure(error)
         }
+        try? await listener.close()
+        for connection in lock.withLock({ connections }) { try? await connection.close() }
+        return try result.get()
     }
 
-    private func respond(_ request: Request) throws -> Response {
-        let path = String(request.uri.path.dropFirst())
-        let range = request.headers[.range]
-        let (data, active, cutNow): (Data?, [Fault], Bool) = lock.withLock {
+    /// The answer to `GET /path` with an optional `Range` header, faults applied.
+    func plan(path: String, range: String?) -> Plan {
+        let (stored, active, cutNow): (Data?, [Fault], Bool) = lock.withLock {
             log.append(Logged(path: path, range: range))
             let active = faults[path] ?? []
             let cutOnce = active.contains { if case .cutOnce = $0 { return true } else { return false } }
@@ -67,55 +92,94 @@ final class VoiceFileServer: @unchecked Sendable {
             if cutNow { cutsDone.insert(path) }
             return (files[path], active, cutNow)
         }
-        guard var data, !active.contains(where: { if case .missing = $0 { return true } else { return false } }) else {
-            return Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "not found")))
+        func has(_ test: (Fault) -> Bool) -> Bool { active.contains(where: test) }
+        guard var data = stored, !has({ if case .missing = $0 { return true } else { return false } }) else {
+            return Plan(status: .notFound, headers: ["Content-Length": "9"], body: Data("not found".utf8), slow: false)
         }
-        if active.contains(where: { if case .corrupt = $0 { return true } else { return false } }), !data.isEmpty {
+        if has({ if case .corrupt = $0 { return true } else { return false } }), !data.isEmpty {
             data[data.startIndex + data.count / 2] ^= 0xFF
         }
-        var status = HTTPResponse.Status.ok
-        var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
+        var status = HTTPResponseStatus.ok
+        var headers: HTTPHeaders = ["Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"]
         var start = 0
-        let ignoreRange = active.contains { if case .ignoreRange = $0 { return true } else { return false } }
+        let ignoreRange = has { if case .ignoreRange = $0 { return true } else { return false } }
         if let range, !ignoreRange, range.hasPrefix("bytes="), range.hasSuffix("-"),
            let from = Int(range.dropFirst(6).dropLast()) {
             guard from < data.count else {
-                return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(data.count)"])
+                return Plan(status: .rangeNotSatisfiable, headers: ["Content-Range": "bytes */\(data.count)", "Content-Length": "0"],
+                            body: Data(), slow: false)
             }
             start = from
             status = .partialContent
-            headers[.contentRange] = "bytes \(from)-\(data.count - 1)/\(data.count)"
+            headers.add(name: "Content-Range", value: "bytes \(from)-\(data.count - 1)/\(data.count)")
         }
-        var limit = Int.max
+        var cutAfter: Int?
         for fault in active {
             switch fault {
-            case .cutOnce(let after) where cutNow: limit = after
-            case .cutAlways(let after): limit = after
+            case .cutOnce(let after) where cutNow: cutAfter = after
+            case .cutAlways(let after): cutAfter = after
             default: break
             }
         }
-        let cutAfter = limit
-        let slow = active.contains { if case .slow = $0 { return true } else { return false } }
-        let body = data[(data.startIndex + start)...]
-        let length = body.count
-        headers[.contentLength] = String(length)
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: length) { writer in
-            var sent = 0
-            let chunk = slow ? 64 << 10 : 1 << 20
-            while sent < length {
-                let count = min(chunk, length - sent, cutAfter - sent)
-                if count <= 0 { throw CutConnection() }
-                let from = body.startIndex + sent
-                try await writer.write(ByteBuffer(bytes: body[from..<(from + count)]))
-                sent += count
-                if slow { try await Task.sleep(for: .milliseconds(20)) }
-            }
-            try await writer.finish(nil)
-        })
+        let body = Data(data[(data.startIndex + start)...])
+        headers.add(name: "Content-Length", value: String(body.count))
+        return Plan(status: status, headers: headers, body: body, cutAfter: cutAfter,
+                    slow: has { if case .slow = $0 { return true } else { return false } })
+    }
+}
+
+/// Answers each request on one connection with `VoiceFileServer.plan`.
+private final class FileHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: VoiceFileServer
+    private var head: HTTPRequestHead?
+
+    init(server: VoiceFileServer) {
+        self.server = server
     }
 
-    /// Thrown from a response body to make the server drop the connection mid-transfer.
-    struct CutConnection: Error {}
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            let path = String((head.uri.split(separator: "?").first ?? "").dropFirst())
+            respond(context: context, plan: server.plan(path: path, range: head.headers.first(name: "Range")))
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, plan: VoiceFileServer.Plan) {
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: plan.status, headers: plan.headers))), promise: nil)
+        let end = min(plan.body.count, plan.cutAfter ?? .max)
+        let chunk = plan.slow ? 64 << 10 : 1 << 20
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        @Sendable func send(from offset: Int) {
+            let (handler, context) = bound.value
+            var offset = offset
+            while offset < end {
+                let count = min(chunk, end - offset)
+                let slice = plan.body[(plan.body.startIndex + offset)..<(plan.body.startIndex + offset + count)]
+                context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: slice)))), promise: nil)
+                offset += count
+                if plan.slow, offset < end {
+                    let next = offset
+                    context.eventLoop.scheduleTask(in: .milliseconds(20)) { send(from: next) }
+                    return
+                }
+            }
+            if end < plan.body.count {
+                // The fault: the connection ends mid-body.
+                context.flush()
+                context.close(promise: nil)
+            } else {
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+        send(from: 0)
+    }
 }
 
 /// A voice to put in a test catalog: its files by catalog path.
