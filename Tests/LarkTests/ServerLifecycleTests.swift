@@ -14,7 +14,9 @@ import Testing
         var pid: Int32 { process.processIdentifier }
 
         /// Starts the server; `waitUntilHealthy` false lets the caller watch a start-up that fails.
-        init(_ arguments: [String], port: Int, environment: [String: String] = [:], waitUntilHealthy: Bool = true) throws {
+        /// `healthySeconds`: how long start-up may take (longer where it downloads a voice).
+        init(_ arguments: [String], port: Int, environment: [String: String] = [:], waitUntilHealthy: Bool = true,
+             healthySeconds: Int = 30) throws {
             self.port = port
             logPath = NSTemporaryDirectory() + "lark-serve-\(port)-\(UUID().uuidString).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -27,7 +29,7 @@ import Testing
             process.standardError = log
             try process.run()
             guard waitUntilHealthy else { return }
-            for _ in 0..<300 {
+            for _ in 0..<(healthySeconds * 10) {
                 if (try? ServerTests.curl(["\(base)/healthz"]))?.status == 200 { return }
                 guard process.isRunning else { break }
                 usleep(100_000)
