@@ -13,7 +13,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on. Env: LARK_HOST.") var host: String?
     @Option(help: "Port to listen on. Env: LARK_PORT.") var port: Int?
-    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory, or a path to its .onnx (requests can only name voices). Env: LARK_MODEL.") var model: String?
+    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory (downloaded from the catalog when none has it; aliases work), or a path to its .onnx (requests can only name voices). Env: LARK_MODEL.") var model: String?
     @Option(name: [.short, .long], help: "The voice's .onnx.json when -m is a model path (default: the model path + .json).") var config: String?
     @Option(name: [.short, .long], help: "Speaker id or name used when a request gives none.") var speaker: String?
     @Option(name: [.customLong("length-scale"), .customLong("length_scale")], help: "Default phoneme length (above 1 is slower).") var lengthScale: Float?
