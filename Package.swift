@@ -73,7 +73,13 @@ let package = Package(
         ),
         .target(
             name: "VoiceCatalog",
-            dependencies: ["SpeechCore"],
+            dependencies: [
+                "SpeechCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -126,7 +132,7 @@ let package = Package(
         .target(
             name: "LarkServer",
             dependencies: [
-                "SpeechCore", "SpeechService", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -138,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "OnnxRuntime", "SpeechService", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "SpeechCore", "OnnxRuntime", "SpeechService", "VoiceCatalog", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,7 +159,12 @@ let package = Package(
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Resources"],

@@ -4,6 +4,7 @@ import AudioEncoding
 import SpeechCore
 import SpeechJobs
 import AudioStorage
+import VoiceCatalog
 
 /// Every error the server answers with: a status and `{"error": {"code", "message"}}`.
 /// Domain errors are mapped to HTTP here, once; anything unexpected becomes a 500 whose
@@ -44,6 +45,23 @@ struct APIError: HTTPResponseError {
         self.init(status, code: error.code, message: error.message)
     }
 
+    init(_ error: CatalogError) {
+        let status: HTTPResponse.Status
+        switch error {
+        case .unknownVoice: status = .notFound
+        case .invalidName: status = .badRequest
+        case .notInDownloadDirectory: status = .conflict
+        // Someone else's server failed us: the catalog or file host, not this server or the client.
+        case .catalogUnreachable, .invalidCatalog, .downloadFailed, .checksumMismatch, .sizeMismatch: status = .badGateway
+        case .notWritable: status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        }
+        self.init(status, code: error.code, message: error.message)
+    }
+
+    static let downloadsDisabled = APIError(
+        .forbidden, code: "downloads_disabled",
+        message: "this server does not download voices; start it with --allow-downloads, or run `lark voices download NAME`")
+
     static func busy(retryAfter seconds: Int) -> APIError {
         var headers = HTTPFields()
         headers[.retryAfter] = String(seconds)
@@ -75,6 +93,8 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as SpeechError {
             throw APIError(error)
         } catch let error as AudioOutputError {
+            throw APIError(error)
+        } catch let error as CatalogError {
             throw APIError(error)
         } catch is CancellationError {
             // The client went away before its answer was ready (nginx's 499).

@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import SpeechCore
 import SpeechService
+import VoiceCatalog
 
 /// Everything `lark serve` is configured with, parsed at the edge by the executable.
 public struct ServerConfiguration: Sendable {
@@ -14,11 +15,14 @@ public struct ServerConfiguration: Sendable {
     public var workers: Int
     public var maxQueue: Int
     public var maxTextCharacters: Int
+    /// Whether `POST /api/v1/voices/{name}/download` may install voices (`--allow-downloads`).
+    public var allowDownloads: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
-        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000
+        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, allowDownloads: Bool = false
     ) {
+        self.allowDownloads = allowDownloads
         self.host = host
         self.port = port
         self.defaultVoice = defaultVoice
@@ -32,10 +36,11 @@ public struct ServerConfiguration: Sendable {
 /// Builds the whole application: the one place where routes, middleware and services are wired.
 /// `metrics` should have had `bootstrapSwiftMetrics()` called, for the HTTP metrics to appear.
 /// `gate` is shared with the job workers, if the process runs any; `jobs` nil leaves the job
-/// routes out (they answer 404).
+/// routes out (they answer 404). `installer`: the voice catalog, for `?available=1` and
+/// downloads (nil: neither is offered).
 public func buildApplication(
     configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, gate: SynthesisGate,
-    jobs: JobsContext?, logger: Logger
+    jobs: JobsContext?, logger: Logger, installer: VoiceInstaller? = nil
 ) -> some ApplicationProtocol {
     let router = Router()
     // Outermost first: the log line sees the final status; metrics see mapped errors.
@@ -45,6 +50,9 @@ public func buildApplication(
     SpeechController(
         library: library, configuration: configuration,
         gate: gate, metrics: metrics
+    ).addRoutes(to: router)
+    VoiceCatalogController(
+        library: library, installer: installer, allowDownloads: configuration.allowDownloads
     ).addRoutes(to: router)
     if let jobs {
         JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).addRoutes(to: router)

@@ -26,7 +26,6 @@ struct SpeechController: Sendable {
         router.post("/synthesize") { request, context in try await synthesizeJSON(request, context: context) }
         router.get("/voices") { _, _ in try await pollyVoices() }
         router.get("/read") { request, _ in try await read(request) }
-        router.get("/api/v1/voices") { _, _ in try await nativeVoices() }
         router.post("/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) }
         router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
@@ -132,11 +131,6 @@ struct SpeechController: Sendable {
             return try await streamed(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
         return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
-    }
-
-    private func nativeVoices() async throws -> Response {
-        let data = try JSONEncoder().encode(try await library.voices())
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     private func ready() async throws -> Response {

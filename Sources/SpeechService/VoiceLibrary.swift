@@ -46,12 +46,20 @@ public actor VoiceLibrary {
     private var loaded: [String: any SpeechVoice] = [:]
     private var loading: [String: Task<any SpeechVoice, any Error>] = [:]
     private var espeakVoices: [String: EspeakVoice]?
+    /// Former voice names (from the catalog's `aliases`) and the voice key each stands for.
+    private var aliases: [String: String] = [:]
 
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
         directories = VoiceDirectories(configuration.dataDirectories)
         threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers))
         threadPool.start()
+    }
+
+    /// Lets old names select voices: `alias → key`, from the voice catalog. An alias never
+    /// shadows a voice that is installed under that name.
+    public func setAliases(_ aliases: [String: String]) {
+        self.aliases = aliases
     }
 
     /// Stops the synthesis threads (after the runs in progress).
@@ -93,6 +101,9 @@ public actor VoiceLibrary {
         }
         if let task = loading[id] { return try await task.value }
         guard let files = directories.locate(id, allowPaths: configuration.allowVoicePaths) else {
+            if let key = aliases[id], key != id, directories.locate(key, allowPaths: false) != nil {
+                return try await voice(key)
+            }
             throw SpeechError.unknownVoice(id, available: await availableIDs())
         }
         try await startEspeak()

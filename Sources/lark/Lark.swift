@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import OnnxRuntime
 import SpeechCore
+import VoiceCatalog
 
 @main
 struct Lark: AsyncParsableCommand {
@@ -44,6 +45,7 @@ func fail(_ message: String) -> ExitCode {
 func describe(_ error: any Error) -> String {
     if let speech = error as? SpeechError { return speech.message }
     if let audio = error as? AudioOutputError { return audio.message }
+    if let catalog = error as? CatalogError { return catalog.message }
     return String(describing: error)
 }
 

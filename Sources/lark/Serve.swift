@@ -8,6 +8,7 @@ import ServiceLifecycle
 import SpeechJobs
 import SpeechService
 import JobWorkers
+import VoiceCatalog
 
 /// `lark serve`: Piper's server options (dash and underscore spellings), plus Lark's own.
 struct Serve: AsyncParsableCommand {
@@ -15,7 +16,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on. Env: LARK_HOST.") var host: String?
     @Option(help: "Port to listen on. Env: LARK_PORT.") var port: Int?
-    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory, or a path to its .onnx (requests can only name voices). Env: LARK_MODEL.") var model: String?
+    @Option(name: [.short, .customLong("model")], help: "Default voice: a name in a data directory (downloaded from the catalog when none has it; aliases work), or a path to its .onnx (requests can only name voices). Env: LARK_MODEL.") var model: String?
     @Option(name: [.short, .long], help: "The voice's .onnx.json when -m is a model path (default: the model path + .json).") var config: String?
     @Option(name: [.short, .long], help: "Speaker id or name used when a request gives none.") var speaker: String?
     @Option(name: [.customLong("length-scale"), .customLong("length_scale")], help: "Default phoneme length (above 1 is slower).") var lengthScale: Float?
@@ -25,12 +26,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Sentences synthesized at once, and requests served at once (default: one per core). Env: LARK_WORKERS.") var workers: Int?
     @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for a worker before the server answers 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
     @Option(name: [.customLong("max-text-chars"), .customLong("max_text_chars")], help: "Longest text accepted (default 10000). Env: LARK_MAX_TEXT_CHARS.") var maxTextChars: Int?
-    @Option(name: [.customLong("download-dir"), .customLong("download_dir")],
-            help: "Where downloaded voices go; also searched for voices (default: the first data directory). Env: LARK_DOWNLOAD_DIR.")
-    var downloadDir: String?
     @Flag(name: [.customLong("update-voices"), .customLong("update_voices")],
-          help: "Refresh the voice catalog before starting (not yet supported).")
+          help: "Fetch the voice catalog again before starting (it is cached in the download directory).")
     var updateVoices = false
+    @Flag(name: [.customLong("allow-downloads"), .customLong("allow_downloads")],
+          help: "Let clients install catalog voices with POST /api/v1/voices/{name}/download. Env: LARK_ALLOW_DOWNLOADS=1.")
+    var allowDownloads = false
     @Flag(help: "Log at debug level.") var debug = false
     @Option(name: .customLong("member"), help: "POST /api/texts: a member and the voice it speaks with, as ID=VOICE (repeatable).")
     var members: [String] = []
@@ -45,34 +46,30 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
+    @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let workers = max(1, workers ?? environment["LARK_WORKERS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
-        if updateVoices {
-            throw fail("--update-voices is not yet supported: Lark has no voice catalog yet; put voices in a --data-dir")
-        }
         var engineConfiguration = engine.engineConfiguration(
             workers: workers, defaultThreads: ProcessInfo.processInfo.activeProcessorCount, allowVoicePaths: false)
-        if let downloadDir = downloadDir ?? environment["LARK_DOWNLOAD_DIR"],
-           !engineConfiguration.dataDirectories.contains(downloadDir) {
-            engineConfiguration.dataDirectories.append(downloadDir)
-        }
+        let catalogSettings = catalog.settings(dataDirectories: engineConfiguration.dataDirectories)
+        engineConfiguration.dataDirectories = catalog.searchDirectories(engineConfiguration.dataDirectories)
+        let http = CatalogHTTPClient()
+        let installer = VoiceInstaller(settings: catalogSettings, dataDirectories: engineConfiguration.dataDirectories, http: http)
         let library = VoiceLibrary(configuration: engineConfiguration)
-        let requested = model ?? environment["LARK_MODEL"] ?? "en_US-joe-medium"
         var logger = Logger(label: "lark")
         logger.logLevel = debug ? .debug : .info
         let defaultVoice: String
         do {
-            // Load the default voice before listening, so the first request does not pay for it.
-            // Only the operator may name a voice by path; requests name voices by id.
-            if config != nil || requested.hasSuffix(".onnx") || requested.contains("/") {
-                defaultVoice = try await library.voice(modelPath: requested, configPath: config).info.id
-            } else {
-                defaultVoice = try await library.voice(requested).info.id
-            }
+            defaultVoice = try await prepareDefaultVoice(library: library, installer: installer, logger: logger)
+        } catch let exit as ExitCode {
+            try? await library.shutdown()
+            try? await http.shutdown()
+            throw exit
         } catch {
             try? await library.shutdown()
+            try? await http.shutdown()
             throw fail(describe(error))
         }
         let configuration = ServerConfiguration(
@@ -84,7 +81,8 @@ struct Serve: AsyncParsableCommand {
                 noiseW: noiseW, sentenceSilence: sentenceSilence),
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
-            maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000)
+            maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
+            allowDownloads: allowDownloads || ["1", "true", "yes"].contains(environment["LARK_ALLOW_DOWNLOADS"]?.lowercased() ?? ""))
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let gate = metrics.makeGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -109,11 +107,13 @@ struct Serve: AsyncParsableCommand {
                     workers: system.workers, maxAttempts: resolved.maxAttempts, members: memberVoices)
             } catch {
                 try? await library.shutdown()
+                try? await http.shutdown()
                 throw fail(describe(error))
             }
         }
         let app = buildApplication(
-            configuration: configuration, library: library, metrics: metrics, gate: gate, jobs: jobsContext, logger: logger)
+            configuration: configuration, library: library, metrics: metrics, gate: gate, jobs: jobsContext, logger: logger,
+            installer: installer)
         // SIGTERM: the server drains its requests, and the workers give their jobs back.
         var services: [any Service] = []
         if let workers = jobSystem?.workers { services.append(workers) }
@@ -124,10 +124,41 @@ struct Serve: AsyncParsableCommand {
         } catch {
             await jobSystem?.close()
             try? await library.shutdown()
+            try? await http.shutdown()
             throw error
         }
         await jobSystem?.close()
         try? await library.shutdown()
+        try? await http.shutdown()
+    }
+
+    /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it
+    /// (as Piper's server does; an alias works too), and loads it before the server listens, so
+    /// the first request does not pay for it. Answers the default voice's id.
+    private func prepareDefaultVoice(library: VoiceLibrary, installer: VoiceInstaller, logger: Logger) async throws -> String {
+        var requested = model ?? ProcessInfo.processInfo.environment["LARK_MODEL"] ?? "en_US-joe-medium"
+        if updateVoices {
+            let fetched = try await installer.update()
+            logger.info("voice catalog updated: \(fetched.voices.count) voices, cached in \(installer.settings.cachedCatalogPath)")
+        }
+        // Only the operator may name a voice by path; requests name voices by id.
+        if config != nil || requested.hasSuffix(".onnx") || requested.contains("/") {
+            return try await library.voice(modelPath: requested, configPath: config).info.id
+        }
+        if !requested.hasPrefix("espeak-ng:"), installer.directories.locate(requested, allowPaths: false) == nil {
+            let result: InstalledVoice
+            do {
+                result = try await installer.install(requested, progress: ProgressPrinter().handler)
+            } catch {
+                throw fail("voice '\(requested)' is in no data directory (\(installer.directories.directories.joined(separator: ", "))) and was not downloaded: \(error.message)")
+            }
+            if result.downloaded {
+                logger.info("downloaded voice \(result.voice.key) into \(installer.settings.downloadDirectory)")
+            }
+            requested = result.voice.key
+        }
+        if let cached = installer.cachedCatalog() { await library.setAliases(cached.aliases) }
+        return try await library.voice(requested).info.id
     }
 
     /// `--member ID=VOICE` options and the `--members-file` JSON object, the options winning.
