@@ -75,9 +75,9 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(
                 HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"), code: "client_closed_request",
                 message: "the client closed the connection before the audio was ready")
-        } catch let error as HTTPError where error.status == .notFound && SpeechController.routes[request.uri.path] != nil {
+        } catch let error as HTTPError where error.status == .notFound && allowedMethods(path: request.uri.path) != nil {
             // The path exists, with other methods: 405 and the ones it has.
-            let allowed = SpeechController.routes[request.uri.path] ?? []
+            let allowed = allowedMethods(path: request.uri.path) ?? []
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
             throw APIError(
