@@ -259,7 +259,7 @@ def run(args):
 
 def shot(driver, directory, name, width, height, mobile):
     viewport(driver, width, height, mobile)
-    driver.execute_script("window.scrollTo(0, 0)")
+    driver.execute_script("window.scrollTo(0, 0); document.getElementById('text').scrollTop = 0")
     time.sleep(0.3)
     path = os.path.join(directory, f"web-page-{name}.png")
     driver.save_screenshot(path)

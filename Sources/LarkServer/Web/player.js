@@ -10,6 +10,8 @@
 import { serverError } from './api.js';
 
 const HISTORY_LENGTH = 8;
+/// Class names of the history table's columns (phones leave out the audio length).
+const COLUMNS = ['col-request', 'col-first', 'col-made', 'col-audio', 'col-rtf', 'col-state'];
 
 export class Player {
   constructor({ audio, status, historyBody, stopButton }) {
@@ -144,11 +146,12 @@ export class Player {
         record.rtf === undefined ? '—' : record.rtf.toFixed(3),
         record.state,
       ];
-      for (const text of cells) {
+      cells.forEach((text, index) => {
         const cell = document.createElement('td');
         cell.textContent = text;
+        cell.className = COLUMNS[index];
         row.append(cell);
-      }
+      });
       row.className = `state-${record.state}`;
       return row;
     });
