@@ -5,8 +5,8 @@ Checks that the page loads with no console error, picks a voice, and that pressi
 the `/read` stream while it is still being synthesized: the <audio> element's currentTime is
 above zero at a moment when the server has not yet finished the response. The server writes its
 request log line only once a response's last byte is written, so "no `GET /read 200` line in the
-log yet" is the server's own word that the stream is still going. Then Ctrl+Enter speaks again
-and Escape stops.
+log yet" is the server's own word that the stream is still going. Then Ctrl+Enter speaks again,
+Escape stops, and errors (the server's JSON message, an unhandled rejection) appear in the page.
 
     python Tests/web/test_page.py --lark .build/debug/lark --port 26040 [--screenshots docs]
 
@@ -41,6 +41,9 @@ TEXT = (
     "children still borrow them on rainy afternoons to learn what the weather was like long before they were born."
 )
 
+# The server's text limit in this test, so that a longer text shows the server's 413 in the page.
+MAX_TEXT = 1000
+
 
 def log(message):
     print(f"[web] {message}", flush=True)
@@ -64,7 +67,8 @@ class Server:
         deps = os.path.join(ROOT, ".deps")
         self.process = subprocess.Popen(
             [binary, "serve", "--port", str(port), "--data-dir", os.path.join(deps, "voices"),
-             "--espeak-data", deps, "--threads", "1", "--workers", "1", "-m", VOICE],
+             "--espeak-data", deps, "--threads", "1", "--workers", "1", "-m", VOICE,
+             "--max-text-chars", str(MAX_TEXT)],
             stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -248,6 +252,26 @@ def run(args):
         errors = console_errors(driver)
         check(not errors, f"console errors: {errors}")
         check(banner_text(driver) == "", f"error banner shown: {banner_text(driver)!r}")
+
+        # Errors are shown: the server's JSON message for a refused text, uncaught errors, rejections.
+        driver.execute_script("arguments[0].value = arguments[1]", text, "Too long. " * (MAX_TEXT // 10 + 1))
+        driver.find_element(By.ID, "speak").click()
+        WebDriverWait(driver, 10).until(lambda d: banner_text(d) != "")
+        check(f"more than the limit of {MAX_TEXT}" in banner_text(driver) and "(413)" in banner_text(driver),
+              f"the banner does not show the server's message: {banner_text(driver)!r}")
+        driver.find_element(By.ID, "error-close").click()
+        # The page's handlers for uncaught errors and rejections, fed the browser's own events
+        # (an exception thrown inside WebDriver's script reaches the page muted, as "Script error.").
+        for kind, script in (
+            ("error", "window.dispatchEvent(new ErrorEvent('error', {message: 'x', error: new Error('error on purpose')}))"),
+            ("rejection", "const reason = new Error('rejection on purpose'); const promise = Promise.reject(reason);"
+                          "promise.catch(() => {});"
+                          "window.dispatchEvent(new PromiseRejectionEvent('unhandledrejection', {promise, reason}))"),
+        ):
+            check(banner_text(driver) == "", "the banner did not close")
+            driver.execute_script(script)
+            WebDriverWait(driver, 5).until(lambda d: f"{kind} on purpose" in banner_text(d))
+            driver.find_element(By.ID, "error-close").click()
         if args.screenshots:
             log(f"screenshots in {args.screenshots}")
         log(f"all checks passed in {time.monotonic() - started:.1f} s")

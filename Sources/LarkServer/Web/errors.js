@@ -20,7 +20,7 @@
 
   window.onerror = (message, source, line, column, error) => {
     // Errors the page raised on purpose (a server's JSON error) carry their own message.
-    show(error ? describe(error) : `${message} (${source}:${line})`);
+    show(error ? describe(error) : source ? `${message} (${source}:${line})` : String(message));
   };
   window.addEventListener('unhandledrejection', (event) => {
     show(describe(event.reason));
