@@ -45,6 +45,13 @@ export class VoicePicker {
     this.voices = new Map();
     select.addEventListener('change', () => this.selectionChanged());
     filter.addEventListener('input', () => this.render());
+    // Enter in the filter moves on to the list instead of submitting the form (speaking).
+    filter.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        select.focus();
+      }
+    });
   }
 
   /// Fills the picker; `preferred` ids are tried in order for the first selection.
