@@ -30,6 +30,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOICE = "en_US-joe-medium"
+MULTI_VOICE = "en_US-trio-medium"
 # Three long sentences: with one synthesis thread the stream lasts a few seconds, while the
 # first sentence reaches the browser within about a second.
 TEXT = (
@@ -65,8 +66,11 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         self.log_file = tempfile.NamedTemporaryFile(prefix="lark-web-", suffix=".log", delete=False)
         deps = os.path.join(ROOT, ".deps")
+        self.scratch = tempfile.TemporaryDirectory(prefix="lark-web-voices-")
+        make_multi_speaker_voice(os.path.join(deps, "voices"), self.scratch.name)
         self.process = subprocess.Popen(
             [binary, "serve", "--port", str(port), "--data-dir", os.path.join(deps, "voices"),
+             "--data-dir", self.scratch.name,
              "--espeak-data", deps, "--threads", "1", "--workers", "1", "-m", VOICE,
              "--max-text-chars", str(MAX_TEXT)],
             stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -104,6 +108,19 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
         os.unlink(self.log_file.name)
+        self.scratch.cleanup()
+
+
+def make_multi_speaker_voice(voices, directory):
+    """A three-speaker voice on the joe model, for the speaker picker (only listed, never used:
+    the model itself has no speaker input)."""
+    with open(os.path.join(voices, VOICE + ".onnx.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["num_speakers"] = 3
+    config["speaker_id_map"] = {"alice": 0, "bob": 1, "carol": 2}
+    with open(os.path.join(directory, MULTI_VOICE + ".onnx.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    os.symlink(os.path.join(voices, VOICE + ".onnx"), os.path.join(directory, MULTI_VOICE + ".onnx"))
 
 
 def browser():
@@ -175,6 +192,13 @@ def run(args):
         else:
             check(make_file.is_enabled(), f"jobs answered {jobs_status} but Make a file is disabled")
 
+        # A multi-speaker voice shows the speaker picker; a one-speaker voice hides it.
+        Select(driver.find_element(By.ID, "voice")).select_by_value(MULTI_VOICE)
+        speaker = driver.find_element(By.ID, "speaker")
+        check(speaker.is_displayed() and speaker.is_enabled(), "no speaker picker for a three-speaker voice")
+        names = [option.get_attribute("value") for option in Select(speaker).options]
+        check(names == ["alice", "bob", "carol"], f"speakers {names}")
+
         # The voice, with its own settings from /voices.
         Select(driver.find_element(By.ID, "voice")).select_by_value(VOICE)
         voice = json.loads(urllib.request.urlopen(server.base + "/voices").read())
@@ -182,7 +206,8 @@ def run(args):
         for element, key in (("length-scale", "LengthScale"), ("noise-scale", "NoiseScale"), ("noise-w", "NoiseW")):
             value = float(driver.find_element(By.ID, element).get_attribute("value"))
             check(abs(value - joe[key]) < 1e-6, f"{element} is {value}, the voice's default is {joe[key]}")
-        check(not driver.find_element(By.ID, "speaker-field").is_displayed(), "speaker picker shown for a one-speaker voice")
+        check(not driver.find_element(By.ID, "speaker-field").is_displayed() and not speaker.is_enabled(),
+              "speaker picker shown for a one-speaker voice")
         check(Select(driver.find_element(By.ID, "format")).first_selected_option.get_attribute("value") == "mp3",
               "mp3 is not the default format")
 
