@@ -148,6 +148,7 @@ async function start() {
   const [voices, ready] = await Promise.all([requestJSON('/voices'), requestJSON('/readyz').catch(() => null)]);
   const firstPiper = voices.find((voice) => voice.Engine === 'piper');
   picker.setVoices(voices, [recall('lark.voice'), ready && ready.voice, firstPiper && firstPiper.Id, voices[0] && voices[0].Id]);
+  // Says the page is usable (voices listed), for scripts that drive it, such as the browser test.
   document.body.dataset.ready = 'true';
 }
 
