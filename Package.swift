@@ -139,6 +139,12 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The web page, compiled into the binary (see WebAssets.swift for why not a bundle).
+            resources: [
+                .embedInCode("Web/index.html"), .embedInCode("Web/style.css"), .embedInCode("Web/errors.js"),
+                .embedInCode("Web/api.js"), .embedInCode("Web/voices.js"), .embedInCode("Web/player.js"),
+                .embedInCode("Web/jobs.js"), .embedInCode("Web/app.js"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -8,6 +8,7 @@
 #   espeak-ng data   .deps/espeak-ng-data/        (Piper's own data, from the piper-tts wheel)
 #   reference        .deps/piper-venv/            (Piper's Python package, for tests and benchmarks;
 #                                                  moto_server and boto3 for the object storage tests)
+#   browser driver   .deps/browser-venv/          (Selenium, for the web page test in Chromium)
 #
 # Every step checks for its result first, so a second run takes about a second.
 set -euo pipefail
@@ -95,6 +96,18 @@ if ! "$VENV/bin/python" -c 'import piper, onnxruntime, flask, matplotlib, moto.s
   log "installing the reference packages into $VENV"
   # Reuse the wheels already fetched; the rest (numpy, flask, …) comes from PyPI.
   "$VENV/bin/pip" install -q --disable-pip-version-check --find-links "$WHEELS" -r deps/reference-requirements.txt
+fi
+
+# --- Selenium, for the web page test in headless Chromium ---------------------------
+BROWSER_VENV=$DEPS/browser-venv
+SELENIUM_PIN=$(grep -E '^selenium==' deps/browser-requirements.txt | cut -d= -f3)
+if [[ ! -x $BROWSER_VENV/bin/python ]]; then
+  log "creating the browser test environment $BROWSER_VENV (selenium)"
+  "$PYTHON" -m venv "$BROWSER_VENV"
+fi
+if ! "$BROWSER_VENV/bin/python" -c "import sys, selenium; sys.exit(selenium.__version__ != '$SELENIUM_PIN')" >/dev/null 2>&1; then
+  log "installing selenium $SELENIUM_PIN into $BROWSER_VENV"
+  "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check -r deps/browser-requirements.txt
 fi
 
 log "ready"

@@ -7,6 +7,8 @@ public struct JobDocument: Encodable, Sendable {
     public var id: String
     public var status: String
     public var voice: String
+    /// The text's first characters (a job's text can be 200,000 characters long).
+    public var text_preview: String
     public var format: String
     public var attempts: Int
     public var max_attempts: Int
@@ -50,7 +52,8 @@ public struct JobPresenter: Sendable {
             audioURL = await url(forKey: key)
         }
         return JobDocument(
-            id: job.id, status: job.status.rawValue, voice: job.spec.voice, format: job.spec.format, attempts: job.attempts,
+            id: job.id, status: job.status.rawValue, voice: job.spec.voice, text_preview: Self.preview(job.spec.text),
+            format: job.spec.format, attempts: job.attempts,
             max_attempts: job.maxAttempts,
             progress: .init(sentences_done: job.sentencesDone, sentences_total: job.sentencesTotal),
             error: job.error, audio_url: audioURL, object_key: job.objectKey, idempotency_key: job.idempotencyKey,
@@ -66,6 +69,11 @@ public struct JobPresenter: Sendable {
         case .url(let url)?: return url.absoluteString
         case nil: return nil
         }
+    }
+
+    static func preview(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.count > 80 ? String(trimmed.prefix(79)) + "…" : trimmed
     }
 
     static func escapePath(_ key: String) -> String {

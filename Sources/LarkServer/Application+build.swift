@@ -57,8 +57,14 @@ public func buildApplication(
     if let jobs {
         JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).addRoutes(to: router)
     }
+    WebController().addRoutes(to: router)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),
         logger: logger)
+}
+
+/// The methods a path has, over every controller (nil for a path that does not exist), for 405s.
+func allowedMethods(path: String) -> [String]? {
+    SpeechController.routes[path] ?? WebController.routes[path] ?? JobController.allowedMethods(path: path)
 }

@@ -41,11 +41,8 @@ struct SpeechController: Sendable {
     private func getRoot(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
         guard let text = query.get("text") else {
-            if request.headers[.accept]?.contains("text/html") == true {
-                return Response(
-                    status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                    body: .init(byteBuffer: ByteBuffer(string: PlaceholderPage.html)))
-            }
+            // A browser opening the server's address gets the web page.
+            if request.headers[.accept]?.contains("text/html") == true { return WebController.page() }
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
@@ -109,9 +106,20 @@ struct SpeechController: Sendable {
             ]
             if let gender = voice.gender { entry["Gender"] = gender.capitalized }
             if let quality = voice.quality { entry["Quality"] = quality }
+            // The voice's own settings, for clients (the web page) to start from.
+            if let defaults = voice.defaults {
+                entry["LengthScale"] = Self.decimal(defaults.lengthScale)
+                entry["NoiseScale"] = Self.decimal(defaults.noiseScale)
+                entry["NoiseW"] = Self.decimal(defaults.noiseW)
+            }
             return entry
         }
         return jsonResponse(list)
+    }
+
+    /// A Float as the decimal its config file wrote (0.667, not 0.66699999570846558).
+    private static func decimal(_ value: Float) -> Double {
+        Double(value.description) ?? Double(value)
     }
 
     /// `GET /read?text&voiceId&outputFormat`: audio sent sentence by sentence as it is made.
@@ -355,13 +363,4 @@ func describeDecodingError(_ error: any Error) -> String {
 func jsonResponse(_ object: Any) -> Response {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-}
-
-enum PlaceholderPage {
-    static let html = """
-        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lark</title></head>
-        <body><h1>Lark</h1><p>This is a placeholder page: the web player is not built yet.</p>
-        <p>Try <code>/?text=Hello</code> for a WAV, or <code>/read?text=Hello&amp;outputFormat=wav</code> to stream.</p>
-        </body></html>
-        """
 }

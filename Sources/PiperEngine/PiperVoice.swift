@@ -89,12 +89,13 @@ public final class PiperVoice: SpeechVoice {
         // Piper's file names read LANGUAGE-NAME-QUALITY (en_US-joe-medium).
         let fileName = URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent
         let parts = fileName.split(separator: "-")
+        let name: String = config.dataset ?? (parts.count >= 2 ? String(parts[1]) : fileName)
+        let languageCode: String = config.languageCode ?? (parts.first.map(String.init) ?? config.espeakVoice)
+        let quality: String? = config.quality ?? (parts.count >= 3 ? String(parts[2]) : nil)
         return VoiceInfo(
-            id: id, engine: .piper,
-            name: config.dataset ?? (parts.count >= 2 ? String(parts[1]) : fileName),
-            languageCode: config.languageCode ?? (parts.first.map(String.init) ?? config.espeakVoice),
-            languageName: config.languageName, quality: config.quality ?? (parts.count >= 3 ? String(parts[2]) : nil),
-            sampleRate: config.sampleRate, speakers: config.speakerNames, source: modelPath)
+            id: id, engine: .piper, name: name, languageCode: languageCode, languageName: config.languageName,
+            quality: quality, sampleRate: config.sampleRate, speakers: config.speakerNames, source: modelPath,
+            defaults: config.defaults)
     }
 
     /// Model-level settings for one request, with the voice's defaults filled in.

@@ -26,11 +26,13 @@ public struct VoiceInfo: Sendable, Codable, Equatable {
     public var gender: String?
     /// Where the voice was loaded from (a model path), for listings.
     public var source: String?
+    /// The voice's own synthesis settings (a Piper config's `inference` block), where it has them.
+    public var defaults: SynthesisDefaults?
 
     public init(
         id: String, engine: EngineKind, name: String, languageCode: String, languageName: String? = nil,
         quality: String? = nil, sampleRate: Int, speakers: [String] = [], gender: String? = nil,
-        source: String? = nil
+        source: String? = nil, defaults: SynthesisDefaults? = nil
     ) {
         self.id = id
         self.engine = engine
@@ -42,6 +44,7 @@ public struct VoiceInfo: Sendable, Codable, Equatable {
         self.speakers = speakers
         self.gender = gender
         self.source = source
+        self.defaults = defaults
     }
 
     /// The number of speakers (1 for single-speaker voices).

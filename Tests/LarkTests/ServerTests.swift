@@ -179,11 +179,11 @@ import Testing
         #expect(badJSON.status == 400 && badJSON.errorCode == "invalid_json")
     }
 
-    @Test func browsersGetThePlaceholderPage() throws {
+    @Test func browsersGetTheWebPage() throws {
         let page = try request("/", ["-H", "Accept: text/html,application/xhtml+xml"])
         #expect(page.status == 200)
         #expect(page.contentType.hasPrefix("text/html"))
-        #expect(String(decoding: page.body, as: UTF8.self).contains("placeholder"))
+        #expect(String(decoding: page.body, as: UTF8.self).contains(#"<textarea id="text""#))
         // Without a browser's Accept header, no text is a client error, as in Piper.
         let bare = try request("/")
         #expect(bare.status == 400 && bare.errorCode == "empty_text")
