@@ -241,9 +241,11 @@ public final class JobWorkerService: Service {
     // MARK: - Retention
 
     private func janitorLoop() async {
+        // Often enough that nothing outlives its retention by more than a quarter of it.
+        let interval = max(.seconds(1), min(.seconds(600), configuration.retention / 4))
         while !Task.isCancelled {
             await purgeExpired()
-            try? await Task.sleep(for: .seconds(600))
+            try? await Task.sleep(for: interval)
         }
     }
 

@@ -32,8 +32,9 @@ public enum JobQueueLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Opens the database and brings its schema up to date.
-    public func open(logger: Logger) async throws -> SQLJobStore {
+    /// Opens the database and brings its schema up to date; a PostgreSQL server that does not
+    /// answer within `timeout` is reported unreachable.
+    public func open(logger: Logger, timeout: Duration = .seconds(10)) async throws -> SQLJobStore {
         let database: any SQLDatabase
         switch self {
         case .sqlite(let path):
@@ -45,7 +46,7 @@ public enum JobQueueLocation: Sendable, Equatable, CustomStringConvertible {
             }
             database = try await SQLiteJobDatabase.open(path: path, logger: logger)
         case .postgres(let url):
-            database = try await PostgresJobDatabase.connect(url: url, logger: logger)
+            database = try await PostgresJobDatabase.connect(url: url, logger: logger, timeout: timeout)
         }
         let store = SQLJobStore(database: database)
         do {

@@ -188,6 +188,23 @@ import Testing
         #expect(callback["id"] as? String == id && callback["status"] as? String == "succeeded" && callback["audio_url"] is String)
     }
 
+    @Test func finishedJobsAndTheirAudioExpire() throws {
+        let dir = Self.temporaryDirectory()
+        let server = try ServerProcess(Self.arguments(jobsDir: dir, ["--job-ttl", "2s"]), port: Self.port(10))
+        let job = try Self.post(server, "/api/v1/jobs", json: ["text": "Here today."])
+        let id = try #require(job.json?["id"] as? String)
+        #expect(try Self.waitForEnd(server, id: id)["status"] as? String == "succeeded")
+        let file = "\(dir)/audio/jobs/\(id).wav"
+        #expect(FileManager.default.fileExists(atPath: file))
+        var status = 200
+        for _ in 0..<100 where status == 200 {
+            usleep(100_000)
+            status = try server.curl("/api/v1/jobs/\(id)").status
+        }
+        #expect(status == 404, "the job was still there after 10 s with a 2 s retention")
+        #expect(!FileManager.default.fileExists(atPath: file))
+    }
+
     @Test func storageThatCannotBeWrittenRetriesThenFailsWithTheReason() throws {
         let dir = Self.temporaryDirectory()
         // A storage directory under a regular file: every write fails, even as root.

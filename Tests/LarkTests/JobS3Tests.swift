@@ -23,7 +23,7 @@ import Testing
         let dir = JobAPITests.temporaryDirectory()
         let server = try ServerProcess(
             JobAPITests.arguments(jobsDir: dir, ["--storage", "s3://speech/lark/jobs", "--s3-endpoint", moto.endpoint, "--member", "5=en_US-joe-medium"]),
-            port: JobAPITests.port(8), environment: Self.credentials)
+            port: JobAPITests.port(11), environment: Self.credentials)
         let job = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": "Stored in a bucket. Fetched by URL.", "format": "ogg_opus"])
         let id = try #require(job.json?["id"] as? String, "\(String(decoding: job.body, as: UTF8.self))")
         let done = try JobAPITests.waitForEnd(server, id: id)
@@ -63,7 +63,7 @@ import Testing
                 "--storage", "s3://speech/jobs", "--s3-endpoint", "http://127.0.0.1:\(closed)", "--job-attempts", "2",
                 "--job-retry-delay", "200ms",
             ]),
-            port: JobAPITests.port(9), environment: Self.credentials)
+            port: JobAPITests.port(12), environment: Self.credentials)
         let job = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": "No bucket to be found."])
         let id = try #require(job.json?["id"] as? String)
         let end = try JobAPITests.waitForEnd(server, id: id, seconds: 90)
