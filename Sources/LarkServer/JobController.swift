@@ -92,7 +92,7 @@ struct JobController: Sendable {
     }
 
     private func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decode(JobBody.self, request)
+        let body = try await decodeJSONBody(JobBody.self, request, textLimit: jobs.maxTextCharacters)
         let spec = JobSpec(
             text: body.text, voice: body.voice ?? defaultVoice, speaker: body.speaker?.value, format: body.format ?? "wav",
             sampleRate: body.sample_rate, bitrate: body.bitrate, lengthScale: body.length_scale, noiseScale: body.noise_scale,
@@ -204,7 +204,7 @@ struct JobController: Sendable {
     /// Queues the text for the member's voice under the seed's object key, waits for it, and
     /// answers the seed's fields plus `audio_url`. The same uuid again returns the same job.
     private func submitText(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decode(TextBody.self, request)
+        let body = try await decodeJSONBody(TextBody.self, request, textLimit: jobs.maxTextCharacters)
         let uuid = try Self.keyPart(body.uuid.value, name: "uuid")
         let member = try Self.keyPart(body.member_id.value, name: "member_id")
         let createdAt = try Self.keyPart(body.created_at.value, name: "created_at")
@@ -265,19 +265,6 @@ struct JobController: Sendable {
 
     // MARK: - Encoding
 
-    private func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: jobs.maxTextCharacters * 4 + 64 * 1024)
-        } catch {
-            throw SpeechError.textTooLong(length: jobs.maxTextCharacters + 1, limit: jobs.maxTextCharacters)
-        }
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch {
-            throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(describeDecodingError(error))")
-        }
-    }
 
     private func documentResponse(_ job: Job, status: HTTPResponse.Status, headers: HTTPFields = [:]) async throws -> Response {
         try encodedResponse(await jobs.presenter.document(job), status: status, headers: headers)

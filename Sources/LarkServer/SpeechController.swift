@@ -89,7 +89,7 @@ struct SpeechController: Sendable {
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeJSON(SpeechBody.self, request, context: context)
+        let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
         return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
     }
 
@@ -134,7 +134,7 @@ struct SpeechController: Sendable {
     // MARK: - Lark's own API
 
     private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeJSON(SpeechBody.self, request, context: context)
+        let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
         if body.stream == true {
             return try await streamed(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
@@ -258,20 +258,6 @@ struct SpeechController: Sendable {
         }
         return text
     }
-
-    private func decodeJSON<T: Decodable>(_ type: T.Type, _ request: Request, context: BasicRequestContext) async throws -> T {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: configuration.maxTextCharacters * 4 + 4096)
-        } catch {
-            throw SpeechError.textTooLong(length: configuration.maxTextCharacters + 1, limit: configuration.maxTextCharacters)
-        }
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch {
-            throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(describeDecodingError(error))")
-        }
-    }
 }
 
 /// The format, rate and bitrate a request asked for, as given; checked against the voice's rate
@@ -348,6 +334,22 @@ final class EncodedSpeech: @unchecked Sendable {
     /// What the codec still holds, and the container's trailer.
     func finish() throws -> [UInt8] {
         try encoder.finish()
+    }
+}
+
+/// A JSON body holding a text of at most `textLimit` characters (4 UTF-8 bytes each, plus room
+/// for the other fields): a longer body is 413, a body that is not the JSON expected is 400.
+func decodeJSONBody<T: Decodable>(_ type: T.Type, _ request: Request, textLimit: Int) async throws -> T {
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.body.collect(upTo: textLimit * 4 + 64 * 1024)
+    } catch {
+        throw SpeechError.textTooLong(length: textLimit + 1, limit: textLimit)
+    }
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    } catch {
+        throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(describeDecodingError(error))")
     }
 }
 

@@ -174,8 +174,12 @@ import Testing
                 def log_message(self, *a): pass
             http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
             """, String(hookPort), received]
+        // Not on our output: `swift test` waits for every holder of its pipe to close it.
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
         try receiver.run()
-        defer { receiver.terminate() }
+        // SIGKILL: a child started from a test thread inherits its blocked SIGTERM.
+        defer { kill(receiver.processIdentifier, SIGKILL) }
         let server = try ServerProcess(Self.arguments(jobsDir: dir), port: Self.port(3))
         let job = try Self.post(server, "/api/v1/jobs", json: ["text": "Call me back.", "callback_url": "http://127.0.0.1:\(hookPort)/done"])
         let id = try #require(job.json?["id"] as? String)

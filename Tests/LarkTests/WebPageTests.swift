@@ -111,7 +111,11 @@ import Testing
     @Test(.timeLimit(.minutes(3))) func speaksWhileTheStreamIsStillComing() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.python), "no \(Self.python): run `make setup`")
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver"), "no chromedriver: run `make setup`")
-        let arguments = [Self.script, "--lark", Checkout.larkBinary, "--port", String(ServerLifecycleTests.port(40))]
+        // Every run saves its screenshots under out/web (docs/ has the committed ones).
+        let arguments = [
+            Self.script, "--lark", Checkout.larkBinary, "--port", String(ServerLifecycleTests.port(40)),
+            "--screenshots", Checkout.root + "/out/web",
+        ]
         // On a thread of its own: the script takes seconds, and the cooperative pool has two.
         let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ProcessResult, any Error>) in
             Thread { continuation.resume(with: Result { try runProcess(Self.python, arguments) }) }.start()

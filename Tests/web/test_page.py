@@ -330,6 +330,7 @@ def shot(driver, directory, name, width, height, mobile):
     viewport(driver, width, height, mobile)
     driver.execute_script("window.scrollTo(0, 0); document.getElementById('text').scrollTop = 0")
     time.sleep(0.3)
+    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"web-page-{name}.png")
     driver.save_screenshot(path)
     log(f"screenshot {path}")
