@@ -78,7 +78,7 @@ public struct JobPresenter: Sendable {
 
     static func escapePath(_ key: String) -> String {
         var allowed = CharacterSet.urlPathAllowed
-        allowed.remove(charactersIn: "?#%;")
+        allowed.remove(charactersIn: "?#%;+")
         return key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key
     }
 

@@ -255,7 +255,8 @@ struct JobController: Sendable {
     // MARK: - Local files
 
     private func file(_ context: BasicRequestContext) async throws -> Response {
-        let key = context.parameters.getCatchAll().joined(separator: "/")
+        // The path arrives percent-encoded (a key may hold spaces, `+` or `:`): decode each part.
+        let key = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }.joined(separator: "/")
         guard let store = jobs.objects as? LocalDirectoryStore, let url = store.file(forKey: key) else {
             throw APIError(.notFound, code: "not_found", message: "no stored file '\(key)'")
         }

@@ -152,6 +152,14 @@ import Testing
         let audio = try ServerTests.curl([try #require(json["audio_url"] as? String)])
         #expect(audio.status == 200 && audio.body.count > 44 + 22050 && audio.body.prefix(4) == Data("RIFF".utf8))
 
+        // Keys with spaces, `+` and `:` (a created_at as some clients write it) are served too.
+        let spaced = #"{"uuid": "a b", "member_id": 42, "text": "Spaces in the key.", "created_at": "2024-05-01 10:00:00+01"}"#
+        let spacedAnswer = try server.curl("/api/texts", ["-X", "POST", "-H", "Content-Type: application/json", "-d", spaced])
+        let spacedURL = try #require(spacedAnswer.json?["audio_url"] as? String, "\(String(decoding: spacedAnswer.body, as: UTF8.self))")
+        #expect(spacedURL.hasSuffix("/files/wav_files/42/a%20b_2024-05-01%2010:00:00%2B01_voice.wav"), "\(spacedURL)")
+        #expect(try ServerTests.curl([spacedURL]).status == 200)
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/audio/wav_files/42/a b_2024-05-01 10:00:00+01_voice.wav"))
+
         let again = try server.curl("/api/texts", ["-X", "POST", "-H", "Content-Type: application/json", "-d", body])
         #expect(again.status == 200 && again.json?["job_id"] as? String == json["job_id"] as? String)
         #expect(Self.storedKeys([server.log_])[key] == 1, "\(Self.storedKeys([server.log_]))")
