@@ -81,6 +81,9 @@ struct APIError: HTTPResponseError {
 
 /// Turns any error into an `APIError`, logging what is not the client's fault.
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Whether the job routes exist (for 405 answers on their paths).
+    var jobsEnabled = true
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -107,9 +110,9 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as StorageError {
             context.logger.error("object storage error: \(error)")
             throw APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error)")
-        } catch let error as HTTPError where error.status == .notFound && allowedMethods(path: request.uri.path) != nil {
+        } catch let error as HTTPError where error.status == .notFound && allowedMethods(path: request.uri.path, jobsEnabled: jobsEnabled) != nil {
             // The path exists, with other methods: 405 and the ones it has.
-            let allowed = allowedMethods(path: request.uri.path) ?? []
+            let allowed = allowedMethods(path: request.uri.path, jobsEnabled: jobsEnabled) ?? []
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
             throw APIError(

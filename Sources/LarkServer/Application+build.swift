@@ -46,7 +46,7 @@ public func buildApplication(
     // Outermost first: the log line sees the final status; metrics see mapped errors.
     router.add(middleware: RequestLogMiddleware(level: .info))
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: ErrorMappingMiddleware())
+    router.add(middleware: ErrorMappingMiddleware(jobsEnabled: jobs != nil))
     SpeechController(
         library: library, configuration: configuration,
         gate: gate, metrics: metrics
@@ -65,6 +65,7 @@ public func buildApplication(
 }
 
 /// The methods a path has, over every controller (nil for a path that does not exist), for 405s.
-func allowedMethods(path: String) -> [String]? {
-    SpeechController.routes[path] ?? WebController.routes[path] ?? JobController.allowedMethods(path: path)
+/// Job paths count only when the job routes are there (`--disable-jobs` leaves them 404).
+func allowedMethods(path: String, jobsEnabled: Bool) -> [String]? {
+    SpeechController.routes[path] ?? WebController.routes[path] ?? (jobsEnabled ? JobController.allowedMethods(path: path) : nil)
 }

@@ -62,7 +62,7 @@ def check(condition, message):
 class Server:
     """`lark serve` on loopback with its log in a file (one synthesis thread, one worker)."""
 
-    def __init__(self, binary, port):
+    def __init__(self, binary, port, extra=()):
         self.base = f"http://127.0.0.1:{port}"
         self.log_file = tempfile.NamedTemporaryFile(prefix="lark-web-", suffix=".log", delete=False)
         deps = os.path.join(ROOT, ".deps")
@@ -73,7 +73,7 @@ class Server:
             [binary, "serve", "--port", str(port), "--data-dir", os.path.join(deps, "voices"),
              "--data-dir", self.scratch.name,
              "--espeak-data", deps, "--threads", "1", "--workers", "1", "-m", VOICE,
-             "--max-text-chars", str(MAX_TEXT), "--jobs-dir", self.jobs.name],
+             "--max-text-chars", str(MAX_TEXT), "--jobs-dir", self.jobs.name, *extra],
             stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -336,6 +336,28 @@ def shot(driver, directory, name, width, height, mobile):
     log(f"screenshot {path}")
 
 
+def run_without_jobs(args):
+    """A server started with --disable-jobs: the page says so and disables Make a file."""
+    server = Server(args.lark, args.port + 2, ["--disable-jobs"])  # +1 is the route tests' server
+    driver = None
+    try:
+        check(server.status_of("/api/v1/jobs?limit=20") == 404, "--disable-jobs still answers /api/v1/jobs")
+        driver = browser()
+        driver.get(server.base + "/")
+        WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        note = driver.find_element(By.ID, "jobs-note")
+        WebDriverWait(driver, 5).until(lambda d: note.is_displayed())
+        check(note.text == "jobs are not enabled on this server", f"jobs note reads {note.text!r}")
+        check(not driver.find_element(By.ID, "make-file").is_enabled(), "Make a file is enabled without jobs")
+        errors = console_errors(driver)
+        check(not errors, f"console errors: {errors}")
+        log("without jobs: the note shows and Make a file is disabled")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lark", required=True, help="the lark binary")
@@ -344,6 +366,7 @@ def main():
     args = parser.parse_args()
     try:
         run(args)
+        run_without_jobs(args)
     except Failure as failure:
         print(f"[web] FAILED: {failure}", flush=True)
         return 1
