@@ -82,9 +82,10 @@ public struct JobPresenter: Sendable {
         return key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key
     }
 
+    /// One format style for every date (a value type: no formatter built per field).
+    private static let isoStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func iso(_ milliseconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Timestamp.date(milliseconds))
+        isoStyle.format(Timestamp.date(milliseconds))
     }
 }

@@ -32,14 +32,10 @@ public struct JobRenderer: Sendable {
     }
 
     private func prepare(_ spec: JobSpec) async throws -> (any SpeechVoice, SynthesisOptions, AudioOutput) {
-        guard !spec.text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-        let options = SynthesisOptions(
+        let requested = SynthesisOptions(
             speaker: spec.speaker.map(SpeakerSelector.init), lengthScale: spec.lengthScale, noiseScale: spec.noiseScale,
-            noiseW: spec.noiseW, sentenceSilence: spec.sentenceSilence
-        ).merged(over: defaults)
-        try options.validate()
-        let voice = try await library.voice(spec.voice)
-        try voice.check(options)
+            noiseW: spec.noiseW, sentenceSilence: spec.sentenceSilence)
+        let (voice, options) = try await library.prepare(text: spec.text, voiceID: spec.voice, options: requested, defaults: defaults)
         guard let format = AudioFormat(name: spec.format) else { throw AudioOutputError.unknownFormat(spec.format) }
         let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: voice.info.sampleRate)
         return (voice, options, output)

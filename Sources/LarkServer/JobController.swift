@@ -109,8 +109,8 @@ struct JobController: Sendable {
 
     /// Checks the spec as a live request would be checked, then queues it.
     private func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
-        guard !spec.text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-        guard spec.text.count <= jobs.maxTextCharacters else {
+        // Blank text is refused by `check` below, with the live routes' other checks.
+        guard spec.text.trimmingWhitespace().isEmpty || spec.text.count <= jobs.maxTextCharacters else {
             throw SpeechError.textTooLong(length: spec.text.count, limit: jobs.maxTextCharacters)
         }
         if let callback = spec.callbackURL, !CallbackNotifier.isValid(callback) {

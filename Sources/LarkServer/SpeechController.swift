@@ -212,15 +212,11 @@ struct SpeechController: Sendable {
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
     private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> (any SpeechVoice, SynthesisOptions) {
-        guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-        guard text.count <= configuration.maxTextCharacters else {
+        guard text.trimmingWhitespace().isEmpty || text.count <= configuration.maxTextCharacters else {
             throw SpeechError.textTooLong(length: text.count, limit: configuration.maxTextCharacters)
         }
-        let merged = options.merged(over: configuration.defaultOptions)
-        try merged.validate()
-        let voice = try await library.voice(voiceID ?? configuration.defaultVoice)
-        try voice.check(merged)
-        return (voice, merged)
+        return try await library.prepare(
+            text: text, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
     }
 
     // MARK: - Request parsing

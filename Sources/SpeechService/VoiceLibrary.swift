@@ -87,6 +87,20 @@ public actor VoiceLibrary {
         return infos
     }
 
+    /// Everything a synthesis is checked for before any work starts (live requests and jobs
+    /// alike): a text that is not blank, `options` merged over `defaults` and valid, and a voice
+    /// that exists and accepts them. Answers the voice and the options to synthesize with.
+    public func prepare(
+        text: String, voiceID: String, options: SynthesisOptions, defaults: SynthesisOptions
+    ) async throws -> (voice: any SpeechVoice, options: SynthesisOptions) {
+        guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
+        let merged = options.merged(over: defaults)
+        try merged.validate()
+        let voice = try await voice(voiceID)
+        try voice.check(merged)
+        return (voice, merged)
+    }
+
     /// The voice with this id (Piper file stem, model path where allowed, or `espeak-ng:<language>`).
     public func voice(_ id: String) async throws -> any SpeechVoice {
         if let voice = loaded[id] { return voice }
