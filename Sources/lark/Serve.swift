@@ -60,16 +60,28 @@ struct Serve: AsyncParsableCommand {
         let library = VoiceLibrary(configuration: engineConfiguration)
         var logger = Logger(label: "lark")
         logger.logLevel = debug ? .debug : .info
+        // One place gives the voices and the catalog's HTTP client back, however serving ends.
+        do {
+            try await serve(library: library, installer: installer, workers: workers, logger: logger)
+        } catch {
+            try? await library.shutdown()
+            try? await http.shutdown()
+            throw error
+        }
+        try? await library.shutdown()
+        try? await http.shutdown()
+    }
+
+    /// Loads the default voice, opens the jobs, and serves until SIGTERM. Start-up failures are
+    /// reported as one-line messages (`ExitCode`).
+    private func serve(library: VoiceLibrary, installer: VoiceInstaller, workers: Int, logger: Logger) async throws {
+        let environment = ProcessInfo.processInfo.environment
         let defaultVoice: String
         do {
             defaultVoice = try await prepareDefaultVoice(library: library, installer: installer, logger: logger)
         } catch let exit as ExitCode {
-            try? await library.shutdown()
-            try? await http.shutdown()
             throw exit
         } catch {
-            try? await library.shutdown()
-            try? await http.shutdown()
             throw fail(describe(error))
         }
         let configuration = ServerConfiguration(
@@ -106,8 +118,6 @@ struct Serve: AsyncParsableCommand {
                     store: system.store, objects: system.objects, renderer: system.renderer, presenter: system.presenter,
                     workers: system.workers, maxAttempts: resolved.maxAttempts, members: memberVoices)
             } catch {
-                try? await library.shutdown()
-                try? await http.shutdown()
                 throw fail(describe(error))
             }
         }
@@ -123,13 +133,9 @@ struct Serve: AsyncParsableCommand {
             try await group.run()
         } catch {
             await jobSystem?.close()
-            try? await library.shutdown()
-            try? await http.shutdown()
             throw error
         }
         await jobSystem?.close()
-        try? await library.shutdown()
-        try? await http.shutdown()
     }
 
     /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it
