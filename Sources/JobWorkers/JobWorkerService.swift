@@ -274,29 +274,56 @@ final class ProgressBox: Sendable {
 
 /// Lets a submission wake the idle workers of its own process at once.
 final class Doorbell: Sendable {
-    private let waiting = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private struct Waiters {
+        var next = 0
+        var list: [(id: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Waits whose continuation is not registered yet, and those of them already over.
+        var pending: Set<Int> = []
+        var over: Set<Int> = []
+    }
+    private let waiters = Mutex(Waiters())
 
     func ring() {
-        let all = waiting.withLock { list in
-            defer { list.removeAll() }
-            return list
+        let all = waiters.withLock { state in
+            defer { state.list.removeAll() }
+            return state.list
         }
-        for continuation in all { continuation.resume() }
+        for waiter in all { waiter.continuation.resume() }
     }
 
-    /// Returns when rung, or after `limit`.
+    /// Returns when rung, or after `limit`; a worker that times out wakes only itself.
     func wait(upTo limit: Duration) async {
+        let id = waiters.withLock { state in
+            state.next += 1
+            state.pending.insert(state.next)
+            return state.next
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: limit) }
             group.addTask {
                 await withCheckedContinuation { continuation in
-                    self.waiting.withLock { $0.append(continuation) }
+                    let alreadyOver = self.waiters.withLock { state in
+                        state.pending.remove(id)
+                        if state.over.remove(id) != nil { return true }
+                        state.list.append((id, continuation))
+                        return false
+                    }
+                    if alreadyOver { continuation.resume() }
                 }
             }
             await group.next()
             group.cancelAll()
-            // The continuation task ends only when rung: ring so it does not hold the group.
-            self.ring()
+            // The continuation task ends only when resumed: resume this waiter's own, if a ring
+            // has not already.
+            let mine = waiters.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.list.firstIndex(where: { $0.id == id }) else {
+                    // Not registered yet: its registration will find it over. (Otherwise it was rung.)
+                    if state.pending.contains(id) { state.over.insert(id) }
+                    return nil
+                }
+                return state.list.remove(at: index).continuation
+            }
+            mine?.resume()
         }
     }
 }
