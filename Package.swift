@@ -52,6 +52,7 @@ let package = Package(
             dependencies: ["SpeechCore", "Espeak"],
             swiftSettings: strict
         ),
+        .target(name: "OnnxGraph", swiftSettings: strict),
         .target(
             name: "OnnxRuntime",
             dependencies: ["COnnxRuntime"],
@@ -61,7 +62,7 @@ let package = Package(
         .target(
             name: "PiperEngine",
             dependencies: [
-                "SpeechCore", "Phonemizer", "OnnxRuntime",
+                "SpeechCore", "Phonemizer", "OnnxRuntime", "OnnxGraph",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -162,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "LarkTests",
             dependencies: [
-                "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "PiperEngine", "EspeakEngine",
+                "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -65,7 +65,8 @@ typedef struct LarkOrtApi {
     void *skipped_4_6[3];
     OrtStatus *(*CreateSession)(const OrtEnv *env, const char *model_path,
                                 const OrtSessionOptions *options, OrtSession **out);        // 7
-    void *skipped_8_8[1];
+    OrtStatus *(*CreateSessionFromArray)(const OrtEnv *env, const void *model_data, size_t model_data_length,
+                                         const OrtSessionOptions *options, OrtSession **out);  // 8
     OrtStatus *(*Run)(OrtSession *session, const OrtRunOptions *run_options,
                       const char *const *input_names, const OrtValue *const *inputs, size_t input_count,
                       const char *const *output_names, size_t output_count, OrtValue **outputs); // 9
@@ -148,6 +149,7 @@ const LarkOrtApiBase *OrtGetApiBase(void);
 LARK_ORT_SLOT(GetErrorCode, 1);
 LARK_ORT_SLOT(CreateEnv, 3);
 LARK_ORT_SLOT(CreateSession, 7);
+LARK_ORT_SLOT(CreateSessionFromArray, 8);
 LARK_ORT_SLOT(Run, 9);
 LARK_ORT_SLOT(CreateSessionOptions, 10);
 LARK_ORT_SLOT(DisableCpuMemArena, 19);

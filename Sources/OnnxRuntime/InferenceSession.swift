@@ -87,7 +87,31 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Loads the model at `path`. Throws if the file is missing or not a valid ONNX model, or if
     /// CUDA is asked for and this ONNX Runtime build has no CUDA provider.
-    public init(modelPath path: String, configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+    public convenience init(modelPath path: String, configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        try self.init(configuration: configuration, runtime: runtime) { options throws(OnnxRuntimeError) in
+            var session: OpaquePointer?
+            try runtime.check(runtime.api.pointee.CreateSession(runtime.environment, path, options, &session))
+            return session!
+        }
+    }
+
+    /// Loads a model from its bytes (a model Lark rewrote before loading). ONNX Runtime copies
+    /// what it needs: `model` may be freed once this returns.
+    public convenience init(model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        try self.init(configuration: configuration, runtime: runtime) { options throws(OnnxRuntimeError) in
+            var session: OpaquePointer?
+            let status = model.withUnsafeBytes { bytes in
+                runtime.api.pointee.CreateSessionFromArray(runtime.environment, bytes.baseAddress, bytes.count, options, &session)
+            }
+            try runtime.check(status)
+            return session!
+        }
+    }
+
+    private init(
+        configuration: SessionConfiguration, runtime: OnnxRuntime,
+        create: (OpaquePointer?) throws(OnnxRuntimeError) -> OpaquePointer
+    ) throws(OnnxRuntimeError) {
         self.runtime = runtime
         self.configuration = configuration
         let api = runtime.api.pointee
@@ -104,13 +128,12 @@ public final class InferenceSession: @unchecked Sendable {
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)
         }
-        var session: OpaquePointer?
-        try runtime.check(api.CreateSession(runtime.environment, path, options, &session))
-        self.session = session!
+        let session = try create(options)
+        self.session = session
 
         do {
-            inputNames = try Self.names(of: session!, runtime: runtime, count: api.SessionGetInputCount, name: api.SessionGetInputName)
-            outputNames = try Self.names(of: session!, runtime: runtime, count: api.SessionGetOutputCount, name: api.SessionGetOutputName)
+            inputNames = try Self.names(of: session, runtime: runtime, count: api.SessionGetInputCount, name: api.SessionGetInputName)
+            outputNames = try Self.names(of: session, runtime: runtime, count: api.SessionGetOutputCount, name: api.SessionGetOutputName)
         } catch {
             api.ReleaseSession(session)
             throw error

@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import OnnxGraph
 import OnnxRuntime
 import Phonemizer
 import SpeechCore
@@ -32,14 +33,19 @@ public final class PiperVoice: SpeechVoice {
     private let pool: SessionPool
     private let threadPool: NIOThreadPool
     private let usesSpeakerInput: Bool
+    /// How many of the model's 1-D convolutions run as 2-D ones (see `ConvolutionRewrite`);
+    /// 0 when the rewrite is off, found nothing, or its model did not load.
+    public let restatedConvolutions: Int
 
     /// Loads the config and the model, for up to `concurrency` sentence runs at once: with more
     /// than one, and several threads configured, a one-thread copy of the model serves the runs
     /// that overlap (see `SessionPool`). Throws `SpeechError` naming the file and the problem
     /// (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
+    /// `rewriteConvolutions`: run the model's 1-D convolutions as 2-D ones, which ONNX Runtime's
+    /// CPU kernels do faster with the same results (`ConvolutionRewrite`); ignored on CUDA.
     public init(
         source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
-        threadPool: NIOThreadPool
+        rewriteConvolutions: Bool = true, threadPool: NIOThreadPool
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
         guard FileManager.default.fileExists(atPath: source.modelPath) else {
@@ -59,16 +65,29 @@ public final class PiperVoice: SpeechVoice {
             configurations.append(narrow)
         }
         var loaded: [InferenceSession] = []
-        for sessionConfiguration in configurations {
-            do {
-                loaded.append(try InferenceSession(modelPath: source.modelPath, configuration: sessionConfiguration, runtime: runtime))
-            } catch {
-                if configuration.useCUDA, error.message.contains("CUDA") {
-                    throw .engineUnavailable(error.message)
+        var restated = 0
+        do {
+            if rewriteConvolutions, !configuration.useCUDA, let rewritten = Self.rewrittenModel(at: source.modelPath) {
+                // A rewritten model that ONNX Runtime refuses falls back to the file as it is.
+                if let sessions = try? configurations.map({ sessionConfiguration throws(OnnxRuntimeError) in
+                    try InferenceSession(model: rewritten.model, configuration: sessionConfiguration, runtime: runtime)
+                }) {
+                    loaded = sessions
+                    restated = rewritten.convertedConvolutions
                 }
-                throw .invalidModel(path: source.modelPath, reason: Self.firstLine(error.message))
             }
+            if loaded.isEmpty {
+                loaded = try configurations.map { sessionConfiguration throws(OnnxRuntimeError) in
+                    try InferenceSession(modelPath: source.modelPath, configuration: sessionConfiguration, runtime: runtime)
+                }
+            }
+        } catch {
+            if configuration.useCUDA, error.message.contains("CUDA") {
+                throw .engineUnavailable(error.message)
+            }
+            throw .invalidModel(path: source.modelPath, reason: Self.firstLine(error.message))
         }
+        restatedConvolutions = restated
         let inputs = Set(loaded[0].inputNames)
         for required in ["input", "input_lengths", "scales"] where !inputs.contains(required) {
             throw .invalidModel(
@@ -82,6 +101,17 @@ public final class PiperVoice: SpeechVoice {
         pool = SessionPool(wide: loaded.count > 1 ? loaded[0] : nil, narrow: loaded[loaded.count - 1], concurrency: concurrency)
         self.threadPool = threadPool
         info = Self.describe(id: source.id, modelPath: source.modelPath, config: config)
+    }
+
+    /// The model at `path` with its 1-D convolutions restated, or nil when the file cannot be
+    /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
+    /// ONNX Runtime reports what is wrong with it).
+    private static func rewrittenModel(at path: String) -> ConvolutionRewrite.Result? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
+              result.convertedConvolutions > 0
+        else { return nil }
+        return result
     }
 
     /// What listings show for a voice, from its config alone (without loading the model).

@@ -22,12 +22,16 @@ public struct EngineConfiguration: Sendable {
     public var memory: SessionConfiguration.MemoryPolicy
     /// Whether voices may be named by a file path (the CLI allows it; the server does not).
     public var allowVoicePaths: Bool
+    /// Run Piper models' 1-D convolutions as 2-D ones (faster on the CPU, same audio).
+    public var rewriteConvolutions: Bool
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
-        useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: SessionConfiguration.MemoryPolicy = .arena
+        useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: SessionConfiguration.MemoryPolicy = .arena,
+        rewriteConvolutions: Bool = true
     ) {
         self.memory = memory
+        self.rewriteConvolutions = rewriteConvolutions
         self.dataDirectories = dataDirectories
         self.espeakDataPath = espeakDataPath
         self.threadsPerSession = threadsPerSession
@@ -145,6 +149,7 @@ public actor VoiceLibrary {
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
                         memory: configuration.memory),
+                    rewriteConvolutions: configuration.rewriteConvolutions,
                     threadPool: threadPool)
             }
         }

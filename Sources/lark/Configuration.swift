@@ -40,8 +40,11 @@ extension EngineOptions {
         let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? defaultThreads
         let cuda = cuda || ["1", "true", "yes"].contains(environment["LARK_CUDA"]?.lowercased() ?? "")
         let memory = memory ?? environment["LARK_MEMORY"].flatMap(SessionConfiguration.MemoryPolicy.init) ?? .arena
+        let rewrite = rewriteConvolutions
+            ?? !["0", "false", "no", "off"].contains(environment["LARK_REWRITE_CONVOLUTIONS"]?.lowercased() ?? "")
         return EngineConfiguration(
             dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
-            workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory)
+            workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory,
+            rewriteConvolutions: rewrite)
     }
 }

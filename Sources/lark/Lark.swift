@@ -33,6 +33,10 @@ struct EngineOptions: ParsableArguments {
 
     @Option(help: "Model memory after each run: arena (keep, fastest), shrink (give free memory back), none (no arena). Env: LARK_MEMORY.")
     var memory: SessionConfiguration.MemoryPolicy?
+
+    @Flag(inversion: .prefixedNo,
+          help: "Run Piper models' 1-D convolutions as 2-D ones: same audio, faster on the CPU (default: on). Env: LARK_REWRITE_CONVOLUTIONS=0 turns it off.")
+    var rewriteConvolutions: Bool?
 }
 
 /// Writes a one-line error and exits non-zero: the CLI's only way out on bad input.

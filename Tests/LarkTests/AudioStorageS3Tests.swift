@@ -23,7 +23,7 @@ import Testing
         return S3ObjectStore(
             configuration: S3Configuration(
                 bucket: bucket, prefix: prefix, endpoint: URL(string: "http://\(host):\(server.port)")!,
-                region: "us-east-1", addressing: addressing, credentials: credentials, requestTimeout: .seconds(20)),
+                region: "us-east-1", addressing: addressing, credentials: credentials, requestTimeout: .seconds(60)),
             logger: Logger(label: "test"), httpClient: nil,
             connectAddress: addressing == .virtualHost ? "127.0.0.1:\(server.port)" : nil)
     }
