@@ -229,8 +229,8 @@ private struct GraphSummary {
 private struct ConvPlan {
     let node: GraphSummary.Node
     let weight: String
-    /// Attribute name → its 2-D values, for the attributes that change.
-    let attributes: [String: [Int64]]
+    /// The attributes that change, by where their field starts in the model: name and 2-D values.
+    let replacements: [Int: (name: String, values: [Int64])]
     let input4D: String
     let output4D: String
     let output: String
@@ -245,7 +245,7 @@ private struct ConvPlan {
               graph.uses[weight] == 1, !graph.declared.contains(weight)
         else { return nil }
 
-        var attributes: [String: [Int64]] = [:]
+        var replacements: [Int: (name: String, values: [Int64])] = [:]
         for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
             var reader = ProtoReader(model, range: entry.payload)
             var name = ""
@@ -262,10 +262,10 @@ private struct ConvPlan {
             switch name {
             case "kernel_shape", "strides", "dilations":
                 guard ints.count == 1 else { return nil }
-                attributes[name] = [1, ints[0]]
+                replacements[entry.whole.lowerBound] = (name, [1, ints[0]])
             case "pads":
                 guard ints.count == 2 else { return nil }
-                attributes[name] = [0, ints[0], 0, ints[1]]
+                replacements[entry.whole.lowerBound] = (name, [0, ints[0], 0, ints[1]])
             case "group":
                 break
             case "auto_pad":
@@ -276,7 +276,7 @@ private struct ConvPlan {
         }
         self.node = node
         self.weight = weight
-        self.attributes = attributes
+        self.replacements = replacements
         output = node.outputs[0]
         input4D = ConvolutionRewrite.unique(output + "/lark_2d_input", in: &names)
         output4D = ConvolutionRewrite.unique(output + "/lark_2d_output", in: &names)
@@ -294,17 +294,9 @@ private struct ConvPlan {
                     replacedInput = true
                 case Field.nodeOutput:
                     conv.stringField(Field.nodeOutput, output4D)
-                case Field.nodeAttribute:
-                    var reader = ProtoReader(model, range: field.payload)
-                    var name = ""
-                    while let entry = try reader.next() {
-                        if entry.number == Field.attributeName, entry.wireType == .lengthDelimited { name = entry.string(in: model) }
-                    }
-                    if let values = attributes[name] {
-                        try Self.intsAttribute(name, values, into: &conv)
-                    } else {
-                        conv.copy(field, from: model)
-                    }
+                case Field.nodeAttribute where replacements[field.whole.lowerBound] != nil:
+                    let replacement = replacements[field.whole.lowerBound]!
+                    try Self.intsAttribute(replacement.name, replacement.values, into: &conv)
                 default:
                     conv.copy(field, from: model)
                 }

@@ -107,7 +107,8 @@ public final class PiperVoice: SpeechVoice {
     /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
     /// ONNX Runtime reports what is wrong with it).
     private static func rewrittenModel(at path: String) -> ConvolutionRewrite.Result? {
-        guard let data = FileManager.default.contents(atPath: path),
+        // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
               let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
               result.convertedConvolutions > 0
         else { return nil }

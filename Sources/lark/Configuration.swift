@@ -18,6 +18,15 @@ enum Installation {
     }()
 }
 
+/// A yes/no `LARK_*` variable: 1/true/yes/on or 0/false/no/off; nil when unset or anything else.
+func environmentFlag(_ value: String?) -> Bool? {
+    switch value?.lowercased() {
+    case "1", "true", "yes", "on": return true
+    case "0", "false", "no", "off": return false
+    default: return nil
+    }
+}
+
 extension EngineOptions {
     /// Arguments first, then `LARK_*` variables, then defaults.
     /// `defaultThreads`: ONNX Runtime threads for a lone sentence when neither `--threads` nor
@@ -38,10 +47,9 @@ extension EngineOptions {
             espeakPath = deps
         }
         let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? defaultThreads
-        let cuda = cuda || ["1", "true", "yes"].contains(environment["LARK_CUDA"]?.lowercased() ?? "")
+        let cuda = cuda || environmentFlag(environment["LARK_CUDA"]) == true
         let memory = memory ?? environment["LARK_MEMORY"].flatMap(SessionConfiguration.MemoryPolicy.init) ?? .arena
-        let rewrite = rewriteConvolutions
-            ?? !["0", "false", "no", "off"].contains(environment["LARK_REWRITE_CONVOLUTIONS"]?.lowercased() ?? "")
+        let rewrite = rewriteConvolutions ?? environmentFlag(environment["LARK_REWRITE_CONVOLUTIONS"]) ?? true
         return EngineConfiguration(
             dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
             workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory,

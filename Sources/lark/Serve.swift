@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
-            allowDownloads: allowDownloads || ["1", "true", "yes"].contains(environment["LARK_ALLOW_DOWNLOADS"]?.lowercased() ?? ""))
+            allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let gate = metrics.makeGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
