@@ -167,9 +167,28 @@ public final class PiperVoice: SpeechVoice {
         _ = try resolve(options)
     }
 
-    /// Phoneme ids for each sentence of `text` (what the model is fed), for tests and diagnostics.
+    /// One run of the model: a sentence, or a piece of a sentence too long to run whole.
+    public struct ModelRun: Sendable, Equatable {
+        /// 0-based position of the sentence the run belongs to.
+        public var sentence: Int
+        public var phonemes: [String]
+        /// True for the second and later pieces of a cut sentence (no sentence silence before it).
+        public var continuesSentence: Bool
+    }
+
+    /// The model runs for `text`: its sentences, each cut into pieces when it is too long to run
+    /// whole (see `LongSentenceSplitter`).
+    public func modelRuns(for text: String) async throws(SpeechError) -> [ModelRun] {
+        try await phonemizer.phonemize(text).enumerated().flatMap { sentence, phonemes in
+            LongSentenceSplitter.pieces(of: phonemes).enumerated().map { piece, phonemes in
+                ModelRun(sentence: sentence, phonemes: phonemes, continuesSentence: piece > 0)
+            }
+        }
+    }
+
+    /// Phoneme ids for each model run on `text`, for tests and diagnostics.
     public func phonemeIDs(for text: String) async throws(SpeechError) -> [[Int64]] {
-        try await phonemizer.phonemize(text).map { mapper.ids(for: $0).ids }
+        try await modelRuns(for: text).map { mapper.ids(for: $0.phonemes).ids }
     }
 
     public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
@@ -180,16 +199,16 @@ public final class PiperVoice: SpeechVoice {
             do {
                 let settings = try resolve(options)
                 guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-                let sentences = try await phonemizer.phonemize(text)
-                for (index, phonemes) in sentences.enumerated() {
+                for run in try await modelRuns(for: text) {
                     try Task.checkCancellation()
-                    let ids = mapper.ids(for: phonemes).ids
+                    let ids = mapper.ids(for: run.phonemes).ids
                     var samples = try await audio(for: ids, settings: settings)
-                    if index > 0, settings.silenceSamples > 0 {
+                    if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
                         samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
                     }
                     continuation.yield(AudioChunk(
-                        samples: samples, sampleRate: config.sampleRate, sentenceIndex: index, phonemes: phonemes.joined()))
+                        samples: samples, sampleRate: config.sampleRate, sentenceIndex: run.sentence,
+                        phonemes: run.phonemes.joined()))
                 }
                 await pool.endStream()
                 continuation.finish()

@@ -3,8 +3,8 @@ import Foundation
 import PiperEngine
 import SpeechService
 
-/// Shows what a Piper voice will feed its model: phonemes and ids per sentence, one JSON line
-/// per input line. For checking pronunciation and for the parity tests.
+/// Shows what a Piper voice will feed its model: phonemes and ids per sentence (per piece of a
+/// sentence too long to run whole), one JSON line per input line. For checking pronunciation.
 struct Phonemes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the phonemes and phoneme ids of each sentence (one JSON line per input line).")
@@ -26,9 +26,11 @@ struct Phonemes: AsyncParsableCommand {
             }
             let lines = text.map { [$0] } ?? Array(AnyIterator { readLine(strippingNewline: true) })
             for line in lines {
-                let phonemes = try await piper.phonemizer.phonemize(line)
-                let ids = try await piper.phonemeIDs(for: line)
-                let entry: [String: Any] = ["text": line, "phonemes": phonemes.map { $0.joined() }, "ids": ids]
+                let runs = try await piper.modelRuns(for: line)
+                let entry: [String: Any] = [
+                    "text": line, "phonemes": runs.map { $0.phonemes.joined() },
+                    "ids": try await piper.phonemeIDs(for: line),
+                ]
                 let data = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             }

@@ -55,4 +55,27 @@ import Testing
         let phonemizer = PiperPhonemizer(type: .espeak, espeakVoice: "x", vowelClusters: [["a", "ɪ"], ["a", "ɪ", "ə"]])
         #expect(phonemizer.mergeVowelClusters(["h", "a", "ɪ", "ə", "a", "ɪ"]) == ["h", "aɪə", "aɪ"])
     }
+
+    /// A sentence over the limit is cut at the best break: a clause mark, then a word, then
+    /// anywhere; nothing is lost and short sentences come back whole.
+    @Test func longSentencesAreCutAtClausesThenWords() {
+        let short = PiperPhonemizer.codePoints("ab cd, ef")
+        #expect(LongSentenceSplitter.pieces(of: short, limit: 20) == [short])
+
+        // "aaa, bbb ccc ddd": a clause break at 5, word breaks at 9 and 13.
+        let clauses = PiperPhonemizer.codePoints("aaa, bbb ccc ddd")
+        #expect(LongSentenceSplitter.pieces(of: clauses, limit: 10).map { $0.joined() } == ["aaa, ", "bbb ccc ", "ddd"])
+        // A clause break in the first half of the window loses to the last word break.
+        #expect(LongSentenceSplitter.pieces(of: clauses, limit: 14).map { $0.joined() } == ["aaa, bbb ccc ", "ddd"])
+        // One word longer than the limit is cut inside it.
+        let word = PiperPhonemizer.codePoints("abcdefghij")
+        #expect(LongSentenceSplitter.pieces(of: word, limit: 4).map { $0.joined() } == ["abcd", "efgh", "ij"])
+
+        let long = PiperPhonemizer.codePoints(Array(repeating: "wˈɑːtʃ ðə fˈɑːks, ænd", count: 40).joined(separator: " "))
+        let pieces = LongSentenceSplitter.pieces(of: long)
+        #expect(pieces.count > 1)
+        #expect(pieces.allSatisfy { $0.count <= LongSentenceSplitter.defaultLimit })
+        #expect(Array(pieces.joined()) == long)
+        #expect(pieces.dropLast().allSatisfy { $0.suffix(2) == [",", " "] })
+    }
 }

@@ -1,6 +1,7 @@
 import AudioEncoding
 import Foundation
 @testable import PiperEngine
+import Phonemizer
 import SpeechCore
 import Testing
 
@@ -54,6 +55,30 @@ import Testing
             #expect(!chunk.samples.isEmpty)
         }
         #expect(indices == [0, 1, 2])
+    }
+
+    /// Text with no sentence punctuation is one sentence; past the limit it runs in pieces, which
+    /// stay sentence 0 and get no sentence silence between them.
+    @Test func overlongSentenceRunsInPieces() async throws {
+        let voice = try #require(try await Checkout.library.voice(Checkout.joeModel) as? PiperVoice)
+        let text = Array(repeating: "many people watch from far away", count: 12).joined(separator: " ")
+        let runs = try await voice.modelRuns(for: text)
+        #expect(runs.count >= 2)
+        #expect(runs.allSatisfy { $0.sentence == 0 && $0.phonemes.count <= LongSentenceSplitter.defaultLimit })
+        #expect(runs.map(\.continuesSentence) == [false] + Array(repeating: true, count: runs.count - 1))
+        #expect(Array(runs.map(\.phonemes).joined()) == (try await voice.phonemizer.phonemize(text)).first)
+
+        // Without noise the durations are fixed, so a second of silence would show in the length.
+        func chunks(silence: Double?) async throws -> [AudioChunk] {
+            var chunks: [AudioChunk] = []
+            let options = SynthesisOptions(noiseScale: 0, noiseW: 0, sentenceSilence: silence)
+            for try await chunk in voice.synthesize(text, options: options) { chunks.append(chunk) }
+            return chunks
+        }
+        let withSilence = try await chunks(silence: 1)
+        let without = try await chunks(silence: nil)
+        #expect(withSilence.map(\.sentenceIndex) == Array(repeating: 0, count: runs.count))
+        #expect(withSilence.map(\.samples.count) == without.map(\.samples.count))
     }
 
     @Test func cancellingStopsSynthesisEarly() async throws {
