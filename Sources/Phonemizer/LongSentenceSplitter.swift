@@ -10,8 +10,14 @@
 /// Where it cuts, best first: after a clause mark (`,` `;` `:` with the space Piper adds), after
 /// a word (a space), and only inside a word that alone is longer than the limit.
 public enum LongSentenceSplitter {
-    /// The most phonemes one model run gets: about 14 s of speech at Piper's usual rate.
+    /// The most phonemes one model run gets at length scale 1: about 14 s of speech.
     public static let defaultLimit = 300
+
+    /// The limit for a length scale: slower speech makes more audio per phoneme, and the audio is
+    /// what takes the memory (300 phonemes at length scale 20 made 285 s of speech and 5.8 GB).
+    public static func limit(lengthScale: Float) -> Int {
+        max(8, Int(Float(defaultLimit) / max(1, lengthScale)))
+    }
 
     /// `phonemes` itself when it fits, else pieces of at most `limit` phonemes that join back to it.
     public static func pieces(of phonemes: [String], limit: Int = defaultLimit) -> [[String]] {

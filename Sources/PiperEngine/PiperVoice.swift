@@ -177,10 +177,11 @@ public final class PiperVoice: SpeechVoice {
     }
 
     /// The model runs for `text`: its sentences, each cut into pieces when it is too long to run
-    /// whole (see `LongSentenceSplitter`).
-    public func modelRuns(for text: String) async throws(SpeechError) -> [ModelRun] {
-        try await phonemizer.phonemize(text).enumerated().flatMap { sentence, phonemes in
-            LongSentenceSplitter.pieces(of: phonemes).enumerated().map { piece, phonemes in
+    /// whole at this length scale (see `LongSentenceSplitter`).
+    public func modelRuns(for text: String, lengthScale: Float = 1) async throws(SpeechError) -> [ModelRun] {
+        let limit = LongSentenceSplitter.limit(lengthScale: lengthScale)
+        return try await phonemizer.phonemize(text).enumerated().flatMap { sentence, phonemes in
+            LongSentenceSplitter.pieces(of: phonemes, limit: limit).enumerated().map { piece, phonemes in
                 ModelRun(sentence: sentence, phonemes: phonemes, continuesSentence: piece > 0)
             }
         }
@@ -199,7 +200,7 @@ public final class PiperVoice: SpeechVoice {
             do {
                 let settings = try resolve(options)
                 guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-                for run in try await modelRuns(for: text) {
+                for run in try await modelRuns(for: text, lengthScale: settings.lengthScale) {
                     try Task.checkCancellation()
                     let ids = mapper.ids(for: run.phonemes).ids
                     var samples = try await audio(for: ids, settings: settings)

@@ -67,6 +67,10 @@ import Testing
         #expect(runs.allSatisfy { $0.sentence == 0 && $0.phonemes.count <= LongSentenceSplitter.defaultLimit })
         #expect(runs.map(\.continuesSentence) == [false] + Array(repeating: true, count: runs.count - 1))
         #expect(Array(runs.map(\.phonemes).joined()) == (try await voice.phonemizer.phonemize(text)).first)
+        // Slower speech gets shorter pieces: the audio per run, not the phonemes, takes the memory.
+        let slow = try await voice.modelRuns(for: text, lengthScale: 4)
+        #expect(slow.count > runs.count)
+        #expect(slow.allSatisfy { $0.phonemes.count <= LongSentenceSplitter.defaultLimit / 4 })
 
         // Without noise the durations are fixed, so a second of silence would show in the length.
         func chunks(silence: Double?) async throws -> [AudioChunk] {

@@ -152,6 +152,7 @@ import Testing
         ("/?text=Hi&speaker=3", "speaker_out_of_range", 422),
         ("/?text=Hi&length_scale=fast", "invalid_option", 400),
         ("/?text=Hi&noise_scale=99", "invalid_option", 400),
+        ("/?text=Hi&noise_w=4", "invalid_option", 400),
         ("/read?text=Hi&outputFormat=xyz", "unsupported_format", 400),
         ("/?text=Hi&format=mp3&sample_rate=12345", "unsupported_sample_rate", 422),
         ("/?text=Hi&format=ogg_opus&sample_rate=22050", "unsupported_sample_rate", 422),
