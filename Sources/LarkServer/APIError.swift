@@ -62,6 +62,13 @@ struct APIError: HTTPResponseError {
         .forbidden, code: "downloads_disabled",
         message: "this server does not download voices; start it with --allow-downloads, or run `lark voices download NAME`")
 
+    static func audioTooLong(limitMinutes: Int) -> APIError {
+        APIError(
+            .contentTooLarge, code: "audio_too_long",
+            message: "this request makes more than \(limitMinutes) minutes of audio, too long to answer as one file; "
+                + "ask GET /read or POST /api/v1/speech with \"stream\": true (sent as it is made), or POST /api/v1/jobs")
+    }
+
     static func busy(retryAfter seconds: Int) -> APIError {
         var headers = HTTPFields()
         headers[.retryAfter] = String(seconds)

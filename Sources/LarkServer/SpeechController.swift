@@ -152,6 +152,11 @@ struct SpeechController: Sendable {
 
     // MARK: - Synthesis
 
+    /// The most audio a whole-file answer holds: it stays in memory until the last sentence (an
+    /// hour of 22,050 Hz WAV is 159 MB), and the text limit alone does not bound it (10,000
+    /// characters of one-word sentences with 60 s of sentence silence would be 55 hours).
+    static let wholeFileMinutes = 60
+
     /// One whole file with exact sizes in its headers (Piper's routes answer WAV this way).
     private func wholeFile(
         text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
@@ -159,7 +164,13 @@ struct SpeechController: Sendable {
         let start = ContinuousClock.now
         let speech = try await begin(text: text, voiceID: voiceID, options: options, output: output, streaming: false)
         var bytes: [UInt8] = []
-        while let encoded = try await speech.next() { bytes += encoded }
+        while let encoded = try await speech.next() {
+            bytes += encoded
+            // Dropping `speech` on the way out cancels the synthesis and frees its place.
+            guard speech.seconds <= Double(Self.wholeFileMinutes * 60) else {
+                throw APIError.audioTooLong(limitMinutes: Self.wholeFileMinutes)
+            }
+        }
         // A cancelled task ends the stream early: that is a client gone, not a finished text.
         try Task.checkCancellation()
         bytes += try speech.finish()
@@ -300,6 +311,8 @@ final class EncodedSpeech: @unchecked Sendable {
     let format: AudioFormat
     private let ticket: SynthesisTicket
     private let counters: ServerMetrics.VoiceCounters
+    /// Seconds of audio produced so far.
+    private(set) var seconds: Double = 0
 
     init(
         _ stream: AsyncThrowingStream<AudioChunk, any Error>, encoder: any AudioEncoder, format: AudioFormat,
@@ -320,6 +333,7 @@ final class EncodedSpeech: @unchecked Sendable {
                 return nil
             }
             counters.count(chunk)
+            seconds += chunk.duration
             return try encoder.encode(chunk.samples)
         } catch {
             ticket.release()

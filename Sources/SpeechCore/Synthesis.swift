@@ -66,11 +66,13 @@ public struct SynthesisOptions: Sendable, Equatable {
                 throw .invalidOption(name: name, message: "\(name) must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
             }
         }
-        try check(lengthScale, "length_scale", 0.05...20)
+        // A model run holds about 25 MB per second of the audio it makes, so the settings that
+        // stretch the audio are bounded. Phoneme durations grow with noise_w faster than
+        // exponentially: sixty words gave 19 s of speech at 1, 54 s at 2 and 400 s at 3, and at 4
+        // the run outgrew the machine's 24 GB and the kernel killed the server. length_scale 20
+        // with noise_w 2 made 753 s of those sixty words and peaked at 4 GB; at 5 and 2, 1.3-1.7 GB.
+        try check(lengthScale, "length_scale", 0.05...5)
         try check(noiseScale, "noise_scale", 0...10)
-        // Phoneme durations grow with noise_w faster than exponentially: sixty words gave 19 s
-        // of speech at 1, 54 s at 2 and 400 s at 3, and at 4 the run asked for more memory than
-        // the machine had (24 GB) and the kernel killed the server.
         try check(noiseW, "noise_w", 0...2)
         if let sentenceSilence, !(sentenceSilence.isFinite && (0...60).contains(sentenceSilence)) {
             throw .invalidOption(name: "sentence_silence", message: "sentence_silence must be between 0 and 60 seconds, got \(sentenceSilence)")

@@ -153,6 +153,9 @@ import Testing
         ("/?text=Hi&length_scale=fast", "invalid_option", 400),
         ("/?text=Hi&noise_scale=99", "invalid_option", 400),
         ("/?text=Hi&noise_w=4", "invalid_option", 400),
+        ("/?text=Hi&length_scale=20", "invalid_option", 400),
+        // 61 sentences each followed by a minute of silence: past the hour a whole file may hold.
+        ("/?text=" + Array(repeating: "Go.", count: 61).joined(separator: "+") + "&sentence_silence=60", "audio_too_long", 413),
         ("/read?text=Hi&outputFormat=xyz", "unsupported_format", 400),
         ("/?text=Hi&format=mp3&sample_rate=12345", "unsupported_sample_rate", 422),
         ("/?text=Hi&format=ogg_opus&sample_rate=22050", "unsupported_sample_rate", 422),
