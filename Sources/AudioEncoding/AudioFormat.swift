@@ -121,6 +121,8 @@ public enum AudioOutputError: Error, Equatable, Sendable {
     case bitrateOutOfRange(Int, format: AudioFormat, range: ClosedRange<Int>)
     case unsupportedSettings(String)
     case encoderFailed(String)
+    /// The audio passed the most one rendering makes.
+    case audioTooLong(limitHours: Int)
 
     public var code: String {
         switch self {
@@ -129,6 +131,7 @@ public enum AudioOutputError: Error, Equatable, Sendable {
         case .bitrateNotApplicable, .bitrateOutOfRange: return "invalid_bitrate"
         case .unsupportedSettings: return "unsupported_audio_settings"
         case .encoderFailed: return "encoding_failed"
+        case .audioTooLong: return "audio_too_long"
         }
     }
 
@@ -146,6 +149,8 @@ public enum AudioOutputError: Error, Equatable, Sendable {
             return "these audio settings cannot be encoded: \(detail)"
         case .encoderFailed(let detail):
             return "the audio encoder failed: \(detail)"
+        case .audioTooLong(let hours):
+            return "the audio passed \(hours) hours, the most one job makes; split the text into several jobs"
         }
     }
 }

@@ -41,10 +41,22 @@ public struct JobRenderer: Sendable {
         return (voice, options, output)
     }
 
+    /// The most audio one job makes. The text limit alone does not bound it (200,000 characters
+    /// of one-word sentences with 60 s of sentence silence would be over 1,000 hours, hundreds
+    /// of GB of disk), and 24 hours is more than any text under the limit speaks.
+    public static let maxHours = 24
+
     /// Writes the job's audio to `file` (created or truncated). `progress(done, total)` runs
-    /// after every sentence; it throws to stop the rendering (a cancelled or lost job).
+    /// after every sentence; it throws to stop the rendering (a cancelled or lost job). Past
+    /// `maxHours` of audio it throws `AudioOutputError.audioTooLong` (the job fails, not retried).
     public func render(
         _ spec: JobSpec, to file: URL, progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
+    ) async throws -> RenderedAudio {
+        try await render(spec, to: file, maxSeconds: Double(Self.maxHours * 3600), progress: progress)
+    }
+
+    func render(
+        _ spec: JobSpec, to file: URL, maxSeconds: Double, progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
         let (voice, options, output) = try await prepare(spec)
         let total = max(1, SentenceSegmenter.sentences(in: spec.text).count)
@@ -59,7 +71,10 @@ public struct JobRenderer: Sendable {
         defer { try? handle.close() }
         var written = 0
         var done = 0
+        var seconds = 0.0
         for try await chunk in voice.synthesize(spec.text, options: options) {
+            seconds += chunk.duration
+            guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitHours: Self.maxHours) }
             let bytes = try encoder.encode(chunk.samples)
             if !bytes.isEmpty {
                 try handle.write(contentsOf: bytes)

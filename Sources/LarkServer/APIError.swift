@@ -41,6 +41,7 @@ struct APIError: HTTPResponseError {
         case .unknownFormat: status = .badRequest
         case .unsupportedSampleRate, .bitrateNotApplicable, .bitrateOutOfRange, .unsupportedSettings: status = .unprocessableContent
         case .encoderFailed: status = .internalServerError
+        case .audioTooLong: status = .contentTooLarge
         }
         self.init(status, code: error.code, message: error.message)
     }
