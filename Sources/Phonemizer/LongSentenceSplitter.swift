@@ -14,7 +14,7 @@ public enum LongSentenceSplitter {
     public static let defaultLimit = 300
 
     /// The limit for a length scale: slower speech makes more audio per phoneme, and the audio is
-    /// what takes the memory (300 phonemes at length scale 20 made 285 s of speech and 5.8 GB).
+    /// what takes the memory (sixty words at length scale 20 made 285 s of speech and 5.8 GB).
     public static func limit(lengthScale: Float) -> Int {
         max(8, Int(Float(defaultLimit) / max(1, lengthScale)))
     }
