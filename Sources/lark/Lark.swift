@@ -45,6 +45,17 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode(1)
 }
 
+/// A command's default synthesis settings, checked before anything starts: a bad default stops
+/// `serve` or `worker` with one line instead of failing every request or job.
+func checkedDefaults(_ options: SynthesisOptions) throws -> SynthesisOptions {
+    do {
+        try options.validate()
+    } catch {
+        throw fail(error.message)
+    }
+    return options
+}
+
 /// The one-line message for any error Lark reports.
 func describe(_ error: any Error) -> String {
     if let speech = error as? SpeechError { return speech.message }

@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
+        let defaultOptions = try checkedDefaults(SynthesisOptions(
+            speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale,
+            noiseW: noiseW, sentenceSilence: sentenceSilence))
         let environment = ProcessInfo.processInfo.environment
         let workers = max(1, workers ?? environment["LARK_WORKERS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         var engineConfiguration = engine.engineConfiguration(
@@ -62,7 +65,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = debug ? .debug : .info
         // One place gives the voices and the catalog's HTTP client back, however serving ends.
         do {
-            try await serve(library: library, installer: installer, workers: workers, logger: logger)
+            try await serve(library: library, installer: installer, workers: workers, defaultOptions: defaultOptions, logger: logger)
         } catch {
             try? await library.shutdown()
             try? await http.shutdown()
@@ -74,7 +77,9 @@ struct Serve: AsyncParsableCommand {
 
     /// Loads the default voice, opens the jobs, and serves until SIGTERM. Start-up failures are
     /// reported as one-line messages (`ExitCode`).
-    private func serve(library: VoiceLibrary, installer: VoiceInstaller, workers: Int, logger: Logger) async throws {
+    private func serve(
+        library: VoiceLibrary, installer: VoiceInstaller, workers: Int, defaultOptions: SynthesisOptions, logger: Logger
+    ) async throws {
         let environment = ProcessInfo.processInfo.environment
         let defaultVoice: String
         do {
@@ -88,9 +93,7 @@ struct Serve: AsyncParsableCommand {
             host: host ?? environment["LARK_HOST"] ?? "127.0.0.1",
             port: port ?? environment["LARK_PORT"].flatMap(Int.init) ?? 5000,
             defaultVoice: defaultVoice,
-            defaultOptions: SynthesisOptions(
-                speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale,
-                noiseW: noiseW, sentenceSilence: sentenceSilence),
+            defaultOptions: defaultOptions,
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,

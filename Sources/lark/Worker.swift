@@ -25,6 +25,8 @@ struct Worker: AsyncParsableCommand {
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
 
     func run() async throws {
+        let defaults = try checkedDefaults(
+            SynthesisOptions(lengthScale: lengthScale, noiseScale: noiseScale, noiseW: noiseW, sentenceSilence: sentenceSilence))
         var logger = Logger(label: "lark.worker")
         logger.logLevel = debug ? .debug : .info
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -38,7 +40,6 @@ struct Worker: AsyncParsableCommand {
         let library = VoiceLibrary(
             configuration: engine.engineConfiguration(workers: resolved.workers, defaultThreads: 1, allowVoicePaths: false))
         let gate = SynthesisGate(workers: resolved.workers, maxQueue: 0)
-        let defaults = SynthesisOptions(lengthScale: lengthScale, noiseScale: noiseScale, noiseW: noiseW, sentenceSilence: sentenceSilence)
         let system: JobSystem
         do {
             system = try await JobSystem.open(
