@@ -41,7 +41,8 @@ public enum LongSentenceSplitter {
         let earliestClause = start + limit / 2
         var wordBreak: Int?
         var index = latest
-        while index > start + 1 {
+        // Below the clause half, only a first word break is still worth finding.
+        while index > start + 1, wordBreak == nil || index >= earliestClause {
             if phonemes[index - 1] == " " {
                 if index >= earliestClause, clauseMarks.contains(phonemes[index - 2]) { return index }
                 if wordBreak == nil { wordBreak = index }

@@ -187,9 +187,14 @@ public final class PiperVoice: SpeechVoice {
         }
     }
 
+    /// What the model is fed for `run`: its phonemes as ids, framed as Piper frames them.
+    public func phonemeIDs(for run: ModelRun) -> [Int64] {
+        mapper.ids(for: run.phonemes).ids
+    }
+
     /// Phoneme ids for each model run on `text`, for tests and diagnostics.
     public func phonemeIDs(for text: String) async throws(SpeechError) -> [[Int64]] {
-        try await modelRuns(for: text).map { mapper.ids(for: $0.phonemes).ids }
+        try await modelRuns(for: text).map(phonemeIDs(for:))
     }
 
     public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
@@ -202,8 +207,7 @@ public final class PiperVoice: SpeechVoice {
                 guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
                 for run in try await modelRuns(for: text, lengthScale: settings.lengthScale) {
                     try Task.checkCancellation()
-                    let ids = mapper.ids(for: run.phonemes).ids
-                    var samples = try await audio(for: ids, settings: settings)
+                    var samples = try await audio(for: phonemeIDs(for: run), settings: settings)
                     if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
                         samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
                     }

@@ -28,8 +28,7 @@ struct Phonemes: AsyncParsableCommand {
             for line in lines {
                 let runs = try await piper.modelRuns(for: line)
                 let entry: [String: Any] = [
-                    "text": line, "phonemes": runs.map { $0.phonemes.joined() },
-                    "ids": try await piper.phonemeIDs(for: line),
+                    "text": line, "phonemes": runs.map { $0.phonemes.joined() }, "ids": runs.map(piper.phonemeIDs(for:)),
                 ]
                 let data = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
