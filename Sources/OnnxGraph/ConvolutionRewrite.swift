@@ -10,15 +10,19 @@
 /// - the weight's dims `[O, I, K]` become `[O, I, 1, K]` (the data is the same bytes, in the same
 ///   order, so only the tensor's header is rewritten);
 /// - `kernel_shape`, `strides`, `dilations` gain a leading 1 and `pads [b, e]` become `[0, b, 0, e]`;
-/// - an `Unsqueeze` (axis 2) before it and a `Squeeze` after it keep every other value 3-D, so
-///   no other node, value name or shape annotation changes.
+/// - an `Unsqueeze` (axis 2) before it and a `Squeeze` after it give every other node its 3-D
+///   value, except where `FourDimensionalChains` keeps a chain of values 4-D from one restated
+///   convolution to the next (the `Unsqueeze` or `Squeeze` is then left out).
 /// Anything unusual (auto padding, a shared or external weight, an attribute not listed above)
-/// leaves that node as it was. `ConvTranspose` is left alone: in 2-D form it was no faster.
+/// leaves that node as it was. A 1-D `ConvTranspose` whose kernel is a whole number of strides is
+/// restated as a 2-D `Conv` followed by an interleave (`TransposedConvPlan`): a `ConvTranspose` in
+/// 2-D form alone was no faster, the convolution form is.
 public enum ConvolutionRewrite {
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
         public let model: [UInt8]
-        /// How many convolutions were restated.
+        /// How many convolutions were restated (`Conv` in 2-D form, and `ConvTranspose` as a
+        /// `Conv` with an interleave: see `TransposedConvPlan`).
         public let convertedConvolutions: Int
     }
 
@@ -34,35 +38,58 @@ public enum ConvolutionRewrite {
         let graph = try GraphSummary(fields: graphReader.all(), in: model)
 
         var plans: [Int: ConvPlan] = [:]  // by index in graph.fields
+        var transposedPlans: [Int: TransposedConvPlan] = [:]
         var convertedWeights: Set<String> = []
+        var replacedTensors: Set<String> = []  // read only by a restated ConvTranspose, which writes its own
         var names = graph.allNames
         for (fieldIndex, node) in graph.nodes {
-            guard let plan = try ConvPlan(node: node, graph: graph, in: model, names: &names) else { continue }
-            plans[fieldIndex] = plan
-            convertedWeights.insert(plan.weight)
+            if let plan = try ConvPlan(node: node, graph: graph, in: model, names: &names) {
+                plans[fieldIndex] = plan
+                convertedWeights.insert(plan.weight)
+            } else if let plan = try TransposedConvPlan(node: node, graph: graph, in: model, opset: opset, names: &names) {
+                transposedPlans[fieldIndex] = plan
+                replacedTensors.insert(plan.weight)
+                if let bias = plan.bias { replacedTensors.insert(bias) }
+            }
         }
-        guard !plans.isEmpty else { return Result(model: model, convertedConvolutions: 0) }
+        guard !plans.isEmpty || !transposedPlans.isEmpty else { return Result(model: model, convertedConvolutions: 0) }
         let axes = unique("lark_2d_axes", in: &names)
+        let timeAxis = unique("lark_time_axis", in: &names)
+        let chains = try FourDimensionalChains(
+            graph: graph, model: model, convolutions: plans, transposed: transposedPlans, names: &names)
+        var constants = BlockedConstants(names: names)
+        let squeeze = { (from: String, to: String, writer: inout ProtoWriter) throws(MalformedProtobuf) in
+            try writer.squeezeOrUnsqueeze("Squeeze", from: from, to: to, opset: opset, axes: axes)
+        }
 
         var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count + plans.count * 256)
         for (index, field) in graph.fields.enumerated() {
             if let plan = plans[index] {
-                try plan.write(into: &graphWriter, from: model, opset: opset, axes: axes)
+                try plan.write(
+                    into: &graphWriter, from: model, opset: opset, axes: axes,
+                    input4D: chains.values[plan.input]?.name4D, squeezed: chains.needsThreeD.contains(plan.output))
+            } else if let plan = transposedPlans[index] {
+                try plan.write(
+                    into: &graphWriter, from: model, graphSummary: graph, axes: axes, timeAxis: timeAxis,
+                    input4D: chains.values[plan.input]?.name4D, constants: &constants)
+                if chains.needsThreeD.contains(plan.output) { try squeeze(plan.output4D, plan.output, &graphWriter) }
+            } else if let step = chains.steps[index] {
+                try chains.write(step, into: &graphWriter, from: model, constants: &constants, squeeze: squeeze)
             } else if field.number == Field.graphInitializer, let tensor = graph.tensors[index],
                       convertedWeights.contains(tensor.name) {
                 try writeHeightOne(tensor: field, dims: tensor.dims, into: &graphWriter, from: model)
+            } else if field.number == Field.graphInitializer, let tensor = graph.tensors[index],
+                      replacedTensors.contains(tensor.name) {
+                continue
             } else {
                 graphWriter.copy(field, from: model)
             }
         }
+        try chains.writeShapes(into: &graphWriter)
         if opset >= 13 {
             // Unsqueeze and Squeeze take their axes as an input from opset 13 on.
-            try graphWriter.messageField(Field.graphInitializer) { tensor in
-                tensor.varintField(Field.tensorDims, 1)
-                tensor.varintField(Field.tensorDataType, 7)  // INT64
-                tensor.stringField(Field.tensorName, axes)
-                tensor.bytesField(Field.tensorRawData, [2, 0, 0, 0, 0, 0, 0, 0])
-            }
+            try graphWriter.int64Tensor(axes, values: [2])
+            try graphWriter.int64Tensor(timeAxis, values: [3])
         }
 
         var output = ProtoWriter(reservingCapacity: model.count + plans.count * 256)
@@ -73,7 +100,7 @@ public enum ConvolutionRewrite {
                 output.copy(field, from: model)
             }
         }
-        return Result(model: output.bytes, convertedConvolutions: plans.count)
+        return Result(model: output.bytes, convertedConvolutions: plans.count + transposedPlans.count)
     }
 
     /// The default (`ai.onnx`) operator set version the model was written for.
@@ -113,7 +140,7 @@ public enum ConvolutionRewrite {
         }
     }
 
-    fileprivate static func unique(_ base: String, in names: inout Set<String>) -> String {
+    static func unique(_ base: String, in names: inout Set<String>) -> String {
         var candidate = base
         var counter = 1
         while names.contains(candidate) {
@@ -130,8 +157,8 @@ enum Field {
     static let modelGraph = 7, modelOpsetImport = 8
     static let graphNode = 1, graphInitializer = 5, graphInput = 11, graphOutput = 12, graphValueInfo = 13
     static let nodeInput = 1, nodeOutput = 2, nodeName = 3, nodeOpType = 4, nodeAttribute = 5, nodeDomain = 7
-    static let attributeName = 1, attributeString = 4, attributeInts = 8, attributeType = 20
-    static let attributeTypeInts: Int64 = 7
+    static let attributeName = 1, attributeInteger = 3, attributeString = 4, attributeTensor = 5, attributeInts = 8, attributeType = 20
+    static let attributeTypeInt: Int64 = 2, attributeTypeInts: Int64 = 7
     static let tensorDims = 1, tensorDataType = 2, tensorName = 8, tensorRawData = 9
     static let tensorExternalData = 13, tensorDataLocation = 14
     static let valueInfoName = 1
@@ -139,7 +166,7 @@ enum Field {
 
 /// What the rewrite needs to know about a graph: its fields in order, its nodes and
 /// initializers (by position in `fields`), and how often each value is read.
-private struct GraphSummary {
+struct GraphSummary {
     struct Node {
         var inputs: [String] = []
         var outputs: [String] = []
@@ -152,6 +179,9 @@ private struct GraphSummary {
         var name = ""
         var dims: [Int64] = []
         var isExternal = false
+        var dataType: Int64 = 0
+        /// Where the values are, when the tensor stores them as `raw_data`.
+        var rawData: Range<Int>?
     }
 
     let fields: [ProtoField]
@@ -163,6 +193,8 @@ private struct GraphSummary {
     /// Values the graph declares as inputs, outputs or with a shape annotation: a weight among
     /// them keeps its shape.
     var declared: Set<String> = []
+    /// The graph's outputs.
+    var outputs: Set<String> = []
     var allNames: Set<String> = []
 
     init(fields: [ProtoField], in model: [UInt8]) throws(MalformedProtobuf) {
@@ -186,6 +218,7 @@ private struct GraphSummary {
                     guard entry.number == Field.valueInfoName, entry.wireType == .lengthDelimited else { continue }
                     declared.insert(entry.string(in: model))
                     allNames.insert(entry.string(in: model))
+                    if field.number == Field.graphOutput { outputs.insert(entry.string(in: model)) }
                 }
             default:
                 break
@@ -209,13 +242,15 @@ private struct GraphSummary {
         return node
     }
 
-    private static func tensor(_ field: ProtoField, in model: [UInt8]) throws(MalformedProtobuf) -> Tensor {
+    static func tensor(_ field: ProtoField, in model: [UInt8]) throws(MalformedProtobuf) -> Tensor {
         var tensor = Tensor()
         var reader = ProtoReader(model, range: field.payload)
         while let entry = try reader.next() {
             switch entry.number {
             case Field.tensorDims: tensor.dims += try entry.integers(in: model)
             case Field.tensorName where entry.wireType == .lengthDelimited: tensor.name = entry.string(in: model)
+            case Field.tensorDataType where entry.wireType == .varint: tensor.dataType = Int64(bitPattern: entry.varint)
+            case Field.tensorRawData where entry.wireType == .lengthDelimited: tensor.rawData = entry.payload
             case Field.tensorExternalData: tensor.isExternal = true
             case Field.tensorDataLocation: tensor.isExternal = tensor.isExternal || entry.varint != 0
             default: break
@@ -226,9 +261,13 @@ private struct GraphSummary {
 }
 
 /// One convolution to restate, with the attributes it will carry.
-private struct ConvPlan {
+struct ConvPlan {
     let node: GraphSummary.Node
     let weight: String
+    let input: String
+    let outputChannels: Int64
+    /// Stride 1 and padding that gives back the input's length.
+    let keepsLength: Bool
     /// The attributes that change, by where their field starts in the model: name and 2-D values.
     let replacements: [Int: (name: String, values: [Int64])]
     let input4D: String
@@ -246,6 +285,7 @@ private struct ConvPlan {
         else { return nil }
 
         var replacements: [Int: (name: String, values: [Int64])] = [:]
+        var (stride, dilation, padding): (Int64, Int64, Int64) = (1, 1, 0)
         for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
             var reader = ProtoReader(model, range: entry.payload)
             var name = ""
@@ -263,9 +303,12 @@ private struct ConvPlan {
             case "kernel_shape", "strides", "dilations":
                 guard ints.count == 1 else { return nil }
                 replacements[entry.whole.lowerBound] = (name, [1, ints[0]])
+                if name == "strides" { stride = ints[0] }
+                if name == "dilations" { dilation = ints[0] }
             case "pads":
                 guard ints.count == 2 else { return nil }
                 replacements[entry.whole.lowerBound] = (name, [0, ints[0], 0, ints[1]])
+                padding = ints[0] + ints[1]
             case "group":
                 break
             case "auto_pad":
@@ -277,14 +320,23 @@ private struct ConvPlan {
         self.node = node
         self.weight = weight
         self.replacements = replacements
+        input = node.inputs[0]
+        outputChannels = tensor.dims[0]
+        keepsLength = stride == 1 && padding == dilation * (tensor.dims[2] - 1)
         output = node.outputs[0]
         input4D = ConvolutionRewrite.unique(output + "/lark_2d_input", in: &names)
         output4D = ConvolutionRewrite.unique(output + "/lark_2d_output", in: &names)
     }
 
-    /// Writes `Unsqueeze → Conv (2-D) → Squeeze` in place of the node.
-    func write(into graph: inout ProtoWriter, from model: [UInt8], opset: Int64, axes: String) throws(MalformedProtobuf) {
-        try Self.reshape("Unsqueeze", from: node.inputs[0], to: input4D, name: input4D, opset: opset, axes: axes, into: &graph)
+    /// Writes `Unsqueeze → Conv (2-D) → Squeeze` in place of the node; without the `Unsqueeze`
+    /// when the input is already 4-D (`input4D`), and without the `Squeeze` unless `squeezed`.
+    func write(
+        into graph: inout ProtoWriter, from model: [UInt8], opset: Int64, axes: String, input4D existing: String?, squeezed: Bool
+    ) throws(MalformedProtobuf) {
+        let input4D = existing ?? self.input4D
+        if existing == nil {
+            try graph.squeezeOrUnsqueeze("Unsqueeze", from: node.inputs[0], to: input4D, opset: opset, axes: axes)
+        }
         try graph.messageField(Field.graphNode) { (conv: inout ProtoWriter) throws(MalformedProtobuf) in
             var replacedInput = false
             for field in node.fields {
@@ -296,34 +348,21 @@ private struct ConvPlan {
                     conv.stringField(Field.nodeOutput, output4D)
                 case Field.nodeAttribute where replacements[field.whole.lowerBound] != nil:
                     let replacement = replacements[field.whole.lowerBound]!
-                    try Self.intsAttribute(replacement.name, replacement.values, into: &conv)
+                    try conv.intsAttribute(replacement.name, replacement.values)
                 default:
                     conv.copy(field, from: model)
                 }
             }
         }
-        try Self.reshape("Squeeze", from: output4D, to: output, name: output4D + "/squeeze", opset: opset, axes: axes, into: &graph)
+        if squeezed { try graph.squeezeOrUnsqueeze("Squeeze", from: output4D, to: output, opset: opset, axes: axes) }
     }
+}
 
-    private static func reshape(
-        _ opType: String, from input: String, to output: String, name: String, opset: Int64, axes: String,
-        into graph: inout ProtoWriter
-    ) throws(MalformedProtobuf) {
-        try graph.messageField(Field.graphNode) { (node: inout ProtoWriter) throws(MalformedProtobuf) in
-            node.stringField(Field.nodeInput, input)
-            if opset >= 13 { node.stringField(Field.nodeInput, axes) }
-            node.stringField(Field.nodeOutput, output)
-            node.stringField(Field.nodeName, name)
-            node.stringField(Field.nodeOpType, opType)
-            if opset < 13 { try intsAttribute("axes", [2], into: &node) }
-        }
-    }
-
-    private static func intsAttribute(_ name: String, _ values: [Int64], into node: inout ProtoWriter) throws(MalformedProtobuf) {
-        try node.messageField(Field.nodeAttribute) { attribute in
-            attribute.stringField(Field.attributeName, name)
-            attribute.integersField(Field.attributeInts, values)
-            attribute.varintField(Field.attributeType, Field.attributeTypeInts)
+extension ProtoWriter {
+    /// `Squeeze` or `Unsqueeze` of axis 2 (an input from opset 13 on, an attribute before).
+    mutating func squeezeOrUnsqueeze(_ opType: String, from input: String, to output: String, opset: Int64, axes: String) throws(MalformedProtobuf) {
+        try node(opType, inputs: opset >= 13 ? [input, axes] : [input], output: output) { node throws(MalformedProtobuf) in
+            if opset < 13 { try node.intsAttribute("axes", [2]) }
         }
     }
 }

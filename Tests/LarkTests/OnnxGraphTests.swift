@@ -49,6 +49,23 @@ import Testing
         #expect(zip(restated, original).allSatisfy { abs($0 - $1) < 1e-5 }, "\(restated) against \(original)")
     }
 
+    /// A `ConvTranspose` (stride 2, kernel 4, padding 1, as in HiFi-GAN's last upsampling layers)
+    /// restated as a convolution and an interleave computes the same, and one the restatement does
+    /// not cover (a kernel that is not a whole number of strides) is left as it was.
+    @Test func upsamplingConvolutionComputesTheSame() throws {
+        let model = try TinyModel.convTranspose1D(kernel: 4, stride: 2, pads: [1, 1])
+        let rewritten = try ConvolutionRewrite.apply(to: model)
+        #expect(rewritten.convertedConvolutions == 1)
+        let original = try TinyModel.run(model, inputShape: [1, 2, 5])
+        let restated = try TinyModel.run(rewritten.model, inputShape: [1, 2, 5])
+        #expect(original.count == 3 * 10)
+        #expect(restated.count == original.count)
+        #expect(zip(restated, original).allSatisfy { abs($0 - $1) < 1e-5 }, "\(restated) against \(original)")
+
+        let uneven = try TinyModel.convTranspose1D(kernel: 5, stride: 2, pads: [1, 1])
+        #expect(try ConvolutionRewrite.apply(to: uneven).convertedConvolutions == 0)
+    }
+
     @Test func unusualConvolutionsAreLeftAlone() throws {
         for model in [try TinyModel.conv1D(opset: 13, sharedWeight: true), try TinyModel.conv1D(opset: 13, autoPad: "SAME_UPPER")] {
             let rewritten = try ConvolutionRewrite.apply(to: model)
@@ -110,10 +127,40 @@ enum TinyModel {
         return model.bytes
     }
 
-    static func run(_ model: [UInt8]) throws -> [Float] {
+    /// `Y = ConvTranspose(X, W, B)` over `X: [1, 2, 5]`, `W: [2, 3, kernel]` (3 output channels).
+    static func convTranspose1D(kernel: Int64, stride: Int64, pads: [Int64]) throws -> [UInt8] {
+        var graph = ProtoWriter()
+        try graph.messageField(1) { node in
+            for input in ["X", "W", "B"] { node.stringField(1, input) }
+            node.stringField(2, "Y")
+            node.stringField(4, "ConvTranspose")
+            try ints(&node, "strides", [stride])
+            try ints(&node, "pads", pads)
+            try ints(&node, "kernel_shape", [kernel])
+        }
+        graph.stringField(2, "tiny")
+        let weights: [Float] = (0..<Int(6 * kernel)).map { Float($0 % 11 - 5) / 7 }
+        try tensor(&graph, name: "W", dims: [2, 3, kernel], values: weights)
+        try tensor(&graph, name: "B", dims: [3], values: [0.25, -0.5, 0.125])
+        try valueInfo(&graph, field: 11, name: "X")
+        var model = ProtoWriter()
+        model.varintField(1, 8)  // ir_version
+        try model.messageField(8) { opsetID in
+            opsetID.stringField(1, "")
+            opsetID.varintField(2, 13)
+        }
+        try graph.messageField(12) { info in  // a float output, shape left to ONNX Runtime
+            info.stringField(1, "Y")
+            try info.messageField(2) { type in try type.messageField(1) { $0.varintField(1, 1) } }
+        }
+        model.bytesField(7, graph.bytes)
+        return model.bytes
+    }
+
+    static func run(_ model: [UInt8], inputShape: [Int64] = [1, 2, 5]) throws -> [Float] {
         let session = try InferenceSession(model: model, configuration: .init(), runtime: try OnnxRuntime.shared.get())
-        let x: [Float] = (0..<10).map { Float($0) / 3 - 1 }
-        return try session.run([.float32(name: "X", shape: [1, 2, 5], values: x)])
+        let x: [Float] = (0..<Int(inputShape.reduce(1, *))).map { Float($0) / 3 - 1 }
+        return try session.run([.float32(name: "X", shape: inputShape, values: x)])
     }
 
     private static func node(_ graph: inout ProtoWriter, op: String, inputs: [String], output: String, autoPad: String?) throws {

@@ -1,0 +1,242 @@
+/// Restates a 1-D `ConvTranspose` whose kernel is a whole number of strides (HiFi-GAN's
+/// upsampling layers: kernel 16 at stride 8, kernel 4 at stride 2) as a plain 2-D convolution
+/// followed by an interleave, the "sub-pixel" form of a transposed convolution.
+///
+/// Why: ONNX Runtime runs `ConvTranspose` as a matrix product then a scatter (col2im), on one
+/// layout; a `Conv` gets the blocked (NCHWc) kernels. On Piper's decoder this made the whole model
+/// about 7% faster on one thread (median real-time factor 0.0908 → 0.0839, same model and inputs,
+/// 15 alternated rounds), with outputs equal to 5e-7.
+///
+/// The arithmetic. With stride `s`, kernel `K = m·s` and no dilation or groups, output sample
+/// `q·s + r` (before the padding is cropped) is `Σ_j x[q − j] · W[:, :, j·s + r]` for `j < m`. So
+/// for each phase `r` it is an ordinary convolution of `x` with `m` taps, and one convolution with
+/// `s · C_out` output channels computes all phases at once:
+/// - weight `W2[r·C_out + o, c, 0, i] = W[c, o, (m − 1 − i)·s + r]`, bias repeated `s` times,
+///   padding `m − 1` on both sides, so its output has `T + m − 1` positions;
+/// - `Reshape [N, s, C_out, T']` → `Transpose [0, 2, 3, 1]` → `Reshape [N, C_out, T'·s]` puts
+///   the phases side by side in time;
+/// - `Slice` crops `pads` at both ends, as `ConvTranspose` does.
+/// The result is left 4-D (`[N, C_out, 1, T·s]`) for `FourDimensionalChains`, and passed through a
+/// 1×1 depthwise convolution of weight 1, so that ONNX Runtime holds it in its blocked layout for
+/// the residual blocks that read it.
+struct TransposedConvPlan {
+    let node: GraphSummary.Node
+    let weight: String
+    let bias: String?
+    let input: String
+    let output: String
+    /// The 4-D result, `[N, C_out, 1, T·s]`.
+    var output4D: String { names[11] }
+    var outputChannels: Int64 { Int64(channelsOut) }
+    private let inputChannels: Int
+    private let channelsOut: Int
+    private let stride: Int
+    private let taps: Int
+    private let padBegin: Int64
+    private let padEnd: Int64
+    private let names: [String]
+
+    /// Nil unless the node is a 1-D `ConvTranspose` this rewrite can restate exactly: float
+    /// weights of its own stored as raw data, stride > 1 dividing the kernel, no dilation,
+    /// groups or output padding, and a model at opset 13 or later.
+    init?(node: GraphSummary.Node, graph: GraphSummary, in model: [UInt8], opset: Int64, names: inout Set<String>) throws(MalformedProtobuf) {
+        guard opset >= 13, node.opType == "ConvTranspose", node.domain.isEmpty || node.domain == "ai.onnx",
+              node.inputs.count == 2 || node.inputs.count == 3, node.outputs.count == 1,
+              !node.inputs[0].isEmpty, !node.outputs[0].isEmpty
+        else { return nil }
+        let weight = node.inputs[1]
+        guard let tensor = Self.ownFloatTensor(weight, graph: graph), tensor.dims.count == 3 else { return nil }
+        let (inputChannels, outputChannels, kernel) = (Int(tensor.dims[0]), Int(tensor.dims[1]), Int(tensor.dims[2]))
+        var bias: String?
+        if node.inputs.count == 3, !node.inputs[2].isEmpty {
+            guard let biasTensor = Self.ownFloatTensor(node.inputs[2], graph: graph),
+                  biasTensor.dims == [Int64(outputChannels)]
+            else { return nil }
+            bias = node.inputs[2]
+        }
+
+        var stride = 1
+        var pads: [Int64] = [0, 0]
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            let (name, ints, integer, text) = try Self.attribute(entry, in: model)
+            switch name {
+            case "strides":
+                guard ints.count == 1 else { return nil }
+                stride = Int(ints[0])
+            case "pads":
+                guard ints.count == 2 else { return nil }
+                pads = ints
+            case "kernel_shape":
+                guard ints == [Int64(kernel)] else { return nil }
+            case "dilations":
+                guard ints == [1] else { return nil }
+            case "output_padding":
+                guard ints == [0] else { return nil }
+            case "group":
+                guard integer == 1 else { return nil }
+            case "auto_pad":
+                guard text == "NOTSET" else { return nil }
+            default:
+                return nil
+            }
+        }
+        guard stride > 1, kernel % stride == 0, pads.allSatisfy({ $0 >= 0 }), pads[0] + pads[1] < Int64(kernel) else {
+            return nil
+        }
+        self.node = node
+        self.weight = weight
+        self.bias = bias
+        self.inputChannels = inputChannels
+        channelsOut = outputChannels
+        input = node.inputs[0]
+        output = node.outputs[0]
+        self.stride = stride
+        taps = kernel / stride
+        padBegin = pads[0]
+        padEnd = pads[1]
+        self.names = ["input", "weight", "bias", "phases", "split", "interleaved", "joined", "phase_shape", "joined_shape", "starts", "ends", "output", "cropped"]
+            .map { ConvolutionRewrite.unique(node.outputs[0] + "/lark_subpixel_" + $0, in: &names) }
+    }
+
+    /// Writes the replacement nodes, and the initializers they read, in place of the node: they
+    /// read `input4D` when the input is already 4-D, and leave the result 4-D in `output4D`.
+    func write(
+        into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String, timeAxis: String,
+        input4D existing: String?, constants: inout BlockedConstants
+    ) throws(MalformedProtobuf) {
+        let (newWeight, newBias, phases, split, interleaved, joined) = (names[1], names[2], names[3], names[4], names[5], names[6])
+        let (phaseShape, joinedShape, starts, ends, cropped) = (names[7], names[8], names[9], names[10], names[12])
+        let input4D = existing ?? names[0]
+        let outputChannels = channelsOut
+
+        let source = Self.floats(graphSummary.tensorsByName[weight]!, in: model)
+        var restated = [Float](repeating: 0, count: source.count)
+        let kernel = taps * stride
+        for c in 0..<inputChannels {
+            for o in 0..<outputChannels {
+                for r in 0..<stride {
+                    for i in 0..<taps {
+                        let to = ((r * outputChannels + o) * inputChannels + c) * taps + i
+                        restated[to] = source[(c * outputChannels + o) * kernel + (taps - 1 - i) * stride + r]
+                    }
+                }
+            }
+        }
+        let biasValues = bias.map { Self.floats(graphSummary.tensorsByName[$0]!, in: model) }
+            ?? [Float](repeating: 0, count: outputChannels)
+        let repeatedBias = (0..<stride).flatMap { _ in biasValues }
+
+        let channels = Int64(outputChannels)
+        try graph.floatTensor(newWeight, dims: [Int64(stride) * channels, Int64(inputChannels), 1, Int64(taps)], values: restated)
+        try graph.floatTensor(newBias, dims: [Int64(stride) * channels], values: repeatedBias)
+        try graph.int64Tensor(phaseShape, values: [0, Int64(stride), channels, -1])
+        try graph.int64Tensor(joinedShape, values: [0, channels, 1, -1])
+        try graph.int64Tensor(starts, values: [padBegin])
+        try graph.int64Tensor(ends, values: [padEnd == 0 ? Int64.max : -padEnd])
+
+        if existing == nil { try graph.node("Unsqueeze", inputs: [node.inputs[0], axes], output: input4D) }
+        try graph.node("Conv", inputs: [input4D, newWeight, newBias], output: phases) { conv throws(MalformedProtobuf) in
+            try conv.intsAttribute("kernel_shape", [1, Int64(taps)])
+            try conv.intsAttribute("pads", [0, Int64(taps - 1), 0, Int64(taps - 1)])
+        }
+        try graph.node("Reshape", inputs: [phases, phaseShape], output: split)
+        try graph.node("Transpose", inputs: [split], output: interleaved) { transpose throws(MalformedProtobuf) in
+            try transpose.intsAttribute("perm", [0, 2, 3, 1])
+        }
+        try graph.node("Reshape", inputs: [interleaved, joinedShape], output: joined)
+        try graph.node("Slice", inputs: [joined, starts, ends, timeAxis], output: cropped)
+        if channels % 16 == 0 {
+            try graph.depthwise(cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
+        } else {
+            try graph.node("Identity", inputs: [cropped], output: output4D)
+        }
+    }
+
+    /// A float tensor stored as raw data that only one node reads and the graph does not declare.
+    private static func ownFloatTensor(_ name: String, graph: GraphSummary) -> GraphSummary.Tensor? {
+        guard let tensor = graph.tensorsByName[name], !tensor.isExternal, tensor.dataType == 1,
+              let raw = tensor.rawData, graph.uses[name] == 1, !graph.declared.contains(name),
+              raw.count == 4 * tensor.dims.reduce(1, *)
+        else { return nil }
+        return tensor
+    }
+
+    private static func floats(_ tensor: GraphSummary.Tensor, in model: [UInt8]) -> [Float] {
+        let raw = tensor.rawData!
+        return (0..<raw.count / 4).map { index in
+            let at = raw.lowerBound + index * 4
+            let bits = UInt32(model[at]) | UInt32(model[at + 1]) << 8 | UInt32(model[at + 2]) << 16 | UInt32(model[at + 3]) << 24
+            return Float(bitPattern: bits)
+        }
+    }
+
+    private static func attribute(_ entry: ProtoField, in model: [UInt8]) throws(MalformedProtobuf)
+        -> (name: String, ints: [Int64], integer: Int64?, text: String) {
+        var reader = ProtoReader(model, range: entry.payload)
+        var name = ""
+        var ints: [Int64] = []
+        var integer: Int64?
+        var text = ""
+        while let field = try reader.next() {
+            switch field.number {
+            case Field.attributeName where field.wireType == .lengthDelimited: name = field.string(in: model)
+            case Field.attributeInts: ints += try field.integers(in: model)
+            case Field.attributeInteger where field.wireType == .varint: integer = Int64(bitPattern: field.varint)
+            case Field.attributeString where field.wireType == .lengthDelimited: text = field.string(in: model)
+            default: break
+            }
+        }
+        return (name, ints, integer, text)
+    }
+}
+
+extension ProtoWriter {
+    /// A graph node in the default domain, named after its output.
+    mutating func node(
+        _ opType: String, inputs: [String], output: String,
+        attributes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void = { _ in }
+    ) throws(MalformedProtobuf) {
+        try messageField(Field.graphNode) { (node: inout ProtoWriter) throws(MalformedProtobuf) in
+            for input in inputs { node.stringField(Field.nodeInput, input) }
+            node.stringField(Field.nodeOutput, output)
+            node.stringField(Field.nodeName, output)
+            node.stringField(Field.nodeOpType, opType)
+            try attributes(&node)
+        }
+    }
+
+    mutating func intsAttribute(_ name: String, _ values: [Int64]) throws(MalformedProtobuf) {
+        try messageField(Field.nodeAttribute) { attribute in
+            attribute.stringField(Field.attributeName, name)
+            attribute.integersField(Field.attributeInts, values)
+            attribute.varintField(Field.attributeType, Field.attributeTypeInts)
+        }
+    }
+
+    /// A graph initializer of 32-bit floats, stored as raw little-endian data.
+    mutating func floatTensor(_ name: String, dims: [Int64], values: [Float]) throws(MalformedProtobuf) {
+        var raw = [UInt8]()
+        raw.reserveCapacity(values.count * 4)
+        for value in values {
+            let bits = value.bitPattern
+            raw += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
+        }
+        try messageField(Field.graphInitializer) { tensor in
+            tensor.integersField(Field.tensorDims, dims)
+            tensor.varintField(Field.tensorDataType, 1)  // FLOAT
+            tensor.stringField(Field.tensorName, name)
+            tensor.bytesField(Field.tensorRawData, raw)
+        }
+    }
+
+    /// A 1-D graph initializer of 64-bit integers, stored as raw little-endian data.
+    mutating func int64Tensor(_ name: String, values: [Int64]) throws(MalformedProtobuf) {
+        let raw = values.flatMap { value in (0..<8).map { UInt8(UInt64(bitPattern: value) >> (8 * UInt64($0)) & 0xFF) } }
+        try messageField(Field.graphInitializer) { tensor in
+            tensor.integersField(Field.tensorDims, [Int64(values.count)])
+            tensor.varintField(Field.tensorDataType, 7)  // INT64
+            tensor.stringField(Field.tensorName, name)
+            tensor.bytesField(Field.tensorRawData, raw)
+        }
+    }
+}
