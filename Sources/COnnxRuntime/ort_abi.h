@@ -71,7 +71,8 @@ typedef struct LarkOrtApi {
                       const char *const *input_names, const OrtValue *const *inputs, size_t input_count,
                       const char *const *output_names, size_t output_count, OrtValue **outputs); // 9
     OrtStatus *(*CreateSessionOptions)(OrtSessionOptions **out);                             // 10
-    void *skipped_11_18[8];
+    OrtStatus *(*SetOptimizedModelFilePath)(OrtSessionOptions *options, const char *path);   // 11
+    void *skipped_12_18[7];
     OrtStatus *(*DisableCpuMemArena)(OrtSessionOptions *options);                            // 19
     void *skipped_20_21[2];
     OrtStatus *(*SetSessionLogSeverityLevel)(OrtSessionOptions *options, int level);          // 22
@@ -152,6 +153,7 @@ LARK_ORT_SLOT(CreateSession, 7);
 LARK_ORT_SLOT(CreateSessionFromArray, 8);
 LARK_ORT_SLOT(Run, 9);
 LARK_ORT_SLOT(CreateSessionOptions, 10);
+LARK_ORT_SLOT(SetOptimizedModelFilePath, 11);
 LARK_ORT_SLOT(DisableCpuMemArena, 19);
 LARK_ORT_SLOT(SetSessionLogSeverityLevel, 22);
 LARK_ORT_SLOT(SetIntraOpNumThreads, 24);

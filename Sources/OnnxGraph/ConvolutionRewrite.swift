@@ -157,8 +157,9 @@ enum Field {
     static let modelGraph = 7, modelOpsetImport = 8
     static let graphNode = 1, graphInitializer = 5, graphInput = 11, graphOutput = 12, graphValueInfo = 13
     static let nodeInput = 1, nodeOutput = 2, nodeName = 3, nodeOpType = 4, nodeAttribute = 5, nodeDomain = 7
-    static let attributeName = 1, attributeInteger = 3, attributeString = 4, attributeTensor = 5, attributeInts = 8, attributeType = 20
-    static let attributeTypeInt: Int64 = 2, attributeTypeInts: Int64 = 7
+    static let attributeName = 1, attributeFloat = 2, attributeInteger = 3, attributeString = 4, attributeTensor = 5
+    static let attributeFloats = 7, attributeInts = 8, attributeType = 20
+    static let attributeTypeFloat: Int64 = 1, attributeTypeInt: Int64 = 2, attributeTypeInts: Int64 = 7
     static let tensorDims = 1, tensorDataType = 2, tensorName = 8, tensorRawData = 9
     static let tensorExternalData = 13, tensorDataLocation = 14
     static let valueInfoName = 1

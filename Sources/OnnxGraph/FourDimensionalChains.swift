@@ -209,7 +209,6 @@ extension GraphSummary.Tensor {
     /// The value of a one-element float tensor stored as raw data.
     func scalarFloat(in model: [UInt8]) -> Float? {
         guard dataType == 1, dims.reduce(1, *) == 1, !isExternal, let raw = rawData, raw.count == 4 else { return nil }
-        let at = raw.lowerBound
-        return Float(bitPattern: UInt32(model[at]) | UInt32(model[at + 1]) << 8 | UInt32(model[at + 2]) << 16 | UInt32(model[at + 3]) << 24)
+        return littleEndianFloats(model, raw).first
     }
 }

@@ -107,7 +107,24 @@ struct ProtoReader {
     }
 }
 
+/// Little-endian 32-bit floats stored in `range` of `bytes` (ONNX's `raw_data`, packed `float`s).
+func littleEndianFloats(_ bytes: [UInt8], _ range: Range<Int>) -> [Float] {
+    stride(from: range.lowerBound, to: range.upperBound - 3, by: 4).map { (at: Int) -> Float in
+        let low = UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8
+        let high = UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+        return Float(bitPattern: low | high)
+    }
+}
+
 extension ProtoField {
+    /// The values of a repeated float field: one fixed32, or a packed run of them.
+    func floats(in bytes: [UInt8]) -> [Float] {
+        switch wireType {
+        case .fixed32, .lengthDelimited: return littleEndianFloats(bytes, payload)
+        case .varint, .fixed64: return []
+        }
+    }
+
     /// The payload of a string field as text (ONNX strings are UTF-8).
     func string(in bytes: [UInt8]) -> String {
         String(decoding: bytes[payload], as: UTF8.self)
@@ -164,6 +181,12 @@ struct ProtoWriter {
     /// A repeated integer field, one varint per value (the unpacked form ONNX's writers use).
     mutating func integersField(_ number: Int, _ values: [Int64]) {
         for value in values { varintField(number, value) }
+    }
+
+    mutating func floatField(_ number: Int, _ value: Float) {
+        tag(number, .fixed32)
+        let bits = value.bitPattern
+        bytes += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
     }
 
     mutating func stringField(_ number: Int, _ value: String) {

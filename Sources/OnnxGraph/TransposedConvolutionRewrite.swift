@@ -162,12 +162,7 @@ struct TransposedConvPlan {
     }
 
     private static func floats(_ tensor: GraphSummary.Tensor, in model: [UInt8]) -> [Float] {
-        let raw = tensor.rawData!
-        return (0..<raw.count / 4).map { index in
-            let at = raw.lowerBound + index * 4
-            let bits = UInt32(model[at]) | UInt32(model[at + 1]) << 8 | UInt32(model[at + 2]) << 16 | UInt32(model[at + 3]) << 24
-            return Float(bitPattern: bits)
-        }
+        littleEndianFloats(model, tensor.rawData!)
     }
 
     private static func attribute(_ entry: ProtoField, in model: [UInt8]) throws(MalformedProtobuf)

@@ -1,4 +1,5 @@
 import COnnxRuntime
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,16 @@ public struct SessionConfiguration: Sendable, Equatable {
     public var useCUDA: Bool
     /// What happens to the CPU memory a run used.
     public var memory: MemoryPolicy
+    /// How much ONNX Runtime rewrites the graph while loading it.
+    public var optimization: Optimization
+
+    public enum Optimization: Sendable, Equatable {
+        /// Every rewrite, including the CPU's blocked (NCHWc) layout (ONNX Runtime's default).
+        case all
+        /// Only the basic, layout-independent ones: for a model that ONNX Runtime already
+        /// optimized on this machine (see `InferenceSession.optimizedModel`).
+        case basic
+    }
 
     /// ONNX Runtime keeps activations in an arena that grows to the largest run seen and never
     /// shrinks: fastest, but a server's memory then stays at its worst case.
@@ -27,12 +38,13 @@ public struct SessionConfiguration: Sendable, Equatable {
 
     public init(
         intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
-        memory: MemoryPolicy = .arena
+        memory: MemoryPolicy = .arena, optimization: Optimization = .all
     ) {
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
         self.memory = memory
+        self.optimization = optimization
     }
 }
 
@@ -108,8 +120,31 @@ public final class InferenceSession: @unchecked Sendable {
         }
     }
 
+    /// Loads `model` with every optimization, as ONNX Runtime writes the optimized graph out:
+    /// the session, and the optimized model's bytes. That graph holds this machine's blocked
+    /// layout (weights reordered for its vector width), so it is only for loading here, with
+    /// `.basic` optimization.
+    public static func optimizedModel(
+        _ model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime
+    ) throws(OnnxRuntimeError) -> (session: InferenceSession, optimized: [UInt8]) {
+        let path = NSTemporaryDirectory() + "lark-optimized-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).onnx"
+        defer { unlink(path) }
+        let session = try InferenceSession(configuration: configuration, runtime: runtime, optimizedModelPath: path) { options throws(OnnxRuntimeError) in
+            var session: OpaquePointer?
+            let status = model.withUnsafeBytes { bytes in
+                runtime.api.pointee.CreateSessionFromArray(runtime.environment, bytes.baseAddress, bytes.count, options, &session)
+            }
+            try runtime.check(status)
+            return session!
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw OnnxRuntimeError(code: -1, message: "ONNX Runtime did not write the optimized model to \(path)")
+        }
+        return (session, [UInt8](data))
+    }
+
     private init(
-        configuration: SessionConfiguration, runtime: OnnxRuntime,
+        configuration: SessionConfiguration, runtime: OnnxRuntime, optimizedModelPath: String? = nil,
         create: (OpaquePointer?) throws(OnnxRuntimeError) -> OpaquePointer
     ) throws(OnnxRuntimeError) {
         self.runtime = runtime
@@ -120,7 +155,11 @@ public final class InferenceSession: @unchecked Sendable {
         defer { api.ReleaseSessionOptions(options) }
         try runtime.check(api.SetIntraOpNumThreads(options, Int32(configuration.intraOpThreads)))
         try runtime.check(api.SetInterOpNumThreads(options, Int32(configuration.interOpThreads)))
-        try runtime.check(api.SetSessionGraphOptimizationLevel(options, LARK_ORT_OPTIMIZE_ALL))
+        let level = configuration.optimization == .all ? LARK_ORT_OPTIMIZE_ALL : LARK_ORT_OPTIMIZE_BASIC
+        try runtime.check(api.SetSessionGraphOptimizationLevel(options, level))
+        if let optimizedModelPath {
+            try runtime.check(api.SetOptimizedModelFilePath(options, optimizedModelPath))
+        }
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))

@@ -69,9 +69,10 @@ public final class PiperVoice: SpeechVoice {
         do {
             if rewriteConvolutions, !configuration.useCUDA, let rewritten = Self.rewrittenModel(at: source.modelPath) {
                 // A rewritten model that ONNX Runtime refuses falls back to the file as it is.
-                if let sessions = try? configurations.map({ sessionConfiguration throws(OnnxRuntimeError) in
-                    try InferenceSession(model: rewritten.model, configuration: sessionConfiguration, runtime: runtime)
-                }) {
+                if let sessions = Self.cleanedSessions(of: rewritten.model, configurations: configurations, runtime: runtime)
+                    ?? (try? configurations.map({ sessionConfiguration throws(OnnxRuntimeError) in
+                        try InferenceSession(model: rewritten.model, configuration: sessionConfiguration, runtime: runtime)
+                    })) {
                     loaded = sessions
                     restated = rewritten.convertedConvolutions
                 }
@@ -113,6 +114,37 @@ public final class PiperVoice: SpeechVoice {
               result.convertedConvolutions > 0
         else { return nil }
         return result
+    }
+
+    /// Sessions of `model` as ONNX Runtime optimizes it on this machine, then with the blocked
+    /// layout's stand-in convolutions made elementwise again (`BlockedLayoutCleanup`). Nil when
+    /// any step fails, nothing was replaced, or the edited model's audio differs from the
+    /// optimized model's on a probe (noise off): the caller then loads `model` the usual way.
+    private static func cleanedSessions(
+        of model: [UInt8], configurations: [SessionConfiguration], runtime: OnnxRuntime
+    ) -> [InferenceSession]? {
+        guard let (reference, optimized) = try? InferenceSession.optimizedModel(
+                  model, configuration: configurations[configurations.count - 1], runtime: runtime),
+              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
+              let sessions = try? configurations.map({ configuration throws(OnnxRuntimeError) in
+                  var basic = configuration
+                  basic.optimization = .basic
+                  return try InferenceSession(model: cleaned.model, configuration: basic, runtime: runtime)
+              })
+        else { return nil }
+        // Ids 10–29 between Piper's start and end ids: some speech from any voice's alphabet.
+        let ids: [Int64] = [1, 0] + (10..<30).flatMap { [Int64($0), 0] } + [2]
+        var probe: [InputTensor] = [
+            .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+            .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+            .float32(name: "scales", shape: [3], values: [0, 1, 0]),
+        ]
+        if reference.inputNames.contains("sid") { probe.append(.int64(name: "sid", shape: [1], values: [0])) }
+        guard let expected = try? reference.run(probe), let actual = try? sessions[sessions.count - 1].run(probe),
+              expected.count == actual.count, !expected.isEmpty,
+              zip(expected, actual).allSatisfy({ abs($0 - $1) < 1e-3 })
+        else { return nil }
+        return sessions
     }
 
     /// What listings show for a voice, from its config alone (without loading the model).
