@@ -37,6 +37,8 @@ struct FourDimensionalChains {
     /// 3-D values that some node, or the graph's outputs, still read.
     private(set) var needsThreeD: Set<String> = []
     private var lengths = 0
+    /// Values made by a restated convolution and read by nothing else than one node.
+    private var soleConvolutionOutputs: Set<String> = []
 
     /// Plans the chains for the restated convolutions `convolutions` and `transposed` (by field
     /// index), visiting the graph's nodes in order.
@@ -51,6 +53,7 @@ struct FourDimensionalChains {
                 let input = values[node.inputs[0]]
                 let length = plan.keepsLength ? (input?.length ?? newLength()) : newLength()
                 values[plan.output] = Value(name4D: plan.output4D, channels: plan.outputChannels, length: length)
+                if graph.uses[plan.output] == 1 { soleConvolutionOutputs.insert(plan.output) }
                 continue
             }
             if let plan = transposed[index] {
@@ -92,8 +95,10 @@ struct FourDimensionalChains {
             return node.inputs.count == 1 ? .same(node) : nil
         case "LeakyRelu":
             guard node.inputs.count == 1 else { return nil }
-            // The blocked layout takes channels in blocks of 16 (8 on AVX2 machines).
-            return input.channels % 16 == 0 ? .leakyRelu(node, channels: input.channels) : .same(node)
+            // Straight after a convolution that nothing else reads, ONNX Runtime fuses it into the
+            // convolution. Otherwise the stand-in needs channels in whole blocks of 16 (8 on AVX2).
+            if soleConvolutionOutputs.contains(first) || input.channels % 16 != 0 { return .same(node) }
+            return .leakyRelu(node, channels: input.channels)
         case "Div":
             guard node.inputs.count == 2, let divisor = constants[node.inputs[1]], divisor != 0, divisor.isFinite,
                   input.channels % 16 == 0
