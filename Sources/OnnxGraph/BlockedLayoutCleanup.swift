@@ -71,23 +71,8 @@ public enum BlockedLayoutCleanup {
             var group: Int64 = 1
             var activation = ""
             var parameters: [Float] = []
-            for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-                var reader = ProtoReader(model, range: entry.payload)
-                var name = ""
-                var ints: [Int64] = []
-                var integer: Int64?
-                var text = ""
-                var floats: [Float] = []
-                while let field = try reader.next() {
-                    switch field.number {
-                    case Field.attributeName where field.wireType == .lengthDelimited: name = field.string(in: model)
-                    case Field.attributeInts: ints += try field.integers(in: model)
-                    case Field.attributeInteger where field.wireType == .varint: integer = Int64(bitPattern: field.varint)
-                    case Field.attributeString where field.wireType == .lengthDelimited: text = field.string(in: model)
-                    case Field.attributeFloats: floats += field.floats(in: model)
-                    default: break
-                    }
-                }
+            for (_, attribute) in try NodeAttribute.all(of: node, in: model) {
+                let (name, ints, integer, text) = (attribute.name, attribute.ints, attribute.integer, attribute.text)
                 switch name {
                 case "kernel_shape": guard ints == [1, 1] else { return nil }
                 case "strides", "dilations": guard ints.allSatisfy({ $0 == 1 }) else { return nil }
@@ -95,7 +80,7 @@ public enum BlockedLayoutCleanup {
                 case "auto_pad": guard text == "NOTSET" else { return nil }
                 case "group": group = integer ?? 1
                 case "activation": activation = text
-                case "activation_params": parameters = floats
+                case "activation_params": parameters = attribute.floats
                 default: return nil
                 }
             }

@@ -261,6 +261,38 @@ struct GraphSummary {
     }
 }
 
+/// One attribute of a node (onnx.proto `AttributeProto`), with the value kinds the rewrites read.
+struct NodeAttribute {
+    var name = ""
+    var ints: [Int64] = []
+    var integer: Int64?
+    var text = ""
+    var floats: [Float] = []
+
+    init(_ entry: ProtoField, in model: [UInt8]) throws(MalformedProtobuf) {
+        var reader = ProtoReader(model, range: entry.payload)
+        while let field = try reader.next() {
+            switch field.number {
+            case Field.attributeName where field.wireType == .lengthDelimited: name = field.string(in: model)
+            case Field.attributeInts: ints += try field.integers(in: model)
+            case Field.attributeInteger where field.wireType == .varint: integer = Int64(bitPattern: field.varint)
+            case Field.attributeString where field.wireType == .lengthDelimited: text = field.string(in: model)
+            case Field.attributeFloats: floats += field.floats(in: model)
+            default: break
+            }
+        }
+    }
+
+    /// The attributes of `node`, each with where its field starts in the model.
+    static func all(of node: GraphSummary.Node, in model: [UInt8]) throws(MalformedProtobuf) -> [(start: Int, attribute: NodeAttribute)] {
+        var attributes: [(start: Int, attribute: NodeAttribute)] = []
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            attributes.append((entry.whole.lowerBound, try NodeAttribute(entry, in: model)))
+        }
+        return attributes
+    }
+}
+
 /// One convolution to restate, with the attributes it will carry.
 struct ConvPlan {
     let node: GraphSummary.Node
@@ -287,28 +319,17 @@ struct ConvPlan {
 
         var replacements: [Int: (name: String, values: [Int64])] = [:]
         var (stride, dilation, padding): (Int64, Int64, Int64) = (1, 1, 0)
-        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-            var reader = ProtoReader(model, range: entry.payload)
-            var name = ""
-            var ints: [Int64] = []
-            var text = ""
-            while let field = try reader.next() {
-                switch field.number {
-                case Field.attributeName where field.wireType == .lengthDelimited: name = field.string(in: model)
-                case Field.attributeInts: ints += try field.integers(in: model)
-                case Field.attributeString where field.wireType == .lengthDelimited: text = field.string(in: model)
-                default: break
-                }
-            }
+        for (start, attribute) in try NodeAttribute.all(of: node, in: model) {
+            let (name, ints, text) = (attribute.name, attribute.ints, attribute.text)
             switch name {
             case "kernel_shape", "strides", "dilations":
                 guard ints.count == 1 else { return nil }
-                replacements[entry.whole.lowerBound] = (name, [1, ints[0]])
+                replacements[start] = (name, [1, ints[0]])
                 if name == "strides" { stride = ints[0] }
                 if name == "dilations" { dilation = ints[0] }
             case "pads":
                 guard ints.count == 2 else { return nil }
-                replacements[entry.whole.lowerBound] = (name, [0, ints[0], 0, ints[1]])
+                replacements[start] = (name, [0, ints[0], 0, ints[1]])
                 padding = ints[0] + ints[1]
             case "group":
                 break

@@ -89,7 +89,10 @@ struct FourDimensionalChains {
         else { return nil }
         switch node.opType {
         case "Add":
-            guard node.inputs.count == 2, let other = values[node.inputs[1]], other.channels == input.channels else { return nil }
+            // Equal lengths by construction, so the sum has that length too (no broadcasting).
+            guard node.inputs.count == 2, let other = values[node.inputs[1]], other.channels == input.channels,
+                  other.length == input.length
+            else { return nil }
             return .same(node)
         case "Tanh":
             return node.inputs.count == 1 ? .same(node) : nil

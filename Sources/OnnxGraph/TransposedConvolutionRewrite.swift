@@ -26,7 +26,7 @@ struct TransposedConvPlan {
     let input: String
     let output: String
     /// The 4-D result, `[N, C_out, 1, T·s]`.
-    var output4D: String { names[11] }
+    var output4D: String { names.output }
     var outputChannels: Int64 { Int64(channelsOut) }
     private let inputChannels: Int
     private let channelsOut: Int
@@ -34,7 +34,20 @@ struct TransposedConvPlan {
     private let taps: Int
     private let padBegin: Int64
     private let padEnd: Int64
-    private let names: [String]
+    private let names: Names
+
+    /// The values and initializers the replacement writes, named after the node's output.
+    private struct Names {
+        let input, weight, bias, phases, split, interleaved, joined, cropped, output: String
+        let phaseShape, joinedShape, starts, ends: String
+
+        init(output: String, taken names: inout Set<String>) {
+            func name(_ part: String) -> String { ConvolutionRewrite.unique(output + "/lark_subpixel_" + part, in: &names) }
+            (input, weight, bias, phases, split) = (name("input"), name("weight"), name("bias"), name("phases"), name("split"))
+            (interleaved, joined, cropped, self.output) = (name("interleaved"), name("joined"), name("cropped"), name("output"))
+            (phaseShape, joinedShape, starts, ends) = (name("phase_shape"), name("joined_shape"), name("starts"), name("ends"))
+        }
+    }
 
     /// Nil unless the node is a 1-D `ConvTranspose` this rewrite can restate exactly: float
     /// weights of its own stored as raw data, stride > 1 dividing the kernel, no dilation,
@@ -57,9 +70,9 @@ struct TransposedConvPlan {
 
         var stride = 1
         var pads: [Int64] = [0, 0]
-        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-            let (name, ints, integer, text) = try Self.attribute(entry, in: model)
-            switch name {
+        for (_, attribute) in try NodeAttribute.all(of: node, in: model) {
+            let (ints, integer, text) = (attribute.ints, attribute.integer, attribute.text)
+            switch attribute.name {
             case "strides":
                 guard ints.count == 1 else { return nil }
                 stride = Int(ints[0])
@@ -94,8 +107,7 @@ struct TransposedConvPlan {
         taps = kernel / stride
         padBegin = pads[0]
         padEnd = pads[1]
-        self.names = ["input", "weight", "bias", "phases", "split", "interleaved", "joined", "phase_shape", "joined_shape", "starts", "ends", "output", "cropped"]
-            .map { ConvolutionRewrite.unique(node.outputs[0] + "/lark_subpixel_" + $0, in: &names) }
+        self.names = Names(output: node.outputs[0], taken: &names)
     }
 
     /// Writes the replacement nodes, and the initializers they read, in place of the node: they
@@ -104,9 +116,7 @@ struct TransposedConvPlan {
         into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String, timeAxis: String,
         input4D existing: String?, constants: inout BlockedConstants
     ) throws(MalformedProtobuf) {
-        let (newWeight, newBias, phases, split, interleaved, joined) = (names[1], names[2], names[3], names[4], names[5], names[6])
-        let (phaseShape, joinedShape, starts, ends, cropped) = (names[7], names[8], names[9], names[10], names[12])
-        let input4D = existing ?? names[0]
+        let input4D = existing ?? names.input
         let outputChannels = channelsOut
 
         let source = Self.floats(graphSummary.tensorsByName[weight]!, in: model)
@@ -127,28 +137,28 @@ struct TransposedConvPlan {
         let repeatedBias = (0..<stride).flatMap { _ in biasValues }
 
         let channels = Int64(outputChannels)
-        try graph.floatTensor(newWeight, dims: [Int64(stride) * channels, Int64(inputChannels), 1, Int64(taps)], values: restated)
-        try graph.floatTensor(newBias, dims: [Int64(stride) * channels], values: repeatedBias)
-        try graph.int64Tensor(phaseShape, values: [0, Int64(stride), channels, -1])
-        try graph.int64Tensor(joinedShape, values: [0, channels, 1, -1])
-        try graph.int64Tensor(starts, values: [padBegin])
-        try graph.int64Tensor(ends, values: [padEnd == 0 ? Int64.max : -padEnd])
+        try graph.floatTensor(names.weight, dims: [Int64(stride) * channels, Int64(inputChannels), 1, Int64(taps)], values: restated)
+        try graph.floatTensor(names.bias, dims: [Int64(stride) * channels], values: repeatedBias)
+        try graph.int64Tensor(names.phaseShape, values: [0, Int64(stride), channels, -1])
+        try graph.int64Tensor(names.joinedShape, values: [0, channels, 1, -1])
+        try graph.int64Tensor(names.starts, values: [padBegin])
+        try graph.int64Tensor(names.ends, values: [padEnd == 0 ? Int64.max : -padEnd])
 
         if existing == nil { try graph.node("Unsqueeze", inputs: [node.inputs[0], axes], output: input4D) }
-        try graph.node("Conv", inputs: [input4D, newWeight, newBias], output: phases) { conv throws(MalformedProtobuf) in
+        try graph.node("Conv", inputs: [input4D, names.weight, names.bias], output: names.phases) { conv throws(MalformedProtobuf) in
             try conv.intsAttribute("kernel_shape", [1, Int64(taps)])
             try conv.intsAttribute("pads", [0, Int64(taps - 1), 0, Int64(taps - 1)])
         }
-        try graph.node("Reshape", inputs: [phases, phaseShape], output: split)
-        try graph.node("Transpose", inputs: [split], output: interleaved) { transpose throws(MalformedProtobuf) in
+        try graph.node("Reshape", inputs: [names.phases, names.phaseShape], output: names.split)
+        try graph.node("Transpose", inputs: [names.split], output: names.interleaved) { transpose throws(MalformedProtobuf) in
             try transpose.intsAttribute("perm", [0, 2, 3, 1])
         }
-        try graph.node("Reshape", inputs: [interleaved, joinedShape], output: joined)
-        try graph.node("Slice", inputs: [joined, starts, ends, timeAxis], output: cropped)
+        try graph.node("Reshape", inputs: [names.interleaved, names.joinedShape], output: names.joined)
+        try graph.node("Slice", inputs: [names.joined, names.starts, names.ends, timeAxis], output: names.cropped)
         if channels % 16 == 0 {
-            try graph.depthwise(cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
+            try graph.depthwise(names.cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
         } else {
-            try graph.node("Identity", inputs: [cropped], output: output4D)
+            try graph.node("Identity", inputs: [names.cropped], output: output4D)
         }
     }
 
@@ -163,25 +173,6 @@ struct TransposedConvPlan {
 
     private static func floats(_ tensor: GraphSummary.Tensor, in model: [UInt8]) -> [Float] {
         littleEndianFloats(model, tensor.rawData!)
-    }
-
-    private static func attribute(_ entry: ProtoField, in model: [UInt8]) throws(MalformedProtobuf)
-        -> (name: String, ints: [Int64], integer: Int64?, text: String) {
-        var reader = ProtoReader(model, range: entry.payload)
-        var name = ""
-        var ints: [Int64] = []
-        var integer: Int64?
-        var text = ""
-        while let field = try reader.next() {
-            switch field.number {
-            case Field.attributeName where field.wireType == .lengthDelimited: name = field.string(in: model)
-            case Field.attributeInts: ints += try field.integers(in: model)
-            case Field.attributeInteger where field.wireType == .varint: integer = Int64(bitPattern: field.varint)
-            case Field.attributeString where field.wireType == .lengthDelimited: text = field.string(in: model)
-            default: break
-            }
-        }
-        return (name, ints, integer, text)
     }
 }
 
