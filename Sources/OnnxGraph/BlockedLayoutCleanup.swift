@@ -25,12 +25,7 @@ public enum BlockedLayoutCleanup {
     }
 
     public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
-        var modelReader = ProtoReader(model)
-        let modelFields = try modelReader.all()
-        let graphFields = modelFields.filter { $0.number == Field.modelGraph && $0.wireType == .lengthDelimited }
-        guard graphFields.count == 1, let graphField = graphFields.first else { return Result(model: model, replacedNodes: 0) }
-        var graphReader = ProtoReader(model, range: graphField.payload)
-        let graph = try GraphSummary(fields: graphReader.all(), in: model)
+        guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replacedNodes: 0) }
 
         var replacements: [Int: Replacement] = [:]
         for (index, node) in graph.nodes {
@@ -47,15 +42,7 @@ public enum BlockedLayoutCleanup {
             }
             try replacement.write(into: &graphWriter, names: &names)
         }
-        var output = ProtoWriter(reservingCapacity: model.count + replacements.count * 128)
-        for field in modelFields {
-            if field.number == Field.modelGraph {
-                output.bytesField(Field.modelGraph, graphWriter.bytes)
-            } else {
-                output.copy(field, from: model)
-            }
-        }
-        return Result(model: output.bytes, replacedNodes: replacements.count)
+        return Result(model: GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes), replacedNodes: replacements.count)
     }
 
     private enum Replacement {

@@ -27,15 +27,10 @@ public enum ConvolutionRewrite {
     }
 
     public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
-        var modelReader = ProtoReader(model)
-        let modelFields = try modelReader.all()
-        let graphFields = modelFields.filter { $0.number == Field.modelGraph && $0.wireType == .lengthDelimited }
-        guard graphFields.count == 1, let graphField = graphFields.first else {
+        guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else {
             return Result(model: model, convertedConvolutions: 0)
         }
         let opset = try defaultOpset(modelFields, in: model)
-        var graphReader = ProtoReader(model, range: graphField.payload)
-        let graph = try GraphSummary(fields: graphReader.all(), in: model)
 
         var plans: [Int: ConvPlan] = [:]  // by index in graph.fields
         var transposedPlans: [Int: TransposedConvPlan] = [:]
@@ -92,15 +87,9 @@ public enum ConvolutionRewrite {
             try graphWriter.int64Tensor(timeAxis, values: [3])
         }
 
-        var output = ProtoWriter(reservingCapacity: model.count + plans.count * 256)
-        for field in modelFields {
-            if field.number == Field.modelGraph {
-                output.bytesField(Field.modelGraph, graphWriter.bytes)
-            } else {
-                output.copy(field, from: model)
-            }
-        }
-        return Result(model: output.bytes, convertedConvolutions: plans.count + transposedPlans.count)
+        return Result(
+            model: GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes),
+            convertedConvolutions: plans.count + transposedPlans.count)
     }
 
     /// The default (`ai.onnx`) operator set version the model was written for.
@@ -197,6 +186,30 @@ struct GraphSummary {
     /// The graph's outputs.
     var outputs: Set<String> = []
     var allNames: Set<String> = []
+
+    /// The model's fields, its one graph field, and that graph read; nil when the model has no
+    /// graph or more than one.
+    static func read(_ model: [UInt8]) throws(MalformedProtobuf) -> (modelFields: [ProtoField], graphField: ProtoField, graph: GraphSummary)? {
+        var modelReader = ProtoReader(model)
+        let modelFields = try modelReader.all()
+        let graphFields = modelFields.filter { $0.number == Field.modelGraph && $0.wireType == .lengthDelimited }
+        guard graphFields.count == 1, let graphField = graphFields.first else { return nil }
+        var graphReader = ProtoReader(model, range: graphField.payload)
+        return (modelFields, graphField, try GraphSummary(fields: graphReader.all(), in: model))
+    }
+
+    /// `model` with its graph replaced by `graph` (every other field copied as it is).
+    static func model(_ model: [UInt8], fields: [ProtoField], withGraph graph: [UInt8]) -> [UInt8] {
+        var output = ProtoWriter(reservingCapacity: model.count + graph.count / 8)
+        for field in fields {
+            if field.number == Field.modelGraph {
+                output.bytesField(Field.modelGraph, graph)
+            } else {
+                output.copy(field, from: model)
+            }
+        }
+        return output.bytes
+    }
 
     init(fields: [ProtoField], in model: [UInt8]) throws(MalformedProtobuf) {
         self.fields = fields
