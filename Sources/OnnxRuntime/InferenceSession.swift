@@ -88,8 +88,8 @@ public final class RunCancellation: @unchecked Sendable {
 /// One loaded model. The only owner of its `OrtSession`, released in `deinit`.
 ///
 /// `@unchecked Sendable`: ONNX Runtime allows concurrent `Run` calls on one session, and the
-/// Swift state here is immutable after `init`. Lark still gives each session one caller at a
-/// time (see `SessionPool`), which measured faster than sharing one session between threads.
+/// Swift state here is immutable after `init`. `SessionPool` relies on that: overlapping
+/// sentence runs share one single-thread session (one session per run measured no faster).
 public final class InferenceSession: @unchecked Sendable {
     public let runtime: OnnxRuntime
     private let session: OpaquePointer
