@@ -78,6 +78,10 @@ struct FourDimensionalChains {
         needsThreeD = Set(readersOf3D).union(graph.outputs).intersection(values.keys)
     }
 
+    /// Whether `channels` fill whole blocks of ONNX Runtime's blocked layout (16 channels with
+    /// AVX-512, 8 with AVX2): only then does a depthwise stand-in stay in that layout.
+    static func fillsBlocks(_ channels: Int64) -> Bool { channels % 16 == 0 }
+
     private mutating func newLength() -> String {
         lengths += 1
         return "lark_length_\(lengths)"
@@ -99,12 +103,12 @@ struct FourDimensionalChains {
         case "LeakyRelu":
             guard node.inputs.count == 1 else { return nil }
             // Straight after a convolution that nothing else reads, ONNX Runtime fuses it into the
-            // convolution. Otherwise the stand-in needs channels in whole blocks of 16 (8 on AVX2).
-            if soleConvolutionOutputs.contains(first) || input.channels % 16 != 0 { return .same(node) }
+            // convolution. Otherwise the stand-in needs channels in whole blocks.
+            if soleConvolutionOutputs.contains(first) || !Self.fillsBlocks(input.channels) { return .same(node) }
             return .leakyRelu(node, channels: input.channels)
         case "Div":
             guard node.inputs.count == 2, let divisor = constants[node.inputs[1]], divisor != 0, divisor.isFinite,
-                  input.channels % 16 == 0
+                  Self.fillsBlocks(input.channels)
             else { return nil }
             return .scale(node, channels: input.channels, factor: 1 / divisor)
         default:

@@ -116,6 +116,12 @@ func littleEndianFloats(_ bytes: [UInt8], _ range: Range<Int>) -> [Float] {
     }
 }
 
+/// A 32-bit float as its four little-endian bytes.
+func littleEndianBytes(_ value: Float) -> [UInt8] {
+    let bits = value.bitPattern
+    return [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
+}
+
 extension ProtoField {
     /// The values of a repeated float field: one fixed32, or a packed run of them.
     func floats(in bytes: [UInt8]) -> [Float] {
@@ -185,8 +191,7 @@ struct ProtoWriter {
 
     mutating func floatField(_ number: Int, _ value: Float) {
         tag(number, .fixed32)
-        let bits = value.bitPattern
-        bytes += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
+        bytes += littleEndianBytes(value)
     }
 
     mutating func stringField(_ number: Int, _ value: String) {

@@ -27,9 +27,8 @@ struct TransposedConvPlan {
     let output: String
     /// The 4-D result, `[N, C_out, 1, T·s]`.
     var output4D: String { names.output }
-    var outputChannels: Int64 { Int64(channelsOut) }
+    let outputChannels: Int64
     private let inputChannels: Int
-    private let channelsOut: Int
     private let stride: Int
     private let taps: Int
     private let padBegin: Int64
@@ -100,7 +99,7 @@ struct TransposedConvPlan {
         self.weight = weight
         self.bias = bias
         self.inputChannels = inputChannels
-        channelsOut = outputChannels
+        self.outputChannels = Int64(outputChannels)
         input = node.inputs[0]
         output = node.outputs[0]
         self.stride = stride
@@ -117,9 +116,9 @@ struct TransposedConvPlan {
         input4D existing: String?, constants: inout BlockedConstants
     ) throws(MalformedProtobuf) {
         let input4D = existing ?? names.input
-        let outputChannels = channelsOut
+        let outputChannels = Int(self.outputChannels)
 
-        let source = Self.floats(graphSummary.tensorsByName[weight]!, in: model)
+        let source = littleEndianFloats(model, graphSummary.tensorsByName[weight]!.rawData!)
         var restated = [Float](repeating: 0, count: source.count)
         let kernel = taps * stride
         for c in 0..<inputChannels {
@@ -132,7 +131,7 @@ struct TransposedConvPlan {
                 }
             }
         }
-        let biasValues = bias.map { Self.floats(graphSummary.tensorsByName[$0]!, in: model) }
+        let biasValues = bias.map { littleEndianFloats(model, graphSummary.tensorsByName[$0]!.rawData!) }
             ?? [Float](repeating: 0, count: outputChannels)
         let repeatedBias = (0..<stride).flatMap { _ in biasValues }
 
@@ -155,7 +154,7 @@ struct TransposedConvPlan {
         }
         try graph.node("Reshape", inputs: [names.interleaved, names.joinedShape], output: names.joined)
         try graph.node("Slice", inputs: [names.joined, names.starts, names.ends, timeAxis], output: names.cropped)
-        if channels % 16 == 0 {
+        if FourDimensionalChains.fillsBlocks(channels) {
             try graph.depthwise(names.cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
         } else {
             try graph.node("Identity", inputs: [names.cropped], output: output4D)
@@ -169,10 +168,6 @@ struct TransposedConvPlan {
               raw.count == 4 * tensor.dims.reduce(1, *)
         else { return nil }
         return tensor
-    }
-
-    private static func floats(_ tensor: GraphSummary.Tensor, in model: [UInt8]) -> [Float] {
-        littleEndianFloats(model, tensor.rawData!)
     }
 }
 
@@ -203,10 +198,7 @@ extension ProtoWriter {
     mutating func floatTensor(_ name: String, dims: [Int64], values: [Float]) throws(MalformedProtobuf) {
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 4)
-        for value in values {
-            let bits = value.bitPattern
-            raw += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
-        }
+        for value in values { raw += littleEndianBytes(value) }
         try messageField(Field.graphInitializer) { tensor in
             tensor.integersField(Field.tensorDims, dims)
             tensor.varintField(Field.tensorDataType, 1)  // FLOAT
