@@ -18,6 +18,11 @@
 /// restated as a 2-D `Conv` followed by an interleave (`TransposedConvPlan`): a `ConvTranspose` in
 /// 2-D form alone was no faster, the convolution form is.
 public enum ConvolutionRewrite {
+    /// Names what this module's rewrites write (`ConvolutionRewrite` with its plans, and
+    /// `BlockedLayoutCleanup`): change it with any change to their output, so that optimized
+    /// voices cached by an earlier version are built again instead of used.
+    public static let version = "2026-12-01.1"
+
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
         public let model: [UInt8]

@@ -43,9 +43,11 @@ public final class PiperVoice: SpeechVoice {
     /// (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
     /// `rewriteConvolutions`: run the model's 1-D convolutions as 2-D ones, which ONNX Runtime's
     /// CPU kernels do faster with the same results (`ConvolutionRewrite`); ignored on CUDA.
+    /// `cache`: where the rewritten model, optimized for this machine, is kept between loads
+    /// (nil: built on every load). See `PiperModelLoader`.
     public init(
         source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
-        rewriteConvolutions: Bool = true, threadPool: NIOThreadPool
+        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil, threadPool: NIOThreadPool
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
         guard FileManager.default.fileExists(atPath: source.modelPath) else {
@@ -64,31 +66,19 @@ public final class PiperVoice: SpeechVoice {
             narrow.intraOpThreads = 1
             configurations.append(narrow)
         }
-        var loaded: [InferenceSession] = []
-        var restated = 0
+        let loaded: [InferenceSession]
         do {
-            if rewriteConvolutions, !configuration.useCUDA, let rewritten = Self.rewrittenModel(at: source.modelPath) {
-                // A rewritten model that ONNX Runtime refuses falls back to the file as it is.
-                if let sessions = Self.cleanedSessions(of: rewritten.model, configurations: configurations, runtime: runtime)
-                    ?? (try? configurations.map({ sessionConfiguration throws(OnnxRuntimeError) in
-                        try InferenceSession(model: rewritten.model, configuration: sessionConfiguration, runtime: runtime)
-                    })) {
-                    loaded = sessions
-                    restated = rewritten.convertedConvolutions
-                }
-            }
-            if loaded.isEmpty {
-                loaded = try configurations.map { sessionConfiguration throws(OnnxRuntimeError) in
-                    try InferenceSession(modelPath: source.modelPath, configuration: sessionConfiguration, runtime: runtime)
-                }
-            }
+            let result = try PiperModelLoader(
+                source: source, configurations: configurations, runtime: runtime, rewrite: rewriteConvolutions, cache: cache
+            ).load()
+            loaded = result.sessions
+            restatedConvolutions = result.restatedConvolutions
         } catch {
             if configuration.useCUDA, error.message.contains("CUDA") {
                 throw .engineUnavailable(error.message)
             }
             throw .invalidModel(path: source.modelPath, reason: Self.firstLine(error.message))
         }
-        restatedConvolutions = restated
         let inputs = Set(loaded[0].inputNames)
         for required in ["input", "input_lengths", "scales"] where !inputs.contains(required) {
             throw .invalidModel(
@@ -102,49 +92,6 @@ public final class PiperVoice: SpeechVoice {
         pool = SessionPool(wide: loaded.count > 1 ? loaded[0] : nil, narrow: loaded[loaded.count - 1], concurrency: concurrency)
         self.threadPool = threadPool
         info = Self.describe(id: source.id, modelPath: source.modelPath, config: config)
-    }
-
-    /// The model at `path` with its 1-D convolutions restated, or nil when the file cannot be
-    /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
-    /// ONNX Runtime reports what is wrong with it).
-    private static func rewrittenModel(at path: String) -> ConvolutionRewrite.Result? {
-        // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
-              let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
-              result.convertedConvolutions > 0
-        else { return nil }
-        return result
-    }
-
-    /// Sessions of `model` as ONNX Runtime optimizes it on this machine, then with the blocked
-    /// layout's stand-in convolutions made elementwise again (`BlockedLayoutCleanup`). Nil when
-    /// any step fails, nothing was replaced, or the edited model's audio differs from the
-    /// optimized model's on a probe (noise off): the caller then loads `model` the usual way.
-    private static func cleanedSessions(
-        of model: [UInt8], configurations: [SessionConfiguration], runtime: OnnxRuntime
-    ) -> [InferenceSession]? {
-        guard let (reference, optimized) = try? InferenceSession.optimizedModel(
-                  model, configuration: configurations[configurations.count - 1], runtime: runtime),
-              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
-              let sessions = try? configurations.map({ configuration throws(OnnxRuntimeError) in
-                  var basic = configuration
-                  basic.optimization = .basic
-                  return try InferenceSession(model: cleaned.model, configuration: basic, runtime: runtime)
-              })
-        else { return nil }
-        // Ids 10–29 between Piper's start and end ids: some speech from any voice's alphabet.
-        let ids: [Int64] = [1, 0] + (10..<30).flatMap { [Int64($0), 0] } + [2]
-        var probe: [InputTensor] = [
-            .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
-            .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
-            .float32(name: "scales", shape: [3], values: [0, 1, 0]),
-        ]
-        if reference.inputNames.contains("sid") { probe.append(.int64(name: "sid", shape: [1], values: [0])) }
-        guard let expected = try? reference.run(probe), let actual = try? sessions[sessions.count - 1].run(probe),
-              expected.count == actual.count, !expected.isEmpty,
-              zip(expected, actual).allSatisfy({ abs($0 - $1) < 1e-3 })
-        else { return nil }
-        return sessions
     }
 
     /// What listings show for a voice, from its config alone (without loading the model).

@@ -24,12 +24,15 @@ public struct EngineConfiguration: Sendable {
     public var allowVoicePaths: Bool
     /// Run Piper models' 1-D convolutions as 2-D ones (faster on the CPU, same audio).
     public var rewriteConvolutions: Bool
+    /// Where Piper voices optimized for this machine are kept between loads (nil: none kept).
+    public var voiceCache: OptimizedVoiceCache?
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
         useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: SessionConfiguration.MemoryPolicy = .arena,
-        rewriteConvolutions: Bool = true
+        rewriteConvolutions: Bool = true, voiceCache: OptimizedVoiceCache? = nil
     ) {
+        self.voiceCache = voiceCache
         self.memory = memory
         self.rewriteConvolutions = rewriteConvolutions
         self.dataDirectories = dataDirectories
@@ -149,7 +152,7 @@ public actor VoiceLibrary {
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
                         memory: configuration.memory),
-                    rewriteConvolutions: configuration.rewriteConvolutions,
+                    rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
                     threadPool: threadPool)
             }
         }

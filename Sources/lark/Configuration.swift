@@ -1,5 +1,6 @@
 import Foundation
 import OnnxRuntime
+import PiperEngine
 import SpeechService
 
 /// Where this copy of Lark keeps what `make setup` installed (`.deps/`): the checkout the binary
@@ -50,9 +51,32 @@ extension EngineOptions {
         let cuda = cuda || environmentFlag(environment["LARK_CUDA"]) == true
         let memory = memory ?? environment["LARK_MEMORY"].flatMap(SessionConfiguration.MemoryPolicy.init) ?? .arena
         let rewrite = rewriteConvolutions ?? environmentFlag(environment["LARK_REWRITE_CONVOLUTIONS"]) ?? true
+        let cached = !noVoiceCache && environmentFlag(environment["LARK_VOICE_CACHE"]) != false
         return EngineConfiguration(
             dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
             workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory,
-            rewriteConvolutions: rewrite)
+            rewriteConvolutions: rewrite, voiceCache: cached ? voiceCache : nil)
+    }
+
+    /// The optimized-voice cache: `--cache-dir`, then `LARK_CACHE_DIR`, then the XDG default.
+    /// What it does is told on standard error (a first load takes seconds: say why).
+    var voiceCache: OptimizedVoiceCache {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = cacheDirectory ?? environment["LARK_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? OptimizedVoiceCache.defaultDirectory(environment: environment)
+        return OptimizedVoiceCache(directory: directory) { event in
+            let line: String
+            switch event {
+            case .building(let voice):
+                line = "optimizing voice \(voice) for this machine (once; kept in \(directory))…"
+            case .built(let voice, let seconds, _):
+                line = "optimized voice \(voice) in \(String(format: "%.1f", seconds)) s"
+            case .rejected(let voice, let reason):
+                line = "warning: the cached optimized voice \(voice) was not used and is rebuilt: \(reason)"
+            case .notWritten(let voice, let reason):
+                line = "warning: the optimized voice \(voice) could not be cached: \(reason)"
+            }
+            FileHandle.standardError.write(Data(("lark: " + line + "\n").utf8))
+        }
     }
 }

@@ -64,7 +64,9 @@ struct Say: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
+        // One text at a time: every core on each sentence, as Piper's ONNX Runtime does by default.
+        let library = VoiceLibrary(configuration: engine.engineConfiguration(
+            defaultThreads: ProcessInfo.processInfo.activeProcessorCount, allowVoicePaths: true))
         do {
             try await speak(library: library)
         } catch let exit as ExitCode {

@@ -10,6 +10,9 @@ extension Voices {
         @Argument(help: "Voice keys or aliases, e.g. en_US-lessac-medium.")
         var names: [String]
 
+        @Flag(help: "Skip optimizing the downloaded voices for this machine (their first load then does it).")
+        var noOptimize = false
+
         @OptionGroup var engine: EngineOptions
         @OptionGroup var catalog: CatalogOptions
 
@@ -17,10 +20,12 @@ extension Voices {
             guard !names.isEmpty else { throw fail("name at least one voice (see `lark voices list --available`)") }
             let directories = catalog.searchDirectories(engine.engineConfiguration(allowVoicePaths: false).dataDirectories)
             let progress = ProgressPrinter()
+            var installed: [String] = []
             do {
                 try await withVoiceInstaller(catalog.settings(dataDirectories: directories), dataDirectories: directories) { installer in
                     for name in names {
                         let result = try await installer.install(name, progress: progress.handler)
+                        installed.append(result.voice.key)
                         let alias = result.voice.key == name ? "" : " (\(name) is an alias of it)"
                         print(result.downloaded
                               ? "installed \(result.voice.key)\(alias) in \(URL(fileURLWithPath: result.files.modelPath).deletingLastPathComponent().path)"
@@ -29,6 +34,12 @@ extension Voices {
                 }
             } catch {
                 throw fail(describe(error))
+            }
+            // A voice optimized now loads in about a second on its first use too.
+            var configuration = engine.engineConfiguration(allowVoicePaths: false)
+            configuration.dataDirectories = directories
+            if !noOptimize, configuration.voiceCache != nil, configuration.rewriteConvolutions, !configuration.useCUDA {
+                try await optimizeVoices(installed, configuration: configuration)
             }
         }
     }

@@ -8,7 +8,7 @@ import VoiceCatalog
 struct Voices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, download and remove voices.",
-        subcommands: [List.self, Download.self, Remove.self, Update.self],
+        subcommands: [List.self, Download.self, Remove.self, Update.self, Optimize.self, Cache.self],
         defaultSubcommand: List.self)
 }
 

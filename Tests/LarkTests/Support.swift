@@ -1,4 +1,5 @@
 import Foundation
+import PiperEngine
 import SpeechService
 
 /// Paths of the checkout and of what `make setup` installed, for tests.
@@ -15,8 +16,12 @@ enum Checkout {
     static func engineConfiguration(workers: Int = 1, dataDirectories: [String]? = nil) -> EngineConfiguration {
         EngineConfiguration(
             dataDirectories: dataDirectories ?? [deps + "/voices"], espeakDataPath: deps, threadsPerSession: 1,
-            workers: workers, allowVoicePaths: true)
+            workers: workers, allowVoicePaths: true, voiceCache: OptimizedVoiceCache(directory: voiceCacheDirectory))
     }
+
+    /// The optimized-voice cache of the tests' own libraries (the `lark` processes they start
+    /// use the default one, as a user's would).
+    static let voiceCacheDirectory = root + "/.build/test-voice-cache"
 
     /// One library for the whole test process: voices load once.
     static let library = VoiceLibrary(configuration: engineConfiguration())

@@ -1,0 +1,154 @@
+import Foundation
+import Synchronization
+import OnnxGraph
+import OnnxRuntime
+import SpeechCore
+
+/// Turns a Piper model file into the sessions a voice runs, the fastest way this machine allows:
+///
+/// 1. a valid entry in the optimized-voice cache: its sessions load straight from the entry's
+///    file (no rewrite, no second optimization), then one probe run checks them;
+/// 2. else the model is rewritten (`ConvolutionRewrite`), ONNX Runtime optimizes it for this
+///    machine, `BlockedLayoutCleanup` edits the optimized graph, and a probe run compares it with
+///    the optimized graph before the edit; the result goes into the cache;
+/// 3. else (rewrite off, CUDA, or anything above failing) the file as it is.
+struct PiperModelLoader: Sendable {
+    let source: PiperVoiceSource
+    /// One per session the voice keeps (see `SessionPool`): the first is the wide one.
+    let configurations: [SessionConfiguration]
+    let runtime: OnnxRuntime
+    let rewrite: Bool
+    let cache: OptimizedVoiceCache?
+
+    struct Loaded {
+        var sessions: [InferenceSession]
+        var restatedConvolutions: Int
+    }
+
+    /// The options the cached graph is optimized with. Fixed, so that every thread and memory
+    /// setting shares one entry: the optimized graph does not depend on them.
+    private static let optimizing = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
+    private static let optimizingDescription = "optimization=all intra=1 inter=1"
+
+    func load() throws(OnnxRuntimeError) -> Loaded {
+        guard rewrite, !configurations[0].useCUDA else { return try plain() }
+        let key = cache.flatMap { try? $0.key(forModelAt: source.modelPath, onnxRuntime: runtime.version, session: Self.optimizingDescription) }
+        if let cache, let key, let loaded = cached(cache, key: key) { return loaded }
+        if let built = try built(cache: cache, key: key) { return built }
+        return try plain()
+    }
+
+    private func plain() throws(OnnxRuntimeError) -> Loaded {
+        let sessions = try Self.sessions(for: configurations) { configuration throws(OnnxRuntimeError) in
+            try InferenceSession(modelPath: source.modelPath, configuration: configuration, runtime: runtime)
+        }
+        return Loaded(sessions: sessions, restatedConvolutions: 0)
+    }
+
+    /// The cache's entry as sessions, or nil (and the entry deleted) when it fails a check.
+    private func cached(_ cache: OptimizedVoiceCache, key: OptimizedVoiceCache.Key) -> Loaded? {
+        guard let entry = cache.entry(for: key, voice: source.id) else { return nil }
+        do {
+            let sessions = try Self.sessions(for: configurations) { configuration throws(OnnxRuntimeError) in
+                try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime)
+            }
+            guard let audio = try? Self.probe(sessions[sessions.count - 1]), Self.matches(audio, entry.header.probe) else {
+                cache.reject(path: entry.path, voice: source.id, reason: "its audio differs from the model's on a probe")
+                return nil
+            }
+            return Loaded(sessions: sessions, restatedConvolutions: entry.header.restatedConvolutions)
+        } catch {
+            cache.reject(path: entry.path, voice: source.id, reason: "ONNX Runtime could not load it: \(error.message)")
+            return nil
+        }
+    }
+
+    /// Rewrites, optimizes and cleans the model, checks it, and stores it in the cache. Nil when
+    /// the model has nothing to rewrite or a step fails (the caller loads the file as it is).
+    private func built(cache: OptimizedVoiceCache?, key: OptimizedVoiceCache.Key?) throws(OnnxRuntimeError) -> Loaded? {
+        let started = Date()
+        if let cache, key != nil { cache.onEvent(.building(voice: source.id)) }
+        guard let rewritten = Self.rewrittenModel(at: source.modelPath) else { return nil }
+        if let (model, sessions, expected) = cleaned(rewritten.model) {
+            if let cache, let key {
+                cache.store(
+                    model: model, key: key, voice: source.id, probe: expected,
+                    restatedConvolutions: rewritten.convertedConvolutions, buildSeconds: Date().timeIntervalSince(started))
+            }
+            return Loaded(sessions: sessions, restatedConvolutions: rewritten.convertedConvolutions)
+        }
+        // A rewritten model that ONNX Runtime optimizes but the cleanup cannot use still runs.
+        guard let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
+            try InferenceSession(model: rewritten.model, configuration: configuration, runtime: runtime)
+        }) else { return nil }
+        return Loaded(sessions: sessions, restatedConvolutions: rewritten.convertedConvolutions)
+    }
+
+    /// The model at `path` with its 1-D convolutions restated, or nil when the file cannot be
+    /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
+    /// ONNX Runtime reports what is wrong with it).
+    private static func rewrittenModel(at path: String) -> ConvolutionRewrite.Result? {
+        // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
+              let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
+              result.convertedConvolutions > 0
+        else { return nil }
+        return result
+    }
+
+    /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's
+    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`): the cleaned model,
+    /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
+    /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
+    private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
+        guard let (reference, optimized) = try? InferenceSession.optimizedModel(model, configuration: Self.optimizing, runtime: runtime),
+              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
+              let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
+                  try InferenceSession(model: cleaned.model, configuration: Self.basic(configuration), runtime: runtime)
+              }),
+              let expected = try? Self.probe(reference), let actual = try? Self.probe(sessions[sessions.count - 1]),
+              Self.matches(actual, expected)
+        else { return nil }
+        return (cleaned.model, sessions, expected)
+    }
+
+    /// One session per configuration, created at the same time: a session's creation is
+    /// single-threaded work in ONNX Runtime (about a second for a medium voice), so a voice's
+    /// wide and narrow sessions load in the time of one on two cores.
+    private static func sessions(
+        for configurations: [SessionConfiguration], _ create: @Sendable (SessionConfiguration) throws(OnnxRuntimeError) -> InferenceSession
+    ) throws(OnnxRuntimeError) -> [InferenceSession] {
+        guard configurations.count > 1 else { return [try create(configurations[0])] }
+        let results = Mutex([Result<InferenceSession, OnnxRuntimeError>?](repeating: nil, count: configurations.count))
+        DispatchQueue.concurrentPerform(iterations: configurations.count) { index in
+            let result = Result { () throws(OnnxRuntimeError) in try create(configurations[index]) }
+            results.withLock { $0[index] = result }
+        }
+        return try results.withLock { $0 }.map { result throws(OnnxRuntimeError) in try result!.get() }
+    }
+
+    /// A model ONNX Runtime already optimized for this machine loads with the basic,
+    /// layout-independent optimizations only.
+    private static func basic(_ configuration: SessionConfiguration) -> SessionConfiguration {
+        var basic = configuration
+        basic.optimization = .basic
+        return basic
+    }
+
+    /// Audio for ids 10–29 between Piper's start and end ids (some speech from any voice's
+    /// alphabet), noise off: the same on every run of a given graph.
+    private static func probe(_ session: InferenceSession) throws(OnnxRuntimeError) -> [Float] {
+        let ids: [Int64] = [1, 0] + (10..<30).flatMap { [Int64($0), 0] } + [2]
+        var inputs: [InputTensor] = [
+            .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+            .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+            .float32(name: "scales", shape: [3], values: [0, 1, 0]),
+        ]
+        if session.inputNames.contains("sid") { inputs.append(.int64(name: "sid", shape: [1], values: [0])) }
+        return try session.run(inputs)
+    }
+
+    private static func matches(_ actual: [Float], _ expected: [Float]) -> Bool {
+        !expected.isEmpty && actual.count == expected.count && zip(expected, actual).allSatisfy { abs($0 - $1) < 1e-3 }
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import NIOPosix
+import OnnxGraph
+import OnnxRuntime
+@testable import PiperEngine
+import SpeechCore
+import Synchronization
+import Testing
+
+/// The optimized-voice cache: what an entry is keyed by, that a cached voice speaks exactly as a
+/// freshly optimized one, and that a damaged, truncated, stale or wrong entry is never used.
+@Suite(.serialized) struct OptimizedVoiceCacheTests {
+    /// Every event the cache reports, in order.
+    final class Events: Sendable {
+        private let list = Mutex<[OptimizedVoiceCache.Event]>([])
+        func record(_ event: OptimizedVoiceCache.Event) { list.withLock { $0.append(event) } }
+        var all: [OptimizedVoiceCache.Event] { list.withLock { $0 } }
+        var builds: Int { all.filter { if case .building = $0 { true } else { false } }.count }
+        var rejections: [String] {
+            all.compactMap { if case .rejected(_, let reason) = $0 { reason } else { nil } }
+        }
+    }
+
+    static func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "lark-cache-test-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func voice(cache: OptimizedVoiceCache?, pool: NIOThreadPool) throws -> PiperVoice {
+        try PiperVoice(
+            source: PiperVoiceSource(id: "en_US-joe-medium", modelPath: Checkout.joeModel), cache: cache, threadPool: pool)
+    }
+
+    static func samples(_ voice: PiperVoice, _ text: String = "The cache keeps this voice ready.") async throws -> [Int16] {
+        var samples: [Int16] = []
+        for try await chunk in voice.synthesize(text, options: SynthesisOptions(noiseScale: 0, noiseW: 0)) {
+            samples += chunk.samples
+        }
+        return samples
+    }
+
+    static var onnxRuntimeVersion: String {
+        (try? OnnxRuntime.shared.get().version) ?? "?"
+    }
+
+    @Test func theKeyCoversEverythingThatMakesAnEntryValid() throws {
+        let cache = OptimizedVoiceCache(directory: "/nonexistent")
+        let key = try cache.key(forModelAt: Checkout.joeModel, onnxRuntime: "1.31.1", session: "optimization=all")
+        #expect(key.modelSHA256.count == 64)
+        #expect(key.cpu.hasPrefix("x86_64") || key.cpu.hasPrefix("aarch64"))
+        #expect(key.rewrite == ConvolutionRewrite.version)
+        var changed: [OptimizedVoiceCache.Key] = []
+        for field in 0..<5 {
+            var other = key
+            switch field {
+            case 0: other.modelSHA256 = String(repeating: "0", count: 64)
+            case 1: other.onnxRuntime = "1.32.0"
+            case 2: other.cpu += " avx512_fp16"
+            case 3: other.rewrite += "-next"
+            default: other.session = "optimization=basic"
+            }
+            changed.append(other)
+        }
+        let paths = Set(([key] + changed).map { cache.path(for: $0, voice: "en_US-joe-medium") })
+        #expect(paths.count == 6, "every field changes the entry's file name")
+        #expect(cache.path(for: key, voice: "../evil/name") .hasPrefix("/nonexistent/.._evil_name."))
+    }
+
+    @Test func aStampedModelReadsBackFromItsFirstBytes() throws {
+        let value = Array(String(repeating: "x", count: 70_000).utf8)
+        let stamp = ModelStamp.encode(key: "k", value: value)
+        let file = stamp + [0x3A, 0x02, 0x08, 0x01]  // a following model field
+        let length = try #require(ModelStamp.length(fromPrefix: Array(file.prefix(ModelStamp.prefixLength))))
+        #expect(length == stamp.count)
+        let decoded = try #require(ModelStamp.decode(Array(file.prefix(length))))
+        #expect(decoded.key == "k" && decoded.value == value)
+        #expect(ModelStamp.length(fromPrefix: [0x08, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0]) == nil, "a model without a stamp")
+    }
+
+    /// One build, then: the cached voice speaks the same samples as an uncached one; a second
+    /// load builds nothing; and every kind of damage to the entry is caught and rebuilt.
+    @Test func aCachedVoiceLoadsOnceAndDamagedEntriesAreRebuilt() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = Events()
+        let cache = OptimizedVoiceCache(directory: directory, onEvent: events.record)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+
+        let built = try Self.voice(cache: cache, pool: pool)
+        #expect(events.builds == 1)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(entries.count == 1 && entries[0].hasSuffix(".onnx"), "one entry and no temporary file: \(entries)")
+        let entryPath = directory + "/" + entries[0]
+        #expect(built.restatedConvolutions > 0)
+
+        let cached = try Self.voice(cache: cache, pool: pool)
+        #expect(events.builds == 1, "the second load used the entry")
+        #expect(cached.restatedConvolutions == built.restatedConvolutions)
+        let uncached = try Self.voice(cache: nil, pool: pool)
+        let expected = try await Self.samples(uncached)
+        #expect(try await Self.samples(cached) == expected, "the cached graph speaks exactly as a freshly optimized one")
+        #expect(cache.listing(onnxRuntime: Self.onnxRuntimeVersion).map(\.problem) == [nil])
+
+        let valid = try Data(contentsOf: URL(fileURLWithPath: entryPath))
+        let key = try cache.key(forModelAt: Checkout.joeModel, onnxRuntime: Self.onnxRuntimeVersion, session: "optimization=all intra=1 inter=1")
+        #expect(cache.entry(for: key, voice: "en_US-joe-medium") != nil)
+
+        // A flipped byte in the weights, a truncated file, a header that is not one.
+        var flipped = valid
+        flipped[valid.count - 1000] ^= 0x40
+        let damaged: [(Data, String)] = [
+            (flipped, "checksum"), (valid.prefix(valid.count / 2), "truncated"), (Data(repeating: 0x41, count: 4096), "no header"),
+        ]
+        for (bytes, reason) in damaged {
+            try bytes.write(to: URL(fileURLWithPath: entryPath))
+            #expect(cache.entry(for: key, voice: "en_US-joe-medium") == nil)
+            #expect(events.rejections.last?.contains(reason) == true, "\(reason): \(events.rejections)")
+            #expect(!FileManager.default.fileExists(atPath: entryPath), "a rejected entry is deleted")
+        }
+
+        // An entry for another runtime (stale) stored under this key's name.
+        var stale = key
+        stale.onnxRuntime = "0.0.1"
+        let header = try #require(OptimizedVoiceCache.readEntryHeader(valid))
+        cache.store(model: Array(valid.dropFirst(header.stampLength)), key: stale, voice: "en_US-joe-medium", probe: header.header.probe,
+                    restatedConvolutions: 1, buildSeconds: 0)
+        try FileManager.default.moveItem(atPath: cache.path(for: stale, voice: "en_US-joe-medium"), toPath: entryPath)
+        #expect(cache.entry(for: key, voice: "en_US-joe-medium") == nil)
+        #expect(events.rejections.last?.contains("another model, runtime or CPU") == true)
+
+        // An entry whose checksum is right but whose graph computes something else: the probe
+        // after loading catches it, and the voice loads rebuilt.
+        var model = Array(valid.dropFirst(header.stampLength))
+        let middle = model.count / 2
+        for index in middle..<(middle + 4096) { model[index] = 0 }
+        cache.store(model: model, key: key, voice: "en_US-joe-medium", probe: header.header.probe, restatedConvolutions: 1, buildSeconds: 0)
+        let rebuilt = try Self.voice(cache: cache, pool: pool)
+        #expect(events.rejections.last?.contains("probe") == true || events.rejections.last?.contains("could not load") == true,
+                "\(events.rejections)")
+        #expect(events.builds == 2)
+        #expect(try await Self.samples(rebuilt) == expected)
+        #expect(cache.entry(for: key, voice: "en_US-joe-medium") != nil, "the rebuilt entry is valid")
+        try await pool.shutdownGracefully()
+    }
+}
+
+extension OptimizedVoiceCache {
+    /// The header of an entry held in memory, and how many bytes its stamp takes (for tests).
+    static func readEntryHeader(_ file: Data) -> (header: Header, stampLength: Int)? {
+        guard let length = ModelStamp.length(fromPrefix: Array(file.prefix(ModelStamp.prefixLength))),
+              let (_, value) = ModelStamp.decode(Array(file.prefix(length)))
+        else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let header = try? decoder.decode(Header.self, from: Data(value)) else { return nil }
+        return (header, length)
+    }
+}
+
+/// Two processes that optimize the same voice into one cache directory at the same time leave
+/// one valid entry and no temporary file, and the next process loads it without building.
+@Suite struct OptimizedVoiceCacheProcessTests {
+    @Test func twoProcessesBuildingOneEntryLeaveOneValidEntry() async throws {
+        let directory = OptimizedVoiceCacheTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = ["voices", "optimize", "en_US-joe-medium", "--cache-dir", directory]
+        async let first = Task.detached { try runProcess(Checkout.larkBinary, arguments) }.value
+        async let second = Task.detached { try runProcess(Checkout.larkBinary, arguments) }.value
+        for result in try await [first, second] {
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(files.count == 1 && files[0].hasSuffix(".onnx"), "\(files)")
+
+        let listed = try runProcess(Checkout.larkBinary, ["voices", "cache", "--json", "--cache-dir", directory])
+        let entries = try #require(try JSONSerialization.jsonObject(with: listed.stdout) as? [[String: Any]])
+        #expect(entries.count == 1 && entries[0]["problem"] == nil && entries[0]["voice"] as? String == "en_US-joe-medium")
+
+        let again = try runProcess(Checkout.larkBinary, arguments)
+        #expect(again.status == 0)
+        #expect(!again.stderr.contains("optimizing"), "a valid entry is used, not rebuilt: \(again.stderr)")
+
+        let cleared = try runProcess(Checkout.larkBinary, ["voices", "cache", "--clear", "--cache-dir", directory])
+        #expect(cleared.status == 0 && String(decoding: cleared.stdout, as: UTF8.self).contains("removed 1 file"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+}
