@@ -6,9 +6,13 @@ import SpeechCore
 /// espeak-ng keeps its state (data path, current voice, synthesis parameters, output buffers)
 /// in process-wide globals and is not thread-safe, so the whole process shares one runtime and
 /// every call goes through this actor. That is the single global Lark keeps, because the C
-/// library forces it. Calls are short (a clause or a sentence), so they do not hold the actor long.
+/// library forces it. Calls are short (a clause or a sentence), so they do not hold the actor long;
+/// they run on the actor's own thread (`DedicatedThreadExecutor`), not on the cooperative pool.
 public actor EspeakRuntime {
     public static let shared = EspeakRuntime()
+
+    private static let executor = DedicatedThreadExecutor(name: "espeak-ng")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { Self.executor.asUnownedSerialExecutor() }
 
     /// The directory holding `espeak-ng-data` (or the data directory itself) once started.
     public private(set) var dataPath: String?

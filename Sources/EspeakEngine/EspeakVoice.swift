@@ -5,6 +5,7 @@ import SpeechCore
 ///
 /// espeak-ng synthesizes a whole text in one call; Lark splits the text into sentences first
 /// (`SentenceSegmenter`) so that each sentence can be sent as soon as it is ready.
+/// `EspeakRuntime` runs espeak-ng on its own thread, never on Swift's cooperative pool.
 public struct EspeakVoice: SpeechVoice {
     public static let idPrefix = "espeak-ng:"
 
@@ -41,38 +42,62 @@ public struct EspeakVoice: SpeechVoice {
         return voices.sorted { $0.espeakName < $1.espeakName }
     }
 
-    public func check(_ options: SynthesisOptions) throws(SpeechError) {
+    public func prepare(_ text: String, options: SynthesisOptions) throws(SpeechError) -> PreparedSynthesis {
         try options.validate()
         if let speaker = options.speaker, speaker != .id(0) {
             throw .unknownSpeaker(speaker.description, available: ["0"])
         }
+        let sentences = SentenceSegmenter.sentences(in: text)
+        guard !sentences.isEmpty else { throw .emptyText }
+        // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
+        let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
+        let settings = Settings(
+            voice: espeakName, rate: rate, pitch: options.pitch, sampleRate: info.sampleRate,
+            silenceSamples: Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0)))
+        let runtime = runtime
+        return PreparedSynthesis(voice: info, text: text, options: options) { admission in
+            Synthesis(sentences: sentences, settings: settings, runtime: runtime, admission: admission)
+        }
     }
 
-    public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
-        let task = Task {
-            do {
-                try check(options)
-                let sentences = SentenceSegmenter.sentences(in: text)
-                guard !sentences.isEmpty else { throw SpeechError.emptyText }
-                // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
-                let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
-                let silence = Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0))
-                for (index, sentence) in sentences.enumerated() {
-                    try Task.checkCancellation()
-                    var samples = try await runtime.synthesize(sentence, voice: espeakName, rate: rate, pitch: options.pitch)
-                    if index > 0, silence > 0 {
-                        samples.insert(contentsOf: repeatElement(0, count: silence), at: 0)
-                    }
-                    continuation.yield(AudioChunk(samples: samples, sampleRate: info.sampleRate, sentenceIndex: index))
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
+    struct Settings: Sendable {
+        var voice: String
+        var rate: Int?
+        var pitch: Int?
+        var sampleRate: Int
+        var silenceSamples: Int
+    }
+
+    /// One text's synthesis, a sentence per call, each in a place the admission gives (espeak-ng
+    /// itself runs on its runtime's own thread).
+    actor Synthesis: AudioChunkProducer {
+        let sentences: [String]
+        let settings: Settings
+        let runtime: EspeakRuntime
+        let admission: any SynthesisAdmission
+        private var position = 0
+
+        init(sentences: [String], settings: Settings, runtime: EspeakRuntime, admission: any SynthesisAdmission) {
+            self.sentences = sentences
+            self.settings = settings
+            self.runtime = runtime
+            self.admission = admission
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+
+        func next() async throws -> AudioChunk? {
+            guard position < sentences.count else { return nil }
+            let index = position
+            position += 1
+            let (sentence, settings, runtime) = (sentences[index], settings, runtime)
+            var samples = try await admission.withPlace { _ in
+                try Task.checkCancellation()
+                return try await runtime.synthesize(sentence, voice: settings.voice, rate: settings.rate, pitch: settings.pitch)
+            }
+            if index > 0, settings.silenceSamples > 0 {
+                samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
+            }
+            return AudioChunk(samples: samples, sampleRate: settings.sampleRate, sentenceIndex: index)
+        }
     }
 }
 

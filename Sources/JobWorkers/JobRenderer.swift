@@ -31,14 +31,14 @@ public struct JobRenderer: Sendable {
         _ = try await prepare(spec)
     }
 
-    private func prepare(_ spec: JobSpec) async throws -> (any SpeechVoice, SynthesisOptions, AudioOutput) {
+    private func prepare(_ spec: JobSpec) async throws -> (PreparedSynthesis, AudioOutput) {
         let requested = SynthesisOptions(
             speaker: spec.speaker.map(SpeakerSelector.init), lengthScale: spec.lengthScale, noiseScale: spec.noiseScale,
             noiseW: spec.noiseW, sentenceSilence: spec.sentenceSilence)
-        let (voice, options) = try await library.prepare(text: spec.text, voiceID: spec.voice, options: requested, defaults: defaults)
+        let prepared = try await library.prepare(text: spec.text, voiceID: spec.voice, options: requested, defaults: defaults)
         guard let format = AudioFormat(name: spec.format) else { throw AudioOutputError.unknownFormat(spec.format) }
-        let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: voice.info.sampleRate)
-        return (voice, options, output)
+        let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: prepared.voice.sampleRate)
+        return (prepared, output)
     }
 
     /// The most audio one job makes. The text limit alone does not bound it (200,000 characters
@@ -50,20 +50,22 @@ public struct JobRenderer: Sendable {
     /// after every sentence; it throws to stop the rendering (a cancelled or lost job). Past
     /// `maxHours` of audio it throws `AudioOutputError.audioTooLong` (the job fails, not retried).
     public func render(
-        _ spec: JobSpec, to file: URL, progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
+        _ spec: JobSpec, to file: URL, admission: any SynthesisAdmission,
+        progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
-        try await render(spec, to: file, maxSeconds: Double(Self.maxHours * 3600), progress: progress)
+        try await render(spec, to: file, maxSeconds: Double(Self.maxHours * 3600), admission: admission, progress: progress)
     }
 
     func render(
-        _ spec: JobSpec, to file: URL, maxSeconds: Double, progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
+        _ spec: JobSpec, to file: URL, maxSeconds: Double, admission: any SynthesisAdmission,
+        progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
-        let (voice, options, output) = try await prepare(spec)
+        let (prepared, output) = try await prepare(spec)
         let total = max(1, SentenceSegmenter.sentences(in: spec.text).count)
         // 16-bit WAV is written as it comes and its header patched at the end, so a long text
         // never sits in memory; other containers are finished by the encoder in one piece.
         let incremental = output.format == .wav
-        let encoder = try makeAudioEncoder(output: output, inputRate: voice.info.sampleRate, streaming: incremental)
+        let encoder = try makeAudioEncoder(output: output, inputRate: prepared.voice.sampleRate, streaming: incremental)
         guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
         }
@@ -72,7 +74,7 @@ public struct JobRenderer: Sendable {
         var written = 0
         var done = 0
         var seconds = 0.0
-        for try await chunk in voice.synthesize(spec.text, options: options) {
+        for try await chunk in prepared.start(on: admission) {
             seconds += chunk.duration
             guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitHours: Self.maxHours) }
             let bytes = try encoder.encode(chunk.samples)

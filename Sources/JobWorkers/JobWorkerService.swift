@@ -10,7 +10,7 @@ import SpeechService
 import Synchronization
 
 public struct JobWorkerConfiguration: Sendable {
-    /// Jobs synthesized at once by this process (each also takes a place at the synthesis gate).
+    /// Jobs synthesized at once by this process (each with a ticket at the synthesis scheduler, behind live requests).
     public var workers: Int
     /// How long a claim lasts without a heartbeat; a dead worker's job is claimed again after it.
     public var lease: Duration
@@ -51,7 +51,7 @@ public final class JobWorkerService: Service {
     private let store: any JobStore
     private let objects: any ObjectStore
     private let renderer: JobRenderer
-    private let gate: SynthesisGate
+    private let scheduler: SynthesisScheduler
     private let presenter: JobPresenter
     private let notifier: CallbackNotifier
     private let configuration: JobWorkerConfiguration
@@ -60,13 +60,13 @@ public final class JobWorkerService: Service {
     private let doorbell = Doorbell()
 
     public init(
-        store: any JobStore, objects: any ObjectStore, renderer: JobRenderer, gate: SynthesisGate, presenter: JobPresenter,
+        store: any JobStore, objects: any ObjectStore, renderer: JobRenderer, scheduler: SynthesisScheduler, presenter: JobPresenter,
         notifier: CallbackNotifier, configuration: JobWorkerConfiguration, logger: Logger
     ) {
         self.store = store
         self.objects = objects
         self.renderer = renderer
-        self.gate = gate
+        self.scheduler = scheduler
         self.presenter = presenter
         self.notifier = notifier
         self.configuration = configuration
@@ -97,7 +97,7 @@ public final class JobWorkerService: Service {
 
     private func workLoop(name: String) async {
         while !Task.isCancelled {
-            guard let ticket = await gate.admitBackground() else { return }
+            guard let ticket = await scheduler.admitBackground() else { return }
             let job: Job?
             do {
                 job = try await store.claim(worker: name, lease: configuration.lease, now: Timestamp.now)
@@ -112,7 +112,7 @@ public final class JobWorkerService: Service {
                 await doorbell.wait(upTo: configuration.pollInterval)
                 continue
             }
-            await process(job, worker: name)
+            await process(job, worker: name, admission: ticket)
             ticket.release()
         }
     }
@@ -122,7 +122,7 @@ public final class JobWorkerService: Service {
         case stop(HeartbeatReply)
     }
 
-    private func process(_ job: Job, worker: String) async {
+    private func process(_ job: Job, worker: String, admission: SynthesisTicket) async {
         var log = logger
         log[metadataKey: "job"] = "\(job.id)"
         log.info("job started", metadata: ["attempt": "\(job.attempts)", "voice": "\(job.spec.voice)"])
@@ -137,7 +137,7 @@ public final class JobWorkerService: Service {
                 try await finish(job, worker: worker, key: key, log: log)
                 return
             }
-            var outcome = try await renderWithHeartbeat(job, worker: worker, to: scratch)
+            var outcome = try await renderWithHeartbeat(job, worker: worker, to: scratch, admission: admission)
             if case .rendered(let audio) = outcome {
                 // The final progress, and a last check that the job is still this worker's.
                 let reply = try await store.heartbeat(
@@ -198,11 +198,13 @@ public final class JobWorkerService: Service {
 
     /// Renders while a heartbeat extends the lease every third of it; whichever ends first
     /// stops the other.
-    private func renderWithHeartbeat(_ job: Job, worker: String, to file: URL) async throws -> Outcome {
+    private func renderWithHeartbeat(
+        _ job: Job, worker: String, to file: URL, admission: SynthesisTicket
+    ) async throws -> Outcome {
         let progress = ProgressBox()
         return try await withThrowingTaskGroup(of: Outcome.self) { group in
             group.addTask {
-                .rendered(try await self.renderer.render(job.spec, to: file) { done, total in
+                .rendered(try await self.renderer.render(job.spec, to: file, admission: admission) { done, total in
                     progress.value.withLock { $0 = (done, total) }
                     try Task.checkCancellation()
                 })

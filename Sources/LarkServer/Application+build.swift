@@ -35,11 +35,11 @@ public struct ServerConfiguration: Sendable {
 
 /// Builds the whole application: the one place where routes, middleware and services are wired.
 /// `metrics` should have had `bootstrapSwiftMetrics()` called, for the HTTP metrics to appear.
-/// `gate` is shared with the job workers, if the process runs any; `jobs` nil leaves the job
+/// `scheduler` is shared with the job workers, if the process runs any; `jobs` nil leaves the job
 /// routes out (they answer 404). `installer`: the voice catalog, for `?available=1` and
 /// downloads (nil: neither is offered).
 public func buildApplication(
-    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, gate: SynthesisGate,
+    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, scheduler: SynthesisScheduler,
     jobs: JobsContext?, logger: Logger, installer: VoiceInstaller? = nil
 ) -> some ApplicationProtocol {
     let router = Router()
@@ -49,7 +49,7 @@ public func buildApplication(
     router.add(middleware: ErrorMappingMiddleware(jobsEnabled: jobs != nil))
     SpeechController(
         library: library, configuration: configuration,
-        gate: gate, metrics: metrics
+        scheduler: scheduler, metrics: metrics
     ).addRoutes(to: router)
     VoiceCatalogController(
         library: library, installer: installer, allowDownloads: configuration.allowDownloads

@@ -8,7 +8,7 @@ import SpeechService
 /// HTTP metrics (requests by route and status, latency histogram, active requests) come from
 /// Hummingbird's `MetricsMiddleware` through swift-metrics, renamed here to `lark_http_*`; the
 /// speech metrics (time to first audio, audio produced, synthesis in flight and queued) are
-/// recorded by the routes and the admission gate directly on the registry.
+/// recorded by the routes and the synthesis scheduler directly on the registry.
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let synthesisInFlight: Prometheus.Gauge
@@ -24,16 +24,16 @@ public final class ServerMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         synthesisInFlight = registry.makeGauge(
-            descriptor: Self.name("synthesis_in_flight", unit: "", help: "Requests synthesizing now."))
+            descriptor: Self.name("synthesis_in_flight", unit: "", help: "Model runs (or espeak-ng sentences) in progress."))
         synthesisQueueDepth = registry.makeGauge(
-            descriptor: Self.name("synthesis_queue_depth", unit: "", help: "Requests waiting for a synthesis worker."))
+            descriptor: Self.name("synthesis_queue_depth", unit: "", help: "Live requests' model runs waiting for a synthesis place."))
         rejected = registry.makeCounter(
-            descriptor: Self.name("synthesis_rejected", unit: "total", help: "Requests refused with 503 because the queue was full."))
+            descriptor: Self.name("synthesis_rejected", unit: "total", help: "Requests refused with 503 because too many were under way."))
     }
 
-    /// The synthesis gate, its load published as `synthesis_in_flight` and `synthesis_queue_depth`.
-    public func makeGate(workers: Int, maxQueue: Int) -> SynthesisGate {
-        SynthesisGate(workers: workers, maxQueue: maxQueue) { [synthesisInFlight, synthesisQueueDepth] running, queued in
+    /// The synthesis scheduler, its load published as `synthesis_in_flight` and `synthesis_queue_depth`.
+    public func makeScheduler(workers: Int, maxQueue: Int) -> SynthesisScheduler {
+        SynthesisScheduler(workers: workers, maxQueue: maxQueue) { [synthesisInFlight, synthesisQueueDepth] running, queued in
             synthesisInFlight.set(Int64(running))
             synthesisQueueDepth.set(Int64(queued))
         }

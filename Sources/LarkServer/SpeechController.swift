@@ -10,7 +10,7 @@ import SpeechService
 struct SpeechController: Sendable {
     let library: VoiceLibrary
     let configuration: ServerConfiguration
-    let gate: SynthesisGate
+    let scheduler: SynthesisScheduler
     let metrics: ServerMetrics
 
     /// Every path and its methods (for 405 answers); kept next to the registrations below.
@@ -173,7 +173,7 @@ struct SpeechController: Sendable {
         }
         // A cancelled task ends the stream early: that is a client gone, not a finished text.
         try Task.checkCancellation()
-        bytes += try speech.finish()
+        bytes += try await speech.finish()
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
         return Response(status: .ok, headers: [.contentType: speech.format.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
@@ -195,7 +195,7 @@ struct SpeechController: Sendable {
                 if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
                 pending = try await speech.next()
             }
-            let tail = try speech.finish()
+            let tail = try await speech.finish()
             if !tail.isEmpty { try await writer.write(ByteBuffer(bytes: tail)) }
             try await writer.finish(nil)
         }
@@ -204,25 +204,25 @@ struct SpeechController: Sendable {
         return Response(status: .ok, headers: [.contentType: contentType], body: body)
     }
 
-    /// Checks everything (text, options, voice, format), then takes a place at the gate (or 503
-    /// with Retry-After at once) and starts the synthesis.
+    /// Checks everything (text, options, voice, format), then takes a ticket at the scheduler
+    /// (or 503 with Retry-After at once) and starts the synthesis.
     private func begin(
         text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
     ) async throws -> EncodedSpeech {
-        let (voice, merged) = try await prepare(text: text, voiceID: voiceID, options: options)
-        let audio = try output.resolve(voiceRate: voice.info.sampleRate)
-        let encoder = try makeAudioEncoder(output: audio, inputRate: voice.info.sampleRate, streaming: streaming)
-        guard let ticket = await gate.admit() else {
+        let prepared = try await prepare(text: text, voiceID: voiceID, options: options)
+        let audio = try output.resolve(voiceRate: prepared.voice.sampleRate)
+        let encoder = try makeAudioEncoder(output: audio, inputRate: prepared.voice.sampleRate, streaming: streaming)
+        guard let ticket = scheduler.admit() else {
             metrics.rejected.increment()
             throw APIError.busy(retryAfter: 1)
         }
         return EncodedSpeech(
-            voice.synthesize(text, options: merged), encoder: encoder, format: audio.format, ticket: ticket,
-            counters: metrics.voiceCounters(voice.info.id))
+            prepared.start(on: ticket), encoder: encoder, format: audio.format, ticket: ticket, scheduler: scheduler,
+            counters: metrics.voiceCounters(prepared.voice.id))
     }
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
-    private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> (any SpeechVoice, SynthesisOptions) {
+    private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
         guard text.trimmingWhitespace().isEmpty || text.count <= configuration.maxTextCharacters else {
             throw SpeechError.textTooLong(length: text.count, limit: configuration.maxTextCharacters)
         }
@@ -301,27 +301,30 @@ struct OutputChoice: Sendable {
     }
 }
 
-/// One admitted request's synthesis, sentence by sentence, encoded, with its place at the gate
-/// (given back as soon as the synthesis ends, fails or is dropped) and its metrics.
+/// One admitted request's synthesis, sentence by sentence, encoded on the scheduler's encoding
+/// threads, with its ticket (given back as soon as the synthesis ends, fails or is dropped) and
+/// its metrics. The synthesis runs at most one sentence ahead of `next` (`SpeechStream`).
 /// `@unchecked Sendable`: used by one task at a time, first the handler (for the first
 /// sentence), then the response body writer, never both.
 final class EncodedSpeech: @unchecked Sendable {
-    private var sentences: AsyncThrowingStream<AudioChunk, any Error>.AsyncIterator
-    private let encoder: any AudioEncoder
+    private let sentences: SpeechStream.Iterator
+    private let encoder: SendableEncoder
     let format: AudioFormat
     private let ticket: SynthesisTicket
+    private let scheduler: SynthesisScheduler
     private let counters: ServerMetrics.VoiceCounters
     /// Seconds of audio produced so far.
     private(set) var seconds: Double = 0
 
     init(
-        _ stream: AsyncThrowingStream<AudioChunk, any Error>, encoder: any AudioEncoder, format: AudioFormat,
-        ticket: SynthesisTicket, counters: ServerMetrics.VoiceCounters
+        _ stream: SpeechStream, encoder: any AudioEncoder, format: AudioFormat, ticket: SynthesisTicket,
+        scheduler: SynthesisScheduler, counters: ServerMetrics.VoiceCounters
     ) {
         sentences = stream.makeAsyncIterator()
-        self.encoder = encoder
+        self.encoder = SendableEncoder(encoder)
         self.format = format
         self.ticket = ticket
+        self.scheduler = scheduler
         self.counters = counters
     }
 
@@ -334,7 +337,8 @@ final class EncodedSpeech: @unchecked Sendable {
             }
             counters.count(chunk)
             seconds += chunk.duration
-            return try encoder.encode(chunk.samples)
+            let encoder = encoder
+            return try await scheduler.encode { try encoder.encoder.encode(chunk.samples) }
         } catch {
             ticket.release()
             throw error
@@ -342,9 +346,18 @@ final class EncodedSpeech: @unchecked Sendable {
     }
 
     /// What the codec still holds, and the container's trailer.
-    func finish() throws -> [UInt8] {
-        try encoder.finish()
+    func finish() async throws -> [UInt8] {
+        let encoder = encoder
+        return try await scheduler.encode { try encoder.encoder.finish() }
     }
+}
+
+/// An encoder handed from one task to the next, one call at a time.
+/// `@unchecked Sendable`: `EncodedSpeech` awaits each call before the next, so two threads
+/// never use the encoder at once.
+struct SendableEncoder: @unchecked Sendable {
+    let encoder: any AudioEncoder
+    init(_ encoder: any AudioEncoder) { self.encoder = encoder }
 }
 
 /// A JSON body holding a text of at most `textLimit` characters (4 UTF-8 bytes each, plus room

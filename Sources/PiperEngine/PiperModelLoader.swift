@@ -67,8 +67,8 @@ struct PiperModelLoader: Sendable {
     /// the model has nothing to rewrite or a step fails (the caller loads the file as it is).
     private func built(cache: OptimizedVoiceCache?, key: OptimizedVoiceCache.Key?) throws(OnnxRuntimeError) -> Loaded? {
         let started = Date()
-        if let cache, key != nil { cache.onEvent(.building(voice: source.id)) }
         guard let rewritten = Self.rewrittenModel(at: source.modelPath) else { return nil }
+        if let cache, key != nil { cache.onEvent(.building(voice: source.id)) }
         if let (model, sessions, expected) = cleaned(rewritten.model) {
             if let cache, let key {
                 cache.store(

@@ -1,5 +1,4 @@
 import Foundation
-import NIOPosix
 import OnnxGraph
 import OnnxRuntime
 import Phonemizer
@@ -23,23 +22,27 @@ public struct PiperVoiceSource: Sendable, Equatable {
 ///
 /// Follows Piper 1.8's `PiperVoice.synthesize`: one model run per sentence, each sentence's float
 /// audio normalized and converted to 16-bit as Piper does, `sentence_silence` seconds of zeros
-/// between sentences. Model runs happen on `threadPool`, never on the caller's thread.
+/// between sentences. Model runs happen where a `SynthesisAdmission` places them, never on the
+/// caller's thread.
 public final class PiperVoice: SpeechVoice {
     public let info: VoiceInfo
     public let config: PiperVoiceConfig
     public let phonemizer: PiperPhonemizer
     public var defaults: SynthesisDefaults { config.defaults }
     private let mapper: PhonemeIDMapper
-    private let pool: SessionPool
-    private let threadPool: NIOThreadPool
+    /// Runs several threads (for a run that is alone); nil when the voice has one session.
+    private let wide: InferenceSession?
+    /// Runs one thread (for runs that overlap others): one core per run beats several threads
+    /// per run when requests overlap. ONNX Runtime lets one session serve concurrent runs.
+    private let narrow: InferenceSession
     private let usesSpeakerInput: Bool
     /// How many of the model's 1-D convolutions run as 2-D ones (see `ConvolutionRewrite`);
     /// 0 when the rewrite is off, found nothing, or its model did not load.
     public let restatedConvolutions: Int
 
     /// Loads the config and the model, for up to `concurrency` sentence runs at once: with more
-    /// than one, and several threads configured, a one-thread copy of the model serves the runs
-    /// that overlap (see `SessionPool`). Throws `SpeechError` naming the file and the problem
+    /// than one, and several threads configured, a one-thread session of the model serves the
+    /// runs that overlap, and the wide one a run that is alone. Throws `SpeechError` naming the file and the problem
     /// (missing file, invalid JSON, missing `phoneme_id_map`, corrupt model, no CUDA).
     /// `rewriteConvolutions`: run the model's 1-D convolutions as 2-D ones, which ONNX Runtime's
     /// CPU kernels do faster with the same results (`ConvolutionRewrite`); ignored on CUDA.
@@ -47,7 +50,7 @@ public final class PiperVoice: SpeechVoice {
     /// (nil: built on every load). See `PiperModelLoader`.
     public init(
         source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
-        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil, threadPool: NIOThreadPool
+        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
         guard FileManager.default.fileExists(atPath: source.modelPath) else {
@@ -89,8 +92,8 @@ public final class PiperVoice: SpeechVoice {
         usesSpeakerInput = inputs.contains("sid")
         mapper = PhonemeIDMapper(map: config.phonemeIDMap)
         phonemizer = PiperPhonemizer(type: config.phonemeType, espeakVoice: config.espeakVoice, vowelClusters: config.vowelClusters)
-        pool = SessionPool(wide: loaded.count > 1 ? loaded[0] : nil, narrow: loaded[loaded.count - 1], concurrency: concurrency)
-        self.threadPool = threadPool
+        wide = loaded.count > 1 ? loaded[0] : nil
+        narrow = loaded[loaded.count - 1]
         info = Self.describe(id: source.id, modelPath: source.modelPath, config: config)
     }
 
@@ -142,8 +145,12 @@ public final class PiperVoice: SpeechVoice {
             silenceSamples: Int(Double(config.sampleRate) * (options.sentenceSilence ?? 0)))
     }
 
-    public func check(_ options: SynthesisOptions) throws(SpeechError) {
-        _ = try resolve(options)
+    public func prepare(_ text: String, options: SynthesisOptions) throws(SpeechError) -> PreparedSynthesis {
+        guard !text.trimmingWhitespace().isEmpty else { throw .emptyText }
+        let settings = try resolve(options)
+        return PreparedSynthesis(voice: info, text: text, options: options) { [self] admission in
+            Synthesis(voice: self, text: text, settings: settings, admission: admission)
+        }
     }
 
     /// One run of the model: a sentence, or a piece of a sentence too long to run whole.
@@ -176,37 +183,41 @@ public final class PiperVoice: SpeechVoice {
         try await modelRuns(for: text).map(phonemeIDs(for:))
     }
 
-    public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
-        let pool = pool
-        let task = Task {
-            await pool.beginStream()
-            do {
-                let settings = try resolve(options)
-                guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-                for run in try await modelRuns(for: text, lengthScale: settings.lengthScale) {
-                    try Task.checkCancellation()
-                    var samples = try await audio(for: phonemeIDs(for: run), settings: settings)
-                    if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
-                        samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
-                    }
-                    continuation.yield(AudioChunk(
-                        samples: samples, sampleRate: config.sampleRate, sentenceIndex: run.sentence,
-                        phonemes: run.phonemes.joined()))
-                }
-                await pool.endStream()
-                continuation.finish()
-            } catch {
-                await pool.endStream()
-                continuation.finish(throwing: error)
-            }
+    /// One text's synthesis: phonemized on the first call, then one model run per call, each
+    /// under the admission (a place per run, on a synthesis thread).
+    private actor Synthesis: AudioChunkProducer {
+        let voice: PiperVoice
+        let text: String
+        let settings: ResolvedSettings
+        let admission: any SynthesisAdmission
+        private var runs: [ModelRun]?
+        private var position = 0
+
+        init(voice: PiperVoice, text: String, settings: ResolvedSettings, admission: any SynthesisAdmission) {
+            self.voice = voice
+            self.text = text
+            self.settings = settings
+            self.admission = admission
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+
+        func next() async throws -> AudioChunk? {
+            if runs == nil { runs = try await voice.modelRuns(for: text, lengthScale: settings.lengthScale) }
+            guard let runs, position < runs.count else { return nil }
+            let run = runs[position]
+            position += 1
+            try Task.checkCancellation()
+            var samples = try await voice.audio(for: voice.phonemeIDs(for: run), settings: settings, admission: admission)
+            if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
+                samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
+            }
+            return AudioChunk(
+                samples: samples, sampleRate: voice.config.sampleRate, sentenceIndex: run.sentence, phonemes: run.phonemes.joined())
+        }
     }
 
-    /// Runs the model on one sentence's ids. Cancelling the calling task stops the run in progress.
-    public func audio(for ids: [Int64], settings: ResolvedSettings) async throws -> [Int16] {
+    /// Runs the model on one sentence's ids, in a place the admission gives: on the wide session
+    /// when the run is alone, else on the narrow one. Cancelling the calling task stops the run.
+    public func audio(for ids: [Int64], settings: ResolvedSettings, admission: any SynthesisAdmission) async throws -> [Int16] {
         var inputs: [InputTensor] = [
             .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
             .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
@@ -216,36 +227,22 @@ public final class PiperVoice: SpeechVoice {
             inputs.append(.int64(name: "sid", shape: [1], values: [Int64(speaker)]))
         }
         let modelInputs = inputs
-        let session = await pool.acquire()
-        let floats: [Float]
-        do {
-            // Released before returning (not in a detached task), so that the next sentence of
-            // a lone request finds the pool idle again and gets the wide session.
-            floats = try await run(modelInputs, on: session)
-            await pool.release()
-        } catch {
-            await pool.release()
-            throw error
-        }
-        try Task.checkCancellation()
-        return PiperPCM.int16Samples(from: floats)
-    }
-
-    private func run(_ inputs: [InputTensor], on session: InferenceSession) async throws -> [Float] {
-        try Task.checkCancellation()
-        let cancellation = try RunCancellation(
-            runtime: session.runtime, shrinkArena: session.configuration.memory == .shrinkAfterRun)
-        return try await withTaskCancellationHandler {
-            try await threadPool.runIfActive { () throws -> [Float] in
+        let (wide, narrow) = (wide, narrow)
+        let floats = try await admission.withPlace { place in
+            try Task.checkCancellation()
+            let session = place.alone ? wide ?? narrow : narrow
+            let cancellation = try RunCancellation(
+                runtime: session.runtime, shrinkArena: session.configuration.memory == .shrinkAfterRun)
+            return try await place.runBlocking(interrupt: cancellation.terminate) { () throws -> [Float] in
                 do {
-                    return try session.run(inputs, cancellation: cancellation)
+                    return try session.run(modelInputs, cancellation: cancellation)
                 } catch {
                     throw SpeechError.synthesisFailed(Self.firstLine(String(describing: error)))
                 }
             }
-        } onCancel: {
-            cancellation.terminate()
         }
+        try Task.checkCancellation()
+        return PiperPCM.int16Samples(from: floats)
     }
 
     private static func firstLine(_ message: String) -> String {

@@ -53,26 +53,43 @@ public struct VoiceInfo: Sendable, Codable, Equatable {
 
 /// A voice that is loaded and ready to speak.
 ///
-/// `synthesize` yields one chunk per sentence, as soon as each is ready, so callers can stream.
-/// Cancelling the consuming task stops synthesis after the sentence in progress (or sooner,
-/// where the engine can interrupt a sentence).
+/// `prepare` checks a text and options once; the `PreparedSynthesis` it answers yields one chunk
+/// per sentence as soon as each is ready, so callers can stream. Cancelling the consuming task
+/// stops synthesis after the sentence in progress (or sooner, where the engine can interrupt one).
 public protocol SpeechVoice: Sendable {
     var info: VoiceInfo { get }
     /// Synthesis settings the voice uses when a request leaves them out.
     var defaults: SynthesisDefaults { get }
-    func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error>
-    /// Throws the error `synthesize` would give for these options (unknown speaker, bad value),
-    /// so a server can answer it before starting a response.
-    func check(_ options: SynthesisOptions) throws(SpeechError)
+    /// Checks that `text` is not blank and that `options` suit this voice (values, speaker), and
+    /// answers the synthesis to start: the only place a request's options are checked.
+    func prepare(_ text: String, options: SynthesisOptions) throws(SpeechError) -> PreparedSynthesis
 }
 
 extension SpeechVoice {
+    /// `prepare` then `start`, for callers that check nothing beforehand: a failed check ends
+    /// the stream with its error.
+    public func synthesize(_ text: String, options: SynthesisOptions, admission: any SynthesisAdmission) -> SpeechStream {
+        do {
+            return try prepare(text, options: options).start(on: admission)
+        } catch {
+            return SpeechStream { Refused(error: error) }
+        }
+    }
+
     /// Synthesizes all of `text` and returns the concatenated samples (for callers that need a whole file).
-    public func synthesizeAll(_ text: String, options: SynthesisOptions) async throws -> [Int16] {
+    public func synthesizeAll(
+        _ text: String, options: SynthesisOptions, admission: any SynthesisAdmission
+    ) async throws -> [Int16] {
         var samples: [Int16] = []
-        for try await chunk in synthesize(text, options: options) {
+        for try await chunk in synthesize(text, options: options, admission: admission) {
             samples.append(contentsOf: chunk.samples)
         }
         return samples
     }
+}
+
+/// The producer of a synthesis that failed its checks: its first chunk is the error.
+private struct Refused: AudioChunkProducer {
+    let error: SpeechError
+    func next() async throws -> AudioChunk? { throw error }
 }

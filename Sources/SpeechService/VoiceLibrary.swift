@@ -1,3 +1,4 @@
+import Foundation
 import Espeak
 import EspeakEngine
 import NIOPosix
@@ -45,13 +46,19 @@ public struct EngineConfiguration: Sendable {
 }
 
 /// Every voice Lark can speak with, by id: Piper voices in the data directories and espeak-ng's
-/// own voices. Piper voices are loaded on first use and kept. Owns the synthesis thread pool.
+/// own voices. Piper voices are loaded on first use and kept, once per model file however they
+/// are named (name, alias, `name.onnx`, path). Models load on a thread of their own, so a voice
+/// being loaded never delays synthesis with a voice already loaded.
 public actor VoiceLibrary {
     public let configuration: EngineConfiguration
     private let directories: VoiceDirectories
-    private let threadPool: NIOThreadPool
-    private var loaded: [String: any SpeechVoice] = [:]
-    private var loading: [String: Task<any SpeechVoice, any Error>] = [:]
+    private let loader: NIOThreadPool
+    /// Loaded and loading Piper voices by their model file's resolved path.
+    private var models: [String: Task<any SpeechVoice, any Error>] = [:]
+    /// What each loaded Piper voice is, by model path (for listings: they never wait for a load).
+    private var loadedInfo: [String: VoiceInfo] = [:]
+    /// Names already resolved to a model path, so that a request does not scan the directories.
+    private var located: [String: PiperVoiceSource] = [:]
     private var espeakVoices: [String: EspeakVoice]?
     /// Former voice names (from the catalog's `aliases`) and the voice key each stands for.
     private var aliases: [String: String] = [:]
@@ -59,8 +66,8 @@ public actor VoiceLibrary {
     public init(configuration: EngineConfiguration) {
         self.configuration = configuration
         directories = VoiceDirectories(configuration.dataDirectories)
-        threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers))
-        threadPool.start()
+        loader = NIOThreadPool(numberOfThreads: 1)
+        loader.start()
     }
 
     /// Lets old names select voices: `alias → key`, from the voice catalog. An alias never
@@ -69,9 +76,9 @@ public actor VoiceLibrary {
         self.aliases = aliases
     }
 
-    /// Stops the synthesis threads (after the runs in progress).
+    /// Stops the loading thread (after a load in progress).
     public func shutdown() async throws {
-        try await threadPool.shutdownGracefully()
+        try await loader.shutdownGracefully()
     }
 
     /// Starts espeak-ng with the configured data (needed by both engines). Safe to call twice.
@@ -88,29 +95,25 @@ public actor VoiceLibrary {
         }
         // Voices loaded from explicit paths (`--model path.onnx`) are not in any data directory.
         let scanned = Set(infos.map(\.id))
-        infos += loaded.values.map(\.info).filter { !scanned.contains($0.id) && !$0.id.hasPrefix(EspeakVoice.idPrefix) }
+        infos += loadedInfo.values.filter { !scanned.contains($0.id) }.sorted { $0.id < $1.id }
         let espeak = try await espeakVoiceMap().values.map(\.info)
         infos += Dictionary(espeak.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.sorted { $0.id < $1.id }
         return infos
     }
 
     /// Everything a synthesis is checked for before any work starts (live requests and jobs
-    /// alike): a text that is not blank, `options` merged over `defaults` and valid, and a voice
-    /// that exists and accepts them. Answers the voice and the options to synthesize with.
+    /// alike), once: a text that is not blank, `options` merged over `defaults` and valid, and a
+    /// voice that exists and accepts them. Answers the synthesis, ready to start.
     public func prepare(
         text: String, voiceID: String, options: SynthesisOptions, defaults: SynthesisOptions
-    ) async throws -> (voice: any SpeechVoice, options: SynthesisOptions) {
+    ) async throws -> PreparedSynthesis {
         guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-        let merged = options.merged(over: defaults)
-        try merged.validate()
         let voice = try await voice(voiceID)
-        try voice.check(merged)
-        return (voice, merged)
+        return try voice.prepare(text, options: options.merged(over: defaults))
     }
 
     /// The voice with this id (Piper file stem, model path where allowed, or `espeak-ng:<language>`).
     public func voice(_ id: String) async throws -> any SpeechVoice {
-        if let voice = loaded[id] { return voice }
         if id.hasPrefix(EspeakVoice.idPrefix) {
             let name = String(id.dropFirst(EspeakVoice.idPrefix.count))
             let map = try await espeakVoiceMap()
@@ -120,47 +123,55 @@ public actor VoiceLibrary {
             }
             return voice
         }
-        if let task = loading[id] { return try await task.value }
+        if let source = located[id] { return try await load(source) }
         guard let files = directories.locate(id, allowPaths: configuration.allowVoicePaths) else {
             if let key = aliases[id], key != id, directories.locate(key, allowPaths: false) != nil {
                 return try await voice(key)
             }
             throw SpeechError.unknownVoice(id, available: await availableIDs())
         }
-        try await startEspeak()
-        let source = PiperVoiceSource(id: id.contains("/") ? files.name : id, modelPath: files.modelPath, configPath: files.configPath)
-        return try await load(source, key: id)
+        let source = PiperVoiceSource(id: files.name, modelPath: files.modelPath, configPath: files.configPath)
+        let voice = try await load(source)
+        located[id] = source
+        return voice
     }
 
-    /// Loads a voice from explicit model and config paths (`--model` with `--config`).
+    /// Loads a voice from explicit model and config paths (`--model` with `--config`); requests
+    /// can then name it by its id (the file's stem), never by the path.
     public func voice(modelPath: String, configPath: String?) async throws -> any SpeechVoice {
-        let source = PiperVoiceSource(
-            id: VoiceFiles.stem(of: modelPath), modelPath: modelPath, configPath: configPath)
-        if let voice = loaded[source.id] { return voice }
-        try await startEspeak()
-        return try await load(source, key: source.id)
+        let source = PiperVoiceSource(id: VoiceFiles.stem(of: modelPath), modelPath: modelPath, configPath: configPath)
+        let voice = try await load(source)
+        if located[source.id] == nil, directories.locate(source.id, allowPaths: false) == nil { located[source.id] = source }
+        return voice
     }
 
-    private func load(_ source: PiperVoiceSource, key: String) async throws -> any SpeechVoice {
-        let configuration = configuration
-        let threadPool = threadPool
+    /// The voice of `source`'s model file: the one already loaded or loading, else a new load.
+    /// The task is registered before anything awaits, so concurrent first requests share it.
+    private func load(_ source: PiperVoiceSource) async throws -> any SpeechVoice {
+        let key = URL(fileURLWithPath: source.modelPath).resolvingSymlinksInPath().standardizedFileURL.path
+        if let task = models[key] { return try await task.value }
+        let (configuration, loader) = (configuration, loader)
         let task = Task<any SpeechVoice, any Error> {
-            // Loading a model takes a while; do it on the pool, not on the actor.
-            try await threadPool.runIfActive {
+            try await EspeakRuntime.shared.start(dataPath: configuration.espeakDataPath)
+            return try await loader.runIfActive {
                 try PiperVoice(
                     source: source, concurrency: configuration.workers,
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
                         memory: configuration.memory),
-                    rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
-                    threadPool: threadPool)
+                    rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache)
             }
         }
-        loading[key] = task
-        defer { loading[key] = nil }
-        let voice = try await task.value
-        loaded[key] = voice
-        return voice
+        models[key] = task
+        do {
+            let voice = try await task.value
+            loadedInfo[key] = voice.info
+            return voice
+        } catch {
+            // A failed load is not kept: the next request tries again (the file may be fixed).
+            if models[key] == task { models[key] = nil }
+            throw error
+        }
     }
 
     private func availableIDs() async -> [String] {

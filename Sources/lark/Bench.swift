@@ -43,15 +43,16 @@ struct Bench: AsyncParsableCommand {
             let loadStart = ContinuousClock.now
             let selected = try await library.voice(voice)
             let loadSeconds = (ContinuousClock.now - loadStart).seconds
-            _ = try await selected.synthesizeAll("Warming up.", options: options)
             var results: [[String: Double]] = []
             var lastRound: [[Int16]] = []
+            try await withOneSynthesis { ticket in
+            _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket)
             for _ in 0..<rounds {
                 let start = ContinuousClock.now
                 var first: Double?
                 var samples = 0
                 lastRound = []
-                for try await chunk in selected.synthesize(text, options: options) {
+                for try await chunk in selected.synthesize(text, options: options, admission: ticket) {
                     if first == nil { first = (ContinuousClock.now - start).seconds }
                     samples += chunk.samples.count
                     lastRound.append(chunk.samples)
@@ -59,6 +60,7 @@ struct Bench: AsyncParsableCommand {
                 let total = (ContinuousClock.now - start).seconds
                 let audio = Double(samples) / Double(selected.info.sampleRate)
                 results.append(["first_sentence_s": first ?? total, "total_s": total, "audio_s": audio, "rtf": total / audio])
+            }
             }
             var report: [String: Any] = ["implementation": "lark", "voice": voice, "load_s": loadSeconds, "rounds": results]
             if formats {

@@ -59,8 +59,10 @@ extension EngineOptions {
     }
 
     /// The optimized-voice cache: `--cache-dir`, then `LARK_CACHE_DIR`, then the XDG default.
-    /// What it does is told on standard error (a first load takes seconds: say why).
+    /// A build (a first load takes seconds) is told on standard error when that is a terminal;
+    /// an entry refused or not written is always told.
     var voiceCache: OptimizedVoiceCache {
+        let terminal = isatty(STDERR_FILENO) == 1
         let environment = ProcessInfo.processInfo.environment
         let directory = cacheDirectory ?? environment["LARK_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             ?? OptimizedVoiceCache.defaultDirectory(environment: environment)
@@ -68,8 +70,10 @@ extension EngineOptions {
             let line: String
             switch event {
             case .building(let voice):
+                guard terminal else { return }
                 line = "optimizing voice \(voice) for this machine (once; kept in \(directory))…"
             case .built(let voice, let seconds, _):
+                guard terminal else { return }
                 line = "optimized voice \(voice) in \(String(format: "%.1f", seconds)) s"
             case .rejected(let voice, let reason):
                 line = "warning: the cached optimized voice \(voice) was not used and is rebuilt: \(reason)"
@@ -79,4 +83,20 @@ extension EngineOptions {
             FileHandle.standardError.write(Data(("lark: " + line + "\n").utf8))
         }
     }
+}
+
+/// Runs `body` with the synthesis admission of a command that is the scheduler's only user (say,
+/// bench): one request, one place, the scheduler's threads stopped afterwards.
+func withOneSynthesis<T>(_ body: (SynthesisTicket) async throws -> T) async throws -> T {
+    let scheduler = SynthesisScheduler(workers: 1, maxQueue: 0)
+    guard let ticket = scheduler.admit() else { preconditionFailure("a new scheduler admits its first request") }
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(ticket))
+    } catch {
+        result = .failure(error)
+    }
+    ticket.release()
+    try? await scheduler.shutdown()
+    return try result.get()
 }

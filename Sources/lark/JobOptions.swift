@@ -104,7 +104,7 @@ struct JobSystem {
     let workers: JobWorkerService?
 
     static func open(
-        _ options: JobOptions.Resolved, library: VoiceLibrary, defaults: SynthesisOptions, gate: SynthesisGate, publicURL: String,
+        _ options: JobOptions.Resolved, library: VoiceLibrary, defaults: SynthesisOptions, scheduler: SynthesisScheduler, publicURL: String,
         logger: Logger
     ) async throws -> JobSystem {
         let store = try await options.queue.open(logger: logger)
@@ -120,7 +120,7 @@ struct JobSystem {
         let renderer = JobRenderer(library: library, defaults: defaults)
         let workers = options.workers > 0
             ? JobWorkerService(
-                store: store, objects: objects, renderer: renderer, gate: gate, presenter: presenter, notifier: notifier,
+                store: store, objects: objects, renderer: renderer, scheduler: scheduler, presenter: presenter, notifier: notifier,
                 configuration: options.worker, logger: logger)
             : nil
         logger.info(

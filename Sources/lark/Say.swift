@@ -89,7 +89,6 @@ struct Say: AsyncParsableCommand {
         let options = SynthesisOptions(
             speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale, noiseW: noiseW,
             sentenceSilence: sentenceSilence, rate: rate, pitch: pitch)
-        try options.validate()
 
         let name = voice ?? model ?? ProcessInfo.processInfo.environment["LARK_VOICE"] ?? "en_US-joe-medium"
         let selected: any SpeechVoice
@@ -102,17 +101,22 @@ struct Say: AsyncParsableCommand {
         let audioOutput = try outputFormat(destination: destination, voiceRate: selected.info.sampleRate)
         let streaming = destination == "-"
         let encoder = try makeAudioEncoder(output: audioOutput, inputRate: selected.info.sampleRate, streaming: streaming)
+        let prepared = try selected.prepare(input, options: options)
         if streaming {
             // Sentence by sentence, each as soon as it is ready.
-            for try await chunk in selected.synthesize(input, options: options) {
-                FileHandle.standardOutput.write(Data(try encoder.encode(chunk.samples)))
+            try await withOneSynthesis { ticket in
+                for try await chunk in prepared.start(on: ticket) {
+                    FileHandle.standardOutput.write(Data(try encoder.encode(chunk.samples)))
+                }
             }
             FileHandle.standardOutput.write(Data(try encoder.finish()))
             return
         }
         var bytes: [UInt8] = []
-        for try await chunk in selected.synthesize(input, options: options) {
-            bytes += try encoder.encode(chunk.samples)
+        try await withOneSynthesis { ticket in
+            for try await chunk in prepared.start(on: ticket) {
+                bytes += try encoder.encode(chunk.samples)
+            }
         }
         bytes += try encoder.finish()
         if destination == "wav-stdout" {

@@ -100,7 +100,8 @@ struct Serve: AsyncParsableCommand {
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
-        let gate = metrics.makeGate(workers: configuration.workers, maxQueue: configuration.maxQueue)
+        let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
+        defer { Task { try? await scheduler.shutdown() } }
         var jobSystem: JobSystem?
         var jobsContext: JobsContext?
         if !disableJobs {
@@ -113,7 +114,7 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, library: library, defaults: configuration.defaultOptions, gate: gate,
+                    resolved, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
                 jobSystem = system
@@ -125,7 +126,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let app = buildApplication(
-            configuration: configuration, library: library, metrics: metrics, gate: gate, jobs: jobsContext, logger: logger,
+            configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
             installer: installer)
         // SIGTERM: the server drains its requests, and the workers give their jobs back.
         var services: [any Service] = []

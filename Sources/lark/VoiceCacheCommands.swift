@@ -23,7 +23,11 @@ extension Voices {
             guard configuration.rewriteConvolutions, !configuration.useCUDA else {
                 throw fail("voices are only optimized for the CPU with the convolution rewrite on")
             }
-            try await optimizeVoices(names, configuration: configuration)
+            do {
+                try await optimizeVoices(names, configuration: configuration)
+            } catch {
+                throw fail(describe(error))
+            }
         }
     }
 
@@ -100,5 +104,5 @@ func optimizeVoices(_ names: [String], configuration: EngineConfiguration) async
         failure = error
     }
     try? await library.shutdown()
-    if let failure { throw fail(describe(failure)) }
+    if let failure { throw failure }
 }

@@ -39,7 +39,12 @@ extension Voices {
             var configuration = engine.engineConfiguration(allowVoicePaths: false)
             configuration.dataDirectories = directories
             if !noOptimize, configuration.voiceCache != nil, configuration.rewriteConvolutions, !configuration.useCUDA {
-                try await optimizeVoices(installed, configuration: configuration)
+                do {
+                    try await optimizeVoices(installed, configuration: configuration)
+                } catch {
+                    // The voices are installed; their first load will try again (and say why it fails).
+                    FileHandle.standardError.write(Data("warning: not optimized for this machine: \(describe(error))\n".utf8))
+                }
             }
         }
     }

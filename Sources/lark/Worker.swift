@@ -39,14 +39,15 @@ struct Worker: AsyncParsableCommand {
         guard resolved.workers > 0 else { throw fail("--job-workers must be at least 1 for a worker") }
         let library = VoiceLibrary(
             configuration: engine.engineConfiguration(workers: resolved.workers, defaultThreads: 1, allowVoicePaths: false))
-        let gate = SynthesisGate(workers: resolved.workers, maxQueue: 0)
+        let scheduler = SynthesisScheduler(workers: resolved.workers, maxQueue: 0)
         let system: JobSystem
         do {
             system = try await JobSystem.open(
-                resolved, library: library, defaults: defaults, gate: gate,
+                resolved, library: library, defaults: defaults, scheduler: scheduler,
                 publicURL: publicURL ?? ProcessInfo.processInfo.environment["LARK_PUBLIC_URL"] ?? "http://127.0.0.1:5000", logger: logger)
         } catch {
             try? await library.shutdown()
+            try? await scheduler.shutdown()
             throw fail(describe(error))
         }
         guard let workers = system.workers else { return }
@@ -58,5 +59,6 @@ struct Worker: AsyncParsableCommand {
         }
         await system.close()
         try? await library.shutdown()
+        try? await scheduler.shutdown()
     }
 }

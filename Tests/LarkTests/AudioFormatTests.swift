@@ -12,7 +12,7 @@ import Testing
         let voice = try await Checkout.library.voice(Checkout.joeModel)
         var chunks: [[Int16]] = []
         let options = SynthesisOptions(noiseScale: 0, noiseW: 0)
-        for try await chunk in voice.synthesize(Self.text, options: options) {
+        for try await chunk in voice.synthesize(Self.text, options: options, admission: Checkout.admission()) {
             chunks.append(chunk.samples)
         }
         return chunks

@@ -14,10 +14,10 @@ import Testing
         // Three short sentences with 2 s of silence between them: well past a 3 s limit.
         let spec = JobSpec(text: "Go. Go. Go.", voice: Checkout.joeModel, sentenceSilence: 2)
         await #expect(throws: AudioOutputError.audioTooLong(limitHours: JobRenderer.maxHours)) {
-            _ = try await renderer.render(spec, to: file, maxSeconds: 3) { _, _ in }
+            _ = try await renderer.render(spec, to: file, maxSeconds: 3, admission: Checkout.admission()) { _, _ in }
         }
         // Under the limit the same job renders whole.
-        let rendered = try await renderer.render(spec, to: file, maxSeconds: 60) { _, _ in }
+        let rendered = try await renderer.render(spec, to: file, maxSeconds: 60, admission: Checkout.admission()) { _, _ in }
         #expect(rendered.sentences == 3)
     }
 }

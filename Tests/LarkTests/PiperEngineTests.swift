@@ -49,7 +49,7 @@ import Testing
     @Test func sentencesStreamOneAtATime() async throws {
         let voice = try await Checkout.library.voice(Checkout.joeModel)
         var indices: [Int] = []
-        for try await chunk in voice.synthesize("One sentence. Another one! And a third?", options: SynthesisOptions()) {
+        for try await chunk in voice.synthesize("One sentence. Another one! And a third?", options: SynthesisOptions(), admission: Checkout.admission()) {
             indices.append(chunk.sentenceIndex)
             #expect(chunk.sampleRate == 22050)
             #expect(!chunk.samples.isEmpty)
@@ -76,7 +76,7 @@ import Testing
         func chunks(silence: Double?) async throws -> [AudioChunk] {
             var chunks: [AudioChunk] = []
             let options = SynthesisOptions(noiseScale: 0, noiseW: 0, sentenceSilence: silence)
-            for try await chunk in voice.synthesize(text, options: options) { chunks.append(chunk) }
+            for try await chunk in voice.synthesize(text, options: options, admission: Checkout.admission()) { chunks.append(chunk) }
             return chunks
         }
         let withSilence = try await chunks(silence: 1)
@@ -92,7 +92,7 @@ import Testing
         let firstChunk = ClockBox()
         let task = Task {
             var chunks = 0
-            for try await _ in voice.synthesize(text, options: SynthesisOptions()) {
+            for try await _ in voice.synthesize(text, options: SynthesisOptions(), admission: Checkout.admission()) {
                 chunks += 1
                 if chunks == 1 {
                     firstChunk.instant = ContinuousClock.now
@@ -114,7 +114,7 @@ import Testing
     @Test func espeakVoiceRejectsEmptyText() async throws {
         let voice = try await Checkout.library.voice("espeak-ng:de")
         await #expect(throws: SpeechError.emptyText) {
-            _ = try await voice.synthesizeAll(" \n ", options: SynthesisOptions())
+            _ = try await voice.synthesizeAll(" \n ", options: SynthesisOptions(), admission: Checkout.admission())
         }
     }
 }

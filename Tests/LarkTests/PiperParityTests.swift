@@ -73,7 +73,7 @@ import Testing
         var lengthMismatches: [String] = []
         for (text, reference) in zip(Self.corpus, expected) where !Self.knownDifferences.contains(text) {
             let referenceSamples = Self.decodeSamples(reference.samples ?? "")
-            let samples = try await voice.synthesizeAll(text, options: silent)
+            let samples = try await voice.synthesizeAll(text, options: silent, admission: Checkout.admission())
             guard samples.count == referenceSamples.count else {
                 lengthMismatches.append("\(text): \(samples.count) samples, Piper \(referenceSamples.count)")
                 continue

@@ -25,6 +25,15 @@ enum Checkout {
 
     /// One library for the whole test process: voices load once.
     static let library = VoiceLibrary(configuration: engineConfiguration())
+
+    /// The tests' synthesis scheduler (two places, as on this machine's two cores).
+    static let scheduler = SynthesisScheduler(workers: 2, maxQueue: 64)
+
+    /// A live request's admission at the tests' scheduler.
+    static func admission() -> SynthesisTicket {
+        guard let ticket = scheduler.admit() else { preconditionFailure("the tests' scheduler is full") }
+        return ticket
+    }
 }
 
 struct ProcessResult {

@@ -24,7 +24,7 @@ import VoiceCatalog
         let metrics = ServerMetrics()
         let app = buildApplication(
             configuration: ServerConfiguration(defaultVoice: "en_US-joe-medium", allowDownloads: allowDownloads),
-            library: library, metrics: metrics, gate: metrics.makeGate(workers: 1, maxQueue: 1), jobs: nil,
+            library: library, metrics: metrics, scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: nil,
             logger: Logger(label: "test"), installer: installer)
         do {
             let result = try await app.test(.router, body)
