@@ -3,8 +3,8 @@
 ///
 /// Why: after `ConvPlan` alone, every restated convolution sits between an `Unsqueeze` and a
 /// `Squeeze`, so ONNX Runtime converts each one's input into the blocked layout and its output
-/// back (13% of the model's time on the joe voice), and it cannot fold the HiFi-GAN decoder's
-/// residual `Add` into the convolution before it (another 11%). Here:
+/// back, and it cannot fold the HiFi-GAN decoder's residual `Add` into the convolution before it
+/// (what each cost: `bench/RESULTS.md`). Here:
 /// - a value made by a restated convolution stays 4-D, and the elementwise nodes that read only
 ///   such values (`Add`, `LeakyRelu`, `Tanh`, a `Div` by a constant) run on the 4-D values too; a
 ///   `Squeeze` is written only for readers that still want the 3-D value;

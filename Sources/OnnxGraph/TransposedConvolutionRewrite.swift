@@ -3,9 +3,8 @@
 /// followed by an interleave, the "sub-pixel" form of a transposed convolution.
 ///
 /// Why: ONNX Runtime runs `ConvTranspose` as a matrix product then a scatter (col2im), on one
-/// layout; a `Conv` gets the blocked (NCHWc) kernels. On Piper's decoder this made the whole model
-/// about 7% faster on one thread (median real-time factor 0.0908 → 0.0839, same model and inputs,
-/// 15 alternated rounds), with outputs equal to 5e-7.
+/// layout; a `Conv` gets the blocked (NCHWc) kernels. On Piper's decoder this makes the whole
+/// model faster, with the same outputs to rounding (figures in `bench/RESULTS.md`).
 ///
 /// The arithmetic. With stride `s`, kernel `K = m·s` and no dilation or groups, output sample
 /// `q·s + r` (before the padding is cropped) is `Σ_j x[q − j] · W[:, :, j·s + r]` for `j < m`. So

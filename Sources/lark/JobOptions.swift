@@ -2,6 +2,7 @@ import ArgumentParser
 import AudioStorage
 import Foundation
 import JobWorkers
+import LarkServer
 import Logging
 import SpeechCore
 import SpeechJobs
@@ -93,45 +94,39 @@ struct JobOptions: ParsableArguments {
     }
 }
 
-/// The job machinery of one process, opened from `JobOptions`: the queue, the storage and,
-/// when `workers` > 0, the workers. `close()` closes what was opened.
+/// The job machinery of one process, opened from `JobOptions`: the queue, the storage, the
+/// callbacks and, when `workers` > 0, the workers and the retention janitor. Each part goes into
+/// `services` as soon as it is open, so whatever happens next, the service group closes it.
 struct JobSystem {
     let store: SQLJobStore
     let objects: any ObjectStore
-    let notifier: CallbackNotifier
     let presenter: JobPresenter
     let renderer: JobRenderer
     let workers: JobWorkerService?
 
     static func open(
-        _ options: JobOptions.Resolved, library: VoiceLibrary, defaults: SynthesisOptions, gate: SynthesisGate, publicURL: String,
-        logger: Logger
+        _ options: JobOptions.Resolved, into services: inout LarkServices, library: VoiceLibrary, defaults: SynthesisOptions,
+        gate: SynthesisGate, publicURL: String, logger: Logger
     ) async throws -> JobSystem {
         let store = try await options.queue.open(logger: logger)
-        let objects: any ObjectStore
-        do {
-            objects = try makeObjectStore(options.storage, logger: logger)
-        } catch {
-            try? await store.close()
-            throw error
-        }
+        services.jobStore = store
+        let objects = try makeObjectStore(options.storage, logger: logger)
+        services.objectStore = objects
         let notifier = CallbackNotifier(logger: logger)
+        services.callbackNotifier = notifier
         let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.worker.retention)
         let renderer = JobRenderer(library: library, defaults: defaults)
-        let workers = options.workers > 0
-            ? JobWorkerService(
+        var workers: JobWorkerService?
+        if options.workers > 0 {
+            workers = JobWorkerService(
                 store: store, objects: objects, renderer: renderer, gate: gate, presenter: presenter, notifier: notifier,
                 configuration: options.worker, logger: logger)
-            : nil
+            services.jobWorkers = workers
+            services.janitor = JobJanitor(store: store, objects: objects, retention: options.worker.retention, logger: logger)
+        }
         logger.info(
             "jobs ready",
             metadata: ["queue": "\(options.queue)", "storage": "\(options.storageDescription)", "workers": "\(options.workers)"])
-        return JobSystem(store: store, objects: objects, notifier: notifier, presenter: presenter, renderer: renderer, workers: workers)
-    }
-
-    func close() async {
-        try? await notifier.shutdown()
-        try? await objects.shutdown()
-        try? await store.close()
+        return JobSystem(store: store, objects: objects, presenter: presenter, renderer: renderer, workers: workers)
     }
 }

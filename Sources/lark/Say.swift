@@ -64,17 +64,13 @@ struct Say: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
         do {
-            try await speak(library: library)
+            try await withVoiceLibrary(engine.engineConfiguration(allowVoicePaths: true)) { try await speak(library: $0) }
         } catch let exit as ExitCode {
-            try? await library.shutdown()
             throw exit
         } catch {
-            try? await library.shutdown()
             throw fail(describe(error))
         }
-        try? await library.shutdown()
     }
 
     private func speak(library: VoiceLibrary) async throws {

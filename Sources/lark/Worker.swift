@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobWorkers
+import LarkServer
 import Logging
 import ServiceLifecycle
 import SpeechCore
@@ -39,24 +40,17 @@ struct Worker: AsyncParsableCommand {
         guard resolved.workers > 0 else { throw fail("--job-workers must be at least 1 for a worker") }
         let library = VoiceLibrary(
             configuration: engine.engineConfiguration(workers: resolved.workers, defaultThreads: 1, allowVoicePaths: false))
-        let gate = SynthesisGate(workers: resolved.workers, maxQueue: 0)
-        let system: JobSystem
+        var services = LarkServices(voiceLibrary: library)
+        var startupFailure: (any Error)?
         do {
-            system = try await JobSystem.open(
-                resolved, library: library, defaults: defaults, gate: gate,
+            _ = try await JobSystem.open(
+                resolved, into: &services, library: library, defaults: defaults,
+                gate: SynthesisGate(workers: resolved.workers, maxQueue: 0),
                 publicURL: publicURL ?? ProcessInfo.processInfo.environment["LARK_PUBLIC_URL"] ?? "http://127.0.0.1:5000", logger: logger)
         } catch {
-            try? await library.shutdown()
-            throw fail(describe(error))
+            startupFailure = fail(describe(error))
         }
-        guard let workers = system.workers else { return }
-        let group = ServiceGroup(services: [workers], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        do {
-            try await group.run()
-        } catch {
-            logger.error("workers stopped: \(error)")
-        }
-        await system.close()
-        try? await library.shutdown()
+        // The same group as `lark serve`'s, without the HTTP server.
+        try await services.serviceGroup(startupFailure: startupFailure, logger: logger).run()
     }
 }
