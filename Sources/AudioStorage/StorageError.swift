@@ -17,19 +17,11 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A presigned URL was asked for with a lifetime S3 does not accept (1 second to 7 days).
     case invalidExpiry(Duration)
 
-    /// The error in words a client may see (a job's `error`, an HTTP answer): no file system
-    /// path, no endpoint, nothing from the store's own error text. `description` has the detail,
-    /// for logs.
+    /// The error in words a client may see (a job's `error`, an HTTP answer): the description,
+    /// except that a local file problem names no path (the log has it, from `description`).
     public var message: String {
-        switch self {
-        case .invalidKey: return description
-        case .unreachable: return "the object storage is unreachable"
-        case .rejected(let status, let code, _):
-            return "the object storage refused the request (HTTP \(status)\(code.map { ", \($0)" } ?? ""))"
-        case .invalidConfiguration: return "the object storage is not configured correctly"
-        case .fileSystem: return "the audio store could not read or write a file"
-        case .invalidExpiry: return "the object storage could not make a download link"
-        }
+        if case .fileSystem = self { return "the audio store could not read or write one of its files" }
+        return description
     }
 
     public var description: String {

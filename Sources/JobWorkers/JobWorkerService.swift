@@ -17,8 +17,6 @@ public struct JobWorkerConfiguration: Sendable {
     /// How often an idle worker looks for work.
     public var pollInterval: Duration
     public var retry: RetryPolicy
-    /// Finished jobs and their audio are deleted this long after they end.
-    public var retention: Duration
     /// Where rendered audio waits before it is uploaded.
     public var scratchDirectory: URL
     /// Names this process's workers in the store (host and pid by default).
@@ -26,7 +24,7 @@ public struct JobWorkerConfiguration: Sendable {
 
     public init(
         workers: Int = 1, lease: Duration = .seconds(30), pollInterval: Duration = .milliseconds(500),
-        retry: RetryPolicy = RetryPolicy(), retention: Duration = .seconds(72 * 3600),
+        retry: RetryPolicy = RetryPolicy(),
         scratchDirectory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("lark-jobs"),
         name: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     ) {
@@ -34,7 +32,6 @@ public struct JobWorkerConfiguration: Sendable {
         self.lease = lease
         self.pollInterval = pollInterval
         self.retry = retry
-        self.retention = retention
         self.scratchDirectory = scratchDirectory
         self.name = name
     }

@@ -52,13 +52,17 @@ public struct LarkServices: Sendable {
     public func serviceGroup(
         startupFailure: (any Error)? = nil, signals: [UnixSignal] = [.sigterm, .sigint], logger: Logger
     ) -> ServiceGroup {
-        var services = ordered
-        if let startupFailure { services.append(("start-up", ClosureService { throw startupFailure })) }
-        let configurations = services.map { name, service in
+        var configurations = ordered.map { name, service in
             ServiceGroupConfiguration.ServiceConfiguration(
                 service: LoggedService(name: name, base: service, logger: logger),
                 successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup,
                 serviceName: name)
+        }
+        if let startupFailure {
+            // Last, so it is the first to stop: its error shuts the group down in order.
+            configurations.append(.init(
+                service: ClosureService { throw startupFailure }, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "start-up"))
         }
         return ServiceGroup(
             configuration: ServiceGroupConfiguration(services: configurations, gracefulShutdownSignals: signals, logger: logger))

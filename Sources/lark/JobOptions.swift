@@ -49,6 +49,8 @@ struct JobOptions: ParsableArguments {
         var workers: Int
         var worker: JobWorkerConfiguration
         var maxAttempts: Int
+        /// How long finished jobs and their audio are kept (`--job-ttl`).
+        var retention: Duration
     }
 
     func resolve(defaultWorkers: Int) throws -> Resolved {
@@ -77,10 +79,11 @@ struct JobOptions: ParsableArguments {
             maxAttempts: attempts, base: try Self.duration(value(jobRetryDelay, "LARK_JOB_RETRY_DELAY") ?? "2s", option: "--job-retry-delay"))
         let worker = JobWorkerConfiguration(
             workers: workers, lease: try Self.duration(value(jobLease, "LARK_JOB_LEASE") ?? "30s", option: "--job-lease"),
-            retry: retry, retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"),
+            retry: retry,
             scratchDirectory: URL(fileURLWithPath: directory).appendingPathComponent("scratch"))
         return Resolved(
-            queue: queue, storage: storage, storageDescription: storageSpec, workers: workers, worker: worker, maxAttempts: attempts)
+            queue: queue, storage: storage, storageDescription: storageSpec, workers: workers, worker: worker, maxAttempts: attempts,
+            retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"))
     }
 
     /// `72h`, `30m`, `90s`, `500ms`, or a number of seconds.
@@ -114,7 +117,7 @@ struct JobSystem {
         services.objectStore = objects
         let notifier = CallbackNotifier(logger: logger)
         services.callbackNotifier = notifier
-        let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.worker.retention)
+        let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.retention)
         let renderer = JobRenderer(library: library, defaults: defaults)
         var workers: JobWorkerService?
         if options.workers > 0 {
@@ -122,7 +125,7 @@ struct JobSystem {
                 store: store, objects: objects, renderer: renderer, gate: gate, presenter: presenter, notifier: notifier,
                 configuration: options.worker, logger: logger)
             services.jobWorkers = workers
-            services.janitor = JobJanitor(store: store, objects: objects, retention: options.worker.retention, logger: logger)
+            services.janitor = JobJanitor(store: store, objects: objects, retention: options.retention, logger: logger)
         }
         logger.info(
             "jobs ready",
