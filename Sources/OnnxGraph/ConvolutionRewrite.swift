@@ -114,7 +114,7 @@ public enum ConvolutionRewrite {
     ) throws(MalformedProtobuf) {
         var reader = ProtoReader(model, range: field.payload)
         let fields = try reader.all()
-        try writer.messageField(Field.graphInitializer) { tensor in
+        writer.messageField(Field.graphInitializer) { tensor in
             var wroteDims = false
             for entry in fields {
                 guard entry.number == Field.tensorDims else {

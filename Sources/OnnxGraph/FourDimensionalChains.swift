@@ -174,10 +174,10 @@ struct FourDimensionalChains {
                     try type.messageField(1) { tensor throws(MalformedProtobuf) in
                         tensor.varintField(1, 1)  // elem_type FLOAT
                         try tensor.messageField(2) { shape throws(MalformedProtobuf) in
-                            try shape.messageField(1) { $0.stringField(2, "lark_batch") }
-                            try shape.messageField(1) { $0.varintField(1, value.channels) }
-                            try shape.messageField(1) { $0.varintField(1, 1) }
-                            try shape.messageField(1) { $0.stringField(2, value.length) }
+                            shape.messageField(1) { $0.stringField(2, "lark_batch") }
+                            shape.messageField(1) { $0.varintField(1, value.channels) }
+                            shape.messageField(1) { $0.varintField(1, 1) }
+                            shape.messageField(1) { $0.stringField(2, value.length) }
                         }
                     }
                 }
@@ -208,7 +208,7 @@ extension ProtoWriter {
     mutating func depthwise(_ input: String, weight: String, output: String, channels: Int64) throws(MalformedProtobuf) {
         try node("Conv", inputs: [input, weight], output: output) { conv throws(MalformedProtobuf) in
             try conv.intsAttribute("kernel_shape", [1, 1])
-            try conv.messageField(Field.nodeAttribute) { attribute in
+            conv.messageField(Field.nodeAttribute) { attribute in
                 attribute.stringField(Field.attributeName, "group")
                 attribute.varintField(Field.attributeInteger, channels)
                 attribute.varintField(Field.attributeType, Field.attributeTypeInt)
