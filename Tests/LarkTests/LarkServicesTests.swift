@@ -166,7 +166,8 @@ import VoiceCatalog
                 #expect(response.status == .notFound)
             }
         }
+        // Close the parts the way a start-up that stops here would.
         let group = parts.services.serviceGroup(startupFailure: StartupFailed(), signals: [], logger: logger)
-        try? await group.run()
+        await #expect(throws: StartupFailed.self) { try await group.run() }
     }
 }
