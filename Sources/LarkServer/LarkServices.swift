@@ -18,8 +18,9 @@ public struct LarkServices: Sendable {
     public var callbackNotifier: CallbackNotifier?
     public var janitor: JobJanitor?
     public var jobWorkers: JobWorkerService?
-    /// The HTTP server (`buildApplication`); nil for `lark worker`.
-    public var httpServer: (any Service)?
+    /// The front doors, by name: the HTTP server (`buildApplication`) and any server added later;
+    /// none for `lark worker`. They stop first, in the reverse of this order.
+    public var servers: [(name: String, service: any Service)] = []
 
     public init(voiceLibrary: VoiceLibrary, catalogClient: CatalogHTTPClient? = nil) {
         self.voiceLibrary = voiceLibrary
@@ -41,8 +42,7 @@ public struct LarkServices: Sendable {
         if let callbackNotifier { parts.append(("callback notifier", callbackNotifier)) }
         if let janitor { parts.append(("retention janitor", janitor)) }
         if let jobWorkers { parts.append(("job workers", jobWorkers)) }
-        if let httpServer { parts.append(("http server", httpServer)) }
-        return parts
+        return parts + servers
     }
 
     /// The process's one service group. `startupFailure`: an error met while opening the parts

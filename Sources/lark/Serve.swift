@@ -121,9 +121,10 @@ struct Serve: AsyncParsableCommand {
                 throw fail(describe(error))
             }
         }
-        services.httpServer = buildApplication(
+        let app = buildApplication(
             configuration: configuration, library: library, metrics: metrics, gate: gate, jobs: jobsContext, logger: logger,
             installer: installer)
+        services.servers.append(("http server", app))
     }
 
     /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it

@@ -87,9 +87,10 @@ import VoiceCatalog
         var parts = try await Self.openParts(logger: recorder.logger)
         defer { try? FileManager.default.removeItem(at: parts.directory) }
         let metrics = ServerMetrics()
-        parts.services.httpServer = buildApplication(
+        let app = buildApplication(
             configuration: ServerConfiguration(port: 0, defaultVoice: "en_US-joe-medium"), library: parts.library,
             metrics: metrics, gate: metrics.makeGate(workers: 1, maxQueue: 1), jobs: parts.jobs, logger: recorder.logger)
+        parts.services.servers.append(("http server", app))
         let group = parts.services.serviceGroup(signals: [], logger: recorder.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
