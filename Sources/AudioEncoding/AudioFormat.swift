@@ -150,7 +150,7 @@ public enum AudioOutputError: Error, Equatable, Sendable {
         case .encoderFailed(let detail):
             return "the audio encoder failed: \(detail)"
         case .audioTooLong(let hours):
-            return "the audio passed \(hours) hours, the most one job makes; split the text into several jobs"
+            return "the audio passed \(hours) hours, the most one output may hold; split the text into several parts"
         }
     }
 }

@@ -15,6 +15,9 @@ public protocol ObjectStore: Sendable {
     /// Where a client fetches the object: a path under the server's `/files/` for the local store,
     /// or a presigned GET URL valid for `expiresIn` for S3.
     func location(of key: String, expiresIn: Duration) async throws -> ObjectLocation
+    /// The file the server itself sends for `/files/KEY`: a regular file inside the store, or nil
+    /// when the key is invalid, nothing is there, or the store serves no files (S3).
+    func file(forKey key: String) -> URL?
     /// Releases connections; the store must not be used afterwards.
     func shutdown() async throws
 }

@@ -153,6 +153,9 @@ public final class S3ObjectStore: ObjectStore {
         return url
     }
 
+    /// Nil: clients fetch S3 objects from S3 (`location`), never through the server.
+    public func file(forKey key: String) -> URL? { nil }
+
     public func shutdown() async throws {
         if ownsClient { try await client.shutdown() }
     }

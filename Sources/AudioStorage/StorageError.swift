@@ -17,6 +17,13 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A presigned URL was asked for with a lifetime S3 does not accept (1 second to 7 days).
     case invalidExpiry(Duration)
 
+    /// The error in words a client may see (a job's `error`, an HTTP answer): the description,
+    /// except that a local file problem names no path (the log has it, from `description`).
+    public var message: String {
+        if case .fileSystem = self { return "the audio store could not read or write one of its files" }
+        return description
+    }
+
     public var description: String {
         switch self {
         case .invalidKey(let key):

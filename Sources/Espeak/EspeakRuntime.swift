@@ -97,8 +97,9 @@ public actor EspeakRuntime {
         let status = espeak_ng_SetVoiceByName(voice)
         guard status == ENS_OK else {
             currentVoice = nil
-            let known = (try? voices().compactMap { $0.languages.first.map { "espeak-ng:\($0)" } }) ?? []
-            throw .unknownVoice("espeak-ng:\(voice)", available: known)
+            // espeak-ng's own names: the engines above build their voice ids from them.
+            let known = (try? voices().compactMap(\.languages.first)) ?? []
+            throw .unknownVoice(voice, available: known)
         }
         currentVoice = voice
     }

@@ -2,14 +2,26 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// POSTs a finished job's JSON to its `callback_url`, retrying (1 s, 2 s, 4 s…) until the
-/// receiver answers 2xx or the attempts are spent. Delivery is best effort: a callback still
-/// being retried when the process stops is not sent again (the job itself is safe in the store).
-public final class CallbackNotifier: Sendable {
+/// receiver answers 2xx or the attempts are spent. A service: `enqueue` hands it a callback and
+/// returns at once; `run` sends each in a task of its own until graceful shutdown, then sends
+/// what was already handed over, one attempt each (no retries), and closes its HTTP client.
+/// Delivery is best effort: a callback not delivered by then is not sent again (the job itself
+/// is safe in the store).
+public final class CallbackNotifier: Service {
+    private struct Delivery: Sendable {
+        var body: Data
+        var url: String
+        var jobID: String
+    }
+
     private let client: HTTPClient
     private let attempts: Int
     private let logger: Logger
+    private let deliveries: AsyncStream<Delivery>
+    private let pending: AsyncStream<Delivery>.Continuation
 
     public init(attempts: Int = 4, logger: Logger) {
         var configuration = HTTPClient.Configuration()
@@ -18,6 +30,28 @@ public final class CallbackNotifier: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.attempts = max(1, attempts)
         self.logger = logger
+        (deliveries, pending) = AsyncStream.makeStream(of: Delivery.self)
+    }
+
+    /// Queues `body` for `url`; it is sent while the service runs.
+    public func enqueue(_ body: Data, to url: String, jobID: String) {
+        if case .terminated = pending.yield(Delivery(body: body, url: url, jobID: jobID)) {
+            logger.warning("callback not sent: shutting down", metadata: ["job": "\(jobID)"])
+        }
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await delivery in deliveries {
+                    group.addTask { await self.send(delivery.body, to: delivery.url, jobID: delivery.jobID) }
+                }
+            }
+        } onGracefulShutdown: {
+            // No new callbacks; those already queued are still sent.
+            self.pending.finish()
+        }
+        try await client.shutdown()
     }
 
     /// Whether `text` is a URL a callback can go to: absolute http(s) with a host.
@@ -30,7 +64,7 @@ public final class CallbackNotifier: Sendable {
 
     /// Sends `body` to `url`; returns whether a 2xx answer came back.
     @discardableResult
-    public func send(_ body: Data, to url: String, jobID: String) async -> Bool {
+    func send(_ body: Data, to url: String, jobID: String) async -> Bool {
         for attempt in 1...attempts {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
@@ -48,14 +82,11 @@ public final class CallbackNotifier: Sendable {
             } catch {
                 logger.warning("callback failed", metadata: ["job": "\(jobID)", "error": "\(error)", "attempt": "\(attempt)"])
             }
-            if attempt < attempts {
-                try? await Task.sleep(for: .seconds(1 << (attempt - 1)))
-            }
+            guard attempt < attempts, !Task.isShuttingDownGracefully else { break }
+            // The wait ends early at graceful shutdown, and then there is no further attempt.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1 << (attempt - 1))) }
+            if Task.isShuttingDownGracefully { break }
         }
         return false
-    }
-
-    public func shutdown() async throws {
-        try await client.shutdown()
     }
 }

@@ -17,8 +17,6 @@ public struct JobWorkerConfiguration: Sendable {
     /// How often an idle worker looks for work.
     public var pollInterval: Duration
     public var retry: RetryPolicy
-    /// Finished jobs and their audio are deleted this long after they end.
-    public var retention: Duration
     /// Where rendered audio waits before it is uploaded.
     public var scratchDirectory: URL
     /// Names this process's workers in the store (host and pid by default).
@@ -26,7 +24,7 @@ public struct JobWorkerConfiguration: Sendable {
 
     public init(
         workers: Int = 1, lease: Duration = .seconds(30), pollInterval: Duration = .milliseconds(500),
-        retry: RetryPolicy = RetryPolicy(), retention: Duration = .seconds(72 * 3600),
+        retry: RetryPolicy = RetryPolicy(),
         scratchDirectory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("lark-jobs"),
         name: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     ) {
@@ -34,7 +32,6 @@ public struct JobWorkerConfiguration: Sendable {
         self.lease = lease
         self.pollInterval = pollInterval
         self.retry = retry
-        self.retention = retention
         self.scratchDirectory = scratchDirectory
         self.name = name
     }
@@ -42,8 +39,9 @@ public struct JobWorkerConfiguration: Sendable {
 
 /// The job workers of one process: each claims a due job, renders it to a scratch file while a
 /// heartbeat keeps its lease (and notices a cancellation), stores the audio, and marks the job
-/// done; failures are retried with back-off, then fail the job with the reason. A janitor
-/// deletes finished jobs past their retention.
+/// done; failures are retried with back-off, then fail the job with the reason. A finished
+/// job's callback goes to the `CallbackNotifier` (a service of its own, which outlives the
+/// workers). On graceful shutdown each worker gives its job back to the queue.
 ///
 /// Audio is written exactly once per job: a job claimed again after its worker died checks the
 /// store first, and an object already there (uploads are whole-or-nothing) finishes the job.
@@ -87,7 +85,6 @@ public final class JobWorkerService: Service {
                 for index in 0..<max(0, self.configuration.workers) {
                     group.addTask { await self.workLoop(name: "\(self.configuration.name)-\(index)") }
                 }
-                group.addTask { await self.janitorLoop() }
             }
         }
         logger.info("job workers stopped")
@@ -101,6 +98,10 @@ public final class JobWorkerService: Service {
             let job: Job?
             do {
                 job = try await store.claim(worker: name, lease: configuration.lease, now: Timestamp.now)
+            } catch is CancellationError {
+                // Shutting down between jobs: nothing to give back.
+                ticket.release()
+                return
             } catch {
                 ticket.release()
                 logger.error("could not claim a job", metadata: ["error": "\(error)"])
@@ -158,9 +159,16 @@ public final class JobWorkerService: Service {
                 log.warning("job lease lost to another worker; dropping this attempt")
             }
         } catch is CancellationError {
-            // This process is shutting down: the job goes back to the queue as it was.
-            _ = try? await store.release(id: job.id, worker: worker, now: Timestamp.now)
-            log.info("job given back (shutting down)")
+            // This process is shutting down: the job goes back to the queue as it was. This task
+            // is cancelled, and the database refuses queries from a cancelled task, so the
+            // release runs in a task of its own, awaited here.
+            let store = self.store
+            let released = await Task { try? await store.release(id: job.id, worker: worker, now: Timestamp.now) }.value
+            if released == true {
+                log.info("job given back (shutting down)")
+            } else {
+                log.warning("job not given back (shutting down); another worker takes it when its lease ends")
+            }
         } catch {
             await failed(job, worker: worker, error: error, log: log)
         }
@@ -189,9 +197,9 @@ public final class JobWorkerService: Service {
             return
         }
         if let delay {
-            log.warning("job attempt failed; retrying", metadata: ["error": "\(reason)", "in": "\(delay)"])
+            log.warning("job attempt failed; retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
         } else {
-            log.error("job failed", metadata: ["error": "\(reason)"])
+            log.error("job failed", metadata: ["error": "\(error)"])
             await finished(job.id, status: .failed)
         }
     }
@@ -231,41 +239,14 @@ public final class JobWorkerService: Service {
         guard let job = try? await store.job(id: id), let callback = job.spec.callbackURL else { return }
         let document = await presenter.document(job)
         guard let body = try? JSONEncoder().encode(document) else { return }
-        let notifier = self.notifier
-        Task { await notifier.send(body, to: callback, jobID: id) }
+        notifier.enqueue(body, to: callback, jobID: id)
     }
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? SpeechError { return error.message }
+        // A job's error is sent to clients: no file system paths (the log has the detail).
+        if let error = error as? StorageError { return error.message }
         return String(describing: error)
-    }
-
-    // MARK: - Retention
-
-    private func janitorLoop() async {
-        // Often enough that nothing outlives its retention by more than a quarter of it.
-        let interval = max(.seconds(1), min(.seconds(600), configuration.retention / 4))
-        while !Task.isCancelled {
-            await purgeExpired()
-            try? await Task.sleep(for: interval)
-        }
-    }
-
-    /// Deletes finished jobs older than the retention, and their audio.
-    public func purgeExpired() async {
-        let cutoff = Timestamp.now - configuration.retention.milliseconds
-        do {
-            while true {
-                let purged = try await store.purge(finishedBefore: cutoff, limit: 100)
-                for job in purged {
-                    if let key = job.objectKey { try? await objects.delete(key: key) }
-                }
-                if !purged.isEmpty { logger.info("expired jobs deleted", metadata: ["count": "\(purged.count)"]) }
-                if purged.count < 100 { break }
-            }
-        } catch {
-            logger.warning("could not delete expired jobs", metadata: ["error": "\(error)"])
-        }
     }
 }
 

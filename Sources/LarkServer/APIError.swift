@@ -79,18 +79,26 @@ struct APIError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body: [String: [String: String]] = ["error": ["code": code, "message": message]]
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return try jsonResponse(Body(error: .init(code: code, message: message)), status: status, headers: fields)
+    }
+
+    /// `{"error": {"code", "message"}}`.
+    private struct Body: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+        }
+
+        var error: Detail
     }
 }
 
 /// Turns any error into an `APIError`, logging what is not the client's fault.
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// Whether the job routes exist (for 405 answers on their paths).
-    var jobsEnabled = true
+    /// The server's routes, for 405 answers on a path that has other methods.
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -116,11 +124,15 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw APIError(.serviceUnavailable, code: "queue_unavailable", message: "the job queue is not available; try again later")
             }
         } catch let error as StorageError {
+            // The detail (paths, endpoints) goes to the log; the client gets `message`.
             context.logger.error("object storage error: \(error)")
-            throw APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error)")
-        } catch let error as HTTPError where error.status == .notFound && allowedMethods(path: request.uri.path, jobsEnabled: jobsEnabled) != nil {
+            throw APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error.message)")
+        } catch let error as HTTPError
+            where error.status == .notFound
+            && routes.allowedMethods(path: request.uri.path).map({ !$0.contains(request.method) }) == true
+        {
             // The path exists, with other methods: 405 and the ones it has.
-            let allowed = allowedMethods(path: request.uri.path, jobsEnabled: jobsEnabled) ?? []
+            let allowed = (routes.allowedMethods(path: request.uri.path) ?? []).map(\.rawValue)
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
             throw APIError(

@@ -42,30 +42,29 @@ public func buildApplication(
     configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, scheduler: SynthesisScheduler,
     jobs: JobsContext?, logger: Logger, installer: VoiceInstaller? = nil
 ) -> some ApplicationProtocol {
+    let routes = serverRoutes(
+        configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobs, installer: installer)
     let router = Router()
     // Outermost first: the log line sees the final status; metrics see mapped errors.
     router.add(middleware: RequestLogMiddleware(level: .info))
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: ErrorMappingMiddleware(jobsEnabled: jobs != nil))
-    SpeechController(
-        library: library, configuration: configuration,
-        scheduler: scheduler, metrics: metrics
-    ).addRoutes(to: router)
-    VoiceCatalogController(
-        library: library, installer: installer, allowDownloads: configuration.allowDownloads
-    ).addRoutes(to: router)
-    if let jobs {
-        JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).addRoutes(to: router)
-    }
-    WebController().addRoutes(to: router)
+    router.add(middleware: ErrorMappingMiddleware(routes: RouteTable(routes)))
+    router.add(routes)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),
         logger: logger)
 }
 
-/// The methods a path has, over every controller (nil for a path that does not exist), for 405s.
-/// Job paths count only when the job routes are there (`--disable-jobs` leaves them 404).
-func allowedMethods(path: String, jobsEnabled: Bool) -> [String]? {
-    SpeechController.routes[path] ?? WebController.routes[path] ?? (jobsEnabled ? JobController.allowedMethods(path: path) : nil)
+/// Every route of the server, as its controllers declare them. The job routes are there only
+/// with `jobs` (without them their paths answer 404, not 405).
+func serverRoutes(
+    configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, scheduler: SynthesisScheduler,
+    jobs: JobsContext?, installer: VoiceInstaller?
+) -> [Route] {
+    var routes = SpeechController(library: library, configuration: configuration, scheduler: scheduler, metrics: metrics).routes
+    routes += VoiceCatalogController(library: library, installer: installer, allowDownloads: configuration.allowDownloads).routes
+    if let jobs { routes += JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).routes }
+    routes += WebController().routes
+    return routes
 }

@@ -51,26 +51,17 @@ struct JobController: Sendable {
         self.defaultVoice = defaultVoice
     }
 
-    /// The methods of each job path, for 405 answers.
-    static func allowedMethods(path: String) -> [String]? {
-        if path == "/api/v1/jobs" { return ["GET", "POST"] }
-        if path == "/api/texts" { return ["POST"] }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        // "", "api", "v1", "jobs", ID[, "audio"]
-        guard parts.count >= 5, parts[1] == "api", parts[2] == "v1", parts[3] == "jobs" else { return nil }
-        if parts.count == 5 { return ["GET", "DELETE"] }
-        if parts.count == 6, parts[5] == "audio" { return ["GET"] }
-        return nil
-    }
-
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.post("/api/v1/jobs") { request, context in try await submit(request, context: context) }
-        router.get("/api/v1/jobs") { request, _ in try await list(request) }
-        router.get("/api/v1/jobs/:id") { _, context in try await show(context) }
-        router.delete("/api/v1/jobs/:id") { _, context in try await cancel(context) }
-        router.get("/api/v1/jobs/:id/audio") { _, context in try await audio(context) }
-        router.post("/api/texts") { request, context in try await submitText(request, context: context) }
-        router.get("/files/**") { _, context in try await file(context) }
+    /// Every route of this controller: registered as listed, and the source of the 405 table.
+    var routes: [Route] {
+        [
+            Route(.post, "/api/v1/jobs") { request, context in try await submit(request, context: context) },
+            Route(.get, "/api/v1/jobs") { request, _ in try await list(request) },
+            Route(.get, "/api/v1/jobs/:id") { _, context in try await show(context) },
+            Route(.delete, "/api/v1/jobs/:id") { _, context in try await cancel(context) },
+            Route(.get, "/api/v1/jobs/:id/audio") { _, context in try await audio(context) },
+            Route(.post, "/api/texts") { request, context in try await submitText(request, context: context) },
+            Route(.get, "/files/**") { _, context in try await file(context) },
+        ]
     }
 
     // MARK: - Job API
@@ -145,7 +136,7 @@ struct JobController: Sendable {
         let page = try await jobs.store.list(status: status, limit: limit, after: query.get("cursor"))
         var documents: [JobDocument] = []
         for job in page.jobs { documents.append(await jobs.presenter.document(job)) }
-        return try encodedResponse(JobList(jobs: documents, next_cursor: page.nextCursor), status: .ok)
+        return try jsonResponse(JobList(jobs: documents, next_cursor: page.nextCursor), status: .ok)
     }
 
     private struct JobList: Encodable {
@@ -201,6 +192,16 @@ struct JobController: Sendable {
         var created_at: LenientString
     }
 
+    /// The answer to `POST /api/texts`: the seed's fields, the job and where its audio is.
+    struct TextAnswer: Encodable {
+        var uuid: String
+        var member_id: String
+        var created_at: String
+        var job_id: String
+        var status: String
+        var audio_url: String?
+    }
+
     /// Queues the text for the member's voice under the seed's object key, waits for it, and
     /// answers the seed's fields plus `audio_url`. The same uuid again returns the same job.
     private func submitText(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -220,14 +221,13 @@ struct JobController: Sendable {
             try await Task.sleep(for: .milliseconds(100))
             job = try await jobs.store.job(id: job.id) ?? job
         }
-        var answer: [String: Any] = [
-            "uuid": body.uuid.value, "member_id": body.member_id.value, "created_at": body.created_at.value, "job_id": job.id,
-            "status": job.status.rawValue,
-        ]
         switch job.status {
         case .succeeded:
-            if let key = job.objectKey, let url = await jobs.presenter.url(forKey: key) { answer["audio_url"] = url }
-            return jsonResponse(answer)
+            var url: String?
+            if let key = job.objectKey { url = await jobs.presenter.url(forKey: key) }
+            return try jsonResponse(TextAnswer(
+                uuid: body.uuid.value, member_id: body.member_id.value, created_at: body.created_at.value, job_id: job.id,
+                status: job.status.rawValue, audio_url: url))
         case .failed, .cancelled:
             throw APIError(
                 .internalServerError, code: "job_\(job.status.rawValue)",
@@ -257,7 +257,7 @@ struct JobController: Sendable {
     private func file(_ context: BasicRequestContext) async throws -> Response {
         // The path arrives percent-encoded (a key may hold spaces, `+` or `:`): decode each part.
         let key = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }.joined(separator: "/")
-        guard let store = jobs.objects as? LocalDirectoryStore, let url = store.file(forKey: key) else {
+        guard let url = jobs.objects.file(forKey: key) else {
             throw APIError(.notFound, code: "not_found", message: "no stored file '\(key)'")
         }
         let contentType = AudioFormat.allCases.first { $0.fileExtension == url.pathExtension }?.contentType ?? "application/octet-stream"
@@ -266,17 +266,8 @@ struct JobController: Sendable {
 
     // MARK: - Encoding
 
-
     private func documentResponse(_ job: Job, status: HTTPResponse.Status, headers: HTTPFields = [:]) async throws -> Response {
-        try encodedResponse(await jobs.presenter.document(job), status: status, headers: headers)
-    }
-
-    private func encodedResponse(_ value: some Encodable, status: HTTPResponse.Status, headers: HTTPFields = [:]) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        try jsonResponse(await jobs.presenter.document(job), status: status, headers: headers)
     }
 }
 

@@ -13,27 +13,23 @@ struct SpeechController: Sendable {
     let scheduler: SynthesisScheduler
     let metrics: ServerMetrics
 
-    /// Every path and its methods (for 405 answers); kept next to the registrations below.
-    static let routes: [String: [String]] = [
-        "/": ["GET", "POST"], "/synthesize": ["POST"], "/voices": ["GET"], "/read": ["GET"],
-        "/api/v1/voices": ["GET"], "/api/v1/speech": ["POST"], "/healthz": ["GET"], "/readyz": ["GET"],
-        "/metrics": ["GET"],
-    ]
-
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/") { request, _ in try await getRoot(request) }
-        router.post("/") { request, _ in try await postRoot(request) }
-        router.post("/synthesize") { request, context in try await synthesizeJSON(request, context: context) }
-        router.get("/voices") { _, _ in try await pollyVoices() }
-        router.get("/read") { request, _ in try await read(request) }
-        router.post("/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) }
-        router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
-        router.get("/readyz") { _, _ in try await ready() }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
-        }
+    /// Every route of this controller: registered as listed, and the source of the 405 table.
+    var routes: [Route] {
+        [
+            Route(.get, "/") { request, _ in try await getRoot(request) },
+            Route(.post, "/") { request, _ in try await postRoot(request) },
+            Route(.post, "/synthesize") { request, context in try await synthesizeJSON(request, context: context) },
+            Route(.get, "/voices") { _, _ in try await pollyVoices() },
+            Route(.get, "/read") { request, _ in try await read(request) },
+            Route(.post, "/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) },
+            Route(.get, "/healthz") { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
+            Route(.get, "/readyz") { _, _ in try await ready() },
+            Route(.get, "/metrics") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+            },
+        ]
     }
 
     // MARK: - Piper-compatible
@@ -95,30 +91,47 @@ struct SpeechController: Sendable {
 
     // MARK: - Polly example
 
-    private func pollyVoices() async throws -> Response {
-        let voices = try await library.voices()
-        let list: [[String: Any]] = voices.map { voice in
-            var entry: [String: Any] = [
-                "Id": voice.id, "Name": voice.name, "LanguageCode": voice.languageCode.replacingOccurrences(of: "_", with: "-"),
-                "LanguageName": voice.languageName ?? voice.languageCode, "SupportedEngines": ["standard"],
-                "Engine": voice.engine.rawValue, "SampleRate": voice.sampleRate, "Speakers": voice.speakers,
-                "SpeakerCount": voice.speakerCount,
-            ]
-            if let gender = voice.gender { entry["Gender"] = gender.capitalized }
-            if let quality = voice.quality { entry["Quality"] = quality }
-            // The voice's own settings, for clients (the web page) to start from.
-            if let defaults = voice.defaults {
-                entry["LengthScale"] = Self.decimal(defaults.lengthScale)
-                entry["NoiseScale"] = Self.decimal(defaults.noiseScale)
-                entry["NoiseW"] = Self.decimal(defaults.noiseW)
-            }
-            return entry
+    /// One voice as Polly's `DescribeVoices` lists it, plus Lark's fields.
+    struct PollyVoice: Encodable {
+        var Id: String
+        var Name: String
+        var LanguageCode: String
+        var LanguageName: String
+        var SupportedEngines = ["standard"]
+        var Engine: String
+        var SampleRate: Int
+        var Speakers: [String]
+        var SpeakerCount: Int
+        var Gender: String?
+        var Quality: String?
+        /// The voice's own settings, for clients (the web page) to start from.
+        var LengthScale: Double?
+        var NoiseScale: Double?
+        var NoiseW: Double?
+
+        init(_ voice: VoiceInfo) {
+            Id = voice.id
+            Name = voice.name
+            LanguageCode = voice.languageCode.replacingOccurrences(of: "_", with: "-")
+            LanguageName = voice.languageName ?? voice.languageCode
+            Engine = voice.engine.rawValue
+            SampleRate = voice.sampleRate
+            Speakers = voice.speakers
+            SpeakerCount = voice.speakerCount
+            Gender = voice.gender?.capitalized
+            Quality = voice.quality
+            LengthScale = voice.defaults.map { SpeechController.decimal($0.lengthScale) }
+            NoiseScale = voice.defaults.map { SpeechController.decimal($0.noiseScale) }
+            NoiseW = voice.defaults.map { SpeechController.decimal($0.noiseW) }
         }
-        return jsonResponse(list)
+    }
+
+    private func pollyVoices() async throws -> Response {
+        try jsonResponse(try await library.voices().map(PollyVoice.init))
     }
 
     /// A Float as the decimal its config file wrote (0.667, not 0.66699999570846558).
-    private static func decimal(_ value: Float) -> Double {
+    static func decimal(_ value: Float) -> Double {
         Double(value.description) ?? Double(value)
     }
 
@@ -144,7 +157,7 @@ struct SpeechController: Sendable {
     private func ready() async throws -> Response {
         do {
             _ = try await library.voice(configuration.defaultVoice)
-            return jsonResponse(["status": "ready", "voice": configuration.defaultVoice])
+            return try jsonResponse(HealthDocument(status: "ready", voice: configuration.defaultVoice))
         } catch {
             throw APIError(.serviceUnavailable, code: "not_ready", message: "the default voice is not loaded: \(error)")
         }
@@ -383,9 +396,4 @@ func describeDecodingError(_ error: any Error) -> String {
         return "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
     }
     return "malformed JSON"
-}
-
-func jsonResponse(_ object: Any) -> Response {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }

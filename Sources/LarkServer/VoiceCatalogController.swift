@@ -14,23 +14,26 @@ struct VoiceCatalogController: Sendable {
     let installer: VoiceInstaller?
     let allowDownloads: Bool
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/api/v1/voices") { request, _ in try await voices(request) }
-        router.post("/api/v1/voices/{name}/download") { _, context in
-            try await download(context.parameters.get("name") ?? "", logger: context.logger)
-        }
+    /// Every route of this controller: registered as listed, and the source of the 405 table.
+    var routes: [Route] {
+        [
+            Route(.get, "/api/v1/voices") { request, _ in try await voices(request) },
+            Route(.post, "/api/v1/voices/{name}/download") { _, context in
+                try await download(context.parameters.get("name") ?? "", logger: context.logger)
+            },
+        ]
     }
 
     private func voices(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
         guard let flag = query.get("available"), ["1", "true", "yes"].contains(flag.lowercased()) else {
-            return try encoded(try await library.voices(), status: .ok)
+            return try jsonResponse(try await library.voices(), status: .ok)
         }
         guard let installer else {
             throw APIError(.notFound, code: "no_catalog", message: "this server has no voice catalog configured")
         }
         let available = try await installer.available(language: query.get("language"))
-        return try encoded(available, status: .ok)
+        return try jsonResponse(available, status: .ok)
     }
 
     /// 201 and the voice when it was downloaded, 200 when it was already installed.
@@ -45,13 +48,6 @@ struct VoiceCatalogController: Sendable {
         guard let info = try await library.voices().first(where: { $0.id == result.voice.key }) else {
             throw SpeechError.voiceFileMissing(path: result.files.configPath)
         }
-        return try encoded(info, status: result.downloaded ? .created : .ok)
-    }
-
-    private func encoded(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return try jsonResponse(info, status: result.downloaded ? .created : .ok)
     }
 }

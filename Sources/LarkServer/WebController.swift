@@ -4,22 +4,22 @@ import Hummingbird
 /// scripts and style under `/static/`. Only files the binary carries are served; no path from a
 /// request ever reaches the file system.
 struct WebController: Sendable {
-    /// Every path and its methods (for 405 answers).
-    static let routes: [String: [String]] = ["/index.html": ["GET"]]
-
     /// Same origin only: the page loads nothing from elsewhere, and this keeps it that way.
     static let contentSecurityPolicy =
         "default-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; "
         + "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/index.html") { _, _ in Self.page() }
-        router.get("/static/:name") { _, context in
-            guard let name = context.parameters.get("name"), let asset = WebAssets.files[name] else {
-                throw HTTPError(.notFound, message: "no such file under /static/")
-            }
-            return Self.response(asset)
-        }
+    /// Every route of this controller: registered as listed, and the source of the 405 table.
+    var routes: [Route] {
+        [
+            Route(.get, "/index.html") { _, _ in Self.page() },
+            Route(.get, "/static/:name") { _, context in
+                guard let name = context.parameters.get("name"), let asset = WebAssets.files[name] else {
+                    throw HTTPError(.notFound, message: "no such file under /static/")
+                }
+                return Self.response(asset)
+            },
+        ]
     }
 
     static func page() -> Response {

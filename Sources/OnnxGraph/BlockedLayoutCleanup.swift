@@ -5,16 +5,14 @@
 ///
 /// Why: ONNX Runtime has no blocked-layout `LeakyRelu`, so `FourDimensionalChains` writes each
 /// one as a depthwise convolution of weight 1 with the `LeakyRelu` fused in. That keeps the
-/// decoder in the blocked layout, but the depthwise kernel takes 2–3× as long as a plain
-/// `LeakyRelu`. Once the layout is settled, an elementwise node reads blocked data as well as
+/// decoder in the blocked layout, but the depthwise kernel takes several times as long as a
+/// plain `LeakyRelu`. Once the layout is settled, an elementwise node reads blocked data as well as
 /// any other (the channel padding is zeros, and `LeakyRelu`, `Identity` and a scale keep zeros):
 /// - weight 1 with a fused `LeakyRelu` → `LeakyRelu` with the same slope;
 /// - weight 1 alone → `Identity`;
 /// - weight c alone → `Mul` by the scalar c.
-/// On the joe voice this took another 7% off the model's time on one thread (3 sentences, 20th
-/// percentile of 15 alternated rounds: 636 → 589 ms), with the same outputs. It costs a second
-/// session load (about 2 s per voice), since ONNX Runtime only writes its optimized graph out
-/// while loading one.
+/// The model runs faster with the same outputs (figures in `bench/RESULTS.md`). It costs a second
+/// session load per voice, since ONNX Runtime only writes its optimized graph out while loading one.
 /// Only `com.microsoft.nchwc` `Conv` nodes with exactly a 1×1 kernel, no stride, dilation,
 /// padding, bias or summed input, groups of one channel and one value in every weight change.
 public enum BlockedLayoutCleanup {

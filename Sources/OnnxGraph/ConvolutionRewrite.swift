@@ -3,8 +3,8 @@
 /// Why: ONNX Runtime's CPU provider runs 1-D `Conv` by unrolling the input (im2col) into a
 /// matrix product, while 2-D `Conv` gets its blocked-layout (NCHWc) kernels, which convolve
 /// directly. Piper's VITS models are built from 1-D convolutions (text encoder, flow, and above
-/// all the HiFi-GAN decoder's residual blocks), so the same arithmetic in 2-D form ran 1.25–1.3×
-/// faster here on one thread, with outputs equal to about 1e-5.
+/// all the HiFi-GAN decoder's residual blocks), so the same arithmetic in 2-D form runs faster on
+/// the CPU, with the same outputs to rounding (figures in `bench/RESULTS.md`).
 ///
 /// What changes, for each `Conv` whose weight is a 3-D initializer used by that node alone:
 /// - the weight's dims `[O, I, K]` become `[O, I, 1, K]` (the data is the same bytes, in the same
@@ -119,7 +119,7 @@ public enum ConvolutionRewrite {
     ) throws(MalformedProtobuf) {
         var reader = ProtoReader(model, range: field.payload)
         let fields = try reader.all()
-        try writer.messageField(Field.graphInitializer) { tensor in
+        writer.messageField(Field.graphInitializer) { tensor in
             var wroteDims = false
             for entry in fields {
                 guard entry.number == Field.tensorDims else {

@@ -3,8 +3,8 @@
 ///
 /// Why: after `ConvPlan` alone, every restated convolution sits between an `Unsqueeze` and a
 /// `Squeeze`, so ONNX Runtime converts each one's input into the blocked layout and its output
-/// back (13% of the model's time on the joe voice), and it cannot fold the HiFi-GAN decoder's
-/// residual `Add` into the convolution before it (another 11%). Here:
+/// back, and it cannot fold the HiFi-GAN decoder's residual `Add` into the convolution before it
+/// (what each cost: `bench/RESULTS.md`). Here:
 /// - a value made by a restated convolution stays 4-D, and the elementwise nodes that read only
 ///   such values (`Add`, `LeakyRelu`, `Tanh`, a `Div` by a constant) run on the 4-D values too; a
 ///   `Squeeze` is written only for readers that still want the 3-D value;
@@ -174,10 +174,10 @@ struct FourDimensionalChains {
                     try type.messageField(1) { tensor throws(MalformedProtobuf) in
                         tensor.varintField(1, 1)  // elem_type FLOAT
                         try tensor.messageField(2) { shape throws(MalformedProtobuf) in
-                            try shape.messageField(1) { $0.stringField(2, "lark_batch") }
-                            try shape.messageField(1) { $0.varintField(1, value.channels) }
-                            try shape.messageField(1) { $0.varintField(1, 1) }
-                            try shape.messageField(1) { $0.stringField(2, value.length) }
+                            shape.messageField(1) { $0.stringField(2, "lark_batch") }
+                            shape.messageField(1) { $0.varintField(1, value.channels) }
+                            shape.messageField(1) { $0.varintField(1, 1) }
+                            shape.messageField(1) { $0.stringField(2, value.length) }
                         }
                     }
                 }
@@ -208,7 +208,7 @@ extension ProtoWriter {
     mutating func depthwise(_ input: String, weight: String, output: String, channels: Int64) throws(MalformedProtobuf) {
         try node("Conv", inputs: [input, weight], output: output) { conv throws(MalformedProtobuf) in
             try conv.intsAttribute("kernel_shape", [1, 1])
-            try conv.messageField(Field.nodeAttribute) { attribute in
+            conv.messageField(Field.nodeAttribute) { attribute in
                 attribute.stringField(Field.attributeName, "group")
                 attribute.varintField(Field.attributeInteger, channels)
                 attribute.varintField(Field.attributeType, Field.attributeTypeInt)

@@ -3,9 +3,8 @@
 /// followed by an interleave, the "sub-pixel" form of a transposed convolution.
 ///
 /// Why: ONNX Runtime runs `ConvTranspose` as a matrix product then a scatter (col2im), on one
-/// layout; a `Conv` gets the blocked (NCHWc) kernels. On Piper's decoder this made the whole model
-/// about 7% faster on one thread (median real-time factor 0.0908 → 0.0839, same model and inputs,
-/// 15 alternated rounds), with outputs equal to 5e-7.
+/// layout; a `Conv` gets the blocked (NCHWc) kernels. On Piper's decoder this makes the whole
+/// model faster, with the same outputs to rounding (figures in `bench/RESULTS.md`).
 ///
 /// The arithmetic. With stride `s`, kernel `K = m·s` and no dilation or groups, output sample
 /// `q·s + r` (before the padding is cropped) is `Σ_j x[q − j] · W[:, :, j·s + r]` for `j < m`. So
@@ -187,7 +186,7 @@ extension ProtoWriter {
     }
 
     mutating func intsAttribute(_ name: String, _ values: [Int64]) throws(MalformedProtobuf) {
-        try messageField(Field.nodeAttribute) { attribute in
+        messageField(Field.nodeAttribute) { attribute in
             attribute.stringField(Field.attributeName, name)
             attribute.integersField(Field.attributeInts, values)
             attribute.varintField(Field.attributeType, Field.attributeTypeInts)
@@ -199,7 +198,7 @@ extension ProtoWriter {
         var raw = [UInt8]()
         raw.reserveCapacity(values.count * 4)
         for value in values { raw += littleEndianBytes(value) }
-        try messageField(Field.graphInitializer) { tensor in
+        messageField(Field.graphInitializer) { tensor in
             tensor.integersField(Field.tensorDims, dims)
             tensor.varintField(Field.tensorDataType, 1)  // FLOAT
             tensor.stringField(Field.tensorName, name)
@@ -210,7 +209,7 @@ extension ProtoWriter {
     /// A 1-D graph initializer of 64-bit integers, stored as raw little-endian data.
     mutating func int64Tensor(_ name: String, values: [Int64]) throws(MalformedProtobuf) {
         let raw = values.flatMap { value in (0..<8).map { UInt8(UInt64(bitPattern: value) >> (8 * UInt64($0)) & 0xFF) } }
-        try messageField(Field.graphInitializer) { tensor in
+        messageField(Field.graphInitializer) { tensor in
             tensor.integersField(Field.tensorDims, [Int64(values.count)])
             tensor.varintField(Field.tensorDataType, 7)  // INT64
             tensor.stringField(Field.tensorName, name)

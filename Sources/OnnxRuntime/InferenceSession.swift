@@ -89,7 +89,7 @@ public final class RunCancellation: @unchecked Sendable {
 ///
 /// `@unchecked Sendable`: ONNX Runtime allows concurrent `Run` calls on one session, and the
 /// Swift state here is immutable after `init`. `SessionPool` relies on that: overlapping
-/// sentence runs share one single-thread session (one session per run measured no faster).
+/// sentence runs share one single-thread session (see `bench/RESULTS.md` for why not one each).
 public final class InferenceSession: @unchecked Sendable {
     public let runtime: OnnxRuntime
     private let session: OpaquePointer

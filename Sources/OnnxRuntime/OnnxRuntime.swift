@@ -54,11 +54,6 @@ public final class OnnxRuntime: @unchecked Sendable {
         return (0..<Int(count)).compactMap { names?[$0].map { String(cString: $0) } }
     }
 
-    /// The library's build description (compiler, flags, git commit).
-    public var buildInfo: String {
-        api.pointee.GetBuildInfoString().map { String(cString: $0) } ?? ""
-    }
-
     func check(_ status: OpaquePointer?) throws(OnnxRuntimeError) {
         try Self.check(api, status)
     }

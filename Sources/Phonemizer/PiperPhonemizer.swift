@@ -12,7 +12,7 @@ public enum PhonemeType: String, Sendable, Codable {
 
 /// Text → phonemes per sentence, reproducing Piper 1.8.0's `PiperVoice.phonemize` exactly.
 ///
-/// Piper's rules, implemented from their description (see ARCHITECTURE/FACTS):
+/// Piper's rules (its `espeakbridge.c`, `phonemize_espeak.py` and `voice.py`), in short:
 /// 1. Text inside `[[ … ]]` is raw phonemes; everything else goes to espeak-ng.
 /// 2. espeak-ng is called clause by clause; each clause gets its terminator (`.`, `?`, `!`, `,`,
 ///    `:`, `;`), followed by a space after `,` `:` `;`. Language-switch flags like `(en)` are removed,

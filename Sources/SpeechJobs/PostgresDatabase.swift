@@ -3,7 +3,10 @@ import Logging
 import PostgresNIO
 
 /// The shared job database for many workers on many machines: PostgreSQL through postgres-nio's
-/// connection pool. The pool runs in a task of its own for as long as the database is open.
+/// connection pool. The pool runs in a task of its own for as long as the database is open (it
+/// must run before the first query, and start-up migrates the schema before the process's
+/// service group starts); `close()` cancels that task and waits for it to end, and the service
+/// group's "job database" part calls `close()` at shutdown, so it never outlives the database.
 public final class PostgresJobDatabase: SQLDatabase {
     public let dialect = SQLDialect.postgres
     private let client: PostgresClient

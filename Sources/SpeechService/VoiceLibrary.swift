@@ -20,7 +20,7 @@ public struct EngineConfiguration: Sendable {
     public var workers: Int
     public var useCUDA: Bool
     /// What ONNX Runtime does with a run's memory afterwards.
-    public var memory: SessionConfiguration.MemoryPolicy
+    public var memory: ModelMemory
     /// Whether voices may be named by a file path (the CLI allows it; the server does not).
     public var allowVoicePaths: Bool
     /// Run Piper models' 1-D convolutions as 2-D ones (faster on the CPU, same audio).
@@ -30,7 +30,7 @@ public struct EngineConfiguration: Sendable {
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
-        useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: SessionConfiguration.MemoryPolicy = .arena,
+        useCUDA: Bool = false, allowVoicePaths: Bool = false, memory: ModelMemory = .keep,
         rewriteConvolutions: Bool = true, voiceCache: OptimizedVoiceCache? = nil
     ) {
         self.voiceCache = voiceCache
@@ -158,7 +158,7 @@ public actor VoiceLibrary {
                     source: source, concurrency: configuration.workers,
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
-                        memory: configuration.memory),
+                        memory: .init(configuration.memory)),
                     rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache)
             }
         }

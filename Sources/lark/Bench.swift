@@ -30,49 +30,68 @@ struct Bench: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
+    /// What `bench/engine` reads (its keys are the script's).
+    private struct Report: Encodable {
+        struct Round: Encodable {
+            var first_sentence_s: Double
+            var total_s: Double
+            var audio_s: Double
+            var rtf: Double
+        }
+
+        var implementation = "lark"
+        var voice: String
+        var load_s: Double
+        var rounds: [Round]
+        var encode_s: [String: Double]?
+    }
+
     func run() async throws {
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
         let text: String
         do {
             text = try String(contentsOfFile: textFile, encoding: .utf8)
         } catch {
             throw fail("cannot read \(textFile): \((error as NSError).localizedDescription)")
         }
-        let options = SynthesisOptions(noiseScale: noiseScale, noiseW: noiseW)
         do {
-            let loadStart = ContinuousClock.now
-            let selected = try await library.voice(voice)
-            let loadSeconds = (ContinuousClock.now - loadStart).seconds
-            var results: [[String: Double]] = []
-            var lastRound: [[Int16]] = []
-            try await withOneSynthesis { ticket in
-            _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket)
-            for _ in 0..<rounds {
-                let start = ContinuousClock.now
-                var first: Double?
-                var samples = 0
-                lastRound = []
-                for try await chunk in selected.synthesize(text, options: options, admission: ticket) {
-                    if first == nil { first = (ContinuousClock.now - start).seconds }
-                    samples += chunk.samples.count
-                    lastRound.append(chunk.samples)
-                }
-                let total = (ContinuousClock.now - start).seconds
-                let audio = Double(samples) / Double(selected.info.sampleRate)
-                results.append(["first_sentence_s": first ?? total, "total_s": total, "audio_s": audio, "rtf": total / audio])
+            let report = try await withVoiceLibrary(engine.engineConfiguration(allowVoicePaths: true)) { library in
+                try await measure(text, library: library)
             }
-            }
-            var report: [String: Any] = ["implementation": "lark", "voice": voice, "load_s": loadSeconds, "rounds": results]
-            if formats {
-                report["encode_s"] = try encodingTimes(lastRound, voiceRate: selected.info.sampleRate)
-            }
-            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            FileHandle.standardOutput.write(try encoder.encode(report) + Data("\n".utf8))
         } catch {
-            try? await library.shutdown()
             throw fail(describe(error))
         }
-        try? await library.shutdown()
+    }
+
+    private func measure(_ text: String, library: VoiceLibrary) async throws -> Report {
+        let options = SynthesisOptions(noiseScale: noiseScale, noiseW: noiseW)
+        let loadStart = ContinuousClock.now
+        let selected = try await library.voice(voice)
+        let loadSeconds = (ContinuousClock.now - loadStart).seconds
+        var results: [Report.Round] = []
+        var lastRound: [[Int16]] = []
+        try await withOneSynthesis { ticket in
+        _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket)
+        for _ in 0..<rounds {
+            let start = ContinuousClock.now
+            var first: Double?
+            var samples = 0
+            lastRound = []
+            for try await chunk in selected.synthesize(text, options: options, admission: ticket) {
+                if first == nil { first = (ContinuousClock.now - start).seconds }
+                samples += chunk.samples.count
+                lastRound.append(chunk.samples)
+            }
+            let total = (ContinuousClock.now - start).seconds
+            let audio = Double(samples) / Double(selected.info.sampleRate)
+            results.append(Report.Round(first_sentence_s: first ?? total, total_s: total, audio_s: audio, rtf: total / audio))
+        }
+        }
+        return Report(
+            voice: voice, load_s: loadSeconds, rounds: results,
+            encode_s: formats ? try encodingTimes(lastRound, voiceRate: selected.info.sampleRate) : nil)
     }
 }
 

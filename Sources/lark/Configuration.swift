@@ -1,6 +1,6 @@
 import Foundation
-import OnnxRuntime
 import PiperEngine
+import SpeechCore
 import SpeechService
 
 /// Where this copy of Lark keeps what `make setup` installed (`.deps/`): the checkout the binary
@@ -49,7 +49,7 @@ extension EngineOptions {
         }
         let threads = threads ?? environment["LARK_THREADS"].flatMap(Int.init) ?? defaultThreads
         let cuda = cuda || environmentFlag(environment["LARK_CUDA"]) == true
-        let memory = memory ?? environment["LARK_MEMORY"].flatMap(SessionConfiguration.MemoryPolicy.init) ?? .arena
+        let memory = memory ?? environment["LARK_MEMORY"].flatMap(ModelMemory.init) ?? .keep
         let rewrite = rewriteConvolutions ?? environmentFlag(environment["LARK_REWRITE_CONVOLUTIONS"]) ?? true
         let cached = !noVoiceCache && environmentFlag(environment["LARK_VOICE_CACHE"]) != false
         return EngineConfiguration(

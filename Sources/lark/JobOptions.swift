@@ -2,6 +2,7 @@ import ArgumentParser
 import AudioStorage
 import Foundation
 import JobWorkers
+import LarkServer
 import Logging
 import SpeechCore
 import SpeechJobs
@@ -48,6 +49,8 @@ struct JobOptions: ParsableArguments {
         var workers: Int
         var worker: JobWorkerConfiguration
         var maxAttempts: Int
+        /// How long finished jobs and their audio are kept (`--job-ttl`).
+        var retention: Duration
     }
 
     func resolve(defaultWorkers: Int) throws -> Resolved {
@@ -76,10 +79,11 @@ struct JobOptions: ParsableArguments {
             maxAttempts: attempts, base: try Self.duration(value(jobRetryDelay, "LARK_JOB_RETRY_DELAY") ?? "2s", option: "--job-retry-delay"))
         let worker = JobWorkerConfiguration(
             workers: workers, lease: try Self.duration(value(jobLease, "LARK_JOB_LEASE") ?? "30s", option: "--job-lease"),
-            retry: retry, retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"),
+            retry: retry,
             scratchDirectory: URL(fileURLWithPath: directory).appendingPathComponent("scratch"))
         return Resolved(
-            queue: queue, storage: storage, storageDescription: storageSpec, workers: workers, worker: worker, maxAttempts: attempts)
+            queue: queue, storage: storage, storageDescription: storageSpec, workers: workers, worker: worker, maxAttempts: attempts,
+            retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"))
     }
 
     /// `72h`, `30m`, `90s`, `500ms`, or a number of seconds.
@@ -93,45 +97,39 @@ struct JobOptions: ParsableArguments {
     }
 }
 
-/// The job machinery of one process, opened from `JobOptions`: the queue, the storage and,
-/// when `workers` > 0, the workers. `close()` closes what was opened.
+/// The job machinery of one process, opened from `JobOptions`: the queue, the storage, the
+/// callbacks and, when `workers` > 0, the workers and the retention janitor. Each part goes into
+/// `services` as soon as it is open, so whatever happens next, the service group closes it.
 struct JobSystem {
     let store: SQLJobStore
     let objects: any ObjectStore
-    let notifier: CallbackNotifier
     let presenter: JobPresenter
     let renderer: JobRenderer
     let workers: JobWorkerService?
 
     static func open(
-        _ options: JobOptions.Resolved, library: VoiceLibrary, defaults: SynthesisOptions, scheduler: SynthesisScheduler, publicURL: String,
-        logger: Logger
+        _ options: JobOptions.Resolved, into services: inout LarkServices, library: VoiceLibrary, defaults: SynthesisOptions,
+        scheduler: SynthesisScheduler, publicURL: String, logger: Logger
     ) async throws -> JobSystem {
         let store = try await options.queue.open(logger: logger)
-        let objects: any ObjectStore
-        do {
-            objects = try makeObjectStore(options.storage, logger: logger)
-        } catch {
-            try? await store.close()
-            throw error
-        }
+        services.jobStore = store
+        let objects = try makeObjectStore(options.storage, logger: logger)
+        services.objectStore = objects
         let notifier = CallbackNotifier(logger: logger)
-        let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.worker.retention)
+        services.callbackNotifier = notifier
+        let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.retention)
         let renderer = JobRenderer(library: library, defaults: defaults)
-        let workers = options.workers > 0
-            ? JobWorkerService(
+        var workers: JobWorkerService?
+        if options.workers > 0 {
+            workers = JobWorkerService(
                 store: store, objects: objects, renderer: renderer, scheduler: scheduler, presenter: presenter, notifier: notifier,
                 configuration: options.worker, logger: logger)
-            : nil
+            services.jobWorkers = workers
+            services.janitor = JobJanitor(store: store, objects: objects, retention: options.retention, logger: logger)
+        }
         logger.info(
             "jobs ready",
             metadata: ["queue": "\(options.queue)", "storage": "\(options.storageDescription)", "workers": "\(options.workers)"])
-        return JobSystem(store: store, objects: objects, notifier: notifier, presenter: presenter, renderer: renderer, workers: workers)
-    }
-
-    func close() async {
-        try? await notifier.shutdown()
-        try? await objects.shutdown()
-        try? await store.close()
+        return JobSystem(store: store, objects: objects, presenter: presenter, renderer: renderer, workers: workers)
     }
 }

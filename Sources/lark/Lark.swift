@@ -4,7 +4,7 @@ import Foundation
 #if canImport(Glibc)
 import CMalloc
 #endif
-import OnnxRuntime
+import SpeechService
 import SpeechCore
 import VoiceCatalog
 
@@ -59,7 +59,7 @@ struct EngineOptions: ParsableArguments {
     var cuda = false
 
     @Option(help: "Model memory after each run: arena (keep, fastest), shrink (give free memory back), none (no arena). Env: LARK_MEMORY.")
-    var memory: SessionConfiguration.MemoryPolicy?
+    var memory: ModelMemory?
 
     @Flag(inversion: .prefixedNo,
           help: "Run Piper models' 1-D convolutions as 2-D ones: same audio, faster on the CPU (default: on). Env: LARK_REWRITE_CONVOLUTIONS=0 turns it off.")
@@ -99,4 +99,20 @@ func describe(_ error: any Error) -> String {
     return String(describing: error)
 }
 
-extension SessionConfiguration.MemoryPolicy: ExpressibleByArgument {}
+extension ModelMemory: ExpressibleByArgument {}
+
+/// Runs a one-shot command with a voice library and shuts the library down afterwards, however
+/// `body` ends: the one place where the CLI commands other than `serve` and `worker` close it.
+func withVoiceLibrary<T>(
+    _ configuration: EngineConfiguration, _ body: (VoiceLibrary) async throws -> T
+) async throws -> T {
+    let library = VoiceLibrary(configuration: configuration)
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(library))
+    } catch {
+        result = .failure(error)
+    }
+    try? await library.shutdown()
+    return try result.get()
+}

@@ -18,25 +18,33 @@ struct Phonemes: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(allowVoicePaths: true))
-        defer { Task { try? await library.shutdown() } }
         do {
-            guard let piper = try await library.voice(voice) as? PiperVoice else {
-                throw fail("\(voice) is not a Piper voice; only Piper voices have phoneme ids")
-            }
-            let lines = text.map { [$0] } ?? Array(AnyIterator { readLine(strippingNewline: true) })
-            for line in lines {
-                let runs = try await piper.modelRuns(for: line)
-                let entry: [String: Any] = [
-                    "text": line, "phonemes": runs.map { $0.phonemes.joined() }, "ids": runs.map(piper.phonemeIDs(for:)),
-                ]
-                let data = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
-            }
+            try await withVoiceLibrary(engine.engineConfiguration(allowVoicePaths: true)) { try await printPhonemes($0) }
         } catch let exit as ExitCode {
             throw exit
         } catch {
             throw fail(describe(error))
+        }
+    }
+
+    /// One output line.
+    private struct Line: Encodable {
+        var text: String
+        var phonemes: [String]
+        var ids: [[Int64]]
+    }
+
+    private func printPhonemes(_ library: VoiceLibrary) async throws {
+        guard let piper = try await library.voice(voice) as? PiperVoice else {
+            throw fail("\(voice) is not a Piper voice; only Piper voices have phoneme ids")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let lines = text.map { [$0] } ?? Array(AnyIterator { readLine(strippingNewline: true) })
+        for line in lines {
+            let runs = try await piper.modelRuns(for: line)
+            let entry = Line(text: line, phonemes: runs.map { $0.phonemes.joined() }, ids: runs.map(piper.phonemeIDs(for:)))
+            FileHandle.standardOutput.write(try encoder.encode(entry) + Data("\n".utf8))
         }
     }
 }

@@ -64,19 +64,16 @@ struct Say: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func run() async throws {
-        // One text at a time: every core on each sentence, as Piper's ONNX Runtime does by default.
-        let library = VoiceLibrary(configuration: engine.engineConfiguration(
-            defaultThreads: ProcessInfo.processInfo.activeProcessorCount, allowVoicePaths: true))
         do {
-            try await speak(library: library)
+            // One text at a time: every core on each sentence, as Piper's ONNX Runtime does by default.
+            let configuration = engine.engineConfiguration(
+                defaultThreads: ProcessInfo.processInfo.activeProcessorCount, allowVoicePaths: true)
+            try await withVoiceLibrary(configuration) { try await speak(library: $0) }
         } catch let exit as ExitCode {
-            try? await library.shutdown()
             throw exit
         } catch {
-            try? await library.shutdown()
             throw fail(describe(error))
         }
-        try? await library.shutdown()
     }
 
     private func speak(library: VoiceLibrary) async throws {

@@ -60,26 +60,25 @@ struct Serve: AsyncParsableCommand {
         engineConfiguration.dataDirectories = catalog.searchDirectories(engineConfiguration.dataDirectories)
         let http = CatalogHTTPClient()
         let installer = VoiceInstaller(settings: catalogSettings, dataDirectories: engineConfiguration.dataDirectories, http: http)
-        let library = VoiceLibrary(configuration: engineConfiguration)
         var logger = Logger(label: "lark")
         logger.logLevel = debug ? .debug : .info
-        // One place gives the voices and the catalog's HTTP client back, however serving ends.
+        var services = LarkServices(voiceLibrary: VoiceLibrary(configuration: engineConfiguration), catalogClient: http)
+        var startupFailure: (any Error)?
         do {
-            try await serve(library: library, installer: installer, workers: workers, defaultOptions: defaultOptions, logger: logger)
+            try await open(&services, installer: installer, workers: workers, defaultOptions: defaultOptions, logger: logger)
         } catch {
-            try? await library.shutdown()
-            try? await http.shutdown()
-            throw error
+            startupFailure = error
         }
-        try? await library.shutdown()
-        try? await http.shutdown()
+        // Serves until SIGTERM or SIGINT; a failed start-up only closes what was opened.
+        try await services.serviceGroup(startupFailure: startupFailure, logger: logger).run()
     }
 
-    /// Loads the default voice, opens the jobs, and serves until SIGTERM. Start-up failures are
-    /// reported as one-line messages (`ExitCode`).
-    private func serve(
-        library: VoiceLibrary, installer: VoiceInstaller, workers: Int, defaultOptions: SynthesisOptions, logger: Logger
+    /// Loads the default voice, opens the jobs and builds the HTTP server, into `services`.
+    /// Start-up failures are reported as one-line messages (`ExitCode`).
+    private func open(
+        _ services: inout LarkServices, installer: VoiceInstaller, workers: Int, defaultOptions: SynthesisOptions, logger: Logger
     ) async throws {
+        let library = services.voiceLibrary
         let environment = ProcessInfo.processInfo.environment
         let defaultVoice: String
         do {
@@ -101,8 +100,7 @@ struct Serve: AsyncParsableCommand {
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
-        defer { Task { try? await scheduler.shutdown() } }
-        var jobSystem: JobSystem?
+        services.synthesisScheduler = scheduler
         var jobsContext: JobsContext?
         if !disableJobs {
             do {
@@ -114,10 +112,9 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
+                    resolved, into: &services, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
-                jobSystem = system
                 jobsContext = JobsContext(
                     store: system.store, objects: system.objects, renderer: system.renderer, presenter: system.presenter,
                     workers: system.workers, maxAttempts: resolved.maxAttempts, members: memberVoices)
@@ -128,18 +125,7 @@ struct Serve: AsyncParsableCommand {
         let app = buildApplication(
             configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
             installer: installer)
-        // SIGTERM: the server drains its requests, and the workers give their jobs back.
-        var services: [any Service] = []
-        if let workers = jobSystem?.workers { services.append(workers) }
-        services.append(app)
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        do {
-            try await group.run()
-        } catch {
-            await jobSystem?.close()
-            throw error
-        }
-        await jobSystem?.close()
+        services.servers.append(("http server", app))
     }
 
     /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it
@@ -176,12 +162,9 @@ struct Serve: AsyncParsableCommand {
         var map: [String: String] = [:]
         if let path = membersFile ?? ProcessInfo.processInfo.environment["LARK_MEMBERS_FILE"] {
             guard let data = FileManager.default.contents(atPath: path),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            else { throw ValidationError("--members-file \(path) is not a readable JSON object of member id to voice") }
-            for (member, voice) in object {
-                guard let voice = voice as? String else { throw ValidationError("--members-file: member \(member) needs a voice name") }
-                map[member] = voice
-            }
+                  let object = try? JSONDecoder().decode([String: String].self, from: data)
+            else { throw ValidationError("--members-file \(path) is not a readable JSON object of member id to voice name") }
+            map = object
         }
         for entry in members {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)

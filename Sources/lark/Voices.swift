@@ -65,11 +65,9 @@ extension Voices {
         private func listInstalled() async throws {
             var configuration = engine.engineConfiguration(allowVoicePaths: false)
             configuration.dataDirectories = catalog.searchDirectories(configuration.dataDirectories)
-            let library = VoiceLibrary(configuration: configuration)
-            defer { Task { try? await library.shutdown() } }
             var voices: [VoiceInfo]
             do {
-                voices = try await library.voices()
+                voices = try await withVoiceLibrary(configuration) { try await $0.voices() }
             } catch {
                 throw fail(describe(error))
             }

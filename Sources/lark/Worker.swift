@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobWorkers
+import LarkServer
 import Logging
 import ServiceLifecycle
 import SpeechCore
@@ -40,25 +41,18 @@ struct Worker: AsyncParsableCommand {
         let library = VoiceLibrary(
             configuration: engine.engineConfiguration(workers: resolved.workers, defaultThreads: 1, allowVoicePaths: false))
         let scheduler = SynthesisScheduler(workers: resolved.workers, maxQueue: 0)
-        let system: JobSystem
+        var services = LarkServices(voiceLibrary: library)
+        services.synthesisScheduler = scheduler
+        var startupFailure: (any Error)?
         do {
-            system = try await JobSystem.open(
-                resolved, library: library, defaults: defaults, scheduler: scheduler,
+            _ = try await JobSystem.open(
+                resolved, into: &services, library: library, defaults: defaults,
+                scheduler: scheduler,
                 publicURL: publicURL ?? ProcessInfo.processInfo.environment["LARK_PUBLIC_URL"] ?? "http://127.0.0.1:5000", logger: logger)
         } catch {
-            try? await library.shutdown()
-            try? await scheduler.shutdown()
-            throw fail(describe(error))
+            startupFailure = fail(describe(error))
         }
-        guard let workers = system.workers else { return }
-        let group = ServiceGroup(services: [workers], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        do {
-            try await group.run()
-        } catch {
-            logger.error("workers stopped: \(error)")
-        }
-        await system.close()
-        try? await library.shutdown()
-        try? await scheduler.shutdown()
+        // The same group as `lark serve`'s, without the HTTP server.
+        try await services.serviceGroup(startupFailure: startupFailure, logger: logger).run()
     }
 }

@@ -56,84 +56,88 @@ import Testing
     @Test func pathStyleRoundTrip() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: MotoServers.pathBucket, prefix: "lark/v1")
-        defer { Task { try await store.shutdown() } }
-        let (file, bytes) = try Self.audioFile(in: directory)
-        let key = "jobs/ID with space+plus$&=é.wav"
+        try await withShutdown(of: store) {
+            let (file, bytes) = try Self.audioFile(in: directory)
+            let key = "jobs/ID with space+plus$&=é.wav"
 
-        #expect(try await store.exists(key: key) == false)
-        try await store.put(key: key, file: file, contentType: "audio/wav")
-        #expect(try await store.exists(key: key))
-        #expect(try await store.exists(key: "jobs/other.wav") == false)
+            #expect(try await store.exists(key: key) == false)
+            try await store.put(key: key, file: file, contentType: "audio/wav")
+            #expect(try await store.exists(key: key))
+            #expect(try await store.exists(key: "jobs/other.wav") == false)
 
-        // The presigned URL, fetched with a plain GET, gives the same bytes.
-        guard case .url(let url) = try await store.location(of: key, expiresIn: .seconds(300)) else {
-            Issue.record("S3 must answer a URL")
-            return
+            // The presigned URL, fetched with a plain GET, gives the same bytes.
+            guard case .url(let url) = try await store.location(of: key, expiresIn: .seconds(300)) else {
+                Issue.record("S3 must answer a URL")
+                return
+            }
+            #expect(url.absoluteString.hasPrefix("http://127.0.0.1:\(moto.open.port)/\(MotoServers.pathBucket)/lark/v1/jobs/ID%20with%20space%2Bplus%24%26%3D%C3%A9.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&"))
+            let fetched = try await Self.fetch(url)
+            #expect(fetched.status == 200)
+            #expect(fetched.body == bytes)
+
+            // An independent client (boto3) reads the same object under prefix/key, with its type.
+            let read = try moto.open.boto3Read(bucket: MotoServers.pathBucket, key: "lark/v1/" + key)
+            #expect(read.body == bytes)
+            #expect(read.contentType == "audio/wav")
+
+            try await store.delete(key: key)
+            #expect(try await store.exists(key: key) == false)
+            try await store.delete(key: key)  // absent: no error
+            #expect(try await Self.fetch(url).status == 404)
         }
-        #expect(url.absoluteString.hasPrefix("http://127.0.0.1:\(moto.open.port)/\(MotoServers.pathBucket)/lark/v1/jobs/ID%20with%20space%2Bplus%24%26%3D%C3%A9.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&"))
-        let fetched = try await Self.fetch(url)
-        #expect(fetched.status == 200)
-        #expect(fetched.body == bytes)
-
-        // An independent client (boto3) reads the same object under prefix/key, with its type.
-        let read = try moto.open.boto3Read(bucket: MotoServers.pathBucket, key: "lark/v1/" + key)
-        #expect(read.body == bytes)
-        #expect(read.contentType == "audio/wav")
-
-        try await store.delete(key: key)
-        #expect(try await store.exists(key: key) == false)
-        try await store.delete(key: key)  // absent: no error
-        #expect(try await Self.fetch(url).status == 404)
     }
 
     @Test(arguments: [S3Addressing.path, .virtualHost]) func conformance(addressing: S3Addressing) async throws {
         let directory = try TemporaryDirectory()
         let bucket = addressing == .path ? MotoServers.pathBucket : MotoServers.hostBucket
         let store = store(bucket: bucket, prefix: "conformance", addressing: addressing)
-        defer { Task { try await store.shutdown() } }
-        let connectTo = addressing == .virtualHost ? "127.0.0.1:\(moto.open.port)" : nil
-        try await ObjectStoreConformance.check(store, directory: directory) { location in
-            guard case .url(let url) = location else { throw StorageError.invalidConfiguration("not a URL") }
-            let (status, body) = try await Self.fetch(url, connectTo: connectTo)
-            #expect(status == 200)
-            return body
+        try await withShutdown(of: store) {
+            let connectTo = addressing == .virtualHost ? "127.0.0.1:\(moto.open.port)" : nil
+            try await ObjectStoreConformance.check(store, directory: directory) { location in
+                guard case .url(let url) = location else { throw StorageError.invalidConfiguration("not a URL") }
+                let (status, body) = try await Self.fetch(url, connectTo: connectTo)
+                #expect(status == 200)
+                return body
+            }
         }
     }
 
     @Test func virtualHostRoundTrip() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: MotoServers.hostBucket, addressing: .virtualHost)
-        defer { Task { try await store.shutdown() } }
-        let (file, bytes) = try Self.audioFile(in: directory, size: 10)
-        // Not `wav_files/…`: moto routes an unsigned request (the presigned GET) whose first path
-        // segment holds one `_` to a service named after it (`wav`), and fails with a 500.
-        let key = "member/uuid_2024-01-01_voice.wav"
+        try await withShutdown(of: store) {
+            let (file, bytes) = try Self.audioFile(in: directory, size: 10)
+            // Not `wav_files/…`: moto routes an unsigned request (the presigned GET) whose first path
+            // segment holds one `_` to a service named after it (`wav`), and fails with a 500.
+            let key = "member/uuid_2024-01-01_voice.wav"
 
-        #expect(try await store.exists(key: key) == false)
-        try await store.put(key: key, file: file, contentType: "audio/wav")
-        #expect(try await store.exists(key: key))
-        guard case .url(let url) = try await store.location(of: key, expiresIn: .seconds(60)) else {
-            Issue.record("S3 must answer a URL")
-            return
+            #expect(try await store.exists(key: key) == false)
+            try await store.put(key: key, file: file, contentType: "audio/wav")
+            #expect(try await store.exists(key: key))
+            guard case .url(let url) = try await store.location(of: key, expiresIn: .seconds(60)) else {
+                Issue.record("S3 must answer a URL")
+                return
+            }
+            #expect(url.host() == "\(MotoServers.hostBucket).localhost")
+            #expect(url.path() == "/" + key)
+            let fetched = try await Self.fetch(url, connectTo: "127.0.0.1:\(moto.open.port)")
+            #expect(fetched.status == 200)
+            #expect(fetched.body == bytes)
+            #expect(try moto.open.boto3Read(bucket: MotoServers.hostBucket, key: key).body == bytes)
+            try await store.delete(key: key)
+            #expect(try await store.exists(key: key) == false)
         }
-        #expect(url.host() == "\(MotoServers.hostBucket).localhost")
-        #expect(url.path() == "/" + key)
-        let fetched = try await Self.fetch(url, connectTo: "127.0.0.1:\(moto.open.port)")
-        #expect(fetched.status == 200)
-        #expect(fetched.body == bytes)
-        #expect(try moto.open.boto3Read(bucket: MotoServers.hostBucket, key: key).body == bytes)
-        try await store.delete(key: key)
-        #expect(try await store.exists(key: key) == false)
     }
 
     @Test func emptyFile() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: MotoServers.pathBucket)
-        defer { Task { try await store.shutdown() } }
-        let (file, _) = try Self.audioFile(in: directory, size: 0)
-        try await store.put(key: "empty.pcm", file: file, contentType: "audio/pcm")
-        #expect(try moto.open.boto3Read(bucket: MotoServers.pathBucket, key: "empty.pcm").body.isEmpty)
-        try await store.delete(key: "empty.pcm")
+        try await withShutdown(of: store) {
+            let (file, _) = try Self.audioFile(in: directory, size: 0)
+            try await store.put(key: "empty.pcm", file: file, contentType: "audio/pcm")
+            #expect(try moto.open.boto3Read(bucket: MotoServers.pathBucket, key: "empty.pcm").body.isEmpty)
+            try await store.delete(key: "empty.pcm")
+        }
     }
 
     /// moto 5.2.1 does not check a presigned URL's expiry (nor its signature) when its
@@ -145,33 +149,35 @@ import Testing
     @Test func expiredPresignedURL() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: MotoServers.pathBucket)
-        defer { Task { try await store.shutdown() } }
-        let (file, _) = try Self.audioFile(in: directory, size: 100)
-        try await store.put(key: "expired.wav", file: file, contentType: "audio/wav")
-        let signedAt = Date().addingTimeInterval(-7200)
-        let url = try store.presignedURL(forKey: "expired.wav", expiresIn: .seconds(60), date: signedAt)
-        #expect(url.query()!.contains("X-Amz-Date=\(SignatureV4.timestamp(signedAt).dateTime)&X-Amz-Expires=60&"))
-        let status = try await Self.fetch(url).status
-        #expect(status == 200 || status == 403, "moto answered \(status)")
-        MotoServers.note("expired presigned URL: moto (auth off) answered \(status)")
+        try await withShutdown(of: store) {
+            let (file, _) = try Self.audioFile(in: directory, size: 100)
+            try await store.put(key: "expired.wav", file: file, contentType: "audio/wav")
+            let signedAt = Date().addingTimeInterval(-7200)
+            let url = try store.presignedURL(forKey: "expired.wav", expiresIn: .seconds(60), date: signedAt)
+            #expect(url.query()!.contains("X-Amz-Date=\(SignatureV4.timestamp(signedAt).dateTime)&X-Amz-Expires=60&"))
+            let status = try await Self.fetch(url).status
+            #expect(status == 200 || status == 403, "moto answered \(status)")
+            MotoServers.note("expired presigned URL: moto (auth off) answered \(status)")
+        }
     }
 
     @Test func missingBucketIsRejectedWithS3sError() async throws {
         let directory = try TemporaryDirectory()
         let store = store(bucket: "no-such-bucket")
-        defer { Task { try await store.shutdown() } }
-        let (file, _) = try Self.audioFile(in: directory, size: 10)
-        await #expect(throws: StorageError.self) { try await store.put(key: "a.wav", file: file, contentType: "audio/wav") }
-        do {
-            try await store.put(key: "a.wav", file: file, contentType: "audio/wav")
-        } catch let error as StorageError {
-            guard case .rejected(let status, let code, let message) = error else { throw error }
-            #expect(status == 404)
-            #expect(code == "NoSuchBucket")
-            #expect(message.contains("does not exist"))
-            #expect("\(error)".contains("HTTP 404, NoSuchBucket"))
+        try await withShutdown(of: store) {
+            let (file, _) = try Self.audioFile(in: directory, size: 10)
+            await #expect(throws: StorageError.self) { try await store.put(key: "a.wav", file: file, contentType: "audio/wav") }
+            do {
+                try await store.put(key: "a.wav", file: file, contentType: "audio/wav")
+            } catch let error as StorageError {
+                guard case .rejected(let status, let code, let message) = error else { throw error }
+                #expect(status == 404)
+                #expect(code == "NoSuchBucket")
+                #expect(message.contains("does not exist"))
+                #expect("\(error)".contains("HTTP 404, NoSuchBucket"))
+            }
+            await #expect(throws: StorageError.self) { try await store.delete(key: "a.wav") }
         }
-        await #expect(throws: StorageError.self) { try await store.delete(key: "a.wav") }
     }
 
     @Test func unreachableEndpoint() async throws {
@@ -184,23 +190,24 @@ import Testing
                 credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "b"), requestTimeout: .seconds(5),
                 connectTimeout: .seconds(2)),
             logger: Logger(label: "test"))
-        defer { Task { try await store.shutdown() } }
-        let (file, _) = try Self.audioFile(in: directory, size: 10)
-        for operation in ["put", "exists", "delete"] {
-            do {
-                switch operation {
-                case "put": try await store.put(key: "a.wav", file: file, contentType: "audio/wav")
-                case "exists": _ = try await store.exists(key: "a.wav")
-                default: try await store.delete(key: "a.wav")
+        try await withShutdown(of: store) {
+            let (file, _) = try Self.audioFile(in: directory, size: 10)
+            for operation in ["put", "exists", "delete"] {
+                do {
+                    switch operation {
+                    case "put": try await store.put(key: "a.wav", file: file, contentType: "audio/wav")
+                    case "exists": _ = try await store.exists(key: "a.wav")
+                    default: try await store.delete(key: "a.wav")
+                    }
+                    Issue.record("\(operation) against a closed port succeeded")
+                } catch let error as StorageError {
+                    guard case .unreachable(let endpoint, _) = error else {
+                        Issue.record("\(operation): \(error)")
+                        continue
+                    }
+                    #expect(endpoint == "http://127.0.0.1:\(port)")
+                    #expect("\(error)".hasPrefix("object storage at http://127.0.0.1:\(port) is unreachable"))
                 }
-                Issue.record("\(operation) against a closed port succeeded")
-            } catch let error as StorageError {
-                guard case .unreachable(let endpoint, _) = error else {
-                    Issue.record("\(operation): \(error)")
-                    continue
-                }
-                #expect(endpoint == "http://127.0.0.1:\(port)")
-                #expect("\(error)".hasPrefix("object storage at http://127.0.0.1:\(port) is unreachable"))
             }
         }
     }
@@ -224,16 +231,17 @@ import Testing
                 credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "b"), requestTimeout: .seconds(1),
                 connectTimeout: .seconds(1)),
             logger: Logger(label: "test"))
-        defer { Task { try await store.shutdown() } }
-        let started = ContinuousClock.now
-        let error = await #expect(throws: StorageError.self) { try await store.exists(key: "a.wav") }
-        #expect(ContinuousClock.now - started < .seconds(10))
-        guard case .unreachable(let endpoint, let reason) = error else {
-            Issue.record("\(String(describing: error))")
-            return
+        try await withShutdown(of: store) {
+            let started = ContinuousClock.now
+            let error = await #expect(throws: StorageError.self) { try await store.exists(key: "a.wav") }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            guard case .unreachable(let endpoint, let reason) = error else {
+                Issue.record("\(String(describing: error))")
+                return
+            }
+            #expect(endpoint == "http://127.0.0.1:\(port)")
+            #expect(reason.contains("no answer within 1.0 seconds") || reason.contains("Timeout"), "\(reason)")
         }
-        #expect(endpoint == "http://127.0.0.1:\(port)")
-        #expect(reason.contains("no answer within 1.0 seconds") || reason.contains("Timeout"), "\(reason)")
     }
 
     /// moto's default server accepts any credentials: the wrong ones are refused only by the
@@ -248,28 +256,30 @@ import Testing
         // plain key: with authentication on, moto 5.2.1 recomputes signatures over the decoded
         // path, so a key with a space or `$` is refused even to boto3.)
         let good = store(bucket: MotoServers.authBucket, prefix: "p", server: server, credentials: keys)
-        defer { Task { try await good.shutdown() } }
-        try await good.put(key: "jobs/signed-key_1.wav", file: file, contentType: "audio/wav")
-        #expect(try await good.exists(key: "jobs/signed-key_1.wav"))
-        #expect(try await good.exists(key: "jobs/absent.wav") == false)
-        #expect(try server.boto3Read(bucket: MotoServers.authBucket, key: "p/jobs/signed-key_1.wav", credentials: keys).body == bytes)
-        try await good.delete(key: "jobs/signed-key_1.wav")
-        #expect(try await good.exists(key: "jobs/signed-key_1.wav") == false)
+        try await withShutdown(of: good) {
+            try await good.put(key: "jobs/signed-key_1.wav", file: file, contentType: "audio/wav")
+            #expect(try await good.exists(key: "jobs/signed-key_1.wav"))
+            #expect(try await good.exists(key: "jobs/absent.wav") == false)
+            #expect(try server.boto3Read(bucket: MotoServers.authBucket, key: "p/jobs/signed-key_1.wav", credentials: keys).body == bytes)
+            try await good.delete(key: "jobs/signed-key_1.wav")
+            #expect(try await good.exists(key: "jobs/signed-key_1.wav") == false)
 
-        // A wrong secret: SignatureDoesNotMatch. An unknown key: InvalidAccessKeyId.
-        for (credentials, expectedCode) in [
-            (S3Credentials(accessKeyID: keys.accessKeyID, secretAccessKey: "wrong-secret"), "SignatureDoesNotMatch"),
-            (S3Credentials(accessKeyID: "AKIAUNKNOWNKEY000000", secretAccessKey: "x"), "InvalidAccessKeyId"),
-        ] {
-            let bad = store(bucket: MotoServers.authBucket, server: server, credentials: credentials)
-            defer { Task { try await bad.shutdown() } }
-            do {
-                try await bad.put(key: "a.wav", file: file, contentType: "audio/wav")
-                Issue.record("put with \(expectedCode) credentials succeeded")
-            } catch let error as StorageError {
-                guard case .rejected(let status, let code, _) = error else { throw error }
-                #expect(status == 403)
-                #expect(code == expectedCode)
+            // A wrong secret: SignatureDoesNotMatch. An unknown key: InvalidAccessKeyId.
+            for (credentials, expectedCode) in [
+                (S3Credentials(accessKeyID: keys.accessKeyID, secretAccessKey: "wrong-secret"), "SignatureDoesNotMatch"),
+                (S3Credentials(accessKeyID: "AKIAUNKNOWNKEY000000", secretAccessKey: "x"), "InvalidAccessKeyId"),
+            ] {
+                let bad = store(bucket: MotoServers.authBucket, server: server, credentials: credentials)
+                try await withShutdown(of: bad) {
+                    do {
+                        try await bad.put(key: "a.wav", file: file, contentType: "audio/wav")
+                        Issue.record("put with \(expectedCode) credentials succeeded")
+                    } catch let error as StorageError {
+                        guard case .rejected(let status, let code, _) = error else { throw error }
+                        #expect(status == 403)
+                        #expect(code == expectedCode)
+                    }
+                }
             }
         }
     }

@@ -90,18 +90,19 @@ import Testing
                 bucket: "examplebucket", endpoint: URL(string: "https://s3.amazonaws.com")!, region: "us-east-1",
                 addressing: .virtualHost, credentials: Self.credentials),
             logger: Logger(label: "test"))
-        defer { Task { try await store.shutdown() } }
-        let url = try store.presignedURL(forKey: "test.txt", expiresIn: .seconds(86400), date: Self.date)
-        #expect(
-            url.absoluteString
-                == "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-                + "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
-                + "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
-                + "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
-        let (_, signed) = Self.signer.presign(
-            .init(method: "GET", host: Self.host, path: "/test.txt"), expires: 86400, date: Self.date)
-        #expect(signed.stringToSign.hasPrefix("AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"))
-        #expect(signed.canonicalRequest.hasSuffix("\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"))
+        try await withShutdown(of: store) {
+            let url = try store.presignedURL(forKey: "test.txt", expiresIn: .seconds(86400), date: Self.date)
+            #expect(
+                url.absoluteString
+                    == "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                    + "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+                    + "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+                    + "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
+            let (_, signed) = Self.signer.presign(
+                .init(method: "GET", host: Self.host, path: "/test.txt"), expires: 86400, date: Self.date)
+            #expect(signed.stringToSign.hasPrefix("AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"))
+            #expect(signed.canonicalRequest.hasSuffix("\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"))
+        }
     }
 
     @Test func sessionTokenIsSignedInHeadersAndQuery() {

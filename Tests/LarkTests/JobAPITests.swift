@@ -230,7 +230,9 @@ import Testing
         let end = try Self.waitForEnd(server, id: id, seconds: 30)
         #expect(end["status"] as? String == "failed" && end["attempts"] as? Int == 2, "\(end)")
         #expect((end["error"] as? String)?.isEmpty == false)
-        #expect(server.log_.contains("retrying"))
+        // The reason a client sees names no file system path (the server's log has it).
+        #expect((end["error"] as? String)?.contains(dir) == false, "\(end)")
+        #expect(server.log_.contains("retrying") && server.log_.contains(blocker))
         #expect(try server.curl("/?text=Still%20serving.").status == 200)
     }
 
@@ -280,6 +282,33 @@ import Testing
         for id in ids {
             #expect(FileManager.default.fileExists(atPath: "\(dir)/audio/jobs/\(id).wav"))
         }
+    }
+
+    /// `lark worker` runs the same service group as `serve`, without the HTTP server and the
+    /// catalog client: on SIGTERM its parts stop in the same order, and its job goes back.
+    @Test func workerStopsItsPartsInOrderOnSigtermAndGivesItsJobBack() throws {
+        let dir = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let api = try ServerProcess(Self.arguments(jobsDir: dir, ["--job-workers", "0"]), port: Self.port(13))
+        let submitted = try Self.post(api, "/api/v1/jobs", json: ["text": try ServerTests.longText(characters: 2_000)])
+        let id = try #require(submitted.json?["id"] as? String)
+        let worker = try ServerProcess(
+            ["--data-dir", ServerLifecycleTests.voices, "--jobs-dir", dir, "--job-workers", "1"] + ServerLifecycleTests.common,
+            port: 0, waitUntilHealthy: false, command: "worker")
+        var running = false
+        for _ in 0..<1_200 where !running {
+            running = try api.curl("/api/v1/jobs/\(id)").json?["status"] as? String == "running"
+            if !running { usleep(25_000) }
+        }
+        #expect(running, "\(worker.log_)")
+        kill(worker.pid, SIGTERM)
+        let status = worker.waitForExit(seconds: 60)
+        #expect(status == 0, "exit status \(String(describing: status))\n\(worker.log_)")
+        let expected = LarkServicesTests.serveOrder.filter { $0 != "http server" && $0 != "catalog client" }
+        #expect(ServerLifecycleTests.stoppedParts(worker.log_) == expected, "\(worker.log_)")
+        #expect(worker.log_.contains("job given back (shutting down)"))
+        let after = try api.curl("/api/v1/jobs/\(id)").json
+        #expect(after?["status"] as? String == "queued", "\(String(describing: after))")
     }
 
     @Test func twoWorkersOnPostgresSurviveKillingOne() throws {

@@ -38,6 +38,21 @@ enum JobBackend: String, CaseIterable, CustomStringConvertible {
     case sqlite, postgres
     var description: String { rawValue }
 
+    /// Runs `body` with a store on an empty database of its own, and closes the store however
+    /// `body` ends.
+    func withFreshStore(_ body: (SQLJobStore) async throws -> Void) async throws {
+        let store = try await freshStore()
+        let result: Result<Void, any Error>
+        do {
+            try await body(store)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        try? await store.close()
+        try result.get()
+    }
+
     /// A store on an empty database of its own.
     func freshStore() async throws -> SQLJobStore {
         let logger = Logger(label: "test.jobs")
@@ -75,175 +90,175 @@ enum TestPostgres {
 
     @Test(arguments: JobBackend.allCases)
     func enqueueReadAndIdempotency(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let (job, created) = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0)
-        #expect(created && job.status == .queued && job.attempts == 0 && job.maxAttempts == 3)
-        #expect(job.spec == Self.spec && job.createdAt == t0 && job.availableAt == t0)
-        #expect(try await store.job(id: job.id) == job)
-        #expect(try await store.job(id: "no-such-job") == nil)
+        try await backend.withFreshStore { store in
+            let (job, created) = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0)
+            #expect(created && job.status == .queued && job.attempts == 0 && job.maxAttempts == 3)
+            #expect(job.spec == Self.spec && job.createdAt == t0 && job.availableAt == t0)
+            #expect(try await store.job(id: job.id) == job)
+            #expect(try await store.job(id: "no-such-job") == nil)
 
-        let first = try await store.enqueue(Self.spec, idempotencyKey: "key-1", maxAttempts: 3, now: t0 + 1)
-        let again = try await store.enqueue(JobSpec(text: "Other.", voice: "x"), idempotencyKey: "key-1", maxAttempts: 3, now: t0 + 2)
-        #expect(first.created && !again.created && again.job.id == first.job.id && again.job.spec == Self.spec)
+            let first = try await store.enqueue(Self.spec, idempotencyKey: "key-1", maxAttempts: 3, now: t0 + 1)
+            let again = try await store.enqueue(JobSpec(text: "Other.", voice: "x"), idempotencyKey: "key-1", maxAttempts: 3, now: t0 + 2)
+            #expect(first.created && !again.created && again.job.id == first.job.id && again.job.spec == Self.spec)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func listsNewestFirstWithCursorAndStatus(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        var ids: [String] = []
-        for index in 0..<5 {
-            ids.append(try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + Int64(index)).job.id)
-        }
-        let page1 = try await store.list(status: nil, limit: 2, after: nil)
-        #expect(page1.jobs.map(\.id) == [ids[4], ids[3]])
-        let page2 = try await store.list(status: nil, limit: 2, after: page1.nextCursor)
-        #expect(page1.nextCursor != nil)
-        #expect(page2.jobs.map(\.id) == [ids[2], ids[1]])
-        let page3 = try await store.list(status: nil, limit: 2, after: page2.nextCursor)
-        #expect(page2.nextCursor != nil)
-        #expect(page3.jobs.map(\.id) == [ids[0]] && page3.nextCursor == nil)
+        try await backend.withFreshStore { store in
+            var ids: [String] = []
+            for index in 0..<5 {
+                ids.append(try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + Int64(index)).job.id)
+            }
+            let page1 = try await store.list(status: nil, limit: 2, after: nil)
+            #expect(page1.jobs.map(\.id) == [ids[4], ids[3]])
+            let page2 = try await store.list(status: nil, limit: 2, after: page1.nextCursor)
+            #expect(page1.nextCursor != nil)
+            #expect(page2.jobs.map(\.id) == [ids[2], ids[1]])
+            let page3 = try await store.list(status: nil, limit: 2, after: page2.nextCursor)
+            #expect(page2.nextCursor != nil)
+            #expect(page3.jobs.map(\.id) == [ids[0]] && page3.nextCursor == nil)
 
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 10)
-        #expect(try await store.list(status: .running, limit: 10, after: nil).jobs.map(\.id) == [ids[0]])
-        #expect(try await store.list(status: .queued, limit: 10, after: nil).jobs.count == 4)
-        await #expect(throws: JobStoreError.self) { try await store.list(status: nil, limit: 2, after: "garbage") }
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 10)
+            #expect(try await store.list(status: .running, limit: 10, after: nil).jobs.map(\.id) == [ids[0]])
+            #expect(try await store.list(status: .queued, limit: 10, after: nil).jobs.count == 4)
+            await #expect(throws: JobStoreError.self) { try await store.list(status: nil, limit: 2, after: "garbage") }
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func claimTakesTheOldestDueJobOnce(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let a = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0).job
-        let b = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + 1).job
-        let claimed = try #require(try await store.claim(worker: "w1", lease: .seconds(30), now: t0 + 5))
-        #expect(claimed.id == a.id && claimed.status == .running && claimed.attempts == 1)
-        #expect(claimed.leaseOwner == "w1" && claimed.leaseExpiresAt == t0 + 5 + 30_000 && claimed.startedAt == t0 + 5)
-        #expect(try await store.claim(worker: "w2", lease: .seconds(30), now: t0 + 6)?.id == b.id)
-        #expect(try await store.claim(worker: "w3", lease: .seconds(30), now: t0 + 7) == nil)
+        try await backend.withFreshStore { store in
+            let a = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0).job
+            let b = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + 1).job
+            let claimed = try #require(try await store.claim(worker: "w1", lease: .seconds(30), now: t0 + 5))
+            #expect(claimed.id == a.id && claimed.status == .running && claimed.attempts == 1)
+            #expect(claimed.leaseOwner == "w1" && claimed.leaseExpiresAt == t0 + 5 + 30_000 && claimed.startedAt == t0 + 5)
+            #expect(try await store.claim(worker: "w2", lease: .seconds(30), now: t0 + 6)?.id == b.id)
+            #expect(try await store.claim(worker: "w3", lease: .seconds(30), now: t0 + 7) == nil)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func concurrentClaimsNeverShareAJob(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        for index in 0..<20 {
-            _ = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + Int64(index))
-        }
-        let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
-            for worker in 0..<6 {
-                group.addTask {
-                    var mine: [String] = []
-                    while let job = try await store.claim(worker: "w\(worker)", lease: .seconds(30), now: self.t0 + 100) {
-                        mine.append(job.id)
-                    }
-                    return mine
-                }
+        try await backend.withFreshStore { store in
+            for index in 0..<20 {
+                _ = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + Int64(index))
             }
-            return try await group.reduce(into: []) { $0 += $1 }
+            let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<6 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while let job = try await store.claim(worker: "w\(worker)", lease: .seconds(30), now: self.t0 + 100) {
+                            mine.append(job.id)
+                        }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(claimed.count == 20 && Set(claimed).count == 20)
         }
-        #expect(claimed.count == 20 && Set(claimed).count == 20)
     }
 
     @Test(arguments: JobBackend.allCases)
     func heartbeatExtendsTheLeaseAndAnExpiredLeaseIsClaimedAgain(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 2, now: t0).job
-        _ = try await store.claim(worker: "w1", lease: .seconds(10), now: t0)
-        #expect(try await store.heartbeat(id: job.id, worker: "w1", lease: .seconds(10), sentencesDone: 2, sentencesTotal: 5, now: t0 + 8_000) == .proceed)
-        // Renewed at 8 s for 10 s: not due at 15 s, due at 19 s.
-        #expect(try await store.claim(worker: "w2", lease: .seconds(10), now: t0 + 15_000) == nil)
-        let again = try #require(try await store.claim(worker: "w2", lease: .seconds(10), now: t0 + 19_000))
-        #expect(again.id == job.id && again.attempts == 2 && again.leaseOwner == "w2" && again.sentencesDone == 2 && again.sentencesTotal == 5)
-        // The first worker has lost it: its heartbeat and its result are refused.
-        #expect(try await store.heartbeat(id: job.id, worker: "w1", lease: .seconds(10), sentencesDone: 3, sentencesTotal: 5, now: t0 + 19_500) == .lost)
-        #expect(try await store.succeed(id: job.id, worker: "w1", objectKey: "k", now: t0 + 19_600) == false)
-        // The second worker dies too, with no attempt left: the job fails with the reason.
-        #expect(try await store.claim(worker: "w3", lease: .seconds(10), now: t0 + 40_000) == nil)
-        let failed = try #require(try await store.job(id: job.id))
-        #expect(failed.status == .failed && failed.error?.contains("lease expired") == true && failed.finishedAt == t0 + 40_000)
+        try await backend.withFreshStore { store in
+            let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 2, now: t0).job
+            _ = try await store.claim(worker: "w1", lease: .seconds(10), now: t0)
+            #expect(try await store.heartbeat(id: job.id, worker: "w1", lease: .seconds(10), sentencesDone: 2, sentencesTotal: 5, now: t0 + 8_000) == .proceed)
+            // Renewed at 8 s for 10 s: not due at 15 s, due at 19 s.
+            #expect(try await store.claim(worker: "w2", lease: .seconds(10), now: t0 + 15_000) == nil)
+            let again = try #require(try await store.claim(worker: "w2", lease: .seconds(10), now: t0 + 19_000))
+            #expect(again.id == job.id && again.attempts == 2 && again.leaseOwner == "w2" && again.sentencesDone == 2 && again.sentencesTotal == 5)
+            // The first worker has lost it: its heartbeat and its result are refused.
+            #expect(try await store.heartbeat(id: job.id, worker: "w1", lease: .seconds(10), sentencesDone: 3, sentencesTotal: 5, now: t0 + 19_500) == .lost)
+            #expect(try await store.succeed(id: job.id, worker: "w1", objectKey: "k", now: t0 + 19_600) == false)
+            // The second worker dies too, with no attempt left: the job fails with the reason.
+            #expect(try await store.claim(worker: "w3", lease: .seconds(10), now: t0 + 40_000) == nil)
+            let failed = try #require(try await store.job(id: job.id))
+            #expect(failed.status == .failed && failed.error?.contains("lease expired") == true && failed.finishedAt == t0 + 40_000)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func succeedAndFailWithRetries(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 2, now: t0).job
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
-        #expect(try await store.fail(id: job.id, worker: "w", error: "storage down", retryAt: t0 + 2_000, now: t0 + 100))
-        var current = try #require(try await store.job(id: job.id))
-        #expect(current.status == .queued && current.error == "storage down" && current.availableAt == t0 + 2_000 && current.leaseOwner == nil)
-        // Not before its back-off.
-        #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 1_999) == nil)
-        #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 2_000)?.attempts == 2)
-        #expect(try await store.succeed(id: job.id, worker: "w", objectKey: "jobs/x.mp3", now: t0 + 3_000))
-        current = try #require(try await store.job(id: job.id))
-        #expect(current.status == .succeeded && current.objectKey == "jobs/x.mp3" && current.error == nil && current.finishedAt == t0 + 3_000)
-        // Final states do not move.
-        #expect(try await store.fail(id: job.id, worker: "w", error: "late", retryAt: nil, now: t0 + 4_000) == false)
+        try await backend.withFreshStore { store in
+            let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 2, now: t0).job
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
+            #expect(try await store.fail(id: job.id, worker: "w", error: "storage down", retryAt: t0 + 2_000, now: t0 + 100))
+            var current = try #require(try await store.job(id: job.id))
+            #expect(current.status == .queued && current.error == "storage down" && current.availableAt == t0 + 2_000 && current.leaseOwner == nil)
+            // Not before its back-off.
+            #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 1_999) == nil)
+            #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 2_000)?.attempts == 2)
+            #expect(try await store.succeed(id: job.id, worker: "w", objectKey: "jobs/x.mp3", now: t0 + 3_000))
+            current = try #require(try await store.job(id: job.id))
+            #expect(current.status == .succeeded && current.objectKey == "jobs/x.mp3" && current.error == nil && current.finishedAt == t0 + 3_000)
+            // Final states do not move.
+            #expect(try await store.fail(id: job.id, worker: "w", error: "late", retryAt: nil, now: t0 + 4_000) == false)
 
-        let doomed = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 5_000)
-        #expect(try await store.fail(id: doomed.id, worker: "w", error: "unknown voice", retryAt: nil, now: t0 + 5_100))
-        current = try #require(try await store.job(id: doomed.id))
-        #expect(current.status == .failed && current.error == "unknown voice" && current.finishedAt == t0 + 5_100)
+            let doomed = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 5_000)
+            #expect(try await store.fail(id: doomed.id, worker: "w", error: "unknown voice", retryAt: nil, now: t0 + 5_100))
+            current = try #require(try await store.job(id: doomed.id))
+            #expect(current.status == .failed && current.error == "unknown voice" && current.finishedAt == t0 + 5_100)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func cancelQueuedAtOnceAndRunningThroughTheWorker(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let running = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0).job
-        let queued = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + 1).job
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 2)
-        #expect(try await store.cancel(id: queued.id, now: t0 + 3)?.status == .cancelled)
-        let asked = try #require(try await store.cancel(id: running.id, now: t0 + 4))
-        #expect(asked.status == .running && asked.cancelRequested)
-        #expect(try await store.heartbeat(id: running.id, worker: "w", lease: .seconds(30), sentencesDone: 1, sentencesTotal: 3, now: t0 + 5) == .cancelRequested)
-        #expect(try await store.finishCancelled(id: running.id, worker: "w", now: t0 + 6))
-        #expect(try await store.job(id: running.id)?.status == .cancelled)
-        #expect(try await store.cancel(id: "missing", now: t0) == nil)
-        #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 10) == nil)
+        try await backend.withFreshStore { store in
+            let running = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0).job
+            let queued = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 3, now: t0 + 1).job
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 2)
+            #expect(try await store.cancel(id: queued.id, now: t0 + 3)?.status == .cancelled)
+            let asked = try #require(try await store.cancel(id: running.id, now: t0 + 4))
+            #expect(asked.status == .running && asked.cancelRequested)
+            #expect(try await store.heartbeat(id: running.id, worker: "w", lease: .seconds(30), sentencesDone: 1, sentencesTotal: 3, now: t0 + 5) == .cancelRequested)
+            #expect(try await store.finishCancelled(id: running.id, worker: "w", now: t0 + 6))
+            #expect(try await store.job(id: running.id)?.status == .cancelled)
+            #expect(try await store.cancel(id: "missing", now: t0) == nil)
+            #expect(try await store.claim(worker: "w", lease: .seconds(30), now: t0 + 10) == nil)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func releaseGivesTheAttemptBack(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
-        #expect(try await store.release(id: job.id, worker: "w", now: t0 + 1))
-        let again = try #require(try await store.claim(worker: "w2", lease: .seconds(30), now: t0 + 2))
-        #expect(again.id == job.id && again.attempts == 1)
+        try await backend.withFreshStore { store in
+            let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
+            #expect(try await store.release(id: job.id, worker: "w", now: t0 + 1))
+            let again = try #require(try await store.claim(worker: "w2", lease: .seconds(30), now: t0 + 2))
+            #expect(again.id == job.id && again.attempts == 1)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func purgeDeletesOnlyFinishedJobsPastRetention(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let old = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
-        _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
-        _ = try await store.succeed(id: old.id, worker: "w", objectKey: "jobs/old.mp3", now: t0 + 1_000)
-        let recent = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + 2_000).job
-        _ = try await store.cancel(id: recent.id, now: t0 + 60_000)
-        let waiting = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + 3_000).job
-        let purged = try await store.purge(finishedBefore: t0 + 30_000, limit: 10)
-        #expect(purged.map(\.id) == [old.id] && purged.first?.objectKey == "jobs/old.mp3")
-        #expect(try await store.job(id: old.id) == nil)
-        #expect(try await store.job(id: recent.id) != nil)
-        #expect(try await store.job(id: waiting.id) != nil)
+        try await backend.withFreshStore { store in
+            let old = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
+            _ = try await store.claim(worker: "w", lease: .seconds(30), now: t0)
+            _ = try await store.succeed(id: old.id, worker: "w", objectKey: "jobs/old.mp3", now: t0 + 1_000)
+            let recent = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + 2_000).job
+            _ = try await store.cancel(id: recent.id, now: t0 + 60_000)
+            let waiting = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0 + 3_000).job
+            let purged = try await store.purge(finishedBefore: t0 + 30_000, limit: 10)
+            #expect(purged.map(\.id) == [old.id] && purged.first?.objectKey == "jobs/old.mp3")
+            #expect(try await store.job(id: old.id) == nil)
+            #expect(try await store.job(id: recent.id) != nil)
+            #expect(try await store.job(id: waiting.id) != nil)
+        }
     }
 
     @Test(arguments: JobBackend.allCases)
     func migrationsRunOnceAndAgainIsHarmless(_ backend: JobBackend) async throws {
-        let store = try await backend.freshStore()
-        defer { Task { try? await store.close() } }
-        let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
-        try await store.migrate()
-        try await store.migrate()
-        #expect(try await store.job(id: job.id) == job)
+        try await backend.withFreshStore { store in
+            let job = try await store.enqueue(Self.spec, idempotencyKey: nil, maxAttempts: 1, now: t0).job
+            try await store.migrate()
+            try await store.migrate()
+            #expect(try await store.job(id: job.id) == job)
+        }
     }
 
     @Test func unreachablePostgresFailsWithAClearMessage() async throws {

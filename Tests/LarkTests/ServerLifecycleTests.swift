@@ -99,6 +99,44 @@ import Testing
         #expect(server.log_.contains("hb.request.id=\(id)") && server.log_.contains("GET / 200"))
     }
 
+    /// The parts of a `lark serve` process, in the order their `stopped` lines appear in its log.
+    static func stoppedParts(_ log: String) -> [String] {
+        log.split(separator: "\n").filter { $0.hasSuffix("] stopped") }.compactMap { line in
+            guard let start = line.range(of: "service="), let end = line.range(of: " [", range: start.upperBound..<line.endIndex)
+            else { return nil }
+            return String(line[start.upperBound..<end.lowerBound])
+        }
+    }
+
+    @Test func sigtermStopsThePartsInReverseDependencyOrderAndTheJobGoesBack() throws {
+        let dir = JobAPITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try ServerProcess(JobAPITests.arguments(jobsDir: dir), port: Self.port(7))
+        let submitted = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": try ServerTests.longText(characters: 2_000)])
+        let id = try #require(submitted.json?["id"] as? String)
+        var running = false
+        for _ in 0..<400 where !running {
+            running = try server.curl("/api/v1/jobs/\(id)").json?["status"] as? String == "running"
+            if !running { usleep(25_000) }
+        }
+        #expect(running)
+        kill(server.pid, SIGTERM)
+        let status = server.waitForExit(seconds: 60)
+        #expect(status == 0, "exit status \(String(describing: status))\n\(server.log_)")
+        // One at a time, from the top: the server stops taking requests, the workers give their
+        // job back, the rest stops, and the voices close last.
+        let log = server.log_
+        #expect(Self.stoppedParts(log) == LarkServicesTests.serveOrder, "\(log)")
+        let lines = log.split(separator: "\n")
+        let givenBack = try #require(lines.firstIndex { $0.contains("job given back (shutting down)") }, "\(log)")
+        let databaseClosed = try #require(lines.firstIndex { $0.contains("service=job database") && $0.hasSuffix("] stopped") })
+        #expect(givenBack < databaseClosed)
+        // The next process finds the job queued again.
+        let next = try ServerProcess(JobAPITests.arguments(jobsDir: dir, ["--job-workers", "0"]), port: Self.port(8))
+        let after = try next.curl("/api/v1/jobs/\(id)").json
+        #expect(after?["status"] as? String == "queued", "\(String(describing: after))")
+    }
+
     @Test func twoHundredConnectionsGet200Or503AndMemoryComesBack() throws {
         let server = try ServerProcess(
             ["--data-dir", Self.voices, "--workers", "2", "--max-queue", "8"] + Self.common, port: Self.port(2))

@@ -1,4 +1,5 @@
 import Foundation
+import AudioStorage
 import PiperEngine
 import SpeechService
 
@@ -90,3 +91,15 @@ struct Probe {
 }
 
 struct ProbeError: Error { var message: String }
+
+/// Runs `body`, then shuts `store` down however `body` ended (awaited, unlike a `Task` in a `defer`).
+func withShutdown<T>(of store: any ObjectStore, _ body: () async throws -> T) async throws -> T {
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body())
+    } catch {
+        result = .failure(error)
+    }
+    try? await store.shutdown()
+    return try result.get()
+}

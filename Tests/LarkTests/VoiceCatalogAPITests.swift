@@ -26,16 +26,16 @@ import VoiceCatalog
             configuration: ServerConfiguration(defaultVoice: "en_US-joe-medium", allowDownloads: allowDownloads),
             library: library, metrics: metrics, scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: nil,
             logger: Logger(label: "test"), installer: installer)
+        let result: Result<T, any Error>
         do {
-            let result = try await app.test(.router, body)
-            try? await library.shutdown()
-            try await http.shutdown()
-            return result
+            result = .success(try await app.test(.router, body))
         } catch {
-            try? await library.shutdown()
-            try? await http.shutdown()
-            throw error
+            result = .failure(error)
         }
+        // One place closes both, however the test ended.
+        try? await library.shutdown()
+        try await http.shutdown()
+        return try result.get()
     }
 
     struct Answer: Sendable {
