@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Logging
 import SpeechCore
 import SpeechService
@@ -17,11 +18,16 @@ public struct ServerConfiguration: Sendable {
     public var maxTextCharacters: Int
     /// Whether `POST /api/v1/voices/{name}/download` may install voices (`--allow-downloads`).
     public var allowDownloads: Bool
+    /// How long a client may take no audio at all before its connection is closed and its
+    /// synthesis cancelled (`--write-timeout`).
+    public var writeTimeout: Duration
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
-        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, allowDownloads: Bool = false
+        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, allowDownloads: Bool = false,
+        writeTimeout: Duration = .seconds(30)
     ) {
+        self.writeTimeout = writeTimeout
         self.allowDownloads = allowDownloads
         self.host = host
         self.port = port
@@ -49,9 +55,12 @@ public func buildApplication(
     router.add(middleware: RequestLogMiddleware(level: .info))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMappingMiddleware(routes: RouteTable(routes)))
+    router.add(middleware: UnexpectedBodyMiddleware(limit: 1 << 20))
     router.add(routes)
+    let writeTimeout = TimeAmount.nanoseconds(Int64(configuration.writeTimeout.components.seconds) * 1_000_000_000)
     return Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [WriteTimeoutHandler(timeout: writeTimeout)])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),
         logger: logger)
 }

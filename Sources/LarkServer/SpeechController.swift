@@ -43,19 +43,31 @@ struct SpeechController: Sendable {
         }
         let options = try options(from: query)
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
-        // A GET has no body to read, so the connection can be watched: a client that goes away
-        // cancels the synthesis (Hummingbird then closes the connection after the response).
-        return try await request.body.consumeWithCancellationOnInboundClose { _ in
+        return try await whileConnected(request) { _ in
             try await wholeFile(text: text, voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
     private func postRoot(_ request: Request) async throws -> Response {
-        let text = try await bodyText(request)
-        let query = FormQuery(request.uri.query)
-        return try await wholeFile(
-            text: text, voiceID: query.get("voice"), options: try options(from: query),
-            output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
+        try await whileConnected(request) { request in
+            let text = try await bodyText(request)
+            let query = FormQuery(request.uri.query)
+            return try await wholeFile(
+                text: text, voiceID: query.get("voice"), options: try options(from: query),
+                output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
+        }
+    }
+
+    /// Runs a whole-file route's work while watching the connection: a client that goes away
+    /// cancels it, and with it the synthesis (a streamed answer notices instead when its write
+    /// fails). `work` gets the request with the body it may read. Hummingbird closes such a
+    /// connection after the response.
+    private func whileConnected(_ request: Request, _ work: (Request) async throws -> Response) async throws -> Response {
+        try await request.body.consumeWithCancellationOnInboundClose { body in
+            var watched = request
+            watched.body = body
+            return try await work(watched)
+        }
     }
 
     /// Piper 1.8's `POST /synthesize` body and Lark's `POST /api/v1/speech` body: Piper's
@@ -85,8 +97,11 @@ struct SpeechController: Sendable {
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
-        return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+        try await whileConnected(request) { request in
+            let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
+            return try await wholeFile(
+                text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+        }
     }
 
     // MARK: - Polly example
@@ -147,11 +162,15 @@ struct SpeechController: Sendable {
     // MARK: - Lark's own API
 
     private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
-        if body.stream == true {
-            return try await streamed(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+        try await whileConnected(request) { request in
+            let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
+            if body.stream == true {
+                return try await streamed(
+                    text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+            }
+            return try await wholeFile(
+                text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
-        return try await wholeFile(text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
     }
 
     private func ready() async throws -> Response {

@@ -26,6 +26,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Sentences synthesized at once, and requests served at once (default: one per core). Env: LARK_WORKERS.") var workers: Int?
     @Option(name: [.customLong("max-queue"), .customLong("max_queue")], help: "Requests that may wait for a worker before the server answers 503 (default 16). Env: LARK_MAX_QUEUE.") var maxQueue: Int?
     @Option(name: [.customLong("max-text-chars"), .customLong("max_text_chars")], help: "Longest text accepted (default 10000). Env: LARK_MAX_TEXT_CHARS.") var maxTextChars: Int?
+    @Option(name: [.customLong("write-timeout"), .customLong("write_timeout")],
+            help: "Seconds a client may take no audio at all before its connection is closed and its synthesis cancelled (default 30). Env: LARK_WRITE_TIMEOUT.")
+    var writeTimeout: Int?
     @Flag(name: [.customLong("update-voices"), .customLong("update_voices")],
           help: "Fetch the voice catalog again before starting (it is cached in the download directory).")
     var updateVoices = false
@@ -96,7 +99,8 @@ struct Serve: AsyncParsableCommand {
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
-            allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true)
+            allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
+            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)

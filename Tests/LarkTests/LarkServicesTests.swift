@@ -51,6 +51,7 @@ import VoiceCatalog
         var store: SQLJobStore
         var library: VoiceLibrary
         var jobs: JobsContext
+        var scheduler: SynthesisScheduler
         var directory: URL
     }
 
@@ -66,6 +67,7 @@ import VoiceCatalog
         let notifier = CallbackNotifier(logger: logger)
         services.callbackNotifier = notifier
         let scheduler = SynthesisScheduler(workers: 1, maxQueue: 1)
+        services.synthesisScheduler = scheduler
         let presenter = JobPresenter(objects: objects, publicURL: "http://127.0.0.1", retention: .seconds(3600))
         let renderer = JobRenderer(library: library, defaults: .init())
         let workers = JobWorkerService(
@@ -74,12 +76,12 @@ import VoiceCatalog
         services.jobWorkers = workers
         services.janitor = JobJanitor(store: store, objects: objects, retention: .seconds(3600), logger: logger)
         let jobs = JobsContext(store: store, objects: objects, renderer: renderer, presenter: presenter, workers: workers)
-        return Parts(services: services, store: store, library: library, jobs: jobs, directory: directory)
+        return Parts(services: services, store: store, library: library, jobs: jobs, scheduler: scheduler, directory: directory)
     }
 
     static let serveOrder = [
         "http server", "job workers", "retention janitor", "callback notifier", "object store", "job database",
-        "catalog client", "voice library",
+        "catalog client", "synthesis scheduler", "voice library",
     ]
 
     @Test func partsStopInReverseDependencyOrder() async throws {
@@ -89,7 +91,7 @@ import VoiceCatalog
         let metrics = ServerMetrics()
         let app = buildApplication(
             configuration: ServerConfiguration(port: 0, defaultVoice: "en_US-joe-medium"), library: parts.library,
-            metrics: metrics, scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: parts.jobs, logger: recorder.logger)
+            metrics: metrics, scheduler: parts.scheduler, jobs: parts.jobs, logger: recorder.logger)
         parts.services.servers.append(("http server", app))
         let group = parts.services.serviceGroup(signals: [], logger: recorder.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -104,12 +104,15 @@ import Testing
         let iterator = stream.makeAsyncIterator()
         #expect(try await iterator.next()?.sentenceIndex == 1)
         // The reader stalls: the next chunk is made, then nothing more, and no place is held.
-        try await Self.eventually { scheduler.load.running == 0 }
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(await producer.calls == 2)
-        #expect(scheduler.load.running == 0)
+        for _ in 0..<500 {
+            if await producer.calls == 2, scheduler.load.running == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await producer.calls == 2, "one chunk ahead, no more")
+        #expect(scheduler.load.running == 0, "a stalled stream holds no place")
         #expect(try await iterator.next()?.sentenceIndex == 2)
-        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<500 where await producer.calls < 3 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await producer.calls == 3)
     }
 

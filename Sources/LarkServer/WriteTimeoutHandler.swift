@@ -1,0 +1,55 @@
+import NIOCore
+
+/// Closes a connection whose client takes nothing for `timeout` while the server has audio to
+/// send: the channel became unwritable (the client's receive window and NIO's outbound buffer
+/// are full) and stayed so. The write the response was waiting in then fails, which drops the
+/// stream and cancels its synthesis.
+///
+/// It also fixes the connection's kernel send buffer at `sendBuffer` bytes. Left to itself,
+/// Linux grows a socket's send buffer up to 4 MB, which a stalled client never drains: 45 s of
+/// 48 kHz WAV per connection, held by the kernel, before the server's writes even wait.
+///
+/// Written as a channel handler because a stalled write is only visible at the connection:
+/// Hummingbird's response writer simply waits (that waiting is the backpressure that keeps a
+/// stream from synthesizing ahead), and the idle timeout counts reads, not stalled writes.
+final class WriteTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let timeout: TimeAmount
+    private let sendBuffer: Int32
+    private var closing: Scheduled<Void>?
+
+    init(timeout: TimeAmount, sendBuffer: Int32 = 256 * 1024) {
+        self.timeout = timeout
+        self.sendBuffer = sendBuffer
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
+            .whenFailure { _ in }  // a channel without a socket (tests) keeps its own buffer
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            closing?.cancel()
+            closing = nil
+        } else if closing == nil {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            closing = context.eventLoop.scheduleTask(in: timeout) {
+                bound.value.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing?.cancel()
+        closing = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closing?.cancel()
+        closing = nil
+    }
+}
