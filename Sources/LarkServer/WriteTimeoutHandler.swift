@@ -9,15 +9,23 @@ import NIOCore
 /// Linux grows a socket's send buffer up to 4 MB, which a stalled client never drains: 45 s of
 /// 48 kHz WAV per connection, held by the kernel, before the server's writes even wait.
 ///
+/// And it lets a connection that is closed after its response (Hummingbird closes one right after
+/// writing the response's end: on shutdown, or when the route watched for the client going away)
+/// first hand its last bytes to the kernel: NIO fails the writes still pending when a channel
+/// closes, which cut whole files larger than the send buffer short.
+///
 /// Written as a channel handler because a stalled write is only visible at the connection:
 /// Hummingbird's response writer simply waits (that waiting is the backpressure that keeps a
 /// stream from synthesizing ahead), and the idle timeout counts reads, not stalled writes.
-final class WriteTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
 
     private let timeout: TimeAmount
     private let sendBuffer: Int32
     private var closing: Scheduled<Void>?
+    /// The last write's outcome, while it is pending.
+    private var lastWrite: EventLoopFuture<Void>?
 
     init(timeout: TimeAmount, sendBuffer: Int32 = 256 * 1024) {
         self.timeout = timeout
@@ -40,6 +48,29 @@ final class WriteTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler 
             }
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let promise = promise ?? context.eventLoop.makePromise()
+        let future = promise.futureResult
+        lastWrite = future
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        future.whenComplete { _ in
+            if bound.value.lastWrite === future { bound.value.lastWrite = nil }
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// A close asked for while writes are pending waits for them (a stalled client's close comes
+    /// from the write timeout, which does not wait).
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all, let pending = lastWrite else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        lastWrite = nil
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        pending.whenComplete { _ in bound.value.close(mode: mode, promise: promise) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

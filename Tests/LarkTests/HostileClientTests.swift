@@ -88,8 +88,9 @@ import Testing
     /// served at once; the server stops synthesizing for them, and after the write timeout it
     /// closes their connections.
     @Test func stalledReadersStarveNobodyAndAreDisconnected() throws {
-        let port = ServerLifecycleTests.port(60)
-        let server = try Server(Self.common + ["--workers", "2", "--write-timeout", "3", "--disable-jobs"], port: port)
+        let port = ServerLifecycleTests.port(90)
+        // A write timeout long enough to show that the synthesis stops by itself first.
+        let server = try Server(Self.common + ["--workers", "2", "--write-timeout", "12", "--disable-jobs"], port: port)
         let text = try ServerTests.longText(characters: 2500)
         let request = "GET /read?outputFormat=wav&sample_rate=48000&text=\(Self.encoded(text)) HTTP/1.1\r\nHost: x\r\n\r\n"
         // Warm up: two long sentences at once grow the model's memory to its working size.
@@ -110,20 +111,25 @@ import Testing
         #expect(other.status == 200, "a third client is served while two readers stall")
         #expect(waited < 8, "answered in \(waited) s")
 
-        // Stalled streams make one sentence ahead and stop: the server idles, and holds no more.
-        usleep(500_000)
+        // Stalled streams make one sentence ahead and stop (the text has about 30 sentences):
+        // the server idles while both connections are still open, and holds no more.
+        var cpuSpent = Double.infinity
+        for _ in 0..<8 where cpuSpent >= 0.1 {
+            let cpuBefore = try Self.cpuSeconds(of: server.pid)
+            usleep(1_000_000)
+            cpuSpent = try Self.cpuSeconds(of: server.pid) - cpuBefore
+        }
+        #expect(cpuSpent < 0.1, "\(cpuSpent) CPU-seconds a second while both readers stall")
         let stalledAt = try residentKiB(of: server.pid)
-        let cpuBefore = try Self.cpuSeconds(of: server.pid)
-        usleep(1_000_000)
-        let cpuSpent = try Self.cpuSeconds(of: server.pid) - cpuBefore
-        #expect(cpuSpent < 0.5, "\(cpuSpent) CPU-seconds in 1 s while both readers stall")
+        usleep(2_000_000)
         let now = try residentKiB(of: server.pid)
         #expect(now - stalledAt < 8 * 1024, "resident memory went on growing while the readers stalled: \(stalledAt / 1024) → \(now / 1024) MiB")
         #expect(now - idle < 200 * 1024, "resident memory grew \((now - idle) / 1024) MiB with two stalled readers")
 
-        // After the write timeout (3 s) the server has closed both connections: what the kernel
-        // still held arrives, then the end.
-        usleep(4_000_000)
+        // After the write timeout (12 s from when the connections stalled) the server has closed
+        // both: what the kernel still held arrives, then the end.
+        let elapsed = Date().timeIntervalSince(started)
+        if elapsed < 18 { usleep(UInt32((18 - elapsed) * 1_000_000)) }
         for client in stalled {
             let (data, closed) = client.readAll(seconds: 10)
             #expect(closed, "a reader that took nothing for the write timeout is disconnected (\(data.count) bytes, \(Date().timeIntervalSince(started)) s)")
@@ -136,7 +142,7 @@ import Testing
     /// A GET with a body is answered (after the body is dropped) and its connection not left in
     /// CLOSE-WAIT; a body over the limit is 413 with the JSON error body.
     @Test func aBodyOnAGetIsAnsweredAndLeavesNoCloseWait() throws {
-        let port = ServerLifecycleTests.port(61)
+        let port = ServerLifecycleTests.port(91)
         let server = try Server(Self.common + ["--disable-jobs"], port: port)
         for _ in 0..<3 {
             let client = try RawClient(port: port)
@@ -156,15 +162,18 @@ import Testing
     /// A client that sends a long text with POST / and leaves a second later stops the
     /// synthesis: the server's CPU goes quiet instead of speaking the rest.
     @Test func aPostWhoseClientLeavesStopsItsSynthesis() throws {
-        let port = ServerLifecycleTests.port(62)
+        let port = ServerLifecycleTests.port(92)
         let server = try Server(Self.common + ["--workers", "2", "--disable-jobs"], port: port)
         let text = Data(String(repeating: "This sentence is spoken to nobody at all. ", count: 80).utf8)
         let client = try RawClient(port: port)
         client.send(Data("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(text.count)\r\n\r\n".utf8) + text)
-        usleep(1_000_000)
         let busy = try Self.cpuSeconds(of: server.pid)
-        usleep(500_000)
-        #expect(try Self.cpuSeconds(of: server.pid) - busy > 0.2, "the synthesis had started")
+        var started = false
+        for _ in 0..<100 where !started {
+            usleep(100_000)
+            started = try Self.cpuSeconds(of: server.pid) - busy > 0.3
+        }
+        #expect(started, "the synthesis had started")
         Glibc.shutdown(client.socket, Int32(SHUT_RDWR))
         usleep(1_000_000)
         let cpuBefore = try Self.cpuSeconds(of: server.pid)
