@@ -17,19 +17,7 @@ import Testing
         let socket: Int32
 
         init(port: Int, receiveBuffer: Int32? = nil) throws {
-            socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard socket >= 0 else { throw ProbeError(message: "socket failed") }
-            if var size = receiveBuffer {
-                setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw ProbeError(message: "connect failed") }
+            socket = try connectLoopback(port: port, receiveBuffer: receiveBuffer)
         }
 
         func send(_ data: Data) {
@@ -124,7 +112,9 @@ import Testing
         usleep(2_000_000)
         let now = try residentKiB(of: server.pid)
         #expect(now - stalledAt < 8 * 1024, "resident memory went on growing while the readers stalled: \(stalledAt / 1024) → \(now / 1024) MiB")
-        #expect(now - idle < 200 * 1024, "resident memory grew \((now - idle) / 1024) MiB with two stalled readers")
+        // Beyond that, only the model's working memory for these longer sentences (before the
+        // one-sentence lookahead, a few stalled readers took 707 MB in 10 s).
+        #expect(now - idle < 400 * 1024, "resident memory grew \((now - idle) / 1024) MiB with two stalled readers")
 
         // After the write timeout (12 s from when the connections stalled) the server has closed
         // both: what the kernel still held arrives, then the end.
