@@ -79,16 +79,52 @@ public struct OptimizedVoiceCache: Sendable {
         var created: Date
     }
 
-    /// A valid entry's file and header.
+    /// An entry's file and header; `stampLength` is where the model bytes start.
     struct Entry: Sendable {
         var path: String
         var header: Header
+        var stampLength: Int
     }
 
     func key(forModelAt path: String, onnxRuntime: String, session: String) throws -> Key {
         Key(
-            modelSHA256: try Self.sha256(ofFileAt: path), onnxRuntime: onnxRuntime, cpu: Self.cpuFeatures,
+            modelSHA256: try modelHash(path), onnxRuntime: onnxRuntime, cpu: Self.cpuFeatures,
             rewrite: ConvolutionRewrite.version, session: session)
+    }
+
+    /// What identifies one version of a model file without reading it: its device and inode,
+    /// size, and modification and change times (the change time cannot be set by hand, and any
+    /// write moves it).
+    struct Fingerprint: Codable, Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var changed: Int64
+        var sha256: String
+    }
+
+    /// The model file's SHA-256, remembered in `models.json` by the file's fingerprint so that a
+    /// load of an unchanged file does not read its 60 MB again (about a tenth of a cached load).
+    func modelHash(_ path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw Problem(reason: "cannot read \(path)") }
+        func fingerprint(_ sha256: String) -> Fingerprint {
+            Fingerprint(
+                device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+                changed: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec), sha256: sha256)
+        }
+        let memoPath = directory + "/models.json"
+        var memo = (FileManager.default.contents(atPath: memoPath)).flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
+        if let known = memo[path], known == fingerprint(known.sha256) { return known.sha256 }
+        let digest = try Self.sha256(ofFileAt: path)
+        memo[path] = fingerprint(digest)
+        if let data = try? JSONEncoder().encode(memo) {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try? Self.writeAtomically([Array(data)], to: memoPath, in: directory)
+        }
+        return digest
     }
 
     func path(for key: Key, voice: String) -> String {
@@ -98,9 +134,16 @@ public struct OptimizedVoiceCache: Sendable {
     /// The entry for `key`, checked for length and checksum; nil when there is none. A file that
     /// fails a check is deleted, and `onEvent` is told why.
     func entry(for key: Key, voice: String) -> Entry? {
+        guard let entry = header(for: key, voice: voice) else { return nil }
+        return verify(entry) ? entry : nil
+    }
+
+    /// The entry for `key`, its header and length checked but not yet its checksum (`verify`,
+    /// which reads the whole file, can then run beside the session's load).
+    func header(for key: Key, voice: String) -> Entry? {
         let path = path(for: key, voice: voice)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        switch Self.readEntry(at: path) {
+        switch Self.readHeader(at: path) {
         case .success(let entry) where entry.header.key == key:
             return entry
         case .success:
@@ -109,6 +152,16 @@ public struct OptimizedVoiceCache: Sendable {
             reject(path: path, voice: voice, reason: problem.reason)
         }
         return nil
+    }
+
+    /// Whether the entry's model bytes have the checksum its header gives; a damaged entry is
+    /// deleted, and `onEvent` is told.
+    func verify(_ entry: Entry) -> Bool {
+        guard Self.checksumMatches(entry) else {
+            reject(path: entry.path, voice: entry.header.voice, reason: "its checksum does not match (a damaged file)")
+            return false
+        }
+        return true
     }
 
     /// Deletes an entry that failed a check after loading (its probe), telling `onEvent`.
@@ -155,7 +208,9 @@ public struct OptimizedVoiceCache: Sendable {
         return names.filter { $0.hasSuffix(".onnx") && !$0.hasPrefix(".") }.sorted().map { name in
             let path = directory + "/" + name
             let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            switch Self.readEntry(at: path) {
+            switch Self.readHeader(at: path).flatMap({ entry in
+                Self.checksumMatches(entry) ? .success(entry) : .failure(Problem(reason: "its checksum does not match (a damaged file)"))
+            }) {
             case .failure(let problem):
                 return Listing(file: path, voice: nil, bytes: bytes, created: nil, problem: problem.reason)
             case .success(let entry):
@@ -170,13 +225,13 @@ public struct OptimizedVoiceCache: Sendable {
         }
     }
 
-    /// Deletes every entry and leftover temporary file; answers how many files went.
+    /// Deletes every entry, leftover temporary file and remembered model hash; answers how many files went.
     @discardableResult
     public func clear() throws -> Int {
         guard FileManager.default.fileExists(atPath: directory) else { return 0 }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         var removed = 0
-        for name in names where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") {
+        for name in names where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") || name == "models.json" {
             try FileManager.default.removeItem(atPath: directory + "/" + name)
             removed += 1
         }
@@ -189,9 +244,8 @@ public struct OptimizedVoiceCache: Sendable {
         var reason: String
     }
 
-    /// Reads and checks an entry: its stamp, its length and its checksum. The model bytes are
-    /// read in pieces to hash them, never held whole (the session loads them from the path).
-    static func readEntry(at path: String) -> Result<Entry, Problem> {
+    /// Reads and checks an entry's stamp and length.
+    static func readHeader(at path: String) -> Result<Entry, Problem> {
         guard let handle = FileHandle(forReadingAtPath: path) else { return .failure(Problem(reason: "it cannot be read")) }
         defer { try? handle.close() }
         guard let prefix = try? handle.read(upToCount: ModelStamp.prefixLength), let stampLength = ModelStamp.length(fromPrefix: Array(prefix)),
@@ -209,10 +263,16 @@ public struct OptimizedVoiceCache: Sendable {
         guard let size = try? handle.seekToEnd(), Int(size) == stampLength + header.modelBytes else {
             return .failure(Problem(reason: "it is truncated or has extra bytes"))
         }
-        guard (try? handle.seek(toOffset: UInt64(stampLength))) != nil,
-              let digest = try? sha256(of: handle), digest == header.modelSHA256
-        else { return .failure(Problem(reason: "its checksum does not match (a damaged file)")) }
-        return .success(Entry(path: path, header: header))
+        return .success(Entry(path: path, header: header, stampLength: stampLength))
+    }
+
+    /// Hashes the entry's model bytes, read in pieces, never held whole (the session loads them
+    /// from the path), against its header.
+    static func checksumMatches(_ entry: Entry) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: entry.path) else { return false }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(entry.stampLength))) != nil, let digest = try? sha256(of: handle) else { return false }
+        return digest == entry.header.modelSHA256
     }
 
     static func sha256(ofFileAt path: String) throws -> String {

@@ -45,13 +45,18 @@ struct PiperModelLoader: Sendable {
         return Loaded(sessions: sessions, restatedConvolutions: 0)
     }
 
-    /// The cache's entry as sessions, or nil (and the entry deleted) when it fails a check.
+    /// The cache's entry as sessions, or nil (and the entry deleted) when it fails a check. Its
+    /// checksum is verified beside the sessions' load (both take a core for a good part of a
+    /// second); sessions of an entry that fails are dropped unused.
     private func cached(_ cache: OptimizedVoiceCache, key: OptimizedVoiceCache.Key) -> Loaded? {
-        guard let entry = cache.entry(for: key, voice: source.id) else { return nil }
+        guard let entry = cache.header(for: key, voice: source.id) else { return nil }
         do {
-            let sessions = try Self.sessions(for: configurations) { configuration throws(OnnxRuntimeError) in
+            let verified = Mutex(false)
+            let sessions = try Self.sessions(for: configurations, besides: { verified.withLock { $0 = cache.verify(entry) } }) {
+                configuration throws(OnnxRuntimeError) in
                 try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime)
             }
+            guard verified.withLock({ $0 }) else { return nil }
             guard let audio = try? Self.probe(sessions[sessions.count - 1]), Self.matches(audio, entry.header.probe) else {
                 cache.reject(path: entry.path, voice: source.id, reason: "its audio differs from the model's on a probe")
                 return nil
@@ -115,12 +120,15 @@ struct PiperModelLoader: Sendable {
     /// One session per configuration, created at the same time: a session's creation is
     /// single-threaded work in ONNX Runtime (about a second for a medium voice), so a voice's
     /// wide and narrow sessions load in the time of one on two cores.
+    /// `besides`: other work to run at the same time.
     private static func sessions(
-        for configurations: [SessionConfiguration], _ create: @Sendable (SessionConfiguration) throws(OnnxRuntimeError) -> InferenceSession
+        for configurations: [SessionConfiguration], besides: (@Sendable () -> Void)? = nil,
+        _ create: @Sendable (SessionConfiguration) throws(OnnxRuntimeError) -> InferenceSession
     ) throws(OnnxRuntimeError) -> [InferenceSession] {
-        guard configurations.count > 1 else { return [try create(configurations[0])] }
+        if configurations.count == 1, besides == nil { return [try create(configurations[0])] }
         let results = Mutex([Result<InferenceSession, OnnxRuntimeError>?](repeating: nil, count: configurations.count))
-        DispatchQueue.concurrentPerform(iterations: configurations.count) { index in
+        DispatchQueue.concurrentPerform(iterations: configurations.count + (besides == nil ? 0 : 1)) { index in
+            guard index < configurations.count else { return besides?() ?? () }
             let result = Result { () throws(OnnxRuntimeError) in try create(configurations[index]) }
             results.withLock { $0[index] = result }
         }

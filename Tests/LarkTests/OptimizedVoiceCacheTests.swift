@@ -66,6 +66,23 @@ import Testing
         #expect(cache.path(for: key, voice: "../evil/name") .hasPrefix("/nonexistent/.._evil_name."))
     }
 
+    /// A model's hash is remembered by its file's fingerprint: an unchanged file is not read
+    /// again, and a changed one (even of the same size) is.
+    @Test func aModelsHashIsRememberedUntilTheFileChanges() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = OptimizedVoiceCache(directory: directory)
+        let model = directory + "/model.onnx"
+        try Data(repeating: 1, count: 1000).write(to: URL(fileURLWithPath: model))
+        let first = try cache.modelHash(model)
+        #expect(FileManager.default.fileExists(atPath: directory + "/models.json"))
+        #expect(try cache.modelHash(model) == first)
+        try Data(repeating: 2, count: 1000).write(to: URL(fileURLWithPath: model))
+        let second = try cache.modelHash(model)
+        #expect(second != first, "the same size, other bytes: hashed again")
+        #expect(second == (try OptimizedVoiceCache.sha256(ofFileAt: model)))
+    }
+
     @Test func aStampedModelReadsBackFromItsFirstBytes() throws {
         let value = Array(String(repeating: "x", count: 70_000).utf8)
         let stamp = ModelStamp.encode(key: "k", value: value)
@@ -87,7 +104,7 @@ import Testing
 
         let built = try Self.voice(cache: cache)
         #expect(events.builds == 1)
-        let entries = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" }
         #expect(entries.count == 1 && entries[0].hasSuffix(".onnx"), "one entry and no temporary file: \(entries)")
         let entryPath = directory + "/" + entries[0]
         #expect(built.restatedConvolutions > 0)
@@ -167,7 +184,7 @@ extension OptimizedVoiceCache {
         for result in try await [first, second] {
             #expect(result.status == 0, "\(result.stderr)")
         }
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" }
         #expect(files.count == 1 && files[0].hasSuffix(".onnx"), "\(files)")
 
         let listed = try runProcess(Checkout.larkBinary, ["voices", "cache", "--json", "--cache-dir", directory])
@@ -183,7 +200,7 @@ extension OptimizedVoiceCache {
                 "a valid entry is used, not rebuilt")
 
         let cleared = try runProcess(Checkout.larkBinary, ["voices", "cache", "--clear", "--cache-dir", directory])
-        #expect(cleared.status == 0 && String(decoding: cleared.stdout, as: UTF8.self).contains("removed 1 file"))
+        #expect(cleared.status == 0 && String(decoding: cleared.stdout, as: UTF8.self).contains("removed 2 files"), "the entry and the remembered model hash")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
     }
 }
