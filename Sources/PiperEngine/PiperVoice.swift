@@ -237,7 +237,9 @@ public final class PiperVoice: SpeechVoice {
             do {
                 let settings = try resolve(options)
                 guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
-                for run in try await modelRuns(for: text, lengthScale: settings.lengthScale) {
+                let runs = try await modelRuns(for: text, lengthScale: settings.lengthScale)
+                let sentenceCount = runs.last.map { $0.sentence + 1 } ?? 0
+                for run in runs {
                     try Task.checkCancellation()
                     var samples = try await audio(for: phonemeIDs(for: run), settings: settings)
                     if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
@@ -245,7 +247,7 @@ public final class PiperVoice: SpeechVoice {
                     }
                     continuation.yield(AudioChunk(
                         samples: samples, sampleRate: config.sampleRate, sentenceIndex: run.sentence,
-                        phonemes: run.phonemes.joined()))
+                        phonemes: run.phonemes.joined(), sentenceCount: sentenceCount))
                 }
                 await pool.endStream()
                 continuation.finish()
