@@ -1,5 +1,6 @@
 import Espeak
 import SpeechCore
+import Synchronization
 
 /// One of espeak-ng's own voices as a Lark voice, named `espeak-ng:<language>` (`espeak-ng:de`).
 ///
@@ -48,31 +49,51 @@ public struct EspeakVoice: SpeechVoice {
         }
     }
 
+    /// One sentence is synthesized each time the consumer asks for the next chunk, in its task:
+    /// espeak-ng speaks hundreds of times faster than real time, so a push stream would run ahead
+    /// of any encoder or client, and a long text's audio would wait in the stream's buffer.
+    /// Cancelling the consumer stops after the sentence in progress.
     public func synthesize(_ text: String, options: SynthesisOptions) -> AsyncThrowingStream<AudioChunk, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: AudioChunk.self, throwing: (any Error).self)
-        let task = Task {
-            do {
+        let queue = SentenceQueue()
+        // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
+        let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
+        let silence = Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0))
+        return AsyncThrowingStream { () async throws -> AudioChunk? in
+            try Task.checkCancellation()
+            let next = try queue.next { () throws(SpeechError) -> [String] in
                 try check(options)
                 let sentences = SentenceSegmenter.sentences(in: text)
                 guard !sentences.isEmpty else { throw SpeechError.emptyText }
-                // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
-                let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
-                let silence = Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0))
-                for (index, sentence) in sentences.enumerated() {
-                    try Task.checkCancellation()
-                    var samples = try await runtime.synthesize(sentence, voice: espeakName, rate: rate, pitch: options.pitch)
-                    if index > 0, silence > 0 {
-                        samples.insert(contentsOf: repeatElement(0, count: silence), at: 0)
-                    }
-                    continuation.yield(AudioChunk(samples: samples, sampleRate: info.sampleRate, sentenceIndex: index))
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
+                return sentences
             }
+            guard let (index, sentence, count) = next else { return nil }
+            var samples = try await runtime.synthesize(sentence, voice: espeakName, rate: rate, pitch: options.pitch)
+            if index > 0, silence > 0 {
+                samples.insert(contentsOf: repeatElement(0, count: silence), at: 0)
+            }
+            return AudioChunk(samples: samples, sampleRate: info.sampleRate, sentenceIndex: index, sentenceCount: count)
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+    }
+}
+
+/// The sentences of one `synthesize` call and the next one to speak (split on the first request).
+private final class SentenceQueue: Sendable {
+    private let state = Mutex<(sentences: [String]?, next: Int)>((nil, 0))
+
+    /// The next sentence, its index and the number of sentences; nil after the last.
+    func next(split: () throws(SpeechError) -> [String]) throws(SpeechError) -> (index: Int, sentence: String, count: Int)? {
+        try state.withLock { state throws(SpeechError) -> (index: Int, sentence: String, count: Int)? in
+            let sentences: [String]
+            if let known = state.sentences {
+                sentences = known
+            } else {
+                sentences = try split()
+                state.sentences = sentences
+            }
+            guard state.next < sentences.count else { return nil }
+            defer { state.next += 1 }
+            return (state.next, sentences[state.next], sentences.count)
+        }
     }
 }
 
