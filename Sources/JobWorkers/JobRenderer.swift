@@ -59,41 +59,20 @@ public struct JobRenderer: Sendable {
         _ spec: JobSpec, to file: URL, maxSeconds: Double, progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
         let (voice, options, output) = try await prepare(spec)
-        let total = max(1, SentenceSegmenter.sentences(in: spec.text).count)
-        // 16-bit WAV is written as it comes and its header patched at the end, so a long text
-        // never sits in memory; other containers are finished by the encoder in one piece.
-        let incremental = output.format == .wav
-        let encoder = try makeAudioEncoder(output: output, inputRate: voice.info.sampleRate, streaming: incremental)
-        guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
-        }
-        let handle = try FileHandle(forWritingTo: file)
-        defer { try? handle.close() }
-        var written = 0
+        // Every format is encoded straight into the file (headers with exact sizes are rewritten
+        // at the end), so a long text never sits in memory.
+        let writer = try AudioFileWriter(output: output, inputRate: voice.info.sampleRate, path: file.path)
         var done = 0
         var seconds = 0.0
         for try await chunk in voice.synthesize(spec.text, options: options) {
             seconds += chunk.duration
             guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitHours: Self.maxHours) }
-            let bytes = try encoder.encode(chunk.samples)
-            if !bytes.isEmpty {
-                try handle.write(contentsOf: bytes)
-                written += bytes.count
-            }
+            try writer.write(chunk.samples)
             done = chunk.sentenceIndex + 1
-            try await progress(done, max(total, done))
+            // The total is the engine's own count of the sentences it makes of this text.
+            try await progress(done, max(chunk.sentenceCount ?? done, done))
         }
-        let tail = try encoder.finish()
-        if !tail.isEmpty {
-            try handle.write(contentsOf: tail)
-            written += tail.count
-        }
-        if incremental {
-            let header = WAV.header(sampleRate: output.sampleRate, sampleCount: (written - 44) / 2)
-            try handle.seek(toOffset: 0)
-            try handle.write(contentsOf: header)
-        }
-        try handle.synchronize()
-        return RenderedAudio(format: output.format, contentType: output.format.contentType, sentences: done, bytes: written)
+        let bytes = try writer.finish()
+        return RenderedAudio(format: output.format, contentType: output.format.contentType, sentences: done, bytes: bytes)
     }
 }
