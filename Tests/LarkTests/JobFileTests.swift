@@ -86,6 +86,25 @@ import Testing
         #expect(done.sentencesDone == sentences && done.sentencesTotal == sentences)
     }
 
+    /// Encoded straight into the file: halfway through the job, about half of the file is on
+    /// disk (libavformat writes in blocks of 256 KiB here, so the text makes files of a few MB).
+    @Test(arguments: ["mp3", "flac"])
+    func theFileGrowsAsTheJobRenders(format: String) async throws {
+        let renderer = JobRenderer(library: Checkout.library, defaults: .init())
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lark-render-\(UUID().uuidString).\(format)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let halfway = Mutex<Int?>(nil)
+        let rendered = try await renderer.render(JobSpec(text: String(repeating: Self.text, count: 3), voice: Self.voice, format: format), to: file) { done, total in
+            if done == total / 2 {
+                let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+                halfway.withLock { $0 = size }
+            }
+        }
+        let size = try #require(halfway.withLock { $0 })
+        #expect(Double(size) >= Double(rendered.bytes) * 0.3, "\(format): \(size) of \(rendered.bytes) bytes on disk halfway")
+        #expect(try Data(contentsOf: file).count == rendered.bytes)
+    }
+
     /// Progress counts the sentences the engine makes: Piper's rules do not end a sentence at an
     /// ellipsis (a plain sentence splitter does, and would promise three here).
     @Test func progressCountsTheEnginesSentences() async throws {
