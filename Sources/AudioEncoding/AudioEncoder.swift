@@ -10,7 +10,8 @@ public protocol AudioEncoder: AnyObject {
 
 /// An encoder for `output`, fed samples at `inputRate`. `streaming`: the bytes go out as they
 /// come, so nothing can be rewritten (WAV gets the unknown-length header); otherwise the result
-/// is one file with exact sizes in its headers.
+/// is one file with exact sizes in its headers, held in memory until `finish()` (for a file on
+/// disk, `AudioFileWriter` writes as it encodes).
 public func makeAudioEncoder(output: AudioOutput, inputRate: Int, streaming: Bool) throws(AudioOutputError) -> any AudioEncoder {
     switch output.format {
     case .wav, .pcm:

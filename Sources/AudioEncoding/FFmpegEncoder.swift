@@ -2,17 +2,28 @@ import CFFmpeg
 
 /// The compressed formats (and G.711), through Debian's FFmpeg libraries: libswresample converts
 /// to the codec's rate and sample format, an `AVAudioFifo` cuts codec-sized frames, libavcodec
-/// encodes and libavformat writes the container into memory (`ByteSink`), from which each call
-/// takes what is ready.
+/// encodes and libavformat writes the container either into memory (`ByteSink`), from which
+/// each call takes what is ready, or into a file (`FileOutput`), where the calls return nothing.
 final class FFmpegEncoder: AudioEncoder {
+    /// Where libavformat writes.
+    enum Destination {
+        /// Memory: handed out after every call (streaming) or in one piece at the end.
+        case memory(ByteSink)
+        /// A seekable file, which the caller closes after `finish()`.
+        case file(FileOutput)
+    }
+
     private var format: UnsafeMutablePointer<AVFormatContext>?
     private var codec: UnsafeMutablePointer<AVCodecContext>?
+    /// The custom in-memory output this encoder owns (nil when it writes into a file).
     private var io: UnsafeMutablePointer<AVIOContext>?
     private var fifo: OpaquePointer?
     private var frame: UnsafeMutablePointer<AVFrame>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private let resampler: Resampler
-    private let sink: ByteSink
+    private let sink: ByteSink?
+    /// Kept alive while libavformat writes into its context.
+    private let file: FileOutput?
     private let frameSize: Int
     private let sendsShortLastFrame: Bool
     private var nextPTS: Int64 = 0
@@ -38,33 +49,55 @@ final class FFmpegEncoder: AudioEncoder {
     /// FFmpeg's own log would print encoder statistics on the server's stderr.
     private static let quietLogs: Void = av_log_set_level(AV_LOG_ERROR)
 
-    init(output: AudioOutput, inputRate: Int, streaming: Bool) throws(AudioOutputError) {
+    /// Bytes in memory: streamed (nothing rewritten) or a whole file with exact sizes.
+    convenience init(output: AudioOutput, inputRate: Int, streaming: Bool) throws(AudioOutputError) {
+        try self.init(output: output, inputRate: inputRate, destination: .memory(ByteSink(seekable: !streaming)))
+    }
+
+    /// Bytes written into `file` (seekable, so headers get exact sizes).
+    convenience init(output: AudioOutput, inputRate: Int, file: FileOutput) throws(AudioOutputError) {
+        try self.init(output: output, inputRate: inputRate, destination: .file(file))
+    }
+
+    private init(output: AudioOutput, inputRate: Int, destination: Destination) throws(AudioOutputError) {
         _ = Self.quietLogs
         let (codecName, muxerName) = Self.names(output.format)
-        sink = ByteSink(seekable: !streaming)
-        self.streaming = streaming
+        switch destination {
+        case .memory(let sink):
+            self.sink = sink
+            file = nil
+            streaming = !sink.seekable
+        case .file(let file):
+            sink = nil
+            self.file = file
+            streaming = false
+        }
         guard let encoder = avcodec_find_encoder_by_name(codecName) else {
             throw .encoderFailed("this FFmpeg has no \(codecName) encoder")
         }
         guard avformat_alloc_output_context2(&format, av_guess_format(muxerName, nil, nil), nil, nil) >= 0, let format else {
             throw .encoderFailed("this FFmpeg has no \(muxerName) muxer")
         }
-        // Custom output: FFmpeg writes into `sink` through these callbacks.
-        let bufferSize = 4096
-        guard let buffer = av_malloc(bufferSize) else { throw .encoderFailed("out of memory") }
-        io = avio_alloc_context(
-            buffer.assumingMemoryBound(to: UInt8.self), Int32(bufferSize), 1, Unmanaged.passUnretained(sink).toOpaque(),
-            nil, { opaque, data, size in
-                guard let opaque, let data else { return -1 }
-                Unmanaged<ByteSink>.fromOpaque(opaque).takeUnretainedValue().write(UnsafeBufferPointer(start: data, count: Int(size)))
-                return size
-            }, streaming ? nil : { opaque, offset, whence in
-                guard let opaque else { return -1 }
-                return Unmanaged<ByteSink>.fromOpaque(opaque).takeUnretainedValue().seek(offset, whence: whence)
-            })
-        guard let io else { av_free(buffer); throw .encoderFailed("out of memory") }
-        format.pointee.pb = io
-        format.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
+        if let file {
+            format.pointee.pb = file.context
+        } else if let sink {
+            // Custom output: FFmpeg writes into `sink` through these callbacks.
+            let bufferSize = 4096
+            guard let buffer = av_malloc(bufferSize) else { throw .encoderFailed("out of memory") }
+            io = avio_alloc_context(
+                buffer.assumingMemoryBound(to: UInt8.self), Int32(bufferSize), 1, Unmanaged.passUnretained(sink).toOpaque(),
+                nil, { opaque, data, size in
+                    guard let opaque, let data else { return -1 }
+                    Unmanaged<ByteSink>.fromOpaque(opaque).takeUnretainedValue().write(UnsafeBufferPointer(start: data, count: Int(size)))
+                    return size
+                }, streaming ? nil : { opaque, offset, whence in
+                    guard let opaque else { return -1 }
+                    return Unmanaged<ByteSink>.fromOpaque(opaque).takeUnretainedValue().seek(offset, whence: whence)
+                })
+            guard let io else { av_free(buffer); throw .encoderFailed("out of memory") }
+            format.pointee.pb = io
+            format.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
+        }
 
         codec = avcodec_alloc_context3(encoder)
         guard let codec else { throw .encoderFailed("out of memory") }
@@ -121,6 +154,8 @@ final class FFmpegEncoder: AudioEncoder {
         av_frame_free(&frame)
         av_audio_fifo_free(fifo)
         avcodec_free_context(&codec)
+        // The file's context belongs to its `FileOutput`: libavformat must not keep it.
+        format?.pointee.pb = nil
         if let io {
             av_freep(&io.pointee.buffer)
             var context: UnsafeMutablePointer<AVIOContext>? = io
@@ -139,6 +174,7 @@ final class FFmpegEncoder: AudioEncoder {
             // reaches the client as soon as it is encoded.
             _ = av_write_frame(format, nil)
         }
+        guard let sink else { return [] }
         avio_flush(io)
         return sink.takeReady()
     }
@@ -157,6 +193,7 @@ final class FFmpegEncoder: AudioEncoder {
         }
         try drain(sending: nil)
         try Self.check(av_write_trailer(format), "writing the trailer")
+        guard let sink else { return [] }
         avio_flush(io)
         return sink.takeAll()
     }
@@ -217,9 +254,7 @@ final class FFmpegEncoder: AudioEncoder {
     }
 
     private static func describe(_ status: Int32) -> String {
-        var text = [CChar](repeating: 0, count: 128)
-        av_strerror(status, &text, text.count)
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        FFmpegStatus.describe(status)
     }
 }
 

@@ -1,5 +1,6 @@
 import Espeak
 import SpeechCore
+import Synchronization
 
 /// One of espeak-ng's own voices as a Lark voice, named `espeak-ng:<language>` (`espeak-ng:de`).
 ///
@@ -96,7 +97,7 @@ public struct EspeakVoice: SpeechVoice {
             if index > 0, settings.silenceSamples > 0 {
                 samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
             }
-            return AudioChunk(samples: samples, sampleRate: settings.sampleRate, sentenceIndex: index)
+            return AudioChunk(samples: samples, sampleRate: settings.sampleRate, sentenceIndex: index, sentenceCount: sentences.count)
         }
     }
 }

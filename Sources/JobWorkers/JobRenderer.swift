@@ -61,41 +61,29 @@ public struct JobRenderer: Sendable {
         progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
         let (prepared, output) = try await prepare(spec)
-        let total = max(1, SentenceSegmenter.sentences(in: spec.text).count)
-        // 16-bit WAV is written as it comes and its header patched at the end, so a long text
-        // never sits in memory; other containers are finished by the encoder in one piece.
-        let incremental = output.format == .wav
-        let encoder = try makeAudioEncoder(output: output, inputRate: prepared.voice.sampleRate, streaming: incremental)
-        guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
-        }
-        let handle = try FileHandle(forWritingTo: file)
-        defer { try? handle.close() }
-        var written = 0
+        // Every format is encoded straight into the file (headers with exact sizes are rewritten
+        // at the end), so a long text never sits in memory. The encoder runs on the scheduler's
+        // encoding threads.
+        let writer = FileWriterHandle(try AudioFileWriter(output: output, inputRate: prepared.voice.sampleRate, path: file.path))
         var done = 0
         var seconds = 0.0
         for try await chunk in prepared.start(on: admission) {
             seconds += chunk.duration
             guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitHours: Self.maxHours) }
-            let bytes = try encoder.encode(chunk.samples)
-            if !bytes.isEmpty {
-                try handle.write(contentsOf: bytes)
-                written += bytes.count
-            }
+            try await admission.encode { try writer.file.write(chunk.samples) }
             done = chunk.sentenceIndex + 1
-            try await progress(done, max(total, done))
+            // The total is the engine's own count of the sentences it makes of this text.
+            try await progress(done, max(chunk.sentenceCount ?? done, done))
         }
-        let tail = try encoder.finish()
-        if !tail.isEmpty {
-            try handle.write(contentsOf: tail)
-            written += tail.count
-        }
-        if incremental {
-            let header = WAV.header(sampleRate: output.sampleRate, sampleCount: (written - 44) / 2)
-            try handle.seek(toOffset: 0)
-            try handle.write(contentsOf: header)
-        }
-        try handle.synchronize()
-        return RenderedAudio(format: output.format, contentType: output.format.contentType, sentences: done, bytes: written)
+        let bytes = try await admission.encode { try writer.file.finish() }
+        return RenderedAudio(format: output.format, contentType: output.format.contentType, sentences: done, bytes: bytes)
     }
+}
+
+/// A job's file writer handed to the encoding threads, one call at a time.
+/// `@unchecked Sendable`: `render` awaits each call before making the next, so two threads never
+/// use the writer at once.
+struct FileWriterHandle: @unchecked Sendable {
+    let file: AudioFileWriter
+    init(_ file: AudioFileWriter) { self.file = file }
 }

@@ -211,7 +211,8 @@ public final class PiperVoice: SpeechVoice {
                 samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
             }
             return AudioChunk(
-                samples: samples, sampleRate: voice.config.sampleRate, sentenceIndex: run.sentence, phonemes: run.phonemes.joined())
+                samples: samples, sampleRate: voice.config.sampleRate, sentenceIndex: run.sentence, phonemes: run.phonemes.joined(),
+                sentenceCount: (runs.last?.sentence ?? run.sentence) + 1)
         }
     }
 

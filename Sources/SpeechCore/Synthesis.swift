@@ -109,12 +109,16 @@ public struct AudioChunk: Sendable {
     public var sentenceIndex: Int
     /// The phonemes that produced the audio, where the engine has them (for diagnostics).
     public var phonemes: String?
+    /// How many sentences the engine makes of the whole request (as it split the text, so
+    /// `sentenceIndex` runs up to it), where the engine knows that when it yields the chunk.
+    public var sentenceCount: Int?
 
-    public init(samples: [Int16], sampleRate: Int, sentenceIndex: Int, phonemes: String? = nil) {
+    public init(samples: [Int16], sampleRate: Int, sentenceIndex: Int, phonemes: String? = nil, sentenceCount: Int? = nil) {
         self.samples = samples
         self.sampleRate = sampleRate
         self.sentenceIndex = sentenceIndex
         self.phonemes = phonemes
+        self.sentenceCount = sentenceCount
     }
 
     public var duration: Double { Double(samples.count) / Double(sampleRate) }

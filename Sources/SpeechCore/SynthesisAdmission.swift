@@ -8,6 +8,10 @@
 public protocol SynthesisAdmission: Sendable {
     /// Waits for a place, holds it while `body` runs, and gives it back however `body` ends.
     func withPlace<T: Sendable>(_ body: @Sendable (any SynthesisPlace) async throws -> T) async throws -> T
+
+    /// Runs an encoder's blocking work (compressing a sentence, writing it to a file) on the
+    /// scheduler's encoding threads; it needs no place.
+    func encode<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T
 }
 
 /// One admitted piece of synthesis work's place.

@@ -228,6 +228,10 @@ public final class SynthesisTicket: SynthesisAdmission {
         return try await body(Place(scheduler: scheduler, alone: alone))
     }
 
+    public func encode<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await scheduler.encode(work)
+    }
+
     /// Ends the request's turn at the scheduler; any number of calls release it once.
     public func release() {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }

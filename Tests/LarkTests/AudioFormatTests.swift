@@ -47,7 +47,43 @@ import Testing
         bytes += try encoder.finish()
         let file = try Self.write(bytes, format: format)
         defer { try? FileManager.default.removeItem(atPath: file) }
+        let streamedWAV = streaming && [.wav, .mulaw, .alaw].contains(format)
+        try Self.expectDecodes(file: file, output: output, sentences: sentences, unknownLength: streamedWAV)
+    }
 
+    /// Each format written straight into a file (as job files are), at its default rate and at
+    /// one other: the same codec, rate and length as a whole file made in memory.
+    @Test(arguments: AudioFormat.allCases.flatMap { format -> [(AudioFormat, Int?)] in
+        let other = format.allowedSampleRates.first { $0 != format.defaultSampleRate(voiceRate: voiceRate) }
+        return [(format, nil)] + (other.map { [(format, $0)] } ?? [])
+    })
+    func fileOutputDecodesWithTheRightCodecRateAndLength(format: AudioFormat, rate: Int?) async throws {
+        let sentences = try await Self.synthesis.value
+        let output = try AudioOutput(format: format, sampleRate: rate, bitrate: nil, voiceRate: Self.voiceRate)
+        let file = NSTemporaryDirectory() + "lark-file-\(UUID().uuidString).\(format.fileExtension)"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let writer = try AudioFileWriter(output: output, inputRate: Self.voiceRate, path: file)
+        for sentence in sentences { try writer.write(sentence) }
+        let size = try writer.finish()
+        #expect(size == (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int))
+        try Self.expectDecodes(file: file, output: output, sentences: sentences, unknownLength: false)
+        if format == .wav {
+            // The header's lengths are exact.
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            #expect(bytes.count == size && WAV.header(sampleRate: output.sampleRate, sampleCount: (size - 44) / 2) == Array(bytes.prefix(44)))
+        }
+    }
+
+    @Test func fileOutputThatCannotBeWrittenIsAFileError() throws {
+        let output = try AudioOutput(format: .flac, sampleRate: nil, bitrate: nil, voiceRate: Self.voiceRate)
+        let path = "/nonexistent-\(UUID().uuidString)/speech.flac"
+        #expect(throws: AudioFileError.self) { _ = try AudioFileWriter(output: output, inputRate: Self.voiceRate, path: path) }
+    }
+
+    /// ffprobe's codec, container, rate and channels for `file`, and its decoded length against
+    /// the PCM it came from.
+    static func expectDecodes(file: String, output: AudioOutput, sentences: [[Int16]], unknownLength: Bool) throws {
+        let format = output.format
         let (codec, container) = Self.expected[format]!
         let probe = try FormatProbe(file: file, rawFormat: Self.rawDemuxer(format), rate: output.sampleRate)
         #expect(probe.codec == codec)
@@ -55,16 +91,15 @@ import Testing
         if format == .oggOpus {
             // Opus always decodes at 48 kHz; the rate it was made from is in its header.
             #expect(probe.sampleRate == 48000)
-            #expect(Self.opusInputRate(bytes) == output.sampleRate)
+            #expect(Self.opusInputRate(Array(try Data(contentsOf: URL(fileURLWithPath: file)))) == output.sampleRate)
         } else {
             #expect(probe.sampleRate == output.sampleRate)
         }
         #expect(probe.channels == 1)
 
         // Decoded length against the PCM it came from.
-        let streamedWAV = streaming && [.wav, .mulaw, .alaw].contains(format)
         let decoded = try Self.decodedSeconds(
-            file: file, rawFormat: Self.rawDemuxer(format), rate: output.sampleRate, unknownLength: streamedWAV)
+            file: file, rawFormat: Self.rawDemuxer(format), rate: output.sampleRate, unknownLength: unknownLength)
         let source = Double(sentences.map(\.count).reduce(0, +)) / Double(Self.voiceRate)
         let tolerance = [.pcm, .wav, .mulaw, .alaw, .mulawRaw, .alawRaw].contains(format) ? 0.002 : 0.02
         #expect(abs(decoded - source) <= source * tolerance, "\(format.rawValue) at \(output.sampleRate): \(decoded) s decoded, \(source) s in")
