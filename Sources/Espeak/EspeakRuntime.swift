@@ -92,6 +92,11 @@ public actor EspeakRuntime {
         return result
     }
 
+    /// The voices of `voices()` that espeak-ng can load (see `canLoad`), in one call.
+    public func loadableVoices() throws(SpeechError) -> [EspeakVoiceEntry] {
+        try voices().filter { canLoad(voiceFile: $0.identifier) }
+    }
+
     /// Whether espeak-ng can load the voice in this voice file (`gmw/en`, as `voices()` lists
     /// it): `espeak_ListVoices` lists every voice file, also those whose dictionary the data
     /// lacks (Piper's data has no `fo_dict`, say), and selecting one of those fails. Read from

@@ -37,15 +37,12 @@ public struct EspeakVoice: SpeechVoice {
     /// Every voice espeak-ng's data has and can load (a voice whose dictionary the data lacks
     /// is left out: it could be listed but never speak), keyed by its first language code.
     public static func all(runtime: EspeakRuntime = .shared) async throws(SpeechError) -> [EspeakVoice] {
-        let entries = try await runtime.voices()
+        let entries = try await runtime.loadableVoices()
         let rate = await runtime.outputSampleRate
         var seen = Set<String>()
         var voices: [EspeakVoice] = []
         for entry in entries {
-            guard let language = entry.languages.first, !seen.contains(language),
-                  await runtime.canLoad(voiceFile: entry.identifier)
-            else { continue }
-            seen.insert(language)
+            guard let language = entry.languages.first, seen.insert(language).inserted else { continue }
             voices.append(EspeakVoice(entry: entry, espeakName: language, sampleRate: rate, runtime: runtime))
         }
         return voices.sorted { $0.espeakName < $1.espeakName }

@@ -56,6 +56,8 @@ import Testing
             configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: parts.jobs, installer: nil)
         let app = buildApplication(
             configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: parts.jobs, logger: logger)
+        // As `lark serve` does before it listens: the default voice is ready.
+        _ = try await library.voice(configuration.defaultVoice)
         let paths = Array(Set(routes.map { Self.concrete($0.path) })).sorted()
         #expect(paths.count >= 15)
         // Paths no answer may contain: the checkout (voices, data) and the jobs' directory.
