@@ -101,10 +101,11 @@ import Testing
                     for query in Self.queries {
                         await check(method, path + query, "query \(query.prefix(40))")
                     }
-                    // A body on a GET or HEAD is the other half of this issue (a route that
-                    // takes none must still answer it); here the bodies go with the methods
-                    // that carry them.
-                    guard ![.get, .head].contains(method) else { continue }
+                    // `GET /` with a large body is never answered today: the route watches its
+                    // connection for the client leaving, and a body it never reads looks like
+                    // one that never ends. That is point 2 of this issue (bodies on routes that
+                    // take none), with its own test; every other path takes the bodies here.
+                    guard !([.get, .head].contains(method) && path == "/") else { continue }
                     for body in Self.bodies {
                         var headers = HTTPFields()
                         if let type = body.contentType { headers[.contentType] = type }
