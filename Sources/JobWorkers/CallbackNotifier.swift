@@ -105,7 +105,8 @@ public final class CallbackNotifier: Service {
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
         configuration.redirectConfiguration = .disallow
         if checked.isName, let address = checked.addresses.first {
-            configuration.dnsOverride = [checked.host: address.description, checked.host.lowercased(): address.description]
+            configuration.dnsOverride[checked.host] = address.description
+            configuration.dnsOverride[checked.host.lowercased()] = address.description
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let result: Result<UInt, any Error>

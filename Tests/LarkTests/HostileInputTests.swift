@@ -71,6 +71,59 @@ import Testing
         #expect(worker.log_.contains("callback refused by the callback policy"))
     }
 
+    /// A callback to a host name goes to the address that name was checked at (the notifier
+    /// does not resolve it a second time), and no redirect is followed.
+    @Test func aCallbackToANameIsDeliveredToTheCheckedAddressAndRedirectsAreNotFollowed() throws {
+        let dir = JobAPITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hookPort = Self.port(6)
+        // A receiver on both loopback addresses (`localhost` may resolve to either first): it
+        // records each POST's path, and answers /moved with a redirect to /elsewhere.
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", "-c", """
+            import http.server, socket, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    self.rfile.read(int(self.headers['Content-Length']))
+                    open(sys.argv[2], 'a').write(self.path + '\\n')
+                    if self.path == '/moved':
+                        self.send_response(307); self.send_header('Location', '/elsewhere'); self.end_headers()
+                    else:
+                        self.send_response(204); self.end_headers()
+                def log_message(self, *a): pass
+            class S(http.server.HTTPServer):
+                address_family = socket.AF_INET6
+                def server_bind(self):
+                    self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                    super().server_bind()
+            S(('::', int(sys.argv[1])), H).serve_forever()
+            """, String(hookPort), dir + "/paths.txt"]
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        let server = try Self.server(7, jobsDir: dir, ["--callback-allow", "127.0.0.1", "--callback-allow", "::1"])
+        func callback(_ path: String) throws -> [String: Any] {
+            let job = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": "Hi.", "callback_url": "http://localhost:\(hookPort)\(path)"])
+            let id = try #require(job.json?["id"] as? String, "\(Self.text(job))")
+            var state: [String: Any] = [:]
+            for _ in 0..<300 {
+                state = try server.curl("/api/v1/jobs/\(id)").json?["callback"] as? [String: Any] ?? [:]
+                if let status = state["status"] as? String, status != "pending" { break }
+                usleep(100_000)
+            }
+            return state
+        }
+        let delivered = try callback("/hook")
+        #expect(delivered["status"] as? String == "delivered", "\(delivered)\n\(server.log_)")
+        // 4 attempts with 1 s, 2 s and 4 s between them: a redirect is an answer that is not 2xx.
+        let moved = try callback("/moved")
+        #expect(moved["status"] as? String == "failed" && (moved["last_error"] as? String)?.contains("307") == true, "\(moved)")
+        let paths = (try? String(contentsOfFile: dir + "/paths.txt", encoding: .utf8)) ?? ""
+        #expect(paths.contains("/hook") && paths.contains("/moved") && !paths.contains("/elsewhere"), "\(paths)")
+    }
+
     // MARK: - Content types
 
     @Test func jsonRoutesTakeOnlyJSON() throws {
