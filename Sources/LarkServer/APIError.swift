@@ -116,7 +116,7 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as SpeechError {
-            if error.namesLocalFiles { context.logger.error("voice error: \(error.message)") }
+            if error.namesLocalFiles { context.logger.error("speech error: \(error.message)") }
             throw APIError(error)
         } catch let error as AudioOutputError {
             throw APIError(error)

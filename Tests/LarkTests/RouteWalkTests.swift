@@ -123,6 +123,7 @@ import Testing
 }
 
 /// Failures gathered from inside the test client's callbacks.
+/// `@unchecked Sendable`: `items` is only touched under `lock`.
 final class FailureList: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [String] = []
