@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SpeechJobs
 
@@ -97,21 +98,35 @@ public final class CallbackNotifier: Service {
         return false
     }
 
-    /// One POST, connected to the address the policy checked (a name is not resolved again, so
-    /// a second DNS answer cannot send it elsewhere); TLS still verifies the URL's host name.
-    /// No redirects are followed. Answers the status.
+    /// One POST, connected to an address the policy checked (a name is not resolved again, so a
+    /// second DNS answer cannot send it elsewhere); TLS still verifies the URL's host name. A
+    /// name's addresses are tried in the resolver's order while connecting fails (an IPv6
+    /// address on a machine without IPv6, say). No redirects are followed. Answers the status.
     private func post(_ body: Data, to checked: CheckedCallback) async throws -> UInt {
+        guard checked.isName else { return try await post(body, url: checked.url, host: checked.host, address: nil) }
+        var lastError: (any Error)?
+        for address in checked.addresses {
+            do {
+                return try await post(body, url: checked.url, host: checked.host, address: address)
+            } catch where Self.isConnectFailure(error) {
+                lastError = error
+            }
+        }
+        throw lastError ?? CallbackRefusal.unresolvable(host: checked.host)
+    }
+
+    private func post(_ body: Data, url: String, host: String, address: IPAddress?) async throws -> UInt {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
         configuration.redirectConfiguration = .disallow
-        if checked.isName, let address = checked.addresses.first {
-            configuration.dnsOverride[checked.host] = address.description
-            configuration.dnsOverride[checked.host.lowercased()] = address.description
+        if let address {
+            configuration.dnsOverride[host] = address.description
+            configuration.dnsOverride[host.lowercased()] = address.description
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let result: Result<UInt, any Error>
         do {
-            var request = HTTPClientRequest(url: checked.url)
+            var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "User-Agent", value: "lark-jobs")
@@ -124,6 +139,15 @@ public final class CallbackNotifier: Service {
         }
         try? await client.shutdown()
         return try result.get()
+    }
+
+    /// Whether `error` came before any byte was sent: the next address may be tried.
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if error is NIOConnectionError { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode) }
+        return false
     }
 
     private func record(_ jobID: String, _ status: CallbackStatus, attempts: Int, error: String?) async {

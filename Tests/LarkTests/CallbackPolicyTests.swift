@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 @testable import JobWorkers
 import Testing
 
@@ -74,5 +75,24 @@ import Testing
         #expect(CIDRBlock("172.16.0.0/12")?.contains(IPAddress("172.31.1.1")!) == true)
         #expect(CIDRBlock("172.16.0.0/12")?.contains(IPAddress("172.32.0.1")!) == false)
         #expect(IPAddress("::ffff:127.0.0.1")?.normalized == IPAddress("127.0.0.1"))
+    }
+}
+
+/// The notifier in-process, against a loopback receiver, with a resolver of the test's own.
+@Suite struct CallbackNotifierTests {
+    @Test func aNamesAddressesAreTriedInOrderWhileConnectingFails() async throws {
+        let receiver = VoiceFileServer(files: ["hook": Data()])
+        try await receiver.run { base in
+            let port = try #require(URL(string: base)?.port)
+            // The first address has nothing listening (connection refused), the second is the receiver.
+            let policy = try CallbackPolicy(allow: ["127.0.0.0/8"]) { _ in [IPAddress("127.0.0.2")!, IPAddress("127.0.0.1")!] }
+            let notifier = CallbackNotifier(policy: policy, store: nil, attempts: 1, logger: Logger(label: "test"))
+            #expect(await notifier.send(Data("{}".utf8), to: "http://hooks.test:\(port)/hook", jobID: "j1"))
+            #expect(receiver.requests(to: "hook").count == 1)
+            // Refused by the policy: nothing is sent.
+            let strict = CallbackNotifier(policy: try CallbackPolicy { _ in [IPAddress("127.0.0.1")!] }, store: nil, attempts: 1, logger: Logger(label: "test"))
+            #expect(await strict.send(Data("{}".utf8), to: "http://hooks.test:\(port)/hook", jobID: "j2") == false)
+            #expect(receiver.requests(to: "hook").count == 1)
+        }
     }
 }
