@@ -126,6 +126,7 @@ let package = Package(
             dependencies: [
                 "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -114,15 +114,15 @@ public struct AudioOutput: Sendable, Equatable {
     }
 }
 
-public enum AudioOutputError: Error, Equatable, Sendable {
+public enum AudioOutputError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownFormat(String)
     case unsupportedSampleRate(Int, format: AudioFormat)
     case bitrateNotApplicable(AudioFormat)
     case bitrateOutOfRange(Int, format: AudioFormat, range: ClosedRange<Int>)
     case unsupportedSettings(String)
     case encoderFailed(String)
-    /// The audio passed the most one rendering makes.
-    case audioTooLong(limitHours: Int)
+    /// The audio passed the most one rendering makes (`--max-job-audio`, `--max-request-audio`).
+    case audioTooLong(limitSeconds: Int)
 
     public var code: String {
         switch self {
@@ -149,8 +149,18 @@ public enum AudioOutputError: Error, Equatable, Sendable {
             return "these audio settings cannot be encoded: \(detail)"
         case .encoderFailed(let detail):
             return "the audio encoder failed: \(detail)"
-        case .audioTooLong(let hours):
-            return "the audio passed \(hours) hours, the most one output may hold; split the text into several parts"
+        case .audioTooLong(let seconds):
+            return "the audio passed \(Self.spoken(seconds: seconds)), the most one output may hold on this server; "
+                + "split the text into several parts"
         }
+    }
+
+    public var description: String { message }
+
+    /// `7200` → `2 h`, `1200` → `20 min`, `45` → `45 s`.
+    public static func spoken(seconds: Int) -> String {
+        if seconds >= 3600, seconds % 3600 == 0 { return "\(seconds / 3600) h" }
+        if seconds >= 60, seconds % 60 == 0 { return "\(seconds / 60) min" }
+        return "\(seconds) s"
     }
 }

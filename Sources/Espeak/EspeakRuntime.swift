@@ -1,4 +1,5 @@
 import CEspeakNG
+import Glibc
 import SpeechCore
 
 /// The one owner of libespeak-ng.
@@ -89,6 +90,53 @@ public actor EspeakRuntime {
             cursor += name.utf8.count + 1
         }
         return result
+    }
+
+    /// The voices of `voices()` that espeak-ng can load (see `canLoad`), in one call.
+    public func loadableVoices() throws(SpeechError) -> [EspeakVoiceEntry] {
+        try voices().filter { canLoad(voiceFile: $0.identifier) }
+    }
+
+    /// Whether espeak-ng can load the voice in this voice file (`gmw/en`, as `voices()` lists
+    /// it): `espeak_ListVoices` lists every voice file, also those whose dictionary the data
+    /// lacks (Piper's data has no `fo_dict`, say), and selecting one of those fails. Read from
+    /// the voice file rather than by selecting each voice, which would load every dictionary and
+    /// have espeak-ng print its complaints on standard error. As espeak-ng reads it: the
+    /// dictionary is the `dictionary` line's, else the first language's code up to its first `-`.
+    public func canLoad(voiceFile identifier: String) -> Bool {
+        guard (try? requireStarted()) != nil else { return false }
+        var dataPointer: UnsafePointer<CChar>?
+        _ = espeak_Info(&dataPointer)
+        guard let dataPointer else { return true }
+        let data = String(cString: dataPointer)
+        guard let contents = ["lang", "voices"].lazy.compactMap({ Self.readFile("\(data)/\($0)/\(identifier)") }).first
+        else { return true }
+        var dictionary: String?
+        var language: String?
+        for line in contents.split(whereSeparator: \.isNewline) {
+            let words = line.split(whereSeparator: \.isWhitespace)
+            guard words.count >= 2 else { continue }
+            if words[0] == "dictionary" { dictionary = String(words[1]) }
+            if words[0] == "language", language == nil, words[1] != "variant" {
+                language = words[1].split(separator: "-").first.map(String.init)
+            }
+        }
+        guard let name = dictionary ?? language else { return true }
+        return access("\(data)/\(name)_dict", F_OK) == 0
+    }
+
+    /// A small text file's contents (a voice file is a few hundred bytes), or nil.
+    private static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 1 << 20 {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func select(voice: String) throws(SpeechError) {

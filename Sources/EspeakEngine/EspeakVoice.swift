@@ -12,14 +12,19 @@ public struct EspeakVoice: SpeechVoice {
 
     public let info: VoiceInfo
     public let defaults = SynthesisDefaults(lengthScale: 1, noiseScale: 0, noiseW: 0)
-    /// The name espeak-ng selects the voice by (its first language code).
+    /// The voice's first language code, which its id is made of (`en-gb`).
     public let espeakName: String
+    /// The voice file espeak-ng loads it from (`gmw/en`). Synthesis selects the voice by this:
+    /// espeak-ng's `SetVoiceByName` finds a voice by its name or file, not by a language code,
+    /// so `en-gb` (the file `gmw/en`, named "English (Great Britain)") would not be found.
+    public let voiceFile: String
     /// Other names the voice answers to: its other language codes and its file name (`fr` for `roa/fr`).
     public let aliases: [String]
     private let runtime: EspeakRuntime
 
     init(entry: EspeakVoiceEntry, espeakName: String, sampleRate: Int, runtime: EspeakRuntime) {
         self.espeakName = espeakName
+        voiceFile = entry.identifier
         self.runtime = runtime
         let fileName = entry.identifier.split(separator: "/").last.map(String.init)
         aliases = (entry.languages + [fileName].compactMap { $0 }).map { $0.lowercased() }.filter { $0 != espeakName }
@@ -30,9 +35,10 @@ public struct EspeakVoice: SpeechVoice {
             gender: entry.gender == 1 ? "male" : entry.gender == 2 ? "female" : nil, source: entry.identifier)
     }
 
-    /// Every voice espeak-ng's data has, keyed by its first language code.
+    /// Every voice espeak-ng's data has and can load (a voice whose dictionary the data lacks
+    /// is left out: it could be listed but never speak), keyed by its first language code.
     public static func all(runtime: EspeakRuntime = .shared) async throws(SpeechError) -> [EspeakVoice] {
-        let entries = try await runtime.voices()
+        let entries = try await runtime.loadableVoices()
         let rate = await runtime.outputSampleRate
         var seen = Set<String>()
         var voices: [EspeakVoice] = []
@@ -53,7 +59,7 @@ public struct EspeakVoice: SpeechVoice {
         // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
         let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
         let settings = Settings(
-            voice: espeakName, rate: rate, pitch: options.pitch, sampleRate: info.sampleRate,
+            voice: voiceFile, rate: rate, pitch: options.pitch, sampleRate: info.sampleRate,
             silenceSamples: Int(Double(info.sampleRate) * (options.sentenceSilence ?? 0)))
         let runtime = runtime
         return PreparedSynthesis(voice: info, text: text, options: options) { admission in
@@ -62,6 +68,7 @@ public struct EspeakVoice: SpeechVoice {
     }
 
     struct Settings: Sendable {
+        /// The voice file espeak-ng selects (`gmw/en`).
         var voice: String
         var rate: Int?
         var pitch: Int?

@@ -23,10 +23,19 @@ public struct JobDocument: Encodable, Sendable {
     public var started_at: String?
     public var finished_at: String?
     public var expires_at: String?
+    /// How the callback went; only for jobs with a `callback_url`.
+    public var callback: Callback?
 
     public struct Progress: Encodable, Sendable {
         public var sentences_done: Int
         public var sentences_total: Int?
+    }
+
+    public struct Callback: Encodable, Sendable {
+        /// `pending`, `delivered` or `failed`.
+        public var status: String
+        public var attempts: Int
+        public var last_error: String?
     }
 }
 
@@ -59,7 +68,8 @@ public struct JobPresenter: Sendable {
             error: job.error, audio_url: audioURL, object_key: job.objectKey, idempotency_key: job.idempotencyKey,
             cancel_requested: job.cancelRequested, created_at: Self.iso(job.createdAt), updated_at: Self.iso(job.updatedAt),
             started_at: job.startedAt.map(Self.iso), finished_at: job.finishedAt.map(Self.iso),
-            expires_at: job.finishedAt.map { Self.iso($0 + retention.milliseconds) })
+            expires_at: job.finishedAt.map { Self.iso($0 + retention.milliseconds) },
+            callback: job.callback.map { .init(status: $0.status.rawValue, attempts: $0.attempts, last_error: $0.lastError) })
     }
 
     /// Where a client downloads the object, or nil when the store cannot say (it is unreachable).

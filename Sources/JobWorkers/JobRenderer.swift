@@ -19,10 +19,15 @@ public struct JobRenderer: Sendable {
     let library: VoiceLibrary
     /// The server-wide synthesis defaults; the job's own values override them.
     let defaults: SynthesisOptions
+    /// The most audio one job makes (`--max-job-audio`), checked as the audio is produced. The
+    /// text limit alone does not bound it (200,000 characters of one-word sentences with 10 s of
+    /// sentence silence would be over 100 hours, tens of GB of disk).
+    let maxAudio: Duration
 
-    public init(library: VoiceLibrary, defaults: SynthesisOptions) {
+    public init(library: VoiceLibrary, defaults: SynthesisOptions, maxAudio: Duration = .seconds(2 * 3600)) {
         self.library = library
         self.defaults = defaults
+        self.maxAudio = maxAudio
     }
 
     /// Throws what the job would fail with: empty text, unknown voice or speaker, bad option,
@@ -41,19 +46,14 @@ public struct JobRenderer: Sendable {
         return (prepared, output)
     }
 
-    /// The most audio one job makes. The text limit alone does not bound it (200,000 characters
-    /// of one-word sentences with 60 s of sentence silence would be over 1,000 hours, hundreds
-    /// of GB of disk), and 24 hours is more than any text under the limit speaks.
-    public static let maxHours = 24
-
     /// Writes the job's audio to `file` (created or truncated). `progress(done, total)` runs
     /// after every sentence; it throws to stop the rendering (a cancelled or lost job). Past
-    /// `maxHours` of audio it throws `AudioOutputError.audioTooLong` (the job fails, not retried).
+    /// `maxAudio` it throws `AudioOutputError.audioTooLong` (the job fails, not retried).
     public func render(
         _ spec: JobSpec, to file: URL, admission: any SynthesisAdmission,
         progress: @Sendable (_ done: Int, _ total: Int) async throws -> Void
     ) async throws -> RenderedAudio {
-        try await render(spec, to: file, maxSeconds: Double(Self.maxHours * 3600), admission: admission, progress: progress)
+        try await render(spec, to: file, maxSeconds: Double(maxAudio.components.seconds), admission: admission, progress: progress)
     }
 
     func render(
@@ -69,7 +69,7 @@ public struct JobRenderer: Sendable {
         var seconds = 0.0
         for try await chunk in prepared.start(on: admission) {
             seconds += chunk.duration
-            guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitHours: Self.maxHours) }
+            guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitSeconds: Int(maxSeconds)) }
             try await admission.encode { try writer.file.write(chunk.samples) }
             done = chunk.sentenceIndex + 1
             // The total is the engine's own count of the sentences it makes of this text.

@@ -243,7 +243,9 @@ public final class JobWorkerService: Service {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? SpeechError { return error.message }
+        // Errors a job can never get past carry their code, as the API's error bodies do.
+        if let error = error as? SpeechError { return "\(error.code): \(error.clientMessage)" }
+        if let error = error as? AudioOutputError { return "\(error.code): \(error.message)" }
         // A job's error is sent to clients: no file system paths (the log has the detail).
         if let error = error as? StorageError { return error.message }
         return String(describing: error)

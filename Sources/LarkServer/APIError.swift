@@ -32,7 +32,8 @@ struct APIError: HTTPResponseError {
         case .voiceFileMissing, .invalidVoiceConfig, .invalidModel, .engineUnavailable: status = .serviceUnavailable
         case .synthesisFailed: status = .internalServerError
         }
-        self.init(status, code: error.code, message: error.message)
+        // Never the files' paths: the middleware logs the full message.
+        self.init(status, code: error.code, message: error.clientMessage)
     }
 
     init(_ error: AudioOutputError) {
@@ -56,18 +57,27 @@ struct APIError: HTTPResponseError {
         case .catalogUnreachable, .invalidCatalog, .downloadFailed, .checksumMismatch, .sizeMismatch: status = .badGateway
         case .notWritable: status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         }
-        self.init(status, code: error.code, message: error.message)
+        self.init(status, code: error.code, message: error.clientMessage)
     }
 
     static let downloadsDisabled = APIError(
         .forbidden, code: "downloads_disabled",
         message: "this server does not download voices; start it with --allow-downloads, or run `lark voices download NAME`")
 
-    static func audioTooLong(limitMinutes: Int) -> APIError {
+    static func audioTooLong(limitSeconds: Int) -> APIError {
         APIError(
             .contentTooLarge, code: "audio_too_long",
-            message: "this request makes more than \(limitMinutes) minutes of audio, too long to answer as one file; "
-                + "ask GET /read or POST /api/v1/speech with \"stream\": true (sent as it is made), or POST /api/v1/jobs")
+            message: "this request makes more than \(AudioOutputError.spoken(seconds: limitSeconds)) of audio, the most this server "
+                + "makes for one request (--max-request-audio); for longer audio, POST /api/v1/jobs")
+    }
+
+    /// A JSON route given a body of another type (a form, plain text): refused before it is
+    /// read, so that a web page cannot post to the API without a CORS preflight.
+    static func unsupportedMediaType(_ contentType: String?) -> APIError {
+        APIError(
+            .unsupportedMediaType, code: "unsupported_media_type",
+            message: "this route takes a JSON body: send it with Content-Type: application/json"
+                + (contentType.map { ", not \($0)" } ?? " (the request had no Content-Type)"))
     }
 
     static func busy(retryAfter seconds: Int) -> APIError {
@@ -106,10 +116,12 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as SpeechError {
+            if error.namesLocalFiles { context.logger.error("speech error: \(error.message)") }
             throw APIError(error)
         } catch let error as AudioOutputError {
             throw APIError(error)
         } catch let error as CatalogError {
+            if error.namesLocalFiles { context.logger.error("voice catalog error: \(error.message)") }
             throw APIError(error)
         } catch is CancellationError {
             // The client went away before its answer was ready (nginx's 499).

@@ -16,6 +16,9 @@ public struct ServerConfiguration: Sendable {
     public var workers: Int
     public var maxQueue: Int
     public var maxTextCharacters: Int
+    /// The most audio one synchronous request makes (`--max-request-audio`): a whole-file
+    /// answer past it is 413 `audio_too_long`; a streamed one ends there.
+    public var maxRequestAudio: Duration
     /// Whether `POST /api/v1/voices/{name}/download` may install voices (`--allow-downloads`).
     public var allowDownloads: Bool
     /// How long a client may take no audio at all before its connection is closed and its
@@ -24,9 +27,10 @@ public struct ServerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
-        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, allowDownloads: Bool = false,
-        writeTimeout: Duration = .seconds(30)
+        workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, maxRequestAudio: Duration = .seconds(20 * 60),
+        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30)
     ) {
+        self.maxRequestAudio = maxRequestAudio
         self.writeTimeout = writeTimeout
         self.allowDownloads = allowDownloads
         self.host = host

@@ -21,12 +21,15 @@ public struct JobsContext: Sendable {
     public var members: [String: String]
     /// How long `POST /api/texts` waits for its job before answering 504 with the job id.
     public var textsTimeout: Duration
+    /// Where `callback_url`s may point (checked at submission; the notifier checks again).
+    public var callbacks: CallbackPolicy
 
     public init(
         store: any JobStore, objects: any ObjectStore, renderer: JobRenderer, presenter: JobPresenter,
-        workers: JobWorkerService?, maxTextCharacters: Int = 200_000, maxAttempts: Int = 3, members: [String: String] = [:],
-        textsTimeout: Duration = .seconds(300)
+        workers: JobWorkerService?, callbacks: CallbackPolicy, maxTextCharacters: Int = 200_000, maxAttempts: Int = 3,
+        members: [String: String] = [:], textsTimeout: Duration = .seconds(300)
     ) {
+        self.callbacks = callbacks
         self.store = store
         self.objects = objects
         self.renderer = renderer
@@ -40,7 +43,7 @@ public struct JobsContext: Sendable {
 }
 
 /// The asynchronous job API (`/api/v1/jobs…`), the seed's `POST /api/texts`, and `/files/…`
-/// for audio kept in the local object store. Handlers translate HTTP to store calls and back.
+/// for finished audio kept in the local object store. Handlers translate HTTP to store calls and back.
 struct JobController: Sendable {
     let jobs: JobsContext
     let defaultVoice: String
@@ -101,13 +104,13 @@ struct JobController: Sendable {
     /// Checks the spec as a live request would be checked, then queues it.
     private func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
         // Blank text is refused by `check` below, with the live routes' other checks.
-        guard spec.text.trimmingWhitespace().isEmpty || spec.text.count <= jobs.maxTextCharacters else {
-            throw SpeechError.textTooLong(length: spec.text.count, limit: jobs.maxTextCharacters)
-        }
-        if let callback = spec.callbackURL, !CallbackNotifier.isValid(callback) {
-            throw APIError(
-                .badRequest, code: "invalid_callback_url",
-                message: "callback_url must be an absolute http:// or https:// URL, got '\(callback)'")
+        try TextLimit.check(spec.text, limit: jobs.maxTextCharacters)
+        if let callback = spec.callbackURL {
+            do throws(CallbackRefusal) {
+                _ = try await jobs.callbacks.check(callback)
+            } catch {
+                throw APIError(.badRequest, code: error.code, message: error.message)
+            }
         }
         try await jobs.renderer.check(spec)
         let result = try await jobs.store.enqueue(spec, idempotencyKey: idempotencyKey, maxAttempts: jobs.maxAttempts, now: Timestamp.now)
@@ -257,7 +260,9 @@ struct JobController: Sendable {
     private func file(_ context: BasicRequestContext) async throws -> Response {
         // The path arrives percent-encoded (a key may hold spaces, `+` or `:`): decode each part.
         let key = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }.joined(separator: "/")
-        guard let url = jobs.objects.file(forKey: key) else {
+        // Only finished files: the store's temporary `.NAME.UUID.partial` files, and any other
+        // hidden name, are never served.
+        guard !key.split(separator: "/").contains(where: { $0.hasPrefix(".") }), let url = jobs.objects.file(forKey: key) else {
             throw APIError(.notFound, code: "not_found", message: "no stored file '\(key)'")
         }
         let contentType = AudioFormat.allCases.first { $0.fileExtension == url.pathExtension }?.contentType ?? "application/octet-stream"

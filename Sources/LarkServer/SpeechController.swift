@@ -23,7 +23,7 @@ struct SpeechController: Sendable {
             Route(.get, "/read") { request, _ in try await read(request) },
             Route(.post, "/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) },
             Route(.get, "/healthz") { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
-            Route(.get, "/readyz") { _, _ in try await ready() },
+            Route(.get, "/readyz") { _, context in try await ready(context: context) },
             Route(.get, "/metrics") { _, _ in
                 Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -61,13 +61,16 @@ struct SpeechController: Sendable {
     /// Runs a whole-file route's work while watching the connection: a client that goes away
     /// cancels it, and with it the synthesis (a streamed answer notices instead when its write
     /// fails). `work` gets the request with the body it may read. Hummingbird closes such a
-    /// connection after the response.
+    /// connection after the response, and the response says so.
     private func whileConnected(_ request: Request, _ work: (Request) async throws -> Response) async throws -> Response {
-        try await request.body.consumeWithCancellationOnInboundClose { body in
+        var response = try await request.body.consumeWithCancellationOnInboundClose { body in
             var watched = request
             watched.body = body
             return try await work(watched)
         }
+        // Said, so that a keep-alive client opens a new connection instead of finding this one closed.
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// Piper 1.8's `POST /synthesize` body and Lark's `POST /api/v1/speech` body: Piper's
@@ -173,21 +176,24 @@ struct SpeechController: Sendable {
         }
     }
 
-    private func ready() async throws -> Response {
+    private func ready(context: BasicRequestContext) async throws -> Response {
         do {
             _ = try await library.voice(configuration.defaultVoice)
             return try jsonResponse(HealthDocument(status: "ready", voice: configuration.defaultVoice))
         } catch {
-            throw APIError(.serviceUnavailable, code: "not_ready", message: "the default voice is not loaded: \(error)")
+            // The reason can name the voice's files: it goes to the log, not to the client.
+            context.logger.error("default voice not ready: \(error)")
+            throw APIError(.serviceUnavailable, code: "not_ready", message: "the default voice is not loaded; the server's log says why")
         }
     }
 
     // MARK: - Synthesis
 
-    /// The most audio a whole-file answer holds: it stays in memory until the last sentence (an
-    /// hour of 22,050 Hz WAV is 159 MB), and the text limit alone does not bound it (10,000
-    /// characters of one-word sentences with 60 s of sentence silence would be 55 hours).
-    static let wholeFileMinutes = 60
+    /// The most audio one request makes, in seconds (`--max-request-audio`). A whole-file answer
+    /// stays in memory until its last sentence (20 minutes of 22,050 Hz WAV is 53 MB), and the
+    /// text limit alone does not bound it (10,000 characters of one-word sentences with 10 s of
+    /// sentence silence would be over 9 hours).
+    private var maxRequestSeconds: Double { Double(configuration.maxRequestAudio.components.seconds) }
 
     /// One whole file with exact sizes in its headers (Piper's routes answer WAV this way).
     private func wholeFile(
@@ -198,11 +204,9 @@ struct SpeechController: Sendable {
         var bytes: [UInt8] = []
         while let encoded = try await speech.next() {
             bytes += encoded
-            // Dropping `speech` on the way out cancels the synthesis and frees its place.
-            guard speech.seconds <= Double(Self.wholeFileMinutes * 60) else {
-                throw APIError.audioTooLong(limitMinutes: Self.wholeFileMinutes)
-            }
         }
+        // Dropping `speech` on the way out cancels the synthesis and frees its place.
+        if speech.passedLimit { throw APIError.audioTooLong(limitSeconds: Int(maxRequestSeconds)) }
         // A cancelled task ends the stream early: that is a client gone, not a finished text.
         try Task.checkCancellation()
         bytes += try await speech.finish()
@@ -250,14 +254,12 @@ struct SpeechController: Sendable {
         }
         return EncodedSpeech(
             prepared.start(on: ticket), encoder: encoder, format: audio.format, ticket: ticket, scheduler: scheduler,
-            counters: metrics.voiceCounters(prepared.voice.id))
+            counters: metrics.voiceCounters(prepared.voice.id), maxSeconds: maxRequestSeconds)
     }
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
     private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
-        guard text.trimmingWhitespace().isEmpty || text.count <= configuration.maxTextCharacters else {
-            throw SpeechError.textTooLong(length: text.count, limit: configuration.maxTextCharacters)
-        }
+        try TextLimit.check(text, limit: configuration.maxTextCharacters)
         return try await library.prepare(
             text: text, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
     }
@@ -347,11 +349,17 @@ final class EncodedSpeech: @unchecked Sendable {
     private let counters: ServerMetrics.VoiceCounters
     /// Seconds of audio produced so far.
     private(set) var seconds: Double = 0
+    /// The most audio this request makes (`--max-request-audio`); the stream ends after the
+    /// sentence that passes it.
+    private let maxSeconds: Double
+    /// Whether the stream ended at `maxSeconds` rather than at the end of the text.
+    private(set) var passedLimit = false
 
     init(
         _ stream: SpeechStream, encoder: any AudioEncoder, format: AudioFormat, ticket: SynthesisTicket,
-        scheduler: SynthesisScheduler, counters: ServerMetrics.VoiceCounters
+        scheduler: SynthesisScheduler, counters: ServerMetrics.VoiceCounters, maxSeconds: Double = .infinity
     ) {
+        self.maxSeconds = maxSeconds
         sentences = stream.makeAsyncIterator()
         self.encoder = SendableEncoder(encoder)
         self.format = format
@@ -362,6 +370,11 @@ final class EncodedSpeech: @unchecked Sendable {
 
     /// The next sentence's bytes (empty while the codec gathers a frame), or nil at the end.
     func next() async throws -> [UInt8]? {
+        if seconds > maxSeconds {
+            passedLimit = true
+            ticket.release()
+            return nil
+        }
         do {
             guard let chunk = try await sentences.next() else {
                 ticket.release()
@@ -393,8 +406,12 @@ struct SendableEncoder: @unchecked Sendable {
 }
 
 /// A JSON body holding a text of at most `textLimit` characters (4 UTF-8 bytes each, plus room
-/// for the other fields): a longer body is 413, a body that is not the JSON expected is 400.
+/// for the other fields): a body not sent as `application/json` is 415 (before it is read), a
+/// longer body is 413, a body that is not the JSON expected is 400.
 func decodeJSONBody<T: Decodable>(_ type: T.Type, _ request: Request, textLimit: Int) async throws -> T {
+    guard isJSON(contentType: request.headers[.contentType]) else {
+        throw APIError.unsupportedMediaType(request.headers[.contentType])
+    }
     let buffer: ByteBuffer
     do {
         buffer = try await request.body.collect(upTo: textLimit * 4 + 64 * 1024)
@@ -406,6 +423,14 @@ func decodeJSONBody<T: Decodable>(_ type: T.Type, _ request: Request, textLimit:
     } catch {
         throw APIError(.badRequest, code: "invalid_json", message: "the body is not the expected JSON: \(describeDecodingError(error))")
     }
+}
+
+/// Whether a Content-Type names JSON: `application/json`, in any case, with or without
+/// parameters (`; charset=utf-8`).
+func isJSON(contentType: String?) -> Bool {
+    guard let contentType else { return false }
+    let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
 }
 
 /// A JSON decoding failure in words a client can act on.

@@ -107,7 +107,7 @@ public final class PiperVoice: SpeechVoice {
         let quality: String? = config.quality ?? (parts.count >= 3 ? String(parts[2]) : nil)
         return VoiceInfo(
             id: id, engine: .piper, name: name, languageCode: languageCode, languageName: config.languageName,
-            quality: quality, sampleRate: config.sampleRate, speakers: config.speakerNames, source: modelPath,
+            quality: quality, sampleRate: config.sampleRate, speakers: config.speakerNames, source: nil,
             defaults: config.defaults)
     }
 

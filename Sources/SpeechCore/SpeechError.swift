@@ -38,7 +38,7 @@ public enum SpeechError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidText(let why):
             return "the text cannot be read: \(why)"
         case .textTooLong(let length, let limit):
-            return "the text has \(length) characters, more than the limit of \(limit)"
+            return "the text has \(length) characters (Unicode code points), more than the limit of \(limit)"
         case .unknownVoice(let name, let available):
             return "unknown voice '\(name)'; available: \(Self.list(available))"
         case .unknownSpeaker(let name, let available):
@@ -63,6 +63,37 @@ public enum SpeechError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// What a client may be told: `message` without local file paths or engine internals (they
+    /// stay in the server's log). The voice-loading errors name the files they could not read,
+    /// and the engine's own failures quote its libraries; a client is told which kind of failure
+    /// it was, not where.
+    public var clientMessage: String {
+        switch self {
+        case .voiceFileMissing:
+            return "a file of this voice is missing on the server; the server's log names it"
+        case .invalidVoiceConfig:
+            return "this voice's config on the server cannot be read; the server's log says why"
+        case .invalidModel:
+            return "this voice's model on the server cannot be loaded; the server's log says why"
+        case .engineUnavailable:
+            // espeak-ng's data directory, or the runtime's own words about its libraries.
+            return "the speech engine is not available on this server; the server's log says why"
+        case .synthesisFailed:
+            return "synthesis failed on the server; the server's log says why"
+        default:
+            return message
+        }
+    }
+
+    /// Whether `message` may name local files or engine internals, so that only `clientMessage`
+    /// may leave the server (the full message goes to the log).
+    public var namesLocalFiles: Bool {
+        switch self {
+        case .voiceFileMissing, .invalidVoiceConfig, .invalidModel, .engineUnavailable, .synthesisFailed: return true
+        default: return false
+        }
+    }
 
     private static func list(_ items: [String], limit: Int = 40) -> String {
         if items.isEmpty { return "(none)" }

@@ -58,6 +58,10 @@ public struct SynthesisOptions: Sendable, Equatable {
         )
     }
 
+    /// The longest silence between sentences: a pause, not a way to make hours of audio from a
+    /// few words.
+    public static let maxSentenceSilence: Double = 10
+
     /// Rejects values no engine can use, naming the valid range.
     public func validate() throws(SpeechError) {
         func check(_ value: Float?, _ name: String, _ range: ClosedRange<Float>) throws(SpeechError) {
@@ -74,8 +78,10 @@ public struct SynthesisOptions: Sendable, Equatable {
         try check(lengthScale, "length_scale", 0.05...5)
         try check(noiseScale, "noise_scale", 0...10)
         try check(noiseW, "noise_w", 0...2)
-        if let sentenceSilence, !(sentenceSilence.isFinite && (0...60).contains(sentenceSilence)) {
-            throw .invalidOption(name: "sentence_silence", message: "sentence_silence must be between 0 and 60 seconds, got \(sentenceSilence)")
+        if let sentenceSilence, !(sentenceSilence.isFinite && (0...Self.maxSentenceSilence).contains(sentenceSilence)) {
+            throw .invalidOption(
+                name: "sentence_silence",
+                message: "sentence_silence must be between 0 and \(Int(Self.maxSentenceSilence)) seconds, got \(sentenceSilence)")
         }
         if let rate, !(80...450).contains(rate) {
             throw .invalidOption(name: "rate", message: "rate must be between 80 and 450 words per minute, got \(rate)")
@@ -122,4 +128,21 @@ public struct AudioChunk: Sendable {
     }
 
     public var duration: Double { Double(samples.count) / Double(sampleRate) }
+}
+
+/// How long a text may be, counted the way it costs: in Unicode code points (a grapheme cluster
+/// can hold any number of them: one `a` with 14,000 combining accents is one `Character`),
+/// and, as a cheap first check, in UTF-8 bytes (at most 4 per code point).
+public enum TextLimit {
+    /// Throws `textTooLong` when `text` has more than `limit` code points or more than 4 × `limit`
+    /// UTF-8 bytes. A blank text passes (it is refused as empty by the checks after this one).
+    public static func check(_ text: String, limit: Int) throws(SpeechError) {
+        if text.utf8.count > 4 * limit {
+            throw .textTooLong(length: text.unicodeScalars.count, limit: limit)
+        }
+        let count = text.unicodeScalars.count
+        guard count <= limit || text.trimmingWhitespace().isEmpty else {
+            throw .textTooLong(length: count, limit: limit)
+        }
+    }
 }

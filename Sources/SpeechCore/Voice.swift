@@ -24,7 +24,9 @@ public struct VoiceInfo: Sendable, Codable, Equatable {
     public var speakers: [String]
     /// `male`, `female` or nil where the voice does not say.
     public var gender: String?
-    /// Where the voice was loaded from (a model path), for listings.
+    /// Where the voice comes from, in words that name no server path: `data-dir:N` (the Nth
+    /// data directory, from 0), `model-option` (the operator's `--model PATH`), or an
+    /// espeak-ng voice file inside espeak-ng's data (`gmw/en`).
     public var source: String?
     /// The voice's own synthesis settings (a Piper config's `inference` block), where it has them.
     public var defaults: SynthesisDefaults?

@@ -70,13 +70,16 @@ public struct Job: Sendable, Equatable {
     public var availableAt: Int64
     public var leaseOwner: String?
     public var leaseExpiresAt: Int64?
+    /// How the job's callback went; nil for a job without `callbackURL`.
+    public var callback: CallbackState?
 
     public init(
         id: String, status: JobStatus, spec: JobSpec, idempotencyKey: String?, attempts: Int, maxAttempts: Int,
         sentencesDone: Int, sentencesTotal: Int?, error: String?, objectKey: String?, cancelRequested: Bool,
         createdAt: Int64, updatedAt: Int64, startedAt: Int64?, finishedAt: Int64?, availableAt: Int64,
-        leaseOwner: String?, leaseExpiresAt: Int64?
+        leaseOwner: String?, leaseExpiresAt: Int64?, callback: CallbackState? = nil
     ) {
+        self.callback = callback
         self.id = id
         self.status = status
         self.spec = spec
@@ -96,6 +99,25 @@ public struct Job: Sendable, Equatable {
         self.leaseOwner = leaseOwner
         self.leaseExpiresAt = leaseExpiresAt
     }
+}
+
+/// Where a job's callback is: `pending` until it is delivered or given up on (`failed`, with
+/// the last attempt's error: a receiver's status, a connection failure, or a URL the callback
+/// policy refused when it was about to be sent).
+public struct CallbackState: Sendable, Equatable {
+    public var status: CallbackStatus
+    public var attempts: Int
+    public var lastError: String?
+
+    public init(status: CallbackStatus, attempts: Int, lastError: String?) {
+        self.status = status
+        self.attempts = attempts
+        self.lastError = lastError
+    }
+}
+
+public enum CallbackStatus: String, Sendable, Codable, CaseIterable {
+    case pending, delivered, failed
 }
 
 /// Milliseconds since 1970, the unit every stored time uses.

@@ -44,6 +44,9 @@ public protocol JobStore: Sendable {
     @discardableResult
     func finishCancelled(id: String, worker: String, now: Int64) async throws -> Bool
 
+    /// Records how the job's callback went (after each attempt).
+    func recordCallback(id: String, state: CallbackState, now: Int64) async throws
+
     /// Deletes finished jobs that ended before `before`, and returns them (their audio goes too).
     func purge(finishedBefore before: Int64, limit: Int) async throws -> [Job]
 

@@ -45,7 +45,13 @@ public final class SQLJobStore: JobStore {
                 "CREATE INDEX \(table)_due ON \(table) (status, available_at, created_at)",
                 "CREATE INDEX \(table)_created ON \(table) (created_at, id)",
                 "CREATE INDEX \(table)_finished ON \(table) (finished_at)",
-            ]
+            ],
+            // 2: how each job's callback went (`Job.callback`).
+            [
+                "ALTER TABLE \(table) ADD COLUMN callback_status TEXT",
+                "ALTER TABLE \(table) ADD COLUMN callback_attempts \(bigint) NOT NULL DEFAULT 0",
+                "ALTER TABLE \(table) ADD COLUMN callback_error TEXT",
+            ],
         ]
     }
 
@@ -71,12 +77,13 @@ public final class SQLJobStore: JobStore {
         let inserted = try await database.execute(
             """
             INSERT INTO \(table) (id, status, spec, idempotency_key, attempts, max_attempts, sentences_done,
-                cancel_requested, created_at, updated_at, available_at)
-            VALUES ($1, 'queued', $2, $3, 0, $4, 0, 0, $5, $5, $5)
+                cancel_requested, created_at, updated_at, available_at, callback_status, callback_attempts)
+            VALUES ($1, 'queued', $2, $3, 0, $4, 0, 0, $5, $5, $5, $6, 0)
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING *
             """,
-            .text(UUID().uuidString.lowercased()), .text(specJSON), .optional(idempotencyKey), .int(max(1, maxAttempts)), .integer(now))
+            .text(UUID().uuidString.lowercased()), .text(specJSON), .optional(idempotencyKey), .int(max(1, maxAttempts)), .integer(now),
+            .optional(spec.callbackURL == nil ? nil : CallbackStatus.pending.rawValue))
         if let row = inserted.first { return (try Self.job(row), true) }
         // The key was taken: by an earlier submission of the same work.
         guard let idempotencyKey,
@@ -230,6 +237,12 @@ public final class SQLJobStore: JobStore {
         ).isEmpty
     }
 
+    public func recordCallback(id: String, state: CallbackState, now: Int64) async throws {
+        try await database.execute(
+            "UPDATE \(table) SET callback_status = $2, callback_attempts = $3, callback_error = $4, updated_at = $5 WHERE id = $1",
+            .text(id), .text(state.status.rawValue), .int(state.attempts), .optional(state.lastError), .integer(now))
+    }
+
     public func purge(finishedBefore before: Int64, limit: Int) async throws -> [Job] {
         try await database.execute(
             """
@@ -266,6 +279,10 @@ public final class SQLJobStore: JobStore {
             cancelRequested: try row.integer("cancel_requested") != 0, createdAt: try row.integer("created_at"),
             updatedAt: try row.integer("updated_at"), startedAt: row.optionalInteger("started_at"),
             finishedAt: row.optionalInteger("finished_at"), availableAt: try row.integer("available_at"),
-            leaseOwner: row.optionalText("lease_owner"), leaseExpiresAt: row.optionalInteger("lease_expires_at"))
+            leaseOwner: row.optionalText("lease_owner"), leaseExpiresAt: row.optionalInteger("lease_expires_at"),
+            callback: row.optionalText("callback_status").flatMap(CallbackStatus.init(rawValue:)).map {
+                CallbackState(
+                    status: $0, attempts: Int(row.optionalInteger("callback_attempts") ?? 0), lastError: row.optionalText("callback_error"))
+            })
     }
 }

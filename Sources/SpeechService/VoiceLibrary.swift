@@ -91,11 +91,18 @@ public actor VoiceLibrary {
         var infos: [VoiceInfo] = []
         for files in directories.scan() {
             guard let config = try? PiperVoiceConfig.load(path: files.configPath) else { continue }
-            infos.append(PiperVoice.describe(id: files.name, modelPath: files.modelPath, config: config))
+            var info = PiperVoice.describe(id: files.name, modelPath: files.modelPath, config: config)
+            // Listings never show server paths: which data directory, by its place in the list.
+            info.source = files.directoryIndex.map { "data-dir:\($0)" }
+            infos.append(info)
         }
         // Voices loaded from explicit paths (`--model path.onnx`) are not in any data directory.
         let scanned = Set(infos.map(\.id))
-        infos += loadedInfo.values.filter { !scanned.contains($0.id) }.sorted { $0.id < $1.id }
+        infos += loadedInfo.values.filter { !scanned.contains($0.id) }.sorted { $0.id < $1.id }.map { loaded in
+            var info = loaded
+            info.source = "model-option"
+            return info
+        }
         let espeak = try await espeakVoiceMap().values.map(\.info)
         infos += Dictionary(espeak.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.sorted { $0.id < $1.id }
         return infos

@@ -57,4 +57,24 @@ public enum CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// What a client may be told: `message` without local paths (the server's log keeps them).
+    public var clientMessage: String {
+        switch self {
+        case .notWritable:
+            return "the server cannot write voices to its download directory; the server's log says why"
+        case .notInDownloadDirectory(let name, _):
+            return "voice '\(name)' is not in the download directory; only downloaded voices can be removed"
+        default:
+            return message
+        }
+    }
+
+    /// Whether `message` names local paths, so that only `clientMessage` may leave the server.
+    public var namesLocalFiles: Bool {
+        switch self {
+        case .notWritable, .notInDownloadDirectory: return true
+        default: return false
+        }
+    }
 }

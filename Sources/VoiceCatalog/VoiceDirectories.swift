@@ -7,11 +7,14 @@ public struct VoiceFiles: Sendable, Equatable {
     public var name: String
     public var modelPath: String
     public var configPath: String
+    /// Which data directory holds it (0 for the first `--data-dir`); nil for a voice named by path.
+    public var directoryIndex: Int?
 
-    public init(name: String, modelPath: String, configPath: String) {
+    public init(name: String, modelPath: String, configPath: String, directoryIndex: Int? = nil) {
         self.name = name
         self.modelPath = modelPath
         self.configPath = configPath
+        self.directoryIndex = directoryIndex
     }
 }
 
@@ -29,14 +32,14 @@ public struct VoiceDirectories: Sendable {
         var found: [String: VoiceFiles] = [:]
         var order: [String] = []
         let fileManager = FileManager.default
-        for directory in directories {
+        for (index, directory) in directories.enumerated() {
             for folder in [directory] + subdirectories(of: directory) {
                 guard let names = try? fileManager.contentsOfDirectory(atPath: folder) else { continue }
                 for file in names.sorted() where file.hasSuffix(".onnx") {
                     let name = String(file.dropLast(".onnx".count))
                     let model = folder + "/" + file
                     guard found[name] == nil, fileManager.fileExists(atPath: model + ".json") else { continue }
-                    found[name] = VoiceFiles(name: name, modelPath: model, configPath: model + ".json")
+                    found[name] = VoiceFiles(name: name, modelPath: model, configPath: model + ".json", directoryIndex: index)
                     order.append(name)
                 }
             }

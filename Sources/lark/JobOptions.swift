@@ -41,6 +41,14 @@ struct JobOptions: ParsableArguments {
     @Option(name: [.customLong("job-retry-delay"), .customLong("job_retry_delay")],
             help: "Back-off before the first retry, doubled each time (default 2s). Env: LARK_JOB_RETRY_DELAY.")
     var jobRetryDelay: String?
+    @Option(name: [.customLong("max-job-audio"), .customLong("max_job_audio")],
+            help: "The most audio one job makes: 2h, 30m, 90s (default 2h); a job past it fails with audio_too_long. Env: LARK_MAX_JOB_AUDIO.")
+    var maxJobAudio: String?
+    @Option(name: [.customLong("callback-allow"), .customLong("callback_allow")],
+            help: ArgumentHelp(
+                "A host name, address or CIDR block callbacks may reach although it is loopback, link-local, private, multicast or unspecified (repeatable). Env: LARK_CALLBACK_ALLOW (comma-separated).",
+                valueName: "host-or-cidr"))
+    var callbackAllow: [String] = []
 
     struct Resolved {
         var queue: JobQueueLocation
@@ -51,6 +59,10 @@ struct JobOptions: ParsableArguments {
         var maxAttempts: Int
         /// How long finished jobs and their audio are kept (`--job-ttl`).
         var retention: Duration
+        /// The most audio one job makes (`--max-job-audio`).
+        var maxAudio: Duration
+        /// Where callbacks may go (`--callback-allow`).
+        var callbacks: CallbackPolicy
     }
 
     func resolve(defaultWorkers: Int) throws -> Resolved {
@@ -81,9 +93,21 @@ struct JobOptions: ParsableArguments {
             workers: workers, lease: try Self.duration(value(jobLease, "LARK_JOB_LEASE") ?? "30s", option: "--job-lease"),
             retry: retry,
             scratchDirectory: URL(fileURLWithPath: directory).appendingPathComponent("scratch"))
+        var allowed = callbackAllow
+        if allowed.isEmpty, let list = value(nil, "LARK_CALLBACK_ALLOW") {
+            allowed = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let callbacks: CallbackPolicy
+        do {
+            callbacks = try CallbackPolicy(allow: allowed)
+        } catch {
+            throw ValidationError(error.description)
+        }
         return Resolved(
             queue: queue, storage: storage, storageDescription: storageSpec, workers: workers, worker: worker, maxAttempts: attempts,
-            retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"))
+            retention: try Self.duration(value(jobTTL, "LARK_JOB_TTL") ?? "72h", option: "--job-ttl"),
+            maxAudio: try Self.duration(value(maxJobAudio, "LARK_MAX_JOB_AUDIO") ?? "2h", option: "--max-job-audio"),
+            callbacks: callbacks)
     }
 
     /// `72h`, `30m`, `90s`, `500ms`, or a number of seconds.
@@ -115,10 +139,10 @@ struct JobSystem {
         services.jobStore = store
         let objects = try makeObjectStore(options.storage, logger: logger)
         services.objectStore = objects
-        let notifier = CallbackNotifier(logger: logger)
+        let notifier = CallbackNotifier(policy: options.callbacks, store: store, logger: logger)
         services.callbackNotifier = notifier
         let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.retention)
-        let renderer = JobRenderer(library: library, defaults: defaults)
+        let renderer = JobRenderer(library: library, defaults: defaults, maxAudio: options.maxAudio)
         var workers: JobWorkerService?
         if options.workers > 0 {
             workers = JobWorkerService(

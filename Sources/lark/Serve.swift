@@ -29,6 +29,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: [.customLong("write-timeout"), .customLong("write_timeout")],
             help: "Seconds a client may take no audio at all before its connection is closed and its synthesis cancelled (default 30). Env: LARK_WRITE_TIMEOUT.")
     var writeTimeout: Int?
+    @Option(name: [.customLong("max-request-audio"), .customLong("max_request_audio")],
+            help: "The most audio one synchronous request makes: 20m, 90s, 1h (default 20m); a whole file past it is 413 audio_too_long, a stream ends there. Env: LARK_MAX_REQUEST_AUDIO.")
+    var maxRequestAudio: String?
     @Flag(name: [.customLong("update-voices"), .customLong("update_voices")],
           help: "Fetch the voice catalog again before starting (it is cached in the download directory).")
     var updateVoices = false
@@ -99,6 +102,7 @@ struct Serve: AsyncParsableCommand {
             workers: workers,
             maxQueue: maxQueue ?? environment["LARK_MAX_QUEUE"].flatMap(Int.init) ?? 16,
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
+            maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
             writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
         let metrics = ServerMetrics()
@@ -121,7 +125,7 @@ struct Serve: AsyncParsableCommand {
                     logger: logger)
                 jobsContext = JobsContext(
                     store: system.store, objects: system.objects, renderer: system.renderer, presenter: system.presenter,
-                    workers: system.workers, maxAttempts: resolved.maxAttempts, members: memberVoices)
+                    workers: system.workers, callbacks: resolved.callbacks, maxAttempts: resolved.maxAttempts, members: memberVoices)
             } catch {
                 throw fail(describe(error))
             }
@@ -159,6 +163,15 @@ struct Serve: AsyncParsableCommand {
         }
         if let cached = installer.cachedCatalog() { await library.setAliases(cached.aliases) }
         return try await library.voice(requested).info.id
+    }
+
+    /// `--max-request-audio` (default 20 minutes), reported as a one-line start-up error when malformed.
+    private static func requestAudioLimit(_ text: String?) throws -> Duration {
+        do {
+            return try JobOptions.duration(text ?? "20m", option: "--max-request-audio")
+        } catch {
+            throw fail(describe(error))
+        }
     }
 
     /// `--member ID=VOICE` options and the `--members-file` JSON object, the options winning.

@@ -188,7 +188,8 @@ import Testing
         try receiver.run()
         // SIGKILL: a child started from a test thread inherits its blocked SIGTERM.
         defer { kill(receiver.processIdentifier, SIGKILL) }
-        let server = try ServerProcess(Self.arguments(jobsDir: dir), port: Self.port(3))
+        // Loopback is refused unless the operator allows it.
+        let server = try ServerProcess(Self.arguments(jobsDir: dir, ["--callback-allow", "127.0.0.1"]), port: Self.port(3))
         let job = try Self.post(server, "/api/v1/jobs", json: ["text": "Call me back.", "callback_url": "http://127.0.0.1:\(hookPort)/done"])
         let id = try #require(job.json?["id"] as? String)
         var body: [String: Any]?
@@ -198,6 +199,13 @@ import Testing
         }
         let callback = try #require(body, "no callback arrived: \(server.log_)")
         #expect(callback["id"] as? String == id && callback["status"] as? String == "succeeded" && callback["audio_url"] is String)
+        // The job shows how its callback went.
+        var state: [String: Any] = [:]
+        for _ in 0..<50 where state["status"] as? String != "delivered" {
+            state = try server.curl("/api/v1/jobs/\(id)").json?["callback"] as? [String: Any] ?? [:]
+            if state["status"] as? String != "delivered" { usleep(100_000) }
+        }
+        #expect(state["status"] as? String == "delivered" && state["attempts"] as? Int == 1, "\(state)")
     }
 
     @Test func finishedJobsAndTheirAudioExpire() throws {
@@ -304,7 +312,9 @@ import Testing
         kill(worker.pid, SIGTERM)
         let status = worker.waitForExit(seconds: 60)
         #expect(status == 0, "exit status \(String(describing: status))\n\(worker.log_)")
-        let expected = LarkServicesTests.serveOrder.filter { $0 != "http server" && $0 != "catalog client" }
+        // The worker has a synthesis scheduler of its own, stopped after everything that synthesizes.
+        var expected = LarkServicesTests.serveOrder.filter { $0 != "http server" && $0 != "catalog client" }
+        expected.insert("synthesis scheduler", at: expected.firstIndex(of: "voice library") ?? expected.endIndex)
         #expect(ServerLifecycleTests.stoppedParts(worker.log_) == expected, "\(worker.log_)")
         #expect(worker.log_.contains("job given back (shutting down)"))
         let after = try api.curl("/api/v1/jobs/\(id)").json

@@ -27,7 +27,7 @@ import Testing
         let logger = Logger(label: "test.job-files")
         let store = try await JobQueueLocation.sqlite(path: directory.appendingPathComponent("jobs.sqlite").path).open(logger: logger)
         let objects = LocalDirectoryStore(root: directory.appendingPathComponent("audio"))
-        let notifier = CallbackNotifier(logger: logger)
+        let notifier = CallbackNotifier(policy: try CallbackPolicy(), store: store, logger: logger)
         let service = JobWorkerService(
             store: store, objects: objects, renderer: JobRenderer(library: Checkout.library, defaults: .init()),
             scheduler: SynthesisScheduler(workers: 1, maxQueue: 0),

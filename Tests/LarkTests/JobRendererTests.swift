@@ -13,7 +13,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: file) }
         // Three short sentences with 2 s of silence between them: well past a 3 s limit.
         let spec = JobSpec(text: "Go. Go. Go.", voice: Checkout.joeModel, sentenceSilence: 2)
-        await #expect(throws: AudioOutputError.audioTooLong(limitHours: JobRenderer.maxHours)) {
+        await #expect(throws: AudioOutputError.audioTooLong(limitSeconds: 3)) {
             _ = try await renderer.render(spec, to: file, maxSeconds: 3, admission: Checkout.admission()) { _, _ in }
         }
         // Under the limit the same job renders whole.

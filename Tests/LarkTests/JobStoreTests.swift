@@ -270,3 +270,58 @@ enum TestPostgres {
         #expect(throws: JobStoreError.self) { try JobQueueLocation("mysql://x") }
     }
 }
+
+/// The callback's state on the job (schema 2), on both backends, and a database made by the
+/// first schema brought up to date.
+@Suite struct JobCallbackStateTests {
+    let t0: Int64 = 1_800_000_000_000
+
+    @Test(arguments: JobBackend.allCases)
+    func callbackStateIsRecordedAndReadBack(_ backend: JobBackend) async throws {
+        try await backend.withFreshStore { store in
+            let (job, _) = try await store.enqueue(JobStoreConformanceTests.spec, idempotencyKey: nil, maxAttempts: 3, now: t0)
+            #expect(job.callback == CallbackState(status: .pending, attempts: 0, lastError: nil))
+            let (plain, _) = try await store.enqueue(JobSpec(text: "Hi.", voice: "v"), idempotencyKey: nil, maxAttempts: 3, now: t0)
+            #expect(plain.callback == nil)
+            try await store.recordCallback(id: job.id, state: .init(status: .pending, attempts: 1, lastError: "the receiver answered 500"), now: t0 + 1)
+            #expect(try await store.job(id: job.id)?.callback == CallbackState(status: .pending, attempts: 1, lastError: "the receiver answered 500"))
+            try await store.recordCallback(id: job.id, state: .init(status: .delivered, attempts: 2, lastError: nil), now: t0 + 2)
+            #expect(try await store.job(id: job.id)?.callback == CallbackState(status: .delivered, attempts: 2, lastError: nil))
+            // Migrating again changes nothing.
+            try await store.migrate()
+            #expect(try await store.job(id: job.id)?.callback?.status == .delivered)
+        }
+    }
+
+    @Test func aFirstSchemaDatabaseIsMigrated() async throws {
+        let directory = NSTemporaryDirectory() + "lark-jobs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = try await SQLiteJobDatabase.open(path: directory + "/jobs.sqlite", logger: Logger(label: "test.jobs"))
+        // The tables as schema 1 made them, with a job in them.
+        for statement in [
+            """
+            CREATE TABLE lark_jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, spec TEXT NOT NULL, idempotency_key TEXT UNIQUE,
+                attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL, sentences_done INTEGER NOT NULL DEFAULT 0,
+                sentences_total INTEGER, error TEXT, object_key TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,
+                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+                available_at INTEGER NOT NULL, lease_owner TEXT, lease_expires_at INTEGER)
+            """,
+            "CREATE TABLE lark_schema_version (version INTEGER NOT NULL)",
+            "INSERT INTO lark_schema_version (version) VALUES (1)",
+            """
+            INSERT INTO lark_jobs (id, status, spec, max_attempts, created_at, updated_at, available_at)
+            VALUES ('old', 'succeeded', '{"text":"Hi.","voice":"v","format":"wav","callbackURL":"http://example.com/"}', 3, 1, 1, 1)
+            """,
+        ] {
+            _ = try await database.query(statement, [])
+        }
+        let store = SQLJobStore(database: database)
+        try await store.migrate()
+        let old = try #require(try await store.job(id: "old"))
+        #expect(old.status == .succeeded && old.callback == nil)
+        try await store.recordCallback(id: "old", state: .init(status: .failed, attempts: 4, lastError: "x"), now: 2)
+        #expect(try await store.job(id: "old")?.callback == CallbackState(status: .failed, attempts: 4, lastError: "x"))
+        try await store.close()
+    }
+}

@@ -64,7 +64,7 @@ import VoiceCatalog
         services.jobStore = store
         let objects = LocalDirectoryStore(root: directory.appending(path: "audio"))
         services.objectStore = objects
-        let notifier = CallbackNotifier(logger: logger)
+        let notifier = CallbackNotifier(policy: try CallbackPolicy(), store: store, logger: logger)
         services.callbackNotifier = notifier
         let scheduler = SynthesisScheduler(workers: 1, maxQueue: 1)
         services.synthesisScheduler = scheduler
@@ -75,7 +75,8 @@ import VoiceCatalog
             configuration: JobWorkerConfiguration(workers: 1, scratchDirectory: directory.appending(path: "scratch")), logger: logger)
         services.jobWorkers = workers
         services.janitor = JobJanitor(store: store, objects: objects, retention: .seconds(3600), logger: logger)
-        let jobs = JobsContext(store: store, objects: objects, renderer: renderer, presenter: presenter, workers: workers)
+        let jobs = JobsContext(
+            store: store, objects: objects, renderer: renderer, presenter: presenter, workers: workers, callbacks: try CallbackPolicy())
         return Parts(services: services, store: store, library: library, jobs: jobs, scheduler: scheduler, directory: directory)
     }
 

@@ -80,7 +80,9 @@ import Testing
         let json = try request("/synthesize", ["-X", "POST", "-H", "content-type: application/json", "--data-binary", "@-"],
                                input: Data(#"{"text": "From JSON.", "length_scale": 1.2}"#.utf8))
         #expect(json.status == 200 && json.contentType == "audio/wav")
-        let native = try request("/api/v1/speech", ["-X", "POST", "--data-binary", "@-"], input: Data(#"{"text": "Native.", "format": "wav"}"#.utf8))
+        let native = try request(
+            "/api/v1/speech", ["-X", "POST", "-H", "Content-Type: application/json; charset=utf-8", "--data-binary", "@-"],
+            input: Data(#"{"text": "Native.", "format": "wav"}"#.utf8))
         #expect(native.status == 200)
     }
 
@@ -154,8 +156,10 @@ import Testing
         ("/?text=Hi&noise_scale=99", "invalid_option", 400),
         ("/?text=Hi&noise_w=4", "invalid_option", 400),
         ("/?text=Hi&length_scale=20", "invalid_option", 400),
-        // 61 sentences each followed by a minute of silence: past the hour a whole file may hold.
-        ("/?text=" + Array(repeating: "Go.", count: 61).joined(separator: "+") + "&sentence_silence=60", "audio_too_long", 413),
+        // 125 sentences each followed by 10 s of silence: past the 20 minutes a request may make.
+        ("/?voice=espeak-ng:en-us&text=" + Array(repeating: "Go.", count: 125).joined(separator: "+") + "&sentence_silence=10",
+         "audio_too_long", 413),
+        ("/?text=Hi&sentence_silence=11", "invalid_option", 400),
         ("/read?text=Hi&outputFormat=xyz", "unsupported_format", 400),
         ("/?text=Hi&format=mp3&sample_rate=12345", "unsupported_sample_rate", 422),
         ("/?text=Hi&format=ogg_opus&sample_rate=22050", "unsupported_sample_rate", 422),
@@ -179,7 +183,8 @@ import Testing
         #expect(tooLong.status == 413 && tooLong.errorCode == "text_too_long")
         let wrongMethod = try request("/voices", ["-X", "DELETE"])
         #expect(wrongMethod.status == 405 && wrongMethod.errorCode == "method_not_allowed")
-        let badJSON = try request("/synthesize", ["-X", "POST", "--data-binary", "@-"], input: Data("{not json".utf8))
+        let badJSON = try request(
+            "/synthesize", ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-"], input: Data("{not json".utf8))
         #expect(badJSON.status == 400 && badJSON.errorCode == "invalid_json")
     }
 

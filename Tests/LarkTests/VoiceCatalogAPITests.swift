@@ -95,3 +95,58 @@ import VoiceCatalog
         }
     }
 }
+
+/// Errors about files on the server reach clients without the files' paths (the log keeps them):
+/// a voice whose model will not load, and a download directory that cannot be written.
+@Suite(.serialized) struct PathFreeErrorTests {
+    @Test func voiceAndDownloadErrorsNameNoServerPath() async throws {
+        let root = try scratchDirectory("paths")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A voice whose model is not a model, beside a good config.
+        let voices = root + "/voices"
+        try FileManager.default.createDirectory(atPath: voices, withIntermediateDirectories: true)
+        try Data("not a model".utf8).write(to: URL(fileURLWithPath: voices + "/xx_XX-broken-low.onnx"))
+        try FileManager.default.copyItem(atPath: Checkout.joeModel + ".json", toPath: voices + "/xx_XX-broken-low.onnx.json")
+        // A download directory under a regular file: nothing can be written there, even as root.
+        let blocker = root + "/not-a-directory"
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
+        let downloads = blocker + "/voices"
+        let voice = TestVoice.small("xx_XX-fresh-low", size: 10_000)
+        let server = VoiceFileServer(files: TestVoice.repository([voice]))
+        try await server.run { base in
+            var engine = Checkout.engineConfiguration(dataDirectories: [voices, downloads])
+            engine.allowVoicePaths = false
+            let library = VoiceLibrary(configuration: engine)
+            let http = CatalogHTTPClient(connectTimeout: .seconds(2), readTimeout: .seconds(60))
+            let installer = VoiceInstaller(
+                settings: CatalogSettings(downloadDirectory: downloads, catalogURL: base + "voices.json", voicesBaseURL: base),
+                dataDirectories: [voices, downloads], http: http)
+            let metrics = ServerMetrics()
+            let app = buildApplication(
+                configuration: ServerConfiguration(defaultVoice: "espeak-ng:en-us", allowDownloads: true), library: library,
+                metrics: metrics, scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: nil, logger: Logger(label: "test"),
+                installer: installer)
+            let result: Result<Void, any Error>
+            do {
+                result = .success(try await app.test(.router) { client in
+                    let broken = try await client.execute(
+                        uri: "/synthesize", method: .post, headers: [.contentType: "application/json"],
+                        body: ByteBuffer(string: #"{"text": "Hi.", "voice": "xx_XX-broken-low"}"#)
+                    ) { VoiceCatalogAPITests.Answer(status: Int($0.status.code), body: Data($0.body.readableBytesView)) }
+                    #expect(broken.status == 503 && broken.errorCode == "invalid_model", "\(String(decoding: broken.body, as: UTF8.self))")
+                    let download = try await VoiceCatalogAPITests.call(client, .post, "/api/v1/voices/xx_XX-fresh-low/download")
+                    #expect(download.status == 507 && download.errorCode == "download_dir_not_writable", "\(String(decoding: download.body, as: UTF8.self))")
+                    for answer in [broken, download] {
+                        let text = String(decoding: answer.body, as: UTF8.self)
+                        #expect(!text.contains(root) && !text.contains("/tmp"), "\(text)")
+                    }
+                })
+            } catch {
+                result = .failure(error)
+            }
+            try? await library.shutdown()
+            try await http.shutdown()
+            try result.get()
+        }
+    }
+}
