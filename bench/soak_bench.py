@@ -141,6 +141,8 @@ def fuzz_request(port, rng):
         headers["Content-Type"] = "application/octet-stream"
     elif kind == 4:
         body = random_value(rng).encode("utf-8", "surrogatepass")
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
     return request(port, method, target, body, headers, timeout=120)
 
 
@@ -176,7 +178,7 @@ def main():
         print(f"warm level after {args.warmup:.0f} s of load: {warm:.0f} MiB ({sum(counts.values())} requests)", flush=True)
 
         counts.clear()
-        threads = run_load(port, args.minutes * 60, args.clients, counts, lock)
+        threads = run_load(port, args.minutes * 60, args.clients, counts, lock) if args.minutes > 0 else []
         samples = []
         for minute in range(1, int(args.minutes) + 1):
             time.sleep(60)
@@ -187,8 +189,9 @@ def main():
             print(f"soak minute {minute}: {rss:.0f} MiB ({rss / warm:.2f}x warm), statuses so far {done}", flush=True)
         for thread in threads:
             thread.join()
-        print(f"soak: resident {min(samples):.0f}-{max(samples):.0f} MiB, spread {100 * (max(samples) - min(samples)) / warm:.1f}% "
-              f"of warm; every status {dict(counts)}", flush=True)
+        if samples:
+            print(f"soak: resident {min(samples):.0f}-{max(samples):.0f} MiB, spread {100 * (max(samples) - min(samples)) / warm:.1f}% "
+                  f"of warm; every status {dict(counts)}", flush=True)
 
         rng = random.Random(2048)
         statuses = {}
