@@ -410,6 +410,9 @@ struct SendableEncoder: @unchecked Sendable {
 /// longer body is 413, a body that is not the JSON expected is 400.
 func decodeJSONBody<T: Decodable>(_ type: T.Type, _ request: Request, textLimit: Int) async throws -> T {
     guard isJSON(contentType: request.headers[.contentType]) else {
+        // Read (and drop) what was sent first: a body nobody reads keeps a route that watches its
+        // connection from ever answering.
+        _ = try? await request.body.collect(upTo: textLimit * 4 + 64 * 1024)
         throw APIError.unsupportedMediaType(request.headers[.contentType])
     }
     let buffer: ByteBuffer

@@ -216,6 +216,10 @@ public final class PiperVoice: SpeechVoice {
         }
     }
 
+    /// Phoneme ids (times the length scale) past which a run gives its arena growth back: about
+    /// 200 phonemes, a long sentence of ordinary text.
+    static let largeRunIDs: Float = 400
+
     /// Runs the model on one sentence's ids, in a place the admission gives: on the wide session
     /// when the run is alone, else on the narrow one. Cancelling the calling task stops the run.
     public func audio(for ids: [Int64], settings: ResolvedSettings, admission: any SynthesisAdmission) async throws -> [Int16] {
@@ -229,11 +233,17 @@ public final class PiperVoice: SpeechVoice {
         }
         let modelInputs = inputs
         let (wide, narrow) = (wide, narrow)
+        // ONNX Runtime's arena grows to the largest run it has seen and keeps that size. A run far
+        // longer than a sentence of ordinary text (its ids times its length scale) gives what it
+        // grew back afterwards, so a few long or stretched texts do not raise a server's memory
+        // for good; ordinary runs keep the arena warm.
+        let large = Float(ids.count) * settings.lengthScale > Self.largeRunIDs
         let floats = try await admission.withPlace { place in
             try Task.checkCancellation()
             let session = place.alone ? wide ?? narrow : narrow
             let cancellation = try RunCancellation(
-                runtime: session.runtime, shrinkArena: session.configuration.memory == .shrinkAfterRun)
+                runtime: session.runtime,
+                shrinkArena: session.configuration.memory == .shrinkAfterRun || (large && session.configuration.memory == .arena))
             return try await place.runBlocking(interrupt: cancellation.terminate) { () throws -> [Float] in
                 do {
                     return try session.run(modelInputs, cancellation: cancellation)

@@ -76,7 +76,7 @@ import Testing
     /// served at once; the server stops synthesizing for them, and after the write timeout it
     /// closes their connections.
     @Test func stalledReadersStarveNobodyAndAreDisconnected() throws {
-        let port = ServerLifecycleTests.port(90)
+        let port = ServerLifecycleTests.port(110)
         // A write timeout long enough to show that the synthesis stops by itself first.
         let server = try Server(Self.common + ["--workers", "2", "--write-timeout", "12", "--disable-jobs"], port: port)
         let text = try ServerTests.longText(characters: 2500)
@@ -132,7 +132,7 @@ import Testing
     /// A GET with a body is answered (after the body is dropped) and its connection not left in
     /// CLOSE-WAIT; a body over the limit is 413 with the JSON error body.
     @Test func aBodyOnAGetIsAnsweredAndLeavesNoCloseWait() throws {
-        let port = ServerLifecycleTests.port(91)
+        let port = ServerLifecycleTests.port(111)
         let server = try Server(Self.common + ["--disable-jobs"], port: port)
         for _ in 0..<3 {
             let client = try RawClient(port: port)
@@ -152,7 +152,7 @@ import Testing
     /// A client that sends a long text with POST / and leaves a second later stops the
     /// synthesis: the server's CPU goes quiet instead of speaking the rest.
     @Test func aPostWhoseClientLeavesStopsItsSynthesis() throws {
-        let port = ServerLifecycleTests.port(92)
+        let port = ServerLifecycleTests.port(112)
         let server = try Server(Self.common + ["--workers", "2", "--disable-jobs"], port: port)
         let text = Data(String(repeating: "This sentence is spoken to nobody at all. ", count: 80).utf8)
         let client = try RawClient(port: port)
