@@ -6,14 +6,18 @@ VOICE ?= en_US-joe-medium
 RELEASE_BIN := .build/release/lark
 DEBUG_BIN := .build/debug/lark
 
-.PHONY: setup build release run test bench bench-server bench-formats clean
+.PHONY: setup setup-test build release run test bench bench-server bench-formats clean
 
 ## Install what is missing: Debian packages, ONNX Runtime, the default voice, the reference Piper.
 setup:
 	@bash scripts/setup.sh
 
+## What the tests and benches use besides: real clients and an offline recognizer (not `make run`'s).
+setup-test:
+	@bash scripts/setup.sh --test
+
 ## Debug build (what the tests use).
-build: setup
+build: setup-test
 	$(SWIFT) build --build-tests
 
 ## Optimized build.

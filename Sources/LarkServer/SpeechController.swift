@@ -44,7 +44,7 @@ struct SpeechController: Sendable {
         let options = try options(from: query)
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
-            try await wholeFile(text: text, voiceID: query.get("voice"), options: options, output: output, route: "/")
+            try await wholeFile(input: SpeechInput(text), voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
@@ -53,7 +53,7 @@ struct SpeechController: Sendable {
             let text = try await bodyText(request)
             let query = FormQuery(request.uri.query)
             return try await wholeFile(
-                text: text, voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text), voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -103,7 +103,7 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -158,7 +158,7 @@ struct SpeechController: Sendable {
         let query = FormQuery(request.uri.query)
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
         return try await streamed(
-            text: query.get("text") ?? "", voiceID: query.get("voiceId") ?? query.get("voice"),
+            input: SpeechInput(query.get("text") ?? ""), voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
 
@@ -169,10 +169,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                text: body.text, voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
@@ -197,10 +197,10 @@ struct SpeechController: Sendable {
 
     /// One whole file with exact sizes in its headers (Piper's routes answer WAV this way).
     private func wholeFile(
-        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
+        input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
         let start = ContinuousClock.now
-        let speech = try await begin(text: text, voiceID: voiceID, options: options, output: output, streaming: false)
+        let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: false)
         var bytes: [UInt8] = []
         while let encoded = try await speech.next() {
             bytes += encoded
@@ -219,10 +219,10 @@ struct SpeechController: Sendable {
     /// client that goes away stops the synthesis: the failed write drops the stream, which
     /// cancels the engine.
     private func streamed(
-        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
+        input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
         let start = ContinuousClock.now
-        let speech = try await begin(text: text, voiceID: voiceID, options: options, output: output, streaming: true)
+        let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: true)
         guard let first = try await speech.next() else { throw SpeechError.emptyText }
         metrics.timeToFirstAudio(route: route).record(ContinuousClock.now - start)
         let body = ResponseBody { writer in
@@ -243,9 +243,9 @@ struct SpeechController: Sendable {
     /// Checks everything (text, options, voice, format), then takes a ticket at the scheduler
     /// (or 503 with Retry-After at once) and starts the synthesis.
     private func begin(
-        text: String, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
+        input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
     ) async throws -> EncodedSpeech {
-        let prepared = try await prepare(text: text, voiceID: voiceID, options: options)
+        let prepared = try await prepare(input: input, voiceID: voiceID, options: options)
         let audio = try output.resolve(voiceRate: prepared.voice.sampleRate)
         let encoder = try makeAudioEncoder(output: audio, inputRate: prepared.voice.sampleRate, streaming: streaming)
         guard let ticket = scheduler.admit() else {
@@ -258,10 +258,10 @@ struct SpeechController: Sendable {
     }
 
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
-    private func prepare(text: String, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
-        try TextLimit.check(text, limit: configuration.maxTextCharacters)
+    private func prepare(input: SpeechInput, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
+        try TextLimit.check(input.text, limit: configuration.maxTextCharacters)
         return try await library.prepare(
-            text: text, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
+            input, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
     }
 
     // MARK: - Request parsing

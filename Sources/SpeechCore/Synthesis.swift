@@ -118,8 +118,14 @@ public struct AudioChunk: Sendable {
     /// How many sentences the engine makes of the whole request (as it split the text, so
     /// `sentenceIndex` runs up to it), where the engine knows that when it yields the chunk.
     public var sentenceCount: Int?
+    /// The timed events in `samples`, in the order they start, where the engine makes them.
+    public var marks: [SpeechMark]
 
-    public init(samples: [Int16], sampleRate: Int, sentenceIndex: Int, phonemes: String? = nil, sentenceCount: Int? = nil) {
+    public init(
+        samples: [Int16], sampleRate: Int, sentenceIndex: Int, phonemes: String? = nil, sentenceCount: Int? = nil,
+        marks: [SpeechMark] = []
+    ) {
+        self.marks = marks
         self.samples = samples
         self.sampleRate = sampleRate
         self.sentenceIndex = sentenceIndex

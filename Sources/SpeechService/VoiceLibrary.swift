@@ -112,11 +112,24 @@ public actor VoiceLibrary {
     /// alike), once: a text that is not blank, `options` merged over `defaults` and valid, and a
     /// voice that exists and accepts them. Answers the synthesis, ready to start.
     public func prepare(
-        text: String, voiceID: String, options: SynthesisOptions, defaults: SynthesisOptions
+        _ input: SpeechInput, voiceID: String, options: SynthesisOptions, defaults: SynthesisOptions
     ) async throws -> PreparedSynthesis {
-        guard !text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
+        guard !input.text.trimmingWhitespace().isEmpty else { throw SpeechError.emptyText }
         let voice = try await voice(voiceID)
-        return try voice.prepare(text, options: options.merged(over: defaults))
+        return try await prepare(input, voice: voice, options: options.merged(over: defaults))
+    }
+
+    /// The one way from a caller's input to a voice's synthesis, for every route, job and
+    /// command: SSML is parsed and plain text normalized here, before the voice sees it.
+    public func prepare(
+        _ input: SpeechInput, voice: any SpeechVoice, options: SynthesisOptions
+    ) async throws -> PreparedSynthesis {
+        switch input.markup {
+        case .text:
+            return try voice.prepare(input.text, options: options)
+        case .ssml:
+            throw SpeechError.invalidText("SSML input is not supported yet")
+        }
     }
 
     /// The voice with this id (Piper file stem, model path where allowed, or `espeak-ng:<language>`).
