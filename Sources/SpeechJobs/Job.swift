@@ -24,6 +24,9 @@ public struct JobSpec: Sendable, Codable, Equatable {
     public var callbackURL: String?
     /// The object key the audio is stored under; nil for the default `jobs/ID.EXT`.
     public var objectKey: String?
+    /// The API key (its name) that submitted the job, when the server has keys: only that key
+    /// and admin keys see the job.
+    public var owner: String?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
