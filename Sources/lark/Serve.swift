@@ -54,6 +54,15 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
     @OptionGroup(title: "Access") var access: AccessOptions
+    @Option(name: [.customLong("header-timeout"), .customLong("header_timeout")],
+            help: "Seconds a new connection may take to send a request's head (default 10). Env: LARK_HEADER_TIMEOUT.")
+    var headerTimeout: Int?
+    @Option(name: [.customLong("idle-timeout"), .customLong("idle_timeout")],
+            help: "Seconds a keep-alive connection may wait between requests (default 60). Env: LARK_IDLE_TIMEOUT.")
+    var idleTimeout: Int?
+    @Option(name: [.customLong("max-connections"), .customLong("max_connections")],
+            help: "Connections open at once; past it a new one is answered 503 and closed (default 1024). Env: LARK_MAX_CONNECTIONS.")
+    var maxConnections: Int?
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -108,6 +117,9 @@ struct Serve: AsyncParsableCommand {
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
             writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
         try configureAccess(&configuration, logger: logger)
+        configuration.headerTimeout = .seconds(max(1, headerTimeout ?? environment["LARK_HEADER_TIMEOUT"].flatMap(Int.init) ?? 10))
+        configuration.idleTimeout = .seconds(max(1, idleTimeout ?? environment["LARK_IDLE_TIMEOUT"].flatMap(Int.init) ?? 60))
+        configuration.maxConnections = max(1, maxConnections ?? environment["LARK_MAX_CONNECTIONS"].flatMap(Int.init) ?? 1024)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
