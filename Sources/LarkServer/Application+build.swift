@@ -24,12 +24,15 @@ public struct ServerConfiguration: Sendable {
     /// How long a client may take no audio at all before its connection is closed and its
     /// synthesis cancelled (`--write-timeout`).
     public var writeTimeout: Duration
+    /// Whether text is normalized when a request does not say (`--no-normalize` turns it off).
+    public var normalize: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
         workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, maxRequestAudio: Duration = .seconds(20 * 60),
-        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30)
+        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30), normalize: Bool = true
     ) {
+        self.normalize = normalize
         self.maxRequestAudio = maxRequestAudio
         self.writeTimeout = writeTimeout
         self.allowDownloads = allowDownloads

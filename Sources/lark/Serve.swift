@@ -52,6 +52,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
+    @OptionGroup var normalization: NormalizationOptions
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -104,7 +105,8 @@ struct Serve: AsyncParsableCommand {
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
             maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
-            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
+            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)),
+            normalize: normalization.normalize)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -120,7 +122,8 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, into: &services, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
+                    resolved, into: &services, library: library, defaults: configuration.defaultOptions,
+                    normalize: configuration.normalize, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
                 jobsContext = JobsContext(
