@@ -44,6 +44,7 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         .target(name: "SpeechCore", swiftSettings: strict),
+        .target(name: "TextNormalization", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "Espeak",
             dependencies: ["SpeechCore", "CEspeakNG"],
@@ -94,7 +95,7 @@ let package = Package(
         .target(
             name: "SpeechService",
             dependencies: [
-                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak",
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "TextNormalization",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -165,6 +166,7 @@ let package = Package(
             name: "lark",
             dependencies: [
                 "AccessControl", "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -178,6 +180,7 @@ let package = Package(
             dependencies: [
                 "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

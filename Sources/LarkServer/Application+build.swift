@@ -39,11 +39,15 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// The longest URL: a GET's text, percent-encoded (up to 12 bytes a character), and the rest.
     public var maxURLBytes: Int { max(16 * 1024, maxTextCharacters * 12 + 4096) }
+    /// Whether text is normalized when a request does not say (`--no-normalize` turns it off).
+    public var normalize: Bool
+
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
         workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, maxRequestAudio: Duration = .seconds(20 * 60),
-        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30)
+        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30), normalize: Bool = true
     ) {
+        self.normalize = normalize
         self.maxRequestAudio = maxRequestAudio
         self.writeTimeout = writeTimeout
         self.allowDownloads = allowDownloads

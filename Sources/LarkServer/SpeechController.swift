@@ -42,9 +42,10 @@ struct SpeechController: Sendable {
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
+        let input = SpeechInput(text, normalize: try normalize(from: query))
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
-            try await wholeFile(input: SpeechInput(text), voiceID: query.get("voice"), options: options, output: output, route: "/")
+            try await wholeFile(input: input, voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
@@ -53,7 +54,7 @@ struct SpeechController: Sendable {
             let text = try await bodyText(request)
             let query = FormQuery(request.uri.query)
             return try await wholeFile(
-                input: SpeechInput(text), voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text, normalize: try normalize(from: query)), voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -89,6 +90,7 @@ struct SpeechController: Sendable {
         var sample_rate: Int?
         var bitrate: Int?
         var stream: Bool?
+        var normalize: RequestSwitch?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -103,7 +105,7 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -158,7 +160,8 @@ struct SpeechController: Sendable {
         let query = FormQuery(request.uri.query)
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
         return try await streamed(
-            input: SpeechInput(query.get("text") ?? ""), voiceID: query.get("voiceId") ?? query.get("voice"),
+            input: SpeechInput(query.get("text") ?? "", normalize: try normalize(from: query)),
+            voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
 
@@ -169,10 +172,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
@@ -266,6 +269,16 @@ struct SpeechController: Sendable {
     }
 
     // MARK: - Request parsing
+
+    /// `normalize=0|1|true|false` from a query, else the server's default.
+    private func normalize(from query: FormQuery) throws -> Bool {
+        try query.get(RequestSwitch.normalize).map { try RequestSwitch.parse($0, name: RequestSwitch.normalize) } ?? configuration.normalize
+    }
+
+    /// A JSON body's text with its `normalize` (else the server's default).
+    private func input(_ body: SpeechBody) throws -> SpeechInput {
+        SpeechInput(body.text, normalize: try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize)
+    }
 
     private func options(from query: FormQuery) throws -> SynthesisOptions {
         func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {

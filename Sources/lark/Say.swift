@@ -62,6 +62,7 @@ struct Say: AsyncParsableCommand {
     var bitrate: Int?
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var normalization: NormalizationOptions
 
     func run() async throws {
         do {
@@ -98,7 +99,7 @@ struct Say: AsyncParsableCommand {
         let audioOutput = try outputFormat(destination: destination, voiceRate: selected.info.sampleRate)
         let streaming = destination == "-"
         let encoder = try makeAudioEncoder(output: audioOutput, inputRate: selected.info.sampleRate, streaming: streaming)
-        let prepared = try await library.prepare(SpeechInput(input), voice: selected, options: options)
+        let prepared = try await library.prepare(SpeechInput(input, normalize: normalization.normalize), voice: selected, options: options)
         if streaming {
             // Sentence by sentence, each as soon as it is ready.
             try await withOneSynthesis { ticket in

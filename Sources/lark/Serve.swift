@@ -63,6 +63,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: [.customLong("max-connections"), .customLong("max_connections")],
             help: "Connections open at once; past it a new one is answered 503 and closed (default 1024). Env: LARK_MAX_CONNECTIONS.")
     var maxConnections: Int?
+    @OptionGroup var normalization: NormalizationOptions
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -115,7 +116,8 @@ struct Serve: AsyncParsableCommand {
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
             maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
-            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
+            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)),
+            normalize: normalization.normalize)
         try configureAccess(&configuration, logger: logger)
         configuration.headerTimeout = .seconds(max(1, headerTimeout ?? environment["LARK_HEADER_TIMEOUT"].flatMap(Int.init) ?? 10))
         configuration.idleTimeout = .seconds(max(1, idleTimeout ?? environment["LARK_IDLE_TIMEOUT"].flatMap(Int.init) ?? 60))
@@ -135,7 +137,8 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, into: &services, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
+                    resolved, into: &services, library: library, defaults: configuration.defaultOptions,
+                    normalize: configuration.normalize, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
                 jobsContext = JobsContext(
