@@ -119,7 +119,7 @@ enum EnglishLexicon {
         "Ste": [.beforeNumber("Suite")], "Vol": [.beforeNumber("Volume")], "vol": [.beforeNumber("volume")],
         "Fig": [.beforeNumber("Figure")], "fig": [.beforeNumber("figure")], "p": [.beforeNumber("page")],
         "pp": [.beforeNumber("pages")], "Ch": [.beforeNumber("Chapter")], "ch": [.beforeNumber("chapter")],
-        "Rm": [.beforeNumber("Room")], "Bldg": [.beforeNumber("Building")],
+        "Rm": [.beforeNumber("Room")], "ext": [.beforeNumber("extension")], "Ext": [.beforeNumber("Extension")], "Bldg": [.beforeNumber("Building")],
         "vs": [.between("versus")], "etc": [.always("et cetera", bare: true)],
         "approx": [.always("approximately", bare: false)], "dept": [.always("department", bare: false)],
         "Dept": [.always("Department", bare: false)], "govt": [.always("government", bare: false)],
@@ -195,6 +195,15 @@ enum EnglishLexicon {
 
     /// Numbers said digit by digit whatever their context.
     static let digitNames: Set<String> = ["911"]
+
+    /// Words after which a number is a code said digit by digit.
+    static let digitContextWords: Set<String> = ["zip", "pin", "ext", "extension", "flight", "account"]
+
+    /// Weekday abbreviations, read out only before a date or a comma ("Fri., Oct. 3rd").
+    static let weekdays: [String: String] = [
+        "Mon": "Monday", "Tue": "Tuesday", "Tues": "Tuesday", "Wed": "Wednesday", "Thu": "Thursday", "Thur": "Thursday",
+        "Thurs": "Thursday", "Fri": "Friday", "Sat": "Saturday", "Sun": "Sunday",
+    ]
 
     /// Pairs of numbers with a slash that are names, not fractions.
     static let slashNames: [String: String] = [

@@ -47,13 +47,45 @@ extension EnglishReader {
         return Quantity(end: next, words: words, negative: negative, integer: integer, fraction: fraction)
     }
 
+    /// `5'11"` (a height): "five feet eleven inches".
+    func height(_ index: Int) -> Reading? {
+        guard isNumber(index, digits: 1...1), isSymbol(index + 1, "'’′"), let feet = value(index) else { return nil }
+        let inchesAt = isLineSpace(index + 2) ? index + 3 : index + 2
+        guard isNumber(inchesAt, digits: 1...2), isSymbol(inchesAt + 1, "\"”″"), let inches = value(inchesAt), inches < 12 else { return nil }
+        let feetWords = NumberWords.cardinal(UInt64(feet)) + (feet == 1 ? " foot" : " feet")
+        let inchWords = NumberWords.cardinal(UInt64(inches)) + (inches == 1 ? " inch" : " inches")
+        return Reading(end: inchesAt + 2, words: feetWords + " " + inchWords)
+    }
+
+    /// `2:1`, `16:9`: a ratio, where the numbers cannot be a time (the time rule, tried first,
+    /// takes two-digit minutes under 60 after an hour: "7:45").
+    func ratio(_ index: Int) -> Reading? {
+        guard startsWord(index), isNumber(index, digits: 1...3), isSymbol(index + 1, ":"), isNumber(index + 2, digits: 1...3),
+              endsWord(at: index + 3), !isSymbol(index + 3, ":"), let left = value(index), let right = value(index + 2)
+        else { return nil }
+        return Reading(end: index + 3, words: "\(NumberWords.cardinal(UInt64(left))) to \(NumberWords.cardinal(UInt64(right)))")
+    }
+
     /// A plain number: "1,500", "-3.5", "0.75", ".5", "42".
     /// A number glued to letters ("A4", "3D") is read too: the words get spaces around them.
     func number(_ index: Int) -> Reading? {
-        if let token = self[index], token.isNumber, EnglishLexicon.digitNames.contains(String(token.text)), endsWord(at: index + 1) {
-            return Reading(end: index + 1, words: NumberWords.digits(token.text))
-        }
         return quantity(index).map { Reading(end: $0.end, words: $0.words) }
+    }
+
+    /// A number that is a code, read digit by digit: `911`, and after a word that names a code
+    /// within three words before it ("ZIP code is 90210", "PIN 1234", "ext. 204").
+    func code(_ index: Int) -> Reading? {
+        guard let token = self[index], token.isNumber, startsWord(index), endsWord(at: index + 1),
+              !isSymbol(index + 1, ".,") || !isNumber(index + 2)
+        else { return nil }
+        var isCode = EnglishLexicon.digitNames.contains(String(token.text))
+        var previous = index
+        for _ in 0..<4 where !isCode {
+            guard let before = previousOnLine(before: previous), !isNumber(before) else { break }
+            isCode = isWord(before, EnglishLexicon.digitContextWords)
+            previous = before
+        }
+        return isCode ? Reading(end: index + 1, words: NumberWords.digits(token.text)) : nil
     }
 
     // MARK: - Money
@@ -217,6 +249,11 @@ extension EnglishReader {
         guard endsWord(at: index + 3), !isSymbol(index + 3, "/"), let numerator = value(index), let denominator = value(index + 2),
               denominator >= 2
         else { return nil }
+        // "10/10", "3/3": a score, not an improper fraction.
+        if numerator >= denominator {
+            return Reading(
+                end: index + 3, words: "\(NumberWords.cardinal(UInt64(numerator))) out of \(NumberWords.cardinal(UInt64(denominator)))")
+        }
         return Reading(end: index + 3, words: fractionWords(numerator: numerator, denominator: denominator))
     }
 

@@ -12,6 +12,14 @@ extension EnglishReader {
         return token.isCapitalized && !isSentenceStart(previous)
     }
 
+    /// `Fri., Oct. 3rd`, `Mon. March 5`: a weekday's abbreviation before a comma or a date.
+    func weekday(_ index: Int) -> Reading? {
+        guard let name = EnglishLexicon.weekdays[String(tokens[index].text)], startsWord(index), isSymbol(index + 1, ".") else { return nil }
+        if isSymbol(index + 2, ",") { return Reading(end: index + 2, words: name) }
+        guard isLineSpace(index + 2), monthName(index + 3) != nil || isNumber(index + 3) else { return nil }
+        return Reading(end: index + 2, words: name)
+    }
+
     func abbreviation(_ index: Int) -> Reading? {
         let word = String(tokens[index].text)
         guard let uses = EnglishLexicon.abbreviations[word], startsWord(index) else { return nil }

@@ -20,8 +20,8 @@ struct EnglishReader {
             return nil
         case .number:
             rules = [
-                Self.phone, Self.isoDate, Self.numericDate, Self.time, Self.dottedNumber, Self.dayMonthDate, Self.range,
-                Self.decade, Self.measure, Self.dimensions, Self.mixedFraction, Self.fraction, Self.ordinal, Self.year,
+                Self.phone, Self.code, Self.isoDate, Self.numericDate, Self.time, Self.dottedNumber, Self.dayMonthDate, Self.range,
+                Self.height, Self.ratio, Self.decade, Self.measure, Self.dimensions, Self.mixedFraction, Self.fraction, Self.ordinal, Self.year,
                 Self.number,
             ]
         case .symbol:
@@ -31,7 +31,7 @@ struct EnglishReader {
             ]
         case .word:
             rules = [
-                Self.webAddress, Self.monthDate, Self.version, Self.dottedAbbreviation, Self.abbreviation, Self.roman,
+                Self.webAddress, Self.monthDate, Self.version, Self.dottedAbbreviation, Self.weekday, Self.abbreviation, Self.roman,
                 Self.shorthand,
             ]
         }
@@ -83,8 +83,9 @@ struct EnglishReader {
     /// the same words as once).
     func startsWord(_ index: Int) -> Bool {
         guard let previous = self[index - 1] else { return true }
-        return previous.isSpace || previous.isSymbol("([{\"'“‘«/") 
-            || (previous.isWord || previous.isNumber) && previous.kind != tokens[index].kind
+        let current = tokens[index]
+        return previous.isSpace || previous.isSymbol("([{\"'“‘«/")
+            || (current.isWord || current.isNumber) && (previous.isWord || previous.isNumber) && previous.kind != current.kind
     }
 
     /// True when nothing that belongs to the same word comes right after the token before
