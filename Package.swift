@@ -90,10 +90,11 @@ let package = Package(
             dependencies: ["SpeechCore", "CFFmpeg"],
             swiftSettings: strict
         ),
+        .target(name: "SSML", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "SpeechService",
             dependencies: [
-                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak",
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "SSML", "AudioEncoding",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -170,7 +171,7 @@ let package = Package(
             name: "LarkTests",
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
-                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage", "SSML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

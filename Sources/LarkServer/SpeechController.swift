@@ -44,7 +44,9 @@ struct SpeechController: Sendable {
         let options = try options(from: query)
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
-            try await wholeFile(input: SpeechInput(text), voiceID: query.get("voice"), options: options, output: output, route: "/")
+            try await wholeFile(
+                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml")))),
+                voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
@@ -52,8 +54,9 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let text = try await bodyText(request)
             let query = FormQuery(request.uri.query)
+            let flagged = TextType.flag(query.get("ssml")) || TextType.isSSML(contentType: request.headers[.contentType])
             return try await wholeFile(
-                input: SpeechInput(text), voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged)), voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -89,6 +92,10 @@ struct SpeechController: Sendable {
         var sample_rate: Int?
         var bitrate: Int?
         var stream: Bool?
+        /// `text` or `ssml` (Lark's routes; Piper's also tell SSML by its `<speak`).
+        var text_type: String?
+        /// Piper's `/synthesize`: the text is SSML.
+        var ssml: Bool?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -97,13 +104,23 @@ struct SpeechController: Sendable {
         }
 
         var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
+
+        /// The text as `text_type` says it is written; where it says nothing and `detect` is set
+        /// (Piper's route), SSML when flagged or when it starts with `<speak`.
+        func input(detect: Bool, flagged: Bool = false) throws(SpeechError) -> SpeechInput {
+            if text_type == nil, detect {
+                return SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged || ssml == true))
+            }
+            return SpeechInput(text, markup: try TextType.markup(textType: text_type))
+        }
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+                input: try body.input(detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))), voiceID: body.voice,
+                options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -157,8 +174,9 @@ struct SpeechController: Sendable {
     private func read(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
+        let text = query.get("text") ?? ""
         return try await streamed(
-            input: SpeechInput(query.get("text") ?? ""), voiceID: query.get("voiceId") ?? query.get("voice"),
+            input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml")))), voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
 
@@ -169,10 +187,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try body.input(detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try body.input(detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 

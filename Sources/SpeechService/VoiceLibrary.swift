@@ -128,7 +128,7 @@ public actor VoiceLibrary {
         case .text:
             return try voice.prepare(input.text, options: options)
         case .ssml:
-            throw SpeechError.invalidText("SSML input is not supported yet")
+            return try await prepareSSML(input, voice: voice, options: options)
         }
     }
 
