@@ -156,7 +156,7 @@ private struct SSMLPlanner {
         case .phonemes(let ipa, let written):
             // Piper voices take IPA directly (Piper's raw-phoneme blocks); espeak-ng's own voices
             // read phonemes in espeak-ng's notation, not IPA, so they speak the element's text.
-            spoken = pieceVoice.info.engine == .piper ? " [[ \(ipa) ]] " : written
+            spoken = pieceVoice.info.engine == .piper ? "[[ \(ipa) ]]" : written
         case .sayAs(let written, let kind, let format, let detail):
             if kind == .expletive {
                 try endRun()

@@ -4,7 +4,8 @@ import Testing
 
 /// SSML end to end: a real `lark serve` over loopback, the audio decoded by ffmpeg. Each element
 /// changes the audio as it says; every bad document is a 400 `invalid_ssml` naming its place.
-/// Short texts, and espeak-ng's voices where the engine does not matter (they are fast).
+/// Short texts. Exact comparisons use joe at zero noise (deterministic); espeak-ng's output
+/// depends on what the process synthesized before, so it is compared within a tolerance.
 @Suite(.serialized) struct SSMLTests {
     typealias ServerProcess = ServerLifecycleTests.ServerProcess
     static func port(_ offset: Int) -> Int { ServerLifecycleTests.port(130 + offset) }
@@ -81,14 +82,13 @@ import Testing
         Int(wav[24]) | Int(wav[25]) << 8 | Int(wav[26]) << 16 | Int(wav[27]) << 24
     }
 
-    /// The longest run of samples quieter than -54 dBFS.
-    static func longestSilence(_ samples: [Int16]) -> Int {
-        var longest = 0, current = 0
-        for sample in samples {
-            current = abs(Int(sample)) < 64 ? current + 1 : 0
-            longest = max(longest, current)
-        }
-        return longest
+    /// The quiet samples (below -54 dBFS) on both sides of `index`: those just before it and
+    /// those from it on.
+    static func silence(across index: Int, in samples: [Int16]) -> Int {
+        var lower = index, upper = index
+        while lower > 0, abs(Int(samples[lower - 1])) < 64 { lower -= 1 }
+        while upper < samples.count, abs(Int(samples[upper])) < 64 { upper += 1 }
+        return upper - lower
     }
 
     static func rms(_ samples: [Int16]) -> Double {
@@ -96,10 +96,12 @@ import Testing
     }
 
     @Test func breaksAddSilenceOfTheirLength() throws {
-        let without = try Self.ssml("<speak><s>One.</s><s>Two.</s></speak>")
+        let without = try Self.ssml("<speak><s>One.</s><s>Two.</s></speak>", voice: Self.joe)
+        // Where "One." ends and "Two." (or the break) begins.
+        let junction = try Self.plain("One.", voice: Self.joe).count
         for (element, seconds) in [(#"<break time="700ms"/>"#, 0.7), (#"<break time="1.5s"/>"#, 1.5), (#"<break strength="x-strong"/>"#, 1.0)] {
-            let with = try Self.ssml("<speak><s>One.</s>\(element)<s>Two.</s></speak>")
-            let added = Double(Self.longestSilence(with) - Self.longestSilence(without)) / 22_050
+            let with = try Self.ssml("<speak><s>One.</s>\(element)<s>Two.</s></speak>", voice: Self.joe)
+            let added = Double(Self.silence(across: junction, in: with) - Self.silence(across: junction, in: without)) / 22_050
             #expect(abs(added - seconds) <= 0.020, "\(element) added \(added) s of silence")
             #expect(with.count - without.count == Int((seconds * 22_050).rounded()))
         }
@@ -117,12 +119,12 @@ import Testing
     }
 
     @Test func volumeChangesTheLoudnessByItsDecibels() throws {
-        let normal = try Self.plain("Quiet please.")
-        let softer = try Self.ssml(#"<speak><prosody volume="-6dB">Quiet please.</prosody></speak>"#)
+        let normal = try Self.plain("Quiet please.", voice: Self.joe)
+        let softer = try Self.ssml(#"<speak><prosody volume="-6dB">Quiet please.</prosody></speak>"#, voice: Self.joe)
         #expect(softer.count == normal.count)
         let change = 20 * log10(Self.rms(softer) / Self.rms(normal))
         #expect(abs(change + 6) < 0.2, "-6dB changed the level by \(change) dB")
-        let silent = try Self.ssml(#"<speak><prosody volume="silent">Quiet please.</prosody></speak>"#)
+        let silent = try Self.ssml(#"<speak><prosody volume="silent">Quiet please.</prosody></speak>"#, voice: Self.joe)
         #expect(silent.count == normal.count && silent.allSatisfy { $0 == 0 })
     }
 
@@ -143,11 +145,16 @@ import Testing
         let result = try Self.speech(["text": document, "text_type": "ssml", "voice": Self.joe, "noise_scale": 0, "noise_w": 0])
         #expect(result.status == 200 && Self.wavRate(result.body) == 22_050)
         let mixed = try Self.decode(result.body)
-        let parts = try Self.plain("Hello ", voice: Self.joe) + Self.plain("Guten Tag", voice: "espeak-ng:de")
-            + Self.plain(" again.", voice: Self.joe)
-        #expect(mixed == parts)
+        // joe's parts exactly, espeak-ng's German between them.
+        let hello = try Self.plain("Hello ", voice: Self.joe), again = try Self.plain(" again.", voice: Self.joe)
+        let german = try Self.plain("Guten Tag", voice: "espeak-ng:de")
+        func isSwitched(_ samples: [Int16]) -> Bool {
+            Array(samples.prefix(hello.count)) == hello && Array(samples.suffix(again.count)) == again
+                && abs(samples.count - hello.count - again.count - german.count) < 441
+        }
+        #expect(isSwitched(mixed), "\(mixed.count) samples: \(hello.count) + \(german.count) + \(again.count)")
         let byLanguage = try Self.ssml(#"<speak>Hello <lang xml:lang="de-DE">Guten Tag</lang> again.</speak>"#, voice: Self.joe)
-        #expect(byLanguage == mixed)
+        #expect(isSwitched(byLanguage))
         // A voice at 16,000 Hz inside a 22,050 Hz request is resampled: same duration, joe's rate.
         let low = try server.curl(
             "/api/v1/speech", ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-"],
@@ -165,12 +172,13 @@ import Testing
     @Test func everyRouteTakesSSML() throws {
         let server = try Self.running()
         let document = #"<speak>One <break time="400ms"/> two.</speak>"#
-        let expected = try Self.ssml(document)
+        let expected = try Self.ssml(document, voice: Self.joe)
         let query = document.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-        let get = try server.curl("/?voice=\(Self.english)&text=\(query)")
+        let settings = "voice=\(Self.joe)&noise_scale=0&noise_w=0"
+        let get = try server.curl("/?\(settings)&text=\(query)")
         #expect(get.status == 200)
         #expect(try Self.decode(get.body) == expected)
-        let posted = try server.curl("/?voice=\(Self.english)", ["-X", "POST", "--data-binary", "@-"], input: Data(("\n  " + document).utf8))
+        let posted = try server.curl("/?\(settings)", ["-X", "POST", "--data-binary", "@-"], input: Data(("\n  " + document).utf8))
         #expect(posted.status == 200)
         #expect(try Self.decode(posted.body) == expected)
         let typed = try server.curl(
@@ -179,16 +187,18 @@ import Testing
         #expect(typed.status == 400 && typed.errorCode == "invalid_ssml")
         let flagged = try server.curl("/?voice=\(Self.english)&ssml=1&text=%3Cp%3Ex%3C%2Fp%3E")
         #expect(flagged.status == 400 && flagged.errorCode == "invalid_ssml")
-        let read = try server.curl("/read?voiceId=\(Self.english)&text=\(query)")
+        let read = try server.curl("/read?\(settings)&text=\(query)")
         #expect(read.status == 200)
         #expect(try Self.decode(read.body, rawRate: 22_050) == expected)
         let synthesize = try server.curl(
             "/synthesize", ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-"],
-            input: try JSONSerialization.data(withJSONObject: ["text": document, "voice": Self.english]))
+            input: try JSONSerialization.data(withJSONObject: ["text": document, "voice": Self.joe, "noise_scale": 0, "noise_w_scale": 0]))
         #expect(synthesize.status == 200)
         #expect(try Self.decode(synthesize.body) == expected)
         // Streamed, the same audio.
-        let streamed = try Self.speech(["text": document, "text_type": "ssml", "voice": Self.english, "stream": true, "format": "pcm"])
+        let streamed = try Self.speech([
+            "text": document, "text_type": "ssml", "voice": Self.joe, "noise_scale": 0, "noise_w": 0, "stream": true, "format": "pcm",
+        ])
         #expect(streamed.status == 200)
         #expect(try Self.decode(streamed.body, rawRate: 22_050) == expected)
         // Plain text that only mentions SSML is plain text on Lark's own route.
@@ -201,13 +211,14 @@ import Testing
     @Test func jobsTakeSSML() throws {
         let server = try Self.running()
         let document = #"<speak>One <break time="400ms"/> two.</speak>"#
-        let submitted = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": document, "text_type": "ssml", "voice": Self.english])
+        let submitted = try JobAPITests.post(
+            server, "/api/v1/jobs", json: ["text": document, "text_type": "ssml", "voice": Self.joe, "noise_scale": 0, "noise_w": 0])
         #expect(submitted.status == 202)
         let id = try #require(submitted.json?["id"] as? String)
         let done = try JobAPITests.waitForEnd(server, id: id)
         #expect(done["status"] as? String == "succeeded", "\(done)")
         let audio = try server.curl("/api/v1/jobs/\(id)/audio")
-        let live = try Self.ssml(document)
+        let live = try Self.ssml(document, voice: Self.joe)
         #expect(try Self.decode(audio.body) == live)
         let bad = try JobAPITests.post(server, "/api/v1/jobs", json: ["text": "<speak><foo/></speak>", "text_type": "ssml", "voice": Self.english])
         #expect(bad.status == 400 && bad.errorCode == "invalid_ssml")
@@ -260,7 +271,8 @@ import Testing
         #expect(marks.first?.0.textRange == offset ..< offset)
         // "middle" is where "there." starts: after "Hello"'s audio; "end" after everything.
         let hello = try await Checkout.library.voice(Self.english).synthesizeAll("Hello ", options: SynthesisOptions(), admission: Checkout.admission())
-        #expect(marks.first?.1 == hello.count)
+        // (espeak-ng's audio of a text varies by a few samples with what it spoke before)
+        #expect(abs((marks.first?.1 ?? 0) - hello.count) < 221, "\(String(describing: marks.first?.1)) against \(hello.count)")
         #expect(marks.last?.1 == position)
     }
 
@@ -270,9 +282,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: file) }
         let said = try runProcess(
             Checkout.larkBinary,
-            ["say", "--ssml", document, "--voice", Self.english, "--data-dir", Self.directories.voices, "--espeak-data", Checkout.deps, "-o", file])
+            [
+                "say", "--ssml", document, "--voice", Self.joe, "--noise-scale", "0", "--noise-w", "0", "--data-dir", Self.directories.voices,
+                "--espeak-data", Checkout.deps, "-o", file,
+            ])
         #expect(said.status == 0, "\(said.stderr)")
-        let served = try Self.speech(["text": document, "text_type": "ssml", "voice": Self.english])
+        let served = try Self.speech(["text": document, "text_type": "ssml", "voice": Self.joe, "noise_scale": 0, "noise_w": 0])
         let written = try Data(contentsOf: URL(fileURLWithPath: file))
         #expect(written == served.body)
         let refused = try runProcess(
