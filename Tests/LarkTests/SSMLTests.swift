@@ -126,6 +126,9 @@ import Testing
         #expect(abs(change + 6) < 0.2, "-6dB changed the level by \(change) dB")
         let silent = try Self.ssml(#"<speak><prosody volume="silent">Quiet please.</prosody></speak>"#, voice: Self.joe)
         #expect(silent.count == normal.count && silent.allSatisfy { $0 == 0 })
+        // Pitch is espeak-ng's: a Piper voice speaks as it would without it.
+        let pitched = try Self.ssml(#"<speak><prosody pitch="x-high">Quiet please.</prosody></speak>"#, voice: Self.joe)
+        #expect(pitched == normal)
     }
 
     @Test func subAndPhonemeChangeWhatIsSpoken() throws {
