@@ -42,21 +42,23 @@ extension VoiceLibrary {
         }
     }
 
-    /// The voice a piece asks for: by name, else by language (the request's voice when it speaks
-    /// that language), else the request's voice.
+    /// The voice a piece asks for: by name; else by language: a Piper voice of exactly that
+    /// language and region (the request's first), else the request's voice if it speaks the
+    /// language in any region, else another Piper voice of the language, else espeak-ng's voice
+    /// of that language and region, else of the language; without either, the request's voice.
     private func ssmlVoice(for speech: SSMLSpeech, main: any SpeechVoice, document: String) async throws -> any SpeechVoice {
         if let name = speech.settings.voiceName { return try await voice(name) }
         guard let language = speech.settings.language else { return main }
         let wanted = LanguageTag(language)
         if LanguageTag(main.info.languageCode) == wanted { return main }
         let candidates = try await voices()
-        // The same language and region first (Piper voices before espeak-ng's), then the same language.
-        let exact = candidates.first { LanguageTag($0.languageCode) == wanted }
-        if let exact { return try await voice(exact.id) }
+        let piper = candidates.filter { $0.engine == .piper }, espeak = candidates.filter { $0.engine == .espeakNG }
+        if let exact = piper.first(where: { LanguageTag($0.languageCode) == wanted }) { return try await voice(exact.id) }
         if LanguageTag(main.info.languageCode).primary == wanted.primary { return main }
-        if let near = candidates.first(where: { LanguageTag($0.languageCode).primary == wanted.primary }) {
-            return try await voice(near.id)
-        }
+        let choice = piper.first { LanguageTag($0.languageCode).primary == wanted.primary }
+            ?? espeak.first { LanguageTag($0.languageCode) == wanted }
+            ?? espeak.first { LanguageTag($0.languageCode).primary == wanted.primary }
+        if let choice { return try await voice(choice.id) }
         let position = SSMLParser.lineAndColumn(ofByte: speech.source.lowerBound, in: document)
         throw SpeechError.invalidSSML(
             message: "no voice here speaks '\(language)' (see GET /voices for the languages there are)", line: position.line,
