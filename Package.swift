@@ -92,10 +92,11 @@ let package = Package(
             dependencies: ["SpeechCore", "CFFmpeg"],
             swiftSettings: strict
         ),
+        .target(name: "SSML", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "SpeechService",
             dependencies: [
-                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "TextNormalization",
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "TextNormalization", "SSML", "AudioEncoding",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -180,7 +181,7 @@ let package = Package(
             dependencies: [
                 "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
-                "TextNormalization",
+                "TextNormalization", "SSML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

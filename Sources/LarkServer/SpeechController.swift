@@ -42,7 +42,8 @@ struct SpeechController: Sendable {
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
-        let input = SpeechInput(text, normalize: try normalize(from: query))
+        let input = SpeechInput(
+            text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query))
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
             try await wholeFile(input: input, voiceID: query.get("voice"), options: options, output: output, route: "/")
@@ -53,8 +54,10 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let text = try await bodyText(request)
             let query = FormQuery(request.uri.query)
+            let flagged = TextType.flag(query.get("ssml")) || TextType.isSSML(contentType: request.headers[.contentType])
             return try await wholeFile(
-                input: SpeechInput(text, normalize: try normalize(from: query)), voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged), normalize: try normalize(from: query)),
+                voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -91,6 +94,10 @@ struct SpeechController: Sendable {
         var bitrate: Int?
         var stream: Bool?
         var normalize: RequestSwitch?
+        /// `text` or `ssml` (Lark's routes; Piper's also tell SSML by its `<speak`).
+        var text_type: String?
+        /// Piper's `/synthesize`: the text is SSML.
+        var ssml: Bool?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -99,13 +106,23 @@ struct SpeechController: Sendable {
         }
 
         var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
+
+        /// The text as `text_type` says it is written; where it says nothing and `detect` is set
+        /// (Piper's route), SSML when flagged or when it starts with `<speak`.
+        func input(detect: Bool, flagged: Bool = false) throws(SpeechError) -> SpeechInput {
+            if text_type == nil, detect {
+                return SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged || ssml == true))
+            }
+            return SpeechInput(text, markup: try TextType.markup(textType: text_type))
+        }
     }
 
     private func synthesizeJSON(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+                input: try input(body, detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))), voiceID: body.voice,
+                options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -159,8 +176,9 @@ struct SpeechController: Sendable {
     private func read(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
+        let text = query.get("text") ?? ""
         return try await streamed(
-            input: SpeechInput(query.get("text") ?? "", normalize: try normalize(from: query)),
+            input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query)),
             voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
@@ -172,10 +190,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try input(body, detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try input(body, detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
@@ -275,9 +293,12 @@ struct SpeechController: Sendable {
         try query.get(RequestSwitch.normalize).map { try RequestSwitch.parse($0, name: RequestSwitch.normalize) } ?? configuration.normalize
     }
 
-    /// A JSON body's text with its `normalize` (else the server's default).
-    private func input(_ body: SpeechBody) throws -> SpeechInput {
-        SpeechInput(body.text, normalize: try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize)
+    /// A JSON body's text, as text or SSML (`detect`: also by its `<speak`), with its
+    /// `normalize` (else the server's default).
+    private func input(_ body: SpeechBody, detect: Bool, flagged: Bool = false) throws -> SpeechInput {
+        var input = try body.input(detect: detect, flagged: flagged)
+        input.normalize = try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize
+        return input
     }
 
     private func options(from query: FormQuery) throws -> SynthesisOptions {

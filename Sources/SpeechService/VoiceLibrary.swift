@@ -132,7 +132,7 @@ public actor VoiceLibrary {
             }
             return try NormalizedSynthesis.prepare(input.text, normalizer: normalizer, voice: voice, options: options)
         case .ssml:
-            throw SpeechError.invalidText("SSML input is not supported yet")
+            return try await prepareSSML(input, voice: voice, options: options)
         }
     }
 
