@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
     ],
     targets: [
         // C declarations only.
@@ -43,6 +44,7 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         .target(name: "SpeechCore", swiftSettings: strict),
+        .target(name: "TextNormalization", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "Espeak",
             dependencies: ["SpeechCore", "CEspeakNG"],
@@ -94,7 +96,7 @@ let package = Package(
         .target(
             name: "SpeechService",
             dependencies: [
-                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "SSML", "AudioEncoding",
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "TextNormalization", "SSML", "AudioEncoding",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -135,9 +137,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "AccessControl",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LarkServer",
             dependencies: [
-                "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "AccessControl", "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -146,6 +153,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             // The web page, compiled into the binary (see WebAssets.swift for why not a bundle).
             resources: [
@@ -158,7 +166,8 @@ let package = Package(
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "AccessControl", "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,8 +179,9 @@ let package = Package(
         .testTarget(
             name: "LarkTests",
             dependencies: [
-                "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
-                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage", "SSML",
+                "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
+                "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization", "SSML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -16,15 +16,15 @@ struct SpeechController: Sendable {
     /// Every route of this controller: registered as listed, and the source of the 405 table.
     var routes: [Route] {
         [
-            Route(.get, "/") { request, _ in try await getRoot(request) },
+            Route(.get, "/", access: .pageOrSpeech) { request, _ in try await getRoot(request) },
             Route(.post, "/") { request, _ in try await postRoot(request) },
             Route(.post, "/synthesize") { request, context in try await synthesizeJSON(request, context: context) },
             Route(.get, "/voices") { _, _ in try await pollyVoices() },
             Route(.get, "/read") { request, _ in try await read(request) },
             Route(.post, "/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) },
-            Route(.get, "/healthz") { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
-            Route(.get, "/readyz") { _, context in try await ready(context: context) },
-            Route(.get, "/metrics") { _, _ in
+            Route(.get, "/healthz", access: .open) { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
+            Route(.get, "/readyz", access: .open) { _, context in try await ready(context: context) },
+            Route(.get, "/metrics", access: .scope(.admin)) { _, _ in
                 Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
@@ -42,11 +42,11 @@ struct SpeechController: Sendable {
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
+        let input = SpeechInput(
+            text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query))
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
-            try await wholeFile(
-                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml")))),
-                voiceID: query.get("voice"), options: options, output: output, route: "/")
+            try await wholeFile(input: input, voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
@@ -56,7 +56,8 @@ struct SpeechController: Sendable {
             let query = FormQuery(request.uri.query)
             let flagged = TextType.flag(query.get("ssml")) || TextType.isSSML(contentType: request.headers[.contentType])
             return try await wholeFile(
-                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged)), voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged), normalize: try normalize(from: query)),
+                voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -92,6 +93,7 @@ struct SpeechController: Sendable {
         var sample_rate: Int?
         var bitrate: Int?
         var stream: Bool?
+        var normalize: RequestSwitch?
         /// `text` or `ssml` (Lark's routes; Piper's also tell SSML by its `<speak`).
         var text_type: String?
         /// Piper's `/synthesize`: the text is SSML.
@@ -104,23 +106,14 @@ struct SpeechController: Sendable {
         }
 
         var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
-
-        /// The text as `text_type` says it is written; where it says nothing and `detect` is set
-        /// (Piper's route), SSML when flagged or when it starts with `<speak`.
-        func input(detect: Bool, flagged: Bool = false) throws(SpeechError) -> SpeechInput {
-            if text_type == nil, detect {
-                return SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged || ssml == true))
-            }
-            return SpeechInput(text, markup: try TextType.markup(textType: text_type))
-        }
     }
 
-    private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func synthesizeJSON(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: try body.input(detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))), voiceID: body.voice,
-                options: body.options, output: body.output, route: "/synthesize")
+                input: try input(body, detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))),
+                voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -176,25 +169,26 @@ struct SpeechController: Sendable {
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
         let text = query.get("text") ?? ""
         return try await streamed(
-            input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml")))), voiceID: query.get("voiceId") ?? query.get("voice"),
+            input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query)),
+            voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
 
     // MARK: - Lark's own API
 
-    private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func nativeSpeech(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: try body.input(detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: try body.input(detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
-    private func ready(context: BasicRequestContext) async throws -> Response {
+    private func ready(context: LarkRequestContext) async throws -> Response {
         do {
             _ = try await library.voice(configuration.defaultVoice)
             return try jsonResponse(HealthDocument(status: "ready", voice: configuration.defaultVoice))
@@ -278,11 +272,27 @@ struct SpeechController: Sendable {
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
     private func prepare(input: SpeechInput, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
         try TextLimit.check(input.text, limit: configuration.maxTextCharacters)
+        try RequestAccess.chargeCharacters(input.text.unicodeScalars.count)
         return try await library.prepare(
             input, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
     }
 
     // MARK: - Request parsing
+
+    /// `normalize=0|1|true|false` from a query, else the server's default.
+    private func normalize(from query: FormQuery) throws -> Bool {
+        try query.get(RequestSwitch.normalize).map { try RequestSwitch.parse($0, name: RequestSwitch.normalize) } ?? configuration.normalize
+    }
+
+    /// A JSON body's text with its `normalize` (else the server's default), written as its
+    /// `text_type` says; where that says nothing and `detect` is set (Piper's route), SSML when
+    /// flagged or when it starts with `<speak`.
+    private func input(_ body: SpeechBody, detect: Bool = false, flagged: Bool = false) throws -> SpeechInput {
+        let markup = body.text_type == nil && detect
+            ? TextType.detected(in: body.text, flagged: flagged || body.ssml == true) : try TextType.markup(textType: body.text_type)
+        return SpeechInput(
+            body.text, markup: markup, normalize: try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize)
+    }
 
     private func options(from query: FormQuery) throws -> SynthesisOptions {
         func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {

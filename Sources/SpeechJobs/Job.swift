@@ -27,14 +27,21 @@ public struct JobSpec: Sendable, Codable, Equatable {
     public var callbackURL: String?
     /// The object key the audio is stored under; nil for the default `jobs/ID.EXT`.
     public var objectKey: String?
+    /// The API key (its name) that submitted the job, when the server has keys: only that key
+    /// and admin keys see the job.
+    public var owner: String?
+    /// Whether the text is normalized; nil: the worker's default (`--no-normalize` turns it off).
+    public var normalize: Bool?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
         bitrate: Int? = nil, lengthScale: Float? = nil, noiseScale: Float? = nil, noiseW: Float? = nil,
-        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, textType: SpeechInput.Markup? = nil
+        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, normalize: Bool? = nil,
+        textType: SpeechInput.Markup? = nil
     ) {
-        self.text = text
         self.textType = textType
+        self.normalize = normalize
+        self.text = text
         self.voice = voice
         self.speaker = speaker
         self.format = format

@@ -5,6 +5,7 @@ import NIOPosix
 import OnnxRuntime
 import PiperEngine
 import SpeechCore
+import TextNormalization
 import VoiceCatalog
 
 /// Settings for the engines, parsed at the edge (arguments, environment) by the executable.
@@ -126,7 +127,10 @@ public actor VoiceLibrary {
     ) async throws -> PreparedSynthesis {
         switch input.markup {
         case .text:
-            return try voice.prepare(input.text, options: options)
+            guard input.normalize, let normalizer = TextNormalizer.for(languageCode: voice.info.languageCode) else {
+                return try voice.prepare(input.text, options: options)
+            }
+            return try NormalizedSynthesis.prepare(input.text, normalizer: normalizer, voice: voice, options: options)
         case .ssml:
             return try await prepareSSML(input, voice: voice, options: options)
         }

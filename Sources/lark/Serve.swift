@@ -1,4 +1,5 @@
 import ArgumentParser
+import AccessControl
 import Foundation
 import Hummingbird
 import LarkServer
@@ -52,6 +53,17 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
+    @OptionGroup(title: "Access") var access: AccessOptions
+    @Option(name: [.customLong("header-timeout"), .customLong("header_timeout")],
+            help: "Seconds a new connection may take to send a request's head (default 10). Env: LARK_HEADER_TIMEOUT.")
+    var headerTimeout: Int?
+    @Option(name: [.customLong("idle-timeout"), .customLong("idle_timeout")],
+            help: "Seconds a keep-alive connection may wait between requests (default 60). Env: LARK_IDLE_TIMEOUT.")
+    var idleTimeout: Int?
+    @Option(name: [.customLong("max-connections"), .customLong("max_connections")],
+            help: "Connections open at once; past it a new one is answered 503 and closed (default 1024). Env: LARK_MAX_CONNECTIONS.")
+    var maxConnections: Int?
+    @OptionGroup var normalization: NormalizationOptions
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -94,7 +106,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(describe(error))
         }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: host ?? environment["LARK_HOST"] ?? "127.0.0.1",
             port: port ?? environment["LARK_PORT"].flatMap(Int.init) ?? 5000,
             defaultVoice: defaultVoice,
@@ -104,7 +116,12 @@ struct Serve: AsyncParsableCommand {
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
             maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
-            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
+            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)),
+            normalize: normalization.normalize)
+        try configureAccess(&configuration, logger: logger)
+        configuration.headerTimeout = .seconds(max(1, headerTimeout ?? environment["LARK_HEADER_TIMEOUT"].flatMap(Int.init) ?? 10))
+        configuration.idleTimeout = .seconds(max(1, idleTimeout ?? environment["LARK_IDLE_TIMEOUT"].flatMap(Int.init) ?? 60))
+        configuration.maxConnections = max(1, maxConnections ?? environment["LARK_MAX_CONNECTIONS"].flatMap(Int.init) ?? 1024)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -120,7 +137,8 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, into: &services, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
+                    resolved, into: &services, library: library, defaults: configuration.defaultOptions,
+                    normalize: configuration.normalize, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
                 jobsContext = JobsContext(
@@ -134,6 +152,29 @@ struct Serve: AsyncParsableCommand {
             configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
             installer: installer)
         services.servers.append(("http server", app))
+    }
+
+    /// Keys, rate limits and CORS; a warning when the server listens beyond this machine with
+    /// no keys.
+    private func configureAccess(_ configuration: inout ServerConfiguration, logger: Logger) throws {
+        let keyFile = KeyFile(path: access.keysPath(jobsDir: jobOptions.jobsDir))
+        do {
+            configuration.keys = try KeyRing(file: keyFile)
+        } catch {
+            throw fail(error.description)
+        }
+        configuration.rateLimits = try access.limits()
+        configuration.corsOrigins = try access.origins()
+        if configuration.keys?.enforcing == true {
+            logger.info("API keys required (\(configuration.keys?.keys.count ?? 0) in \(keyFile.path))")
+        } else if !Self.isLoopback(configuration.host) {
+            logger.warning(
+                "listening on \(configuration.host) with no API keys: anyone who can reach this port can use every route; add keys with `lark keys add NAME` (file \(keyFile.path))")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it
