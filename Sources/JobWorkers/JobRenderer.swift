@@ -44,8 +44,7 @@ public struct JobRenderer: Sendable {
             speaker: spec.speaker.map(SpeakerSelector.init), lengthScale: spec.lengthScale, noiseScale: spec.noiseScale,
             noiseW: spec.noiseW, sentenceSilence: spec.sentenceSilence)
         let prepared = try await library.prepare(
-            SpeechInput(spec.text, markup: spec.textType ?? .text, normalize: spec.normalize ?? normalize), voiceID: spec.voice,
-            options: requested, defaults: defaults)
+            SpeechInput(spec.text, markup: spec.textType ?? .text, normalize: spec.normalize ?? normalize), voiceID: spec.voice, options: requested, defaults: defaults)
         guard let format = AudioFormat(name: spec.format) else { throw AudioOutputError.unknownFormat(spec.format) }
         let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: prepared.voice.sampleRate)
         return (prepared, output)

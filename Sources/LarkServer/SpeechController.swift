@@ -106,23 +106,14 @@ struct SpeechController: Sendable {
         }
 
         var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
-
-        /// The text as `text_type` says it is written; where it says nothing and `detect` is set
-        /// (Piper's route), SSML when flagged or when it starts with `<speak`.
-        func input(detect: Bool, flagged: Bool = false) throws(SpeechError) -> SpeechInput {
-            if text_type == nil, detect {
-                return SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged || ssml == true))
-            }
-            return SpeechInput(text, markup: try TextType.markup(textType: text_type))
-        }
     }
 
     private func synthesizeJSON(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: try input(body, detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))), voiceID: body.voice,
-                options: body.options, output: body.output, route: "/synthesize")
+                input: try input(body, detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))),
+                voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -190,10 +181,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: try input(body, detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: try input(body, detect: false), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
@@ -293,12 +284,14 @@ struct SpeechController: Sendable {
         try query.get(RequestSwitch.normalize).map { try RequestSwitch.parse($0, name: RequestSwitch.normalize) } ?? configuration.normalize
     }
 
-    /// A JSON body's text, as text or SSML (`detect`: also by its `<speak`), with its
-    /// `normalize` (else the server's default).
-    private func input(_ body: SpeechBody, detect: Bool, flagged: Bool = false) throws -> SpeechInput {
-        var input = try body.input(detect: detect, flagged: flagged)
-        input.normalize = try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize
-        return input
+    /// A JSON body's text with its `normalize` (else the server's default), written as its
+    /// `text_type` says; where that says nothing and `detect` is set (Piper's route), SSML when
+    /// flagged or when it starts with `<speak`.
+    private func input(_ body: SpeechBody, detect: Bool = false, flagged: Bool = false) throws -> SpeechInput {
+        let markup = body.text_type == nil && detect
+            ? TextType.detected(in: body.text, flagged: flagged || body.ssml == true) : try TextType.markup(textType: body.text_type)
+        return SpeechInput(
+            body.text, markup: markup, normalize: try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize)
     }
 
     private func options(from query: FormQuery) throws -> SynthesisOptions {

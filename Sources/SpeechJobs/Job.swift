@@ -39,9 +39,9 @@ public struct JobSpec: Sendable, Codable, Equatable {
         sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, normalize: Bool? = nil,
         textType: SpeechInput.Markup? = nil
     ) {
+        self.textType = textType
         self.normalize = normalize
         self.text = text
-        self.textType = textType
         self.voice = voice
         self.speaker = speaker
         self.format = format

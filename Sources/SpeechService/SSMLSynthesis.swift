@@ -2,6 +2,7 @@ import AudioEncoding
 import Foundation
 import SSML
 import SpeechCore
+import TextNormalization
 
 /// SSML's synthesis: the document's pieces, each spoken by its voice through that voice's own
 /// `prepare` (the one synthesis path), joined into one stream at the request's voice's rate.
@@ -17,7 +18,7 @@ extension VoiceLibrary {
     func prepareSSML(_ input: SpeechInput, voice main: any SpeechVoice, options: SynthesisOptions) async throws -> PreparedSynthesis {
         let document = try SSMLParser.parse(input.text)
         try options.validate()
-        var planner = SSMLPlanner(main: main, options: options, document: input.text)
+        var planner = SSMLPlanner(main: main, options: options, normalize: input.normalize)
         for item in document.items {
             switch item {
             case .speech(let speech):
@@ -129,7 +130,8 @@ struct SSMLSegment: Sendable {
 private struct SSMLPlanner {
     let main: any SpeechVoice
     let options: SynthesisOptions
-    let document: String
+    /// Whether text is normalized for the voices whose language has a normalizer, as plain text is.
+    let normalize: Bool
     var steps: [SSMLStep] = []
     var boundarySinceRun = false
     var pausedSinceRun = false
@@ -140,10 +142,10 @@ private struct SSMLPlanner {
     private var text = ""
     private var segments: [SSMLSegment] = []
 
-    init(main: any SpeechVoice, options: SynthesisOptions, document: String) {
+    init(main: any SpeechVoice, options: SynthesisOptions, normalize: Bool) {
         self.main = main
         self.options = options
-        self.document = document
+        self.normalize = normalize
     }
 
     mutating func add(_ speech: SSMLSpeech, voice pieceVoice: any SpeechVoice) async throws {
@@ -190,7 +192,13 @@ private struct SSMLPlanner {
         let lengthScale = Double(options.lengthScale ?? voice.defaults.lengthScale) / settings.speed
         runOptions.lengthScale = Float(min(5, max(0.05, lengthScale)))
         if let pitch = settings.pitch { runOptions.pitch = pitch }
-        let prepared = try voice.prepare(text, options: runOptions)
+        // The run is normalized as a plain text would be (its marks come back in the run's text).
+        let prepared: PreparedSynthesis
+        if normalize, let normalizer = TextNormalizer.for(languageCode: voice.info.languageCode) {
+            prepared = try NormalizedSynthesis.prepare(text, normalizer: normalizer, voice: voice, options: runOptions)
+        } else {
+            prepared = try voice.prepare(text, options: runOptions)
+        }
         let silence = hadRun && boundarySinceRun && !pausedSinceRun ? Int((options.sentenceSilence ?? 0) * Double(main.info.sampleRate)) : 0
         steps.append(.run(SSMLRun(prepared: prepared, segments: segments, gain: Self.gain(settings.volumeDecibels), leadingSilence: silence)))
         hadRun = true
@@ -198,9 +206,11 @@ private struct SSMLPlanner {
         pausedSinceRun = false
     }
 
-    /// `<say-as>`'s words.
+    /// `<say-as>`'s words, from the normalizer of the voice's language; a text it cannot read
+    /// that way, or a language without a normalizer, is spoken as written.
     static func sayAs(_ written: String, interpretAs kind: SayAsKind, format: String?, detail: String?, language: String) -> String {
-        written
+        guard let english = TextNormalizer.for(languageCode: language) as? EnglishNormalizer else { return written }
+        return english.sayAs(written, interpretAs: kind.rawValue, format: format, detail: detail) ?? written
     }
 
     static func gain(_ decibels: Double) -> Float {

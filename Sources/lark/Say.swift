@@ -103,8 +103,7 @@ struct Say: AsyncParsableCommand {
         let audioOutput = try outputFormat(destination: destination, voiceRate: selected.info.sampleRate)
         let streaming = destination == "-"
         let encoder = try makeAudioEncoder(output: audioOutput, inputRate: selected.info.sampleRate, streaming: streaming)
-        let prepared = try await library.prepare(
-            SpeechInput(input, markup: ssml ? .ssml : .text, normalize: normalization.normalize), voice: selected, options: options)
+        let prepared = try await library.prepare(SpeechInput(input, markup: ssml ? .ssml : .text, normalize: normalization.normalize), voice: selected, options: options)
         if streaming {
             // Sentence by sentence, each as soon as it is ready.
             try await withOneSynthesis { ticket in

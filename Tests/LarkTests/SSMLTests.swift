@@ -1,6 +1,7 @@
 import Foundation
 import SpeechCore
 import Testing
+import TextNormalization
 
 /// SSML end to end: a real `lark serve` over loopback, the audio decoded by ffmpeg. Each element
 /// changes the audio as it says; every bad document is a 400 `invalid_ssml` naming its place.
@@ -57,14 +58,16 @@ import Testing
     }
 
     /// An SSML document's samples (WAV from `/api/v1/speech`, deterministic settings).
-    static func ssml(_ document: String, voice: String = english) throws -> [Int16] {
-        let result = try speech(["text": document, "text_type": "ssml", "voice": voice, "noise_scale": 0, "noise_w": 0])
+    static func ssml(_ document: String, voice: String = english, normalize: Bool = true) throws -> [Int16] {
+        let result = try speech([
+            "text": document, "text_type": "ssml", "voice": voice, "noise_scale": 0, "noise_w": 0, "normalize": normalize,
+        ])
         #expect(result.status == 200, "\(String(decoding: result.body, as: UTF8.self))")
         return try decode(result.body)
     }
 
-    static func plain(_ text: String, voice: String = english) throws -> [Int16] {
-        let result = try speech(["text": text, "voice": voice, "noise_scale": 0, "noise_w": 0])
+    static func plain(_ text: String, voice: String = english, normalize: Bool = true) throws -> [Int16] {
+        let result = try speech(["text": text, "voice": voice, "noise_scale": 0, "noise_w": 0, "normalize": normalize])
         #expect(result.status == 200, "\(String(decoding: result.body, as: UTF8.self))")
         return try decode(result.body)
     }
@@ -140,6 +143,28 @@ import Testing
         #expect(try ipa != Self.plain("tomato", voice: Self.joe))
         let sampa = try Self.ssml(#"<speak><phoneme alphabet="x-sampa" ph="t@m&quot;A:toU">tomato</phoneme></speak>"#, voice: Self.joe)
         #expect(sampa == ipa)
+    }
+
+    @Test func sayAsReadsThroughTheNormalizerAndTextIsNormalizedAsPlainText() throws {
+        let english = EnglishNormalizer()
+        let spelledWords = try #require(english.sayAs("SSML", interpretAs: "characters", format: nil, detail: nil))
+        let spelled = try Self.ssml(#"<speak><say-as interpret-as="characters">SSML</say-as></speak>"#, voice: Self.joe, normalize: false)
+        #expect(try spelled == Self.plain(spelledWords, voice: Self.joe, normalize: false))
+        #expect(try spelled != Self.plain("SSML", voice: Self.joe, normalize: false))
+        // A date read day-first as `format` says, which the text alone would read month-first.
+        let dateWords = try #require(english.sayAs("3/4/2025", interpretAs: "date", format: "dmy", detail: nil))
+        let date = try Self.ssml(#"<speak><say-as interpret-as="date" format="dmy">3/4/2025</say-as></speak>"#, voice: Self.joe, normalize: false)
+        #expect(try date == Self.plain(dateWords, voice: Self.joe, normalize: false))
+        #expect(try date != Self.plain("3/4/2025", voice: Self.joe))
+        // The document's text is normalized as plain text is, and the switch turns it off.
+        let normalized = try Self.ssml("<speak>It costs $5.</speak>", voice: Self.joe)
+        #expect(try normalized == Self.plain("It costs $5.", voice: Self.joe))
+        #expect(try normalized != Self.ssml("<speak>It costs $5.</speak>", voice: Self.joe, normalize: false))
+        // An expletive is a 1 kHz tone of its own, not the word.
+        let bleep = try Self.ssml(#"<speak><say-as interpret-as="expletive">darn</say-as></speak>"#)
+        let crossings = zip(bleep, bleep.dropFirst()).filter { ($0 < 0) != ($1 < 0) }.count
+        let seconds = Double(bleep.count) / 22_050
+        #expect(abs(seconds - 0.32) < 0.001 && abs(Double(crossings) / seconds - 2_000) < 50, "\(seconds) s, \(crossings) crossings")
     }
 
     @Test func voiceAndLangSwitchVoiceForASpanAtTheRequestsRate() throws {
