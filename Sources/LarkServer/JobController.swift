@@ -102,7 +102,7 @@ struct JobController: Sendable {
     }
 
     /// Checks the spec as a live request would be checked, then queues it.
-    private func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
+    func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
         // Blank text is refused by `check` below, with the live routes' other checks.
         try TextLimit.check(spec.text, limit: jobs.maxTextCharacters)
         if let callback = spec.callbackURL {

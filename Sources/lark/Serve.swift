@@ -49,6 +49,14 @@ struct Serve: AsyncParsableCommand {
     var publicURL: String?
     @Flag(name: [.customLong("disable-jobs"), .customLong("disable_jobs")], help: "Serve no job API and run no job workers.")
     var disableJobs = false
+    @Option(name: .customLong("openai-max-input"), help: "POST /v1/audio/speech: the longest input, in characters (default 4096, as OpenAI).")
+    var openAIMaxInput: Int?
+    @Option(name: .customLong("openai-voice"), help: "POST /v1/audio/speech: an OpenAI voice name and the voice that speaks for it, as NAME=VOICE[#SPEAKER] (repeatable; unmapped OpenAI names use the default voice).")
+    var openAIVoices: [String] = []
+    @Option(name: .customLong("openai-voices-file"), help: "A JSON object of OpenAI voice names to VOICE[#SPEAKER] (the options win).")
+    var openAIVoicesFile: String?
+    @Option(name: .customLong("polly-voice"), help: "POST /v1/speech: a Polly VoiceId and the voice that speaks for it, as NAME=VOICE[#SPEAKER] (repeatable).")
+    var pollyVoices: [String] = []
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
@@ -94,7 +102,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(describe(error))
         }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: host ?? environment["LARK_HOST"] ?? "127.0.0.1",
             port: port ?? environment["LARK_PORT"].flatMap(Int.init) ?? 5000,
             defaultVoice: defaultVoice,
@@ -105,6 +113,14 @@ struct Serve: AsyncParsableCommand {
             maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
             writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
+        do {
+            configuration.openAI = OpenAISettings(
+                maxInputCharacters: max(1, openAIMaxInput ?? 4096),
+                voices: try await voiceMap(openAIVoices, file: openAIVoicesFile, option: "--openai-voice", library: library))
+            configuration.polly = PollySettings(voices: try await voiceMap(pollyVoices, file: nil, option: "--polly-voice", library: library))
+        } catch {
+            throw fail(describe(error))
+        }
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -172,6 +188,31 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(describe(error))
         }
+    }
+
+    /// `NAME=VOICE[#SPEAKER]` options over a JSON file of `NAME: "VOICE[#SPEAKER]"`, each voice
+    /// checked to exist (a wrong mapping stops the start, not a request).
+    private func voiceMap(_ entries: [String], file: String?, option: String, library: VoiceLibrary) async throws -> VoiceNameMap {
+        var map = VoiceNameMap()
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file),
+                  let object = try? JSONDecoder().decode([String: String].self, from: data)
+            else { throw ValidationError("\(option)s file \(file) is not a readable JSON object of voice names to VOICE[#SPEAKER]") }
+            for (name, voice) in object.sorted(by: { $0.key < $1.key }) {
+                guard map.add("\(name)=\(voice)") else {
+                    throw ValidationError("\(file): '\(name)' maps to '\(voice)', which is not VOICE[#SPEAKER]")
+                }
+            }
+        }
+        for entry in entries {
+            guard map.add(entry) else { throw ValidationError("\(option) takes NAME=VOICE[#SPEAKER], got '\(entry)'") }
+        }
+        for (name, mapped) in map.entries.sorted(by: { $0.key < $1.key }) {
+            do { _ = try await library.voice(mapped.voice) } catch {
+                throw ValidationError("\(option) \(name)=\(mapped.voice): \(describe(error))")
+            }
+        }
+        return map
     }
 
     /// `--member ID=VOICE` options and the `--members-file` JSON object, the options winning.
