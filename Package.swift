@@ -134,9 +134,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "AccessControl",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LarkServer",
             dependencies: [
-                "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "AccessControl", "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -157,7 +162,7 @@ let package = Package(
         .executableTarget(
             name: "lark",
             dependencies: [
-                "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "AccessControl", "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "LarkTests",
             dependencies: [
-                "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
+                "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

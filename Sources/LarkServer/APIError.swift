@@ -128,13 +128,25 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
             let allowed = (routes.allowedMethods(path: request.uri.path) ?? []).map(\.rawValue)
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
-            throw APIError(
+            throw doorShaped(APIError(
                 .methodNotAllowed, code: "method_not_allowed",
                 message: "\(request.method.rawValue) is not allowed on \(request.uri.path); use \(allowed.joined(separator: " or "))",
-                headers: headers)
+                headers: headers), path: request.uri.path)
         } catch {
-            throw APIError.mapping(error, logger: context.logger)
+            throw doorShaped(APIError.mapping(error, logger: context.logger), path: request.uri.path)
         }
+    }
+
+    /// An error raised outside a front door's handlers (keys, rate limits, 405) on one of its
+    /// paths, in that door's shape, so that its SDKs raise their own exceptions.
+    private func doorShaped(_ error: APIError, path: String) -> any HTTPResponseError {
+        if OpenAIController.owns(path) { return OpenAIError(error) }
+        if PollyController.owns(path) {
+            var shaped = PollyError(error)
+            shaped.headers[.amznRequestID] = UUID().uuidString.lowercased()
+            return shaped
+        }
+        return error
     }
 }
 

@@ -1,3 +1,4 @@
+import AccessControl
 import Hummingbird
 import NIOCore
 import Logging
@@ -28,6 +29,12 @@ public struct ServerConfiguration: Sendable {
     public var openAI = OpenAISettings()
     /// The Polly-compatible routes' settings (`--polly-voice`).
     public var polly = PollySettings()
+    /// The keys file the server checks requests against (`--keys-file`); nil: no keys, open.
+    public var keys: KeyRing?
+    /// Per-client requests and characters per minute (`--rate-limit`, `--character-limit`).
+    public var rateLimits: RateLimiter.Limits = .init()
+    /// Origins whose pages may call the server (`--cors-origin`); none: no CORS headers at all.
+    public var corsOrigins: [String] = []
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
@@ -58,11 +65,17 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let routes = serverRoutes(
         configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobs, installer: installer)
-    let router = Router()
-    // Outermost first: the log line sees the final status; metrics see mapped errors.
+    let router = Router(context: LarkRequestContext.self)
+    let table = RouteTable(routes)
+    // Outermost first: the log line sees the final status; metrics see mapped errors; CORS
+    // headers go on errors too; the access gate runs before any body is read.
     router.add(middleware: RequestLogMiddleware(level: .info))
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: ErrorMappingMiddleware(routes: RouteTable(routes)))
+    if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSGate(origins: configuration.corsOrigins)) }
+    router.add(middleware: ErrorMappingMiddleware(routes: table))
+    router.add(middleware: AccessMiddleware(
+        keys: configuration.keys, limiter: configuration.rateLimits.unlimited ? nil : RateLimiter(limits: configuration.rateLimits),
+        routes: table))
     router.add(middleware: UnexpectedBodyMiddleware(limit: 1 << 20))
     router.add(routes)
     let writeTimeout = TimeAmount.nanoseconds(Int64(configuration.writeTimeout.components.seconds) * 1_000_000_000)

@@ -57,13 +57,13 @@ struct JobController: Sendable {
     /// Every route of this controller: registered as listed, and the source of the 405 table.
     var routes: [Route] {
         [
-            Route(.post, "/api/v1/jobs") { request, context in try await submit(request, context: context) },
-            Route(.get, "/api/v1/jobs") { request, _ in try await list(request) },
-            Route(.get, "/api/v1/jobs/:id") { _, context in try await show(context) },
-            Route(.delete, "/api/v1/jobs/:id") { _, context in try await cancel(context) },
-            Route(.get, "/api/v1/jobs/:id/audio") { _, context in try await audio(context) },
-            Route(.post, "/api/texts") { request, context in try await submitText(request, context: context) },
-            Route(.get, "/files/**") { _, context in try await file(context) },
+            Route(.post, "/api/v1/jobs", access: .scope(.jobs)) { request, context in try await submit(request, context: context) },
+            Route(.get, "/api/v1/jobs", access: .scope(.jobs)) { request, _ in try await list(request) },
+            Route(.get, "/api/v1/jobs/:id", access: .scope(.jobs)) { _, context in try await show(context) },
+            Route(.delete, "/api/v1/jobs/:id", access: .scope(.jobs)) { _, context in try await cancel(context) },
+            Route(.get, "/api/v1/jobs/:id/audio", access: .scope(.jobs)) { _, context in try await audio(context) },
+            Route(.post, "/api/texts", access: .scope(.jobs)) { request, context in try await submitText(request, context: context) },
+            Route(.get, "/files/**", access: .scope(.jobs)) { _, context in try await file(context) },
         ]
     }
 
@@ -85,7 +85,7 @@ struct JobController: Sendable {
         var idempotency_key: String?
     }
 
-    private func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func submit(_ request: Request, context: LarkRequestContext) async throws -> Response {
         let body = try await decodeJSONBody(JobBody.self, request, textLimit: jobs.maxTextCharacters)
         let spec = JobSpec(
             text: body.text, voice: body.voice ?? defaultVoice, speaker: body.speaker?.value, format: body.format ?? "wav",
@@ -103,8 +103,13 @@ struct JobController: Sendable {
 
     /// Checks the spec as a live request would be checked, then queues it.
     func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
+        var spec = spec
+        spec.owner = RequestAccess.owner
         // Blank text is refused by `check` below, with the live routes' other checks.
         try TextLimit.check(spec.text, limit: jobs.maxTextCharacters)
+        try RequestAccess.chargeCharacters(spec.text.unicodeScalars.count)
+        // One key's idempotency keys never find another key's jobs.
+        let idempotencyKey = idempotencyKey.map { key in spec.owner.map { "\($0)\u{1}\(key)" } ?? key }
         if let callback = spec.callbackURL {
             do throws(CallbackRefusal) {
                 _ = try await jobs.callbacks.check(callback)
@@ -136,7 +141,8 @@ struct JobController: Sendable {
             }
             limit = parsed
         }
-        let page = try await jobs.store.list(status: status, limit: limit, after: query.get("cursor"))
+        let owner = RequestAccess.seesEverything ? nil : RequestAccess.owner
+        let page = try await jobs.store.list(status: status, owner: owner, limit: limit, after: query.get("cursor"))
         var documents: [JobDocument] = []
         for job in page.jobs { documents.append(await jobs.presenter.document(job)) }
         return try jsonResponse(JobList(jobs: documents, next_cursor: page.nextCursor), status: .ok)
@@ -147,13 +153,13 @@ struct JobController: Sendable {
         var next_cursor: String?
     }
 
-    private func show(_ context: BasicRequestContext) async throws -> Response {
+    private func show(_ context: LarkRequestContext) async throws -> Response {
         try await documentResponse(try await existingJob(context), status: .ok)
     }
 
-    private func cancel(_ context: BasicRequestContext) async throws -> Response {
+    private func cancel(_ context: LarkRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let before = try await jobs.store.job(id: id) else { throw Self.unknownJob(id) }
+        guard let before = try await jobs.store.job(id: id), Self.visible(before) else { throw Self.unknownJob(id) }
         guard !before.status.isFinal else {
             throw APIError(.conflict, code: "job_finished", message: "job \(id) has already ended (\(before.status.rawValue))")
         }
@@ -161,7 +167,7 @@ struct JobController: Sendable {
         return try await documentResponse(job, status: .ok)
     }
 
-    private func audio(_ context: BasicRequestContext) async throws -> Response {
+    private func audio(_ context: LarkRequestContext) async throws -> Response {
         let job = try await existingJob(context)
         guard job.status == .succeeded, let key = job.objectKey else {
             throw APIError(
@@ -176,10 +182,16 @@ struct JobController: Sendable {
         }
     }
 
-    private func existingJob(_ context: BasicRequestContext) async throws -> Job {
+    private func existingJob(_ context: LarkRequestContext) async throws -> Job {
         let id = try context.parameters.require("id")
-        guard let job = try await jobs.store.job(id: id) else { throw Self.unknownJob(id) }
+        guard let job = try await jobs.store.job(id: id), Self.visible(job) else { throw Self.unknownJob(id) }
         return job
+    }
+
+    /// Whether the request's key may see `job`: its own, or any with an admin key (or no keys).
+    /// Another key's job answers as if it did not exist.
+    private static func visible(_ job: Job) -> Bool {
+        RequestAccess.seesEverything || job.spec.owner == RequestAccess.owner
     }
 
     private static func unknownJob(_ id: String) -> APIError {
@@ -207,7 +219,7 @@ struct JobController: Sendable {
 
     /// Queues the text for the member's voice under the seed's object key, waits for it, and
     /// answers the seed's fields plus `audio_url`. The same uuid again returns the same job.
-    private func submitText(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func submitText(_ request: Request, context: LarkRequestContext) async throws -> Response {
         let body = try await decodeJSONBody(TextBody.self, request, textLimit: jobs.maxTextCharacters)
         let uuid = try Self.keyPart(body.uuid.value, name: "uuid")
         let member = try Self.keyPart(body.member_id.value, name: "member_id")
@@ -257,7 +269,7 @@ struct JobController: Sendable {
 
     // MARK: - Local files
 
-    private func file(_ context: BasicRequestContext) async throws -> Response {
+    private func file(_ context: LarkRequestContext) async throws -> Response {
         // The path arrives percent-encoded (a key may hold spaces, `+` or `:`): decode each part.
         let key = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }.joined(separator: "/")
         // Only finished files: the store's temporary `.NAME.UUID.partial` files, and any other

@@ -1,3 +1,4 @@
+import AccessControl
 import Hummingbird
 
 /// One route a controller declares: its method, its path in the router's syntax (`:name` or
@@ -6,16 +7,32 @@ import Hummingbird
 struct Route: Sendable {
     let method: HTTPRequest.Method
     let path: String
-    let handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+    /// What a caller needs to be let in when the server has keys.
+    let access: RouteAccess
+    let handler: @Sendable (Request, LarkRequestContext) async throws -> Response
 
-    init(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+    init(
+        _ method: HTTPRequest.Method, _ path: String, access: RouteAccess = .scope(.speak),
+        _ handler: @escaping @Sendable (Request, LarkRequestContext) async throws -> Response
+    ) {
         self.method = method
         self.path = path
+        self.access = access
         self.handler = handler
     }
 }
 
-extension Router<BasicRequestContext> {
+/// What a route asks of a caller when the server has keys (see `AccessMiddleware`).
+enum RouteAccess: Sendable, Equatable {
+    /// Anyone: health checks, the web page's files.
+    case open
+    /// A key with this scope.
+    case scope(Scope)
+    /// The web page when the request has no `text` (anyone), speech when it has (`speak`).
+    case pageOrSpeech
+}
+
+extension Router<LarkRequestContext> {
     func add(_ routes: [Route]) {
         for route in routes {
             on(RouterPath(route.path), method: route.method, use: route.handler)
@@ -25,10 +42,19 @@ extension Router<BasicRequestContext> {
 
 /// The methods each registered path answers, for 405 answers with `Allow`.
 struct RouteTable: Sendable {
-    private let entries: [(segments: [Substring], method: HTTPRequest.Method)]
+    private let entries: [(segments: [Substring], method: HTTPRequest.Method, access: RouteAccess)]
 
     init(_ routes: [Route]) {
-        entries = routes.map { (Self.segments($0.path), $0.method) }
+        entries = routes.map { (Self.segments($0.path), $0.method, $0.access) }
+    }
+
+    /// The access of the route that answers `method` on `path`; nil when none does (the
+    /// router answers 404 or 405).
+    func access(method: HTTPRequest.Method, path: String) -> RouteAccess? {
+        let parts = Self.segments(path)
+        // HEAD is answered by the GET route.
+        let method = method == .head ? .get : method
+        return entries.first { $0.method == method && Self.matches($0.segments, parts) }?.access
     }
 
     /// The methods of every route whose path matches `path`, in declaration order; nil when

@@ -16,15 +16,15 @@ struct SpeechController: Sendable {
     /// Every route of this controller: registered as listed, and the source of the 405 table.
     var routes: [Route] {
         [
-            Route(.get, "/") { request, _ in try await getRoot(request) },
+            Route(.get, "/", access: .pageOrSpeech) { request, _ in try await getRoot(request) },
             Route(.post, "/") { request, _ in try await postRoot(request) },
             Route(.post, "/synthesize") { request, context in try await synthesizeJSON(request, context: context) },
             Route(.get, "/voices") { _, _ in try await pollyVoices() },
             Route(.get, "/read") { request, _ in try await read(request) },
             Route(.post, "/api/v1/speech") { request, context in try await nativeSpeech(request, context: context) },
-            Route(.get, "/healthz") { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
-            Route(.get, "/readyz") { _, context in try await ready(context: context) },
-            Route(.get, "/metrics") { _, _ in
+            Route(.get, "/healthz", access: .open) { _, _ in try jsonResponse(HealthDocument(status: "ok")) },
+            Route(.get, "/readyz", access: .open) { _, context in try await ready(context: context) },
+            Route(.get, "/metrics", access: .scope(.admin)) { _, _ in
                 Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
@@ -99,7 +99,7 @@ struct SpeechController: Sendable {
         var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
     }
 
-    private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func synthesizeJSON(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
@@ -164,7 +164,7 @@ struct SpeechController: Sendable {
 
     // MARK: - Lark's own API
 
-    private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func nativeSpeech(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
@@ -176,7 +176,7 @@ struct SpeechController: Sendable {
         }
     }
 
-    private func ready(context: BasicRequestContext) async throws -> Response {
+    private func ready(context: LarkRequestContext) async throws -> Response {
         do {
             _ = try await library.voice(configuration.defaultVoice)
             return try jsonResponse(HealthDocument(status: "ready", voice: configuration.defaultVoice))
@@ -265,6 +265,7 @@ struct SpeechController: Sendable {
     /// Checks the text and options and finds the voice, before any work or any byte is sent.
     private func prepare(input: SpeechInput, voiceID: String?, options: SynthesisOptions) async throws -> PreparedSynthesis {
         try TextLimit.check(input.text, limit: configuration.maxTextCharacters)
+        try RequestAccess.chargeCharacters(input.text.unicodeScalars.count)
         return try await library.prepare(
             input, voiceID: voiceID ?? configuration.defaultVoice, options: options, defaults: configuration.defaultOptions)
     }

@@ -18,7 +18,7 @@ struct VoiceCatalogController: Sendable {
     var routes: [Route] {
         [
             Route(.get, "/api/v1/voices") { request, _ in try await voices(request) },
-            Route(.post, "/api/v1/voices/{name}/download") { _, context in
+            Route(.post, "/api/v1/voices/{name}/download", access: .scope(.admin)) { _, context in
                 try await download(context.parameters.get("name") ?? "", logger: context.logger)
             },
         ]

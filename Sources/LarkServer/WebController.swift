@@ -12,8 +12,8 @@ struct WebController: Sendable {
     /// Every route of this controller: registered as listed, and the source of the 405 table.
     var routes: [Route] {
         [
-            Route(.get, "/index.html") { _, _ in Self.page() },
-            Route(.get, "/static/:name") { _, context in
+            Route(.get, "/index.html", access: .open) { _, _ in Self.page() },
+            Route(.get, "/static/:name", access: .open) { _, context in
                 guard let name = context.parameters.get("name"), let asset = WebAssets.files[name] else {
                     throw HTTPError(.notFound, message: "no such file under /static/")
                 }

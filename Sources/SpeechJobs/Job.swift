@@ -31,6 +31,9 @@ public struct JobSpec: Sendable, Codable, Equatable {
     /// Where the default key starts instead of `jobs/` (Polly's `OutputS3KeyPrefix`): the key
     /// is `PREFIX` + the job's id + `.EXT`.
     public var keyPrefix: String?
+    /// The API key (its name) that submitted the job, when the server has keys: only that key
+    /// and admin keys see the job.
+    public var owner: String?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,

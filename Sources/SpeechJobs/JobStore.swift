@@ -12,8 +12,9 @@ public protocol JobStore: Sendable {
 
     func job(id: String) async throws -> Job?
 
-    /// Jobs newest first, optionally of one status; `after` is the `nextCursor` of the previous page.
-    func list(status: JobStatus?, limit: Int, after cursor: String?) async throws -> JobPage
+    /// Jobs newest first, optionally of one status and of one owner (`JobSpec.owner`); `after`
+    /// is the `nextCursor` of the previous page.
+    func list(status: JobStatus?, owner: String?, limit: Int, after cursor: String?) async throws -> JobPage
 
     /// Takes the oldest job that is due (queued and past its back-off, or running with an expired
     /// lease) for `worker`, starting an attempt with a lease until `now + lease`. Jobs whose
@@ -87,5 +88,12 @@ public enum JobStoreError: Error, Sendable, CustomStringConvertible {
         case .invalidCursor(let cursor): "'\(cursor)' is not a cursor this server gave out"
         case .corruptRow(let detail): "a stored job could not be read: \(detail)"
         }
+    }
+}
+
+extension JobStore {
+    /// Every owner's jobs.
+    public func list(status: JobStatus?, limit: Int, after cursor: String?) async throws -> JobPage {
+        try await list(status: status, owner: nil, limit: limit, after: cursor)
     }
 }

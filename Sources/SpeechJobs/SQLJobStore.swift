@@ -52,6 +52,11 @@ public final class SQLJobStore: JobStore {
                 "ALTER TABLE \(table) ADD COLUMN callback_attempts \(bigint) NOT NULL DEFAULT 0",
                 "ALTER TABLE \(table) ADD COLUMN callback_error TEXT",
             ],
+            // 3: who submitted each job (`JobSpec.owner`), for listing one key's jobs.
+            [
+                "ALTER TABLE \(table) ADD COLUMN owner TEXT",
+                "CREATE INDEX \(table)_owner ON \(table) (owner, created_at, id)",
+            ],
         ]
     }
 
@@ -77,13 +82,13 @@ public final class SQLJobStore: JobStore {
         let inserted = try await database.execute(
             """
             INSERT INTO \(table) (id, status, spec, idempotency_key, attempts, max_attempts, sentences_done,
-                cancel_requested, created_at, updated_at, available_at, callback_status, callback_attempts)
-            VALUES ($1, 'queued', $2, $3, 0, $4, 0, 0, $5, $5, $5, $6, 0)
+                cancel_requested, created_at, updated_at, available_at, callback_status, callback_attempts, owner)
+            VALUES ($1, 'queued', $2, $3, 0, $4, 0, 0, $5, $5, $5, $6, 0, $7)
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING *
             """,
             .text(UUID().uuidString.lowercased()), .text(specJSON), .optional(idempotencyKey), .int(max(1, maxAttempts)), .integer(now),
-            .optional(spec.callbackURL == nil ? nil : CallbackStatus.pending.rawValue))
+            .optional(spec.callbackURL == nil ? nil : CallbackStatus.pending.rawValue), .optional(spec.owner))
         if let row = inserted.first { return (try Self.job(row), true) }
         // The key was taken: by an earlier submission of the same work.
         guard let idempotencyKey,
@@ -96,13 +101,17 @@ public final class SQLJobStore: JobStore {
         try await database.execute("SELECT * FROM \(table) WHERE id = $1", .text(id)).first.map(Self.job)
     }
 
-    public func list(status: JobStatus?, limit: Int, after cursor: String?) async throws -> JobPage {
+    public func list(status: JobStatus?, owner: String?, limit: Int, after cursor: String?) async throws -> JobPage {
         let limit = min(max(1, limit), 500)
         var conditions: [String] = []
         var binds: [SQLValue] = []
         if let status {
             binds.append(.text(status.rawValue))
             conditions.append("status = $\(binds.count)")
+        }
+        if let owner {
+            binds.append(.text(owner))
+            conditions.append("owner = $\(binds.count)")
         }
         if let cursor {
             let (created, id) = try Self.parse(cursor: cursor)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AccessControl
 import Foundation
 import Hummingbird
 import LarkServer
@@ -60,6 +61,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
+    @OptionGroup(title: "Access") var access: AccessOptions
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -121,6 +123,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(describe(error))
         }
+        try configureAccess(&configuration, logger: logger)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -150,6 +153,29 @@ struct Serve: AsyncParsableCommand {
             configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
             installer: installer)
         services.servers.append(("http server", app))
+    }
+
+    /// Keys, rate limits and CORS; a warning when the server listens beyond this machine with
+    /// no keys.
+    private func configureAccess(_ configuration: inout ServerConfiguration, logger: Logger) throws {
+        let keyFile = KeyFile(path: access.keysPath(jobsDir: jobOptions.jobsDir))
+        do {
+            configuration.keys = try KeyRing(file: keyFile)
+        } catch {
+            throw fail(error.description)
+        }
+        configuration.rateLimits = try access.limits()
+        configuration.corsOrigins = try access.origins()
+        if configuration.keys?.enforcing == true {
+            logger.info("API keys required (\(configuration.keys?.keys.count ?? 0) in \(keyFile.path))")
+        } else if !Self.isLoopback(configuration.host) {
+            logger.warning(
+                "listening on \(configuration.host) with no API keys: anyone who can reach this port can use every route; add keys with `lark keys add NAME` (file \(keyFile.path))")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// Refreshes the catalog when asked, downloads the `-m` voice when no data directory has it

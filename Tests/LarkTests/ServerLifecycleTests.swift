@@ -63,7 +63,8 @@ import Testing
     /// Ports apart from the shared suite's, below Linux's ephemeral range (32768 and up), where
     /// a client connection could already hold one.
     /// Offsets in use: 0-13 here and in ServerTests, 40-51 (catalog, downloads), 60-79 (jobs),
-    /// 89 (route walk), 90-99 (hostile input), 110-112 (hostile clients).
+    /// 89 (route walk), 90-99 (hostile input), 110-112 (hostile clients), 120-179 (this round's
+    /// helpers: normalization, SSML, timings, OpenAI/Polly, Wyoming), 180-189 (access control).
     static func port(_ offset: Int) -> Int { 26_000 + Int(getpid() % 6_000) + offset }
 
     static let voices = Checkout.deps + "/voices"

@@ -28,6 +28,12 @@ struct OpenAIController: Sendable {
         ]
     }
 
+    /// Whether a path is one of OpenAI's (its errors are answered in OpenAI's shape, even those
+    /// raised before a handler runs: keys, rate limits, 405).
+    static func owns(_ path: String) -> Bool {
+        path.hasPrefix("/v1/audio/") || path == "/v1/models" || path.hasPrefix("/v1/models/")
+    }
+
     // MARK: - Speech
 
     /// `voice`: a name, or `{"id": name}` (a custom voice's shape).
@@ -179,7 +185,7 @@ struct OpenAIController: Sendable {
         var data: [Model]
     }
 
-    private func model(_ context: BasicRequestContext) throws -> Response {
+    private func model(_ context: LarkRequestContext) throws -> Response {
         let id = try context.parameters.require("id")
         guard Self.models.contains(id) else {
             throw OpenAIError(

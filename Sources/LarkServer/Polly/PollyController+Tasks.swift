@@ -7,7 +7,7 @@ import SpeechJobs
 
 /// Polly's synthesis tasks are Lark jobs whose audio goes to the bucket the task names
 /// (`OutputS3BucketName`, keys `OutputS3KeyPrefix` + task id + extension), on the S3 service
-/// Lark's storage settings point at. Every Lark job is listed as a task.
+/// Lark's storage settings point at. Every Lark job the caller's key may see is listed as a task.
 extension PollyController {
     /// Polly's limit for a synthesis task.
     static let maxTaskCharacters = 200_000
@@ -45,10 +45,11 @@ extension PollyController {
         }
     }
 
-    func getTask(_ context: BasicRequestContext) async throws -> Response {
+    func getTask(_ context: LarkRequestContext) async throws -> Response {
         let jobs = try jobsContext()
         let id = try context.parameters.require("id")
-        guard let job = try await jobs.store.job(id: id) else {
+        // Another key's task answers as if it did not exist.
+        guard let job = try await jobs.store.job(id: id), RequestAccess.seesEverything || job.spec.owner == RequestAccess.owner else {
             throw PollyError("SynthesisTaskNotFoundException", "there is no synthesis task '\(id)' (finished tasks expire after the retention time)")
         }
         return try jsonResponse(TaskAnswer(SynthesisTask: await task(job, jobs: jobs)))
@@ -71,7 +72,8 @@ extension PollyController {
             }
             status = parsed
         }
-        let page = try await jobs.store.list(status: status, limit: limit, after: query.get("NextToken"))
+        let owner = RequestAccess.seesEverything ? nil : RequestAccess.owner
+        let page = try await jobs.store.list(status: status, owner: owner, limit: limit, after: query.get("NextToken"))
         var tasks: [SynthesisTask] = []
         for job in page.jobs { tasks.append(await task(job, jobs: jobs)) }
         return try jsonResponse(TaskList(SynthesisTasks: tasks, NextToken: page.nextCursor))

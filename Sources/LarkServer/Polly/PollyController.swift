@@ -17,14 +17,26 @@ struct PollyController: Sendable {
         [
             Route(.post, "/v1/speech") { request, context in try await polly(context) { try await synthesize(request) } },
             Route(.get, "/v1/voices") { request, context in try await polly(context) { try await describeVoices(request) } },
-            Route(.post, "/v1/synthesisTasks") { request, context in try await polly(context) { try await startTask(request) } },
-            Route(.get, "/v1/synthesisTasks") { request, context in try await polly(context) { try await listTasks(request) } },
-            Route(.get, "/v1/synthesisTasks/:id") { _, context in try await polly(context) { try await getTask(context) } },
+            Route(.post, "/v1/synthesisTasks", access: .scope(.jobs)) { request, context in
+                try await polly(context) { try await startTask(request) }
+            },
+            Route(.get, "/v1/synthesisTasks", access: .scope(.jobs)) { request, context in
+                try await polly(context) { try await listTasks(request) }
+            },
+            Route(.get, "/v1/synthesisTasks/:id", access: .scope(.jobs)) { _, context in
+                try await polly(context) { try await getTask(context) }
+            },
         ]
     }
 
-    private func polly(_ context: BasicRequestContext, _ work: () async throws -> Response) async throws -> Response {
+    private func polly(_ context: LarkRequestContext, _ work: () async throws -> Response) async throws -> Response {
         try await PollyError.translating(context.logger, requestID: UUID().uuidString.lowercased(), work)
+    }
+
+    /// Whether a path is one of Polly's (its errors are answered in Polly's shape, even those
+    /// raised before a handler runs: keys, rate limits, 405).
+    static func owns(_ path: String) -> Bool {
+        path == "/v1/speech" || path == "/v1/voices" || path == "/v1/synthesisTasks" || path.hasPrefix("/v1/synthesisTasks/")
     }
 
     // MARK: - SynthesizeSpeech

@@ -31,6 +31,14 @@ struct PollyError: FrontDoorError {
             self.init("InvalidSampleRateException", error.message)
         case "invalid_cursor":
             self.init("InvalidNextTokenException", error.message)
+        case "invalid_api_key":
+            self.init("UnrecognizedClientException", error.message, status: .forbidden, headers: error.headers)
+        case "insufficient_scope":
+            self.init("AccessDeniedException", error.message, status: .forbidden)
+        case "rate_limited":
+            self.init("ThrottlingException", error.message, status: .tooManyRequests, headers: error.headers)
+        case "method_not_allowed":
+            self.init("UnknownOperationException", error.message, status: error.status, headers: error.headers)
         case "busy":
             // Retried by the SDKs, after `Retry-After`.
             self.init("ThrottlingException", error.message, status: .serviceUnavailable, headers: error.headers)
