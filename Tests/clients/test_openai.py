@@ -1,10 +1,11 @@
 """The official `openai` package, unmodified, against a real `lark serve`: every response_format
-decoded by ffprobe, audio streamed sentence by sentence, server-sent events, models, voices and
-errors raised as the SDK's exception classes."""
+decoded by ffprobe, audio streamed sentence by sentence, server-sent events, models, voices,
+errors raised as the SDK's exception classes, and (on a second server) API keys on both doors."""
 import argparse
 import base64
 import json
 import os
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -151,6 +152,33 @@ try:
     fast = patient.audio.speech.create(model="tts-1", voice="nova", input="A short sentence to time.", response_format="pcm", speed=2.0)
     ratio = len(fast.content) / max(1, len(normal.content))
     checks.check(0.3 < ratio < 0.75, f"speed 2.0 made {ratio:.2f} of the audio of speed 1")
+    # A server with keys: no key is the SDK's AuthenticationError (OpenAI's shape), a key speaks;
+    # on Polly's paths the same refusal is an AWS error botocore parses.
+    server.stop()
+    keys = os.path.join(scratch, "keys.json")
+    key = subprocess.run([args.lark, "keys", "add", "tester", "--scopes", "speak", "--keys-file", keys],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
+    server = lark(args.lark, args.port, [
+        "--data-dir", args.data_dir, "--espeak-data", args.espeak_data, "--workers", "1", "--disable-jobs",
+        "-m", "espeak-ng:en-us", "--keys-file", keys])
+    try:
+        openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).models.list()
+        checks.check(False, "a wrong key was let in")
+    except openai.AuthenticationError as error:
+        checks.check(error.status_code == 401 and error.body.get("code") == "invalid_api_key"
+                     and error.body.get("type") == "authentication_error", f"wrong key: {error.body}")
+    keyed = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+    audio = keyed.audio.speech.create(model="tts-1", voice="alloy", input="With a key.", response_format="wav").content
+    checks.check(audio[:4] == b"RIFF", "a keyed request did not speak")
+    import boto3
+    import botocore.exceptions
+    try:
+        boto3.client("polly", endpoint_url=base, region_name="us-east-1", aws_access_key_id="tester",
+                     aws_secret_access_key="x").describe_voices()
+        checks.check(False, "Polly without a bearer key was let in")
+    except botocore.exceptions.ClientError as error:
+        checks.check(error.response["Error"]["Code"] == "UnrecognizedClientException"
+                     and error.response["ResponseMetadata"]["HTTPStatusCode"] == 403, f"Polly without a key: {error.response}")
 except BaseException:
     server.stop(show_log=True)
     raise
