@@ -14,6 +14,12 @@ import Darwin
 /// systems), so a reader sees the old object or the whole new one, never part of one.
 /// File work runs on NIO's blocking-I/O thread pool, never on the caller's executor.
 public struct LocalDirectoryStore: ObjectStore {
+    /// A directory has no buckets: audio can only go where the server keeps it.
+    public func bucket(_ name: String) throws(StorageError) -> any ObjectStore {
+        throw .invalidConfiguration(
+            "this server keeps audio in a local directory, not in S3 buckets; start it with --storage s3://BUCKET to write to bucket '\(name)'")
+    }
+
     /// Absolute, standardized; created on the first put.
     public let root: URL
 

@@ -20,6 +20,11 @@ public protocol ObjectStore: Sendable {
     func file(forKey key: String) -> URL?
     /// Releases connections; the store must not be used afterwards.
     func shutdown() async throws
+    /// Another bucket of the same service, with the same endpoint and credentials and no key
+    /// prefix (a Polly synthesis task names its own bucket). It shares this store's connections:
+    /// shut this one down, not it. Throws ``StorageError/invalidConfiguration(_:)`` for a store
+    /// that has no buckets (a local directory) or a name that is not a bucket's.
+    func bucket(_ name: String) throws(StorageError) -> any ObjectStore
 }
 
 /// Where a stored object can be fetched.

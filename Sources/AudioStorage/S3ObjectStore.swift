@@ -64,6 +64,19 @@ public final class S3ObjectStore: ObjectStore {
         self.connectAddress = connectAddress
     }
 
+    public func bucket(_ name: String) throws(StorageError) -> any ObjectStore {
+        if let problem = StorageConfiguration.bucketProblem(name) {
+            throw .invalidConfiguration("bucket \(String(reflecting: name)) \(problem)")
+        }
+        if configuration.addressing == .virtualHost, name.contains("_") || name.contains(".") {
+            throw .invalidConfiguration("bucket \(String(reflecting: name)) cannot be part of a host name (this server uses virtual-host addressing)")
+        }
+        var other = configuration
+        other.bucket = name
+        other.prefix = ""
+        return S3ObjectStore(configuration: other, logger: logger, httpClient: client, connectAddress: connectAddress)
+    }
+
     // MARK: Addresses
 
     /// `host[:port]` as sent in the Host header and signed.

@@ -58,7 +58,7 @@ public struct JobPresenter: Sendable {
     public func document(_ job: Job) async -> JobDocument {
         var audioURL: String?
         if job.status == .succeeded, let key = job.objectKey {
-            audioURL = await url(forKey: key)
+            audioURL = await url(forKey: key, bucket: job.spec.bucket)
         }
         return JobDocument(
             id: job.id, status: job.status.rawValue, voice: job.spec.voice, text_preview: Self.preview(job.spec.text),
@@ -73,8 +73,16 @@ public struct JobPresenter: Sendable {
     }
 
     /// Where a client downloads the object, or nil when the store cannot say (it is unreachable).
-    public func url(forKey key: String) async -> String? {
-        switch try? await objects.location(of: key, expiresIn: urlLifetime) {
+    /// `bucket`: the bucket a job named for its audio (nil: the store's own).
+    public func url(forKey key: String, bucket: String? = nil) async -> String? {
+        let store: any ObjectStore
+        if let bucket {
+            guard let other = try? objects.bucket(bucket) else { return nil }
+            store = other
+        } else {
+            store = objects
+        }
+        switch try? await store.location(of: key, expiresIn: urlLifetime) {
         case .localFile?: return publicURL + "/files/" + Self.escapePath(key)
         case .url(let url)?: return url.absoluteString
         case nil: return nil

@@ -37,7 +37,8 @@ public struct JobJanitor: Service {
             while true {
                 let purged = try await store.purge(finishedBefore: cutoff, limit: 100)
                 for job in purged {
-                    if let key = job.objectKey { try? await objects.delete(key: key) }
+                    // Audio in a bucket the job named is the client's, not the server's to delete.
+                    if let key = job.objectKey, job.spec.bucket == nil { try? await objects.delete(key: key) }
                 }
                 if !purged.isEmpty { logger.info("expired jobs deleted", metadata: ["count": "\(purged.count)"]) }
                 if purged.count < 100 { break }

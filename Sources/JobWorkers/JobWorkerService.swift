@@ -128,10 +128,13 @@ public final class JobWorkerService: Service {
         log[metadataKey: "job"] = "\(job.id)"
         log.info("job started", metadata: ["attempt": "\(job.attempts)", "voice": "\(job.spec.voice)"])
         let extensionName = AudioFormat(name: job.spec.format)?.fileExtension ?? "bin"
-        let key = job.spec.objectKey ?? "jobs/\(job.id).\(extensionName)"
+        let key = job.spec.objectKey ?? "\(job.spec.keyPrefix ?? "jobs/")\(job.id).\(extensionName)"
         let scratch = configuration.scratchDirectory.appendingPathComponent("\(job.id)-\(worker).\(extensionName)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         do {
+            // A job may name a bucket of its own (a Polly synthesis task).
+            var objects = self.objects
+            if let bucket = job.spec.bucket { objects = try self.objects.bucket(bucket) }
             // A previous attempt stored the audio and died before saying so: it is done.
             if try await objects.exists(key: key) {
                 log.info("job audio already stored", metadata: ["key": "\(key)"])
@@ -188,6 +191,7 @@ public final class JobWorkerService: Service {
         // A job that cannot succeed (its voice or options are wrong) is not retried.
         var permanent = error is SpeechError || error is AudioOutputError
         if case StorageError.invalidKey? = error as? StorageError { permanent = true }
+        if case StorageError.invalidConfiguration? = error as? StorageError { permanent = true }
         let delay = permanent ? nil : configuration.retry.delay(afterAttempts: job.attempts, maxAttempts: job.maxAttempts)
         let retryAt = delay.map { Timestamp.now + $0.milliseconds }
         do {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import AudioEncoding
 import SpeechCore
 import SpeechJobs
@@ -105,6 +106,10 @@ struct APIError: HTTPResponseError {
     }
 }
 
+/// An error already in a front door's own wire shape (OpenAI's, Polly's): the middleware lets
+/// it through as it is.
+protocol FrontDoorError: HTTPResponseError {}
+
 /// Turns any error into an `APIError`, logging what is not the client's fault.
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The server's routes, for 405 answers on a path that has other methods.
@@ -113,32 +118,8 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
+        } catch let error as any FrontDoorError {
             throw error
-        } catch let error as SpeechError {
-            if error.namesLocalFiles { context.logger.error("speech error: \(error.message)") }
-            throw APIError(error)
-        } catch let error as AudioOutputError {
-            throw APIError(error)
-        } catch let error as CatalogError {
-            if error.namesLocalFiles { context.logger.error("voice catalog error: \(error.message)") }
-            throw APIError(error)
-        } catch is CancellationError {
-            // The client went away before its answer was ready (nginx's 499).
-            throw APIError(
-                HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"), code: "client_closed_request",
-                message: "the client closed the connection before the audio was ready")
-        } catch let error as JobStoreError {
-            switch error {
-            case .invalidCursor: throw APIError(.badRequest, code: "invalid_cursor", message: error.description)
-            case .invalidLocation, .unavailable, .corruptRow:
-                context.logger.error("job store error: \(error)")
-                throw APIError(.serviceUnavailable, code: "queue_unavailable", message: "the job queue is not available; try again later")
-            }
-        } catch let error as StorageError {
-            // The detail (paths, endpoints) goes to the log; the client gets `message`.
-            context.logger.error("object storage error: \(error)")
-            throw APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error.message)")
         } catch let error as HTTPError
             where error.status == .notFound
             && routes.allowedMethods(path: request.uri.path).map({ !$0.contains(request.method) }) == true
@@ -147,16 +128,66 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
             let allowed = (routes.allowedMethods(path: request.uri.path) ?? []).map(\.rawValue)
             var headers = HTTPFields()
             headers[.allow] = allowed.joined(separator: ", ")
-            throw APIError(
+            throw doorShaped(APIError(
                 .methodNotAllowed, code: "method_not_allowed",
                 message: "\(request.method.rawValue) is not allowed on \(request.uri.path); use \(allowed.joined(separator: " or "))",
-                headers: headers)
-        } catch let error as HTTPError {
-            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
-            throw APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase)
+                headers: headers), path: request.uri.path)
         } catch {
-            context.logger.error("unexpected error: \(String(describing: error))")
-            throw APIError(.internalServerError, code: "internal_error", message: "an internal error occurred; see the server log")
+            throw doorShaped(APIError.mapping(error, logger: context.logger), path: request.uri.path)
+        }
+    }
+
+    /// An error raised outside a front door's handlers (keys, rate limits, 405) on one of its
+    /// paths, in that door's shape, so that its SDKs raise their own exceptions.
+    private func doorShaped(_ error: APIError, path: String) -> any HTTPResponseError {
+        if OpenAIController.owns(path) { return OpenAIError(error) }
+        if PollyController.owns(path) {
+            var shaped = PollyError(error)
+            shaped.headers[.amznRequestID] = UUID().uuidString.lowercased()
+            return shaped
+        }
+        return error
+    }
+}
+
+extension APIError {
+    /// Any error as the status, code and message a client gets: domain errors mapped once, here
+    /// (the front doors translate the result into their own shapes); what is not the client's
+    /// fault is logged, and an unexpected error becomes a 500 whose detail stays in the log.
+    static func mapping(_ error: any Error, logger: Logger) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as SpeechError:
+            if error.namesLocalFiles { logger.error("speech error: \(error.message)") }
+            return APIError(error)
+        case let error as AudioOutputError:
+            return APIError(error)
+        case let error as CatalogError:
+            if error.namesLocalFiles { logger.error("voice catalog error: \(error.message)") }
+            return APIError(error)
+        case is CancellationError:
+            // The client went away before its answer was ready (nginx's 499).
+            return APIError(
+                HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"), code: "client_closed_request",
+                message: "the client closed the connection before the audio was ready")
+        case let error as JobStoreError:
+            switch error {
+            case .invalidCursor: return APIError(.badRequest, code: "invalid_cursor", message: error.description)
+            case .invalidLocation, .unavailable, .corruptRow:
+                logger.error("job store error: \(error)")
+                return APIError(.serviceUnavailable, code: "queue_unavailable", message: "the job queue is not available; try again later")
+            }
+        case let error as StorageError:
+            // The detail (paths, endpoints) goes to the log; the client gets `message`.
+            logger.error("object storage error: \(error)")
+            return APIError(.serviceUnavailable, code: "storage_unavailable", message: "the audio store is not available: \(error.message)")
+        case let error as HTTPError:
+            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_error"
+            return APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase)
+        default:
+            logger.error("unexpected error: \(String(describing: error))")
+            return APIError(.internalServerError, code: "internal_error", message: "an internal error occurred; see the server log")
         }
     }
 }

@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     /// How long a client may take no audio at all before its connection is closed and its
     /// synthesis cancelled (`--write-timeout`).
     public var writeTimeout: Duration
+    /// The OpenAI-compatible routes' settings (`--openai-max-input`, `--openai-voice`).
+    public var openAI = OpenAISettings()
+    /// The Polly-compatible routes' settings (`--polly-voice`).
+    public var polly = PollySettings()
     /// The keys file the server checks requests against (`--keys-file`); nil: no keys, open.
     public var keys: KeyRing?
     /// Per-client requests and characters per minute (`--rate-limit`, `--character-limit`).
@@ -113,7 +117,10 @@ func serverRoutes(
     configuration: ServerConfiguration, library: VoiceLibrary, metrics: ServerMetrics, scheduler: SynthesisScheduler,
     jobs: JobsContext?, installer: VoiceInstaller?
 ) -> [Route] {
-    var routes = SpeechController(library: library, configuration: configuration, scheduler: scheduler, metrics: metrics).routes
+    let speech = SpeechController(library: library, configuration: configuration, scheduler: scheduler, metrics: metrics)
+    var routes = speech.routes
+    routes += OpenAIController(speech: speech).routes
+    routes += PollyController(speech: speech, jobs: jobs).routes
     routes += VoiceCatalogController(library: library, installer: installer, allowDownloads: configuration.allowDownloads).routes
     if let jobs { routes += JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).routes }
     routes += WebController().routes

@@ -107,7 +107,7 @@ struct JobController: Sendable {
     }
 
     /// Checks the spec as a live request would be checked, then queues it.
-    private func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
+    func enqueue(_ spec: JobSpec, idempotencyKey: String?) async throws -> (Job, Bool) {
         var spec = spec
         spec.owner = RequestAccess.owner
         // Blank text is refused by `check` below, with the live routes' other checks.

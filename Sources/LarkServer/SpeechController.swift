@@ -230,8 +230,11 @@ struct SpeechController: Sendable {
     /// get a proper status), then every sentence is encoded and written as soon as it exists. A
     /// client that goes away stops the synthesis: the failed write drops the stream, which
     /// cancels the engine.
-    private func streamed(
-        input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
+    /// `headers`: a front door's own fields (Polly's request id); `contentType` replaces the
+    /// format's own.
+    func streamed(
+        input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String,
+        contentType: String? = nil, headers: HTTPFields = [:]
     ) async throws -> Response {
         let start = ContinuousClock.now
         let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: true)
@@ -248,13 +251,15 @@ struct SpeechController: Sendable {
             try await writer.finish(nil)
         }
         // Polly's HTML5 example names raw PCM this way.
-        let contentType = route == "/read" && speech.format == .pcm ? "audio/wave; codecs=1" : speech.format.contentType
-        return Response(status: .ok, headers: [.contentType: contentType], body: body)
+        let defaultType = route == "/read" && speech.format == .pcm ? "audio/wave; codecs=1" : speech.format.contentType
+        var fields = headers
+        fields[.contentType] = contentType ?? defaultType
+        return Response(status: .ok, headers: fields, body: body)
     }
 
     /// Checks everything (text, options, voice, format), then takes a ticket at the scheduler
     /// (or 503 with Retry-After at once) and starts the synthesis.
-    private func begin(
+    func begin(
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
     ) async throws -> EncodedSpeech {
         let prepared = try await prepare(input: input, voiceID: voiceID, options: options)

@@ -27,6 +27,13 @@ public struct JobSpec: Sendable, Codable, Equatable {
     public var callbackURL: String?
     /// The object key the audio is stored under; nil for the default `jobs/ID.EXT`.
     public var objectKey: String?
+    /// The bucket the audio goes to instead of the store's own, with no store prefix (a Polly
+    /// synthesis task's `OutputS3BucketName`); nil: the store's. Such audio is the client's:
+    /// retention never deletes it.
+    public var bucket: String?
+    /// Where the default key starts instead of `jobs/` (Polly's `OutputS3KeyPrefix`): the key
+    /// is `PREFIX` + the job's id + `.EXT`.
+    public var keyPrefix: String?
     /// The API key (its name) that submitted the job, when the server has keys: only that key
     /// and admin keys see the job.
     public var owner: String?
@@ -37,10 +44,12 @@ public struct JobSpec: Sendable, Codable, Equatable {
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
         bitrate: Int? = nil, lengthScale: Float? = nil, noiseScale: Float? = nil, noiseW: Float? = nil,
         sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, normalize: Bool? = nil,
-        textType: SpeechInput.Markup? = nil
+        textType: SpeechInput.Markup? = nil, bucket: String? = nil, keyPrefix: String? = nil
     ) {
         self.textType = textType
         self.normalize = normalize
+        self.bucket = bucket
+        self.keyPrefix = keyPrefix
         self.text = text
         self.voice = voice
         self.speaker = speaker

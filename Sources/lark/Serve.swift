@@ -50,6 +50,14 @@ struct Serve: AsyncParsableCommand {
     var publicURL: String?
     @Flag(name: [.customLong("disable-jobs"), .customLong("disable_jobs")], help: "Serve no job API and run no job workers.")
     var disableJobs = false
+    @Option(name: .customLong("openai-max-input"), help: "POST /v1/audio/speech: the longest input, in characters (default 4096, as OpenAI).")
+    var openAIMaxInput: Int?
+    @Option(name: .customLong("openai-voice"), help: "POST /v1/audio/speech: an OpenAI voice name and the voice that speaks for it, as NAME=VOICE[#SPEAKER] (repeatable; unmapped OpenAI names use the default voice).")
+    var openAIVoices: [String] = []
+    @Option(name: .customLong("openai-voices-file"), help: "A JSON object of OpenAI voice names to VOICE[#SPEAKER] (the options win).")
+    var openAIVoicesFile: String?
+    @Option(name: .customLong("polly-voice"), help: "POST /v1/speech: a Polly VoiceId and the voice that speaks for it, as NAME=VOICE[#SPEAKER] (repeatable).")
+    var pollyVoices: [String] = []
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
@@ -118,6 +126,14 @@ struct Serve: AsyncParsableCommand {
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
             writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)),
             normalize: normalization.normalize)
+        do {
+            configuration.openAI = OpenAISettings(
+                maxInputCharacters: max(1, openAIMaxInput ?? 4096),
+                voices: try await voiceMap(openAIVoices, file: openAIVoicesFile, option: "--openai-voice", library: library))
+            configuration.polly = PollySettings(voices: try await voiceMap(pollyVoices, file: nil, option: "--polly-voice", library: library))
+        } catch {
+            throw fail(describe(error))
+        }
         try configureAccess(&configuration, logger: logger)
         configuration.headerTimeout = .seconds(max(1, headerTimeout ?? environment["LARK_HEADER_TIMEOUT"].flatMap(Int.init) ?? 10))
         configuration.idleTimeout = .seconds(max(1, idleTimeout ?? environment["LARK_IDLE_TIMEOUT"].flatMap(Int.init) ?? 60))
@@ -213,6 +229,31 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(describe(error))
         }
+    }
+
+    /// `NAME=VOICE[#SPEAKER]` options over a JSON file of `NAME: "VOICE[#SPEAKER]"`, each voice
+    /// checked to exist (a wrong mapping stops the start, not a request).
+    private func voiceMap(_ entries: [String], file: String?, option: String, library: VoiceLibrary) async throws -> VoiceNameMap {
+        var map = VoiceNameMap()
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file),
+                  let object = try? JSONDecoder().decode([String: String].self, from: data)
+            else { throw ValidationError("\(option)s file \(file) is not a readable JSON object of voice names to VOICE[#SPEAKER]") }
+            for (name, voice) in object.sorted(by: { $0.key < $1.key }) {
+                guard map.add("\(name)=\(voice)") else {
+                    throw ValidationError("\(file): '\(name)' maps to '\(voice)', which is not VOICE[#SPEAKER]")
+                }
+            }
+        }
+        for entry in entries {
+            guard map.add(entry) else { throw ValidationError("\(option) takes NAME=VOICE[#SPEAKER], got '\(entry)'") }
+        }
+        for (name, mapped) in map.entries.sorted(by: { $0.key < $1.key }) {
+            do { _ = try await library.voice(mapped.voice) } catch {
+                throw ValidationError("\(option) \(name)=\(mapped.voice): \(describe(error))")
+            }
+        }
+        return map
     }
 
     /// `--member ID=VOICE` options and the `--members-file` JSON object, the options winning.
