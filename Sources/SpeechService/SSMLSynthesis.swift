@@ -19,10 +19,20 @@ extension VoiceLibrary {
         let document = try SSMLParser.parse(input.text)
         try options.validate()
         var planner = SSMLPlanner(main: main, options: options, normalize: input.normalize)
+        // Each voice choice once per document (a choice by language lists the voices).
+        var chosen: [String: any SpeechVoice] = [:]
         for item in document.items {
             switch item {
             case .speech(let speech):
-                try await planner.add(speech, voice: try await ssmlVoice(for: speech, main: main, document: input.text))
+                let key = "\(speech.settings.voiceName ?? "")\u{0}\(speech.settings.language ?? "")"
+                let voice: any SpeechVoice
+                if let known = chosen[key] {
+                    voice = known
+                } else {
+                    voice = try await ssmlVoice(for: speech, main: main, document: input.text)
+                    chosen[key] = voice
+                }
+                try await planner.add(speech, voice: voice)
             case .pause(let seconds, _):
                 try planner.endRun()
                 planner.steps.append(.silence(samples: Int((seconds * Double(main.info.sampleRate)).rounded())))
