@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
     ],
     targets: [
         // C declarations only.
@@ -43,6 +44,7 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         .target(name: "SpeechCore", swiftSettings: strict),
+        .target(name: "TextNormalization", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "Espeak",
             dependencies: ["SpeechCore", "CEspeakNG"],
@@ -90,10 +92,11 @@ let package = Package(
             dependencies: ["SpeechCore", "CFFmpeg"],
             swiftSettings: strict
         ),
+        .target(name: "SSML", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "SpeechService",
             dependencies: [
-                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak",
+                "SpeechCore", "PiperEngine", "EspeakEngine", "VoiceCatalog", "Espeak", "TextNormalization", "SSML", "AudioEncoding",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,6 +153,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             // The web page, compiled into the binary (see WebAssets.swift for why not a bundle).
             resources: [
@@ -163,6 +167,7 @@ let package = Package(
             name: "lark",
             dependencies: [
                 "AccessControl", "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -176,6 +181,7 @@ let package = Package(
             dependencies: [
                 "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "TextNormalization", "SSML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

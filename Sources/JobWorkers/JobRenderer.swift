@@ -23,8 +23,11 @@ public struct JobRenderer: Sendable {
     /// text limit alone does not bound it (200,000 characters of one-word sentences with 10 s of
     /// sentence silence would be over 100 hours, tens of GB of disk).
     let maxAudio: Duration
+    /// Whether a job's text is normalized when its spec does not say (`--no-normalize`).
+    let normalize: Bool
 
-    public init(library: VoiceLibrary, defaults: SynthesisOptions, maxAudio: Duration = .seconds(2 * 3600)) {
+    public init(library: VoiceLibrary, defaults: SynthesisOptions, maxAudio: Duration = .seconds(2 * 3600), normalize: Bool = true) {
+        self.normalize = normalize
         self.library = library
         self.defaults = defaults
         self.maxAudio = maxAudio
@@ -40,7 +43,8 @@ public struct JobRenderer: Sendable {
         let requested = SynthesisOptions(
             speaker: spec.speaker.map(SpeakerSelector.init), lengthScale: spec.lengthScale, noiseScale: spec.noiseScale,
             noiseW: spec.noiseW, sentenceSilence: spec.sentenceSilence)
-        let prepared = try await library.prepare(SpeechInput(spec.text), voiceID: spec.voice, options: requested, defaults: defaults)
+        let prepared = try await library.prepare(
+            SpeechInput(spec.text, markup: spec.textType ?? .text, normalize: spec.normalize ?? normalize), voiceID: spec.voice, options: requested, defaults: defaults)
         guard let format = AudioFormat(name: spec.format) else { throw AudioOutputError.unknownFormat(spec.format) }
         let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: prepared.voice.sampleRate)
         return (prepared, output)

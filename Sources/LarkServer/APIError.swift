@@ -26,7 +26,7 @@ struct APIError: HTTPResponseError {
     init(_ error: SpeechError) {
         let status: HTTPResponse.Status
         switch error {
-        case .emptyText, .invalidText, .invalidOption: status = .badRequest
+        case .emptyText, .invalidText, .invalidSSML, .invalidOption: status = .badRequest
         case .textTooLong: status = .contentTooLarge
         case .unknownVoice: status = .notFound
         case .unknownSpeaker, .speakerOutOfRange: status = .unprocessableContent

@@ -35,12 +35,23 @@ public struct ServerConfiguration: Sendable {
     public var rateLimits: RateLimiter.Limits = .init()
     /// Origins whose pages may call the server (`--cors-origin`); none: no CORS headers at all.
     public var corsOrigins: [String] = []
+    /// How long a new connection may take to send its first request's head (`--header-timeout`).
+    public var headerTimeout: Duration = .seconds(10)
+    /// How long a connection may wait between requests (`--idle-timeout`).
+    public var idleTimeout: Duration = .seconds(60)
+    /// Connections open at once; past it a new one is answered 503 and closed (`--max-connections`).
+    public var maxConnections: Int = 1024
+    /// The longest URL: a GET's text, percent-encoded (up to 12 bytes a character), and the rest.
+    public var maxURLBytes: Int { max(16 * 1024, maxTextCharacters * 12 + 4096) }
+    /// Whether text is normalized when a request does not say (`--no-normalize` turns it off).
+    public var normalize: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 5000, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
         workers: Int = 2, maxQueue: Int = 16, maxTextCharacters: Int = 10_000, maxRequestAudio: Duration = .seconds(20 * 60),
-        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30)
+        allowDownloads: Bool = false, writeTimeout: Duration = .seconds(30), normalize: Bool = true
     ) {
+        self.normalize = normalize
         self.maxRequestAudio = maxRequestAudio
         self.writeTimeout = writeTimeout
         self.allowDownloads = allowDownloads
@@ -73,15 +84,29 @@ public func buildApplication(
     router.add(middleware: MetricsMiddleware())
     if !configuration.corsOrigins.isEmpty { router.add(middleware: CORSGate(origins: configuration.corsOrigins)) }
     router.add(middleware: ErrorMappingMiddleware(routes: table))
+    // The largest body any route takes (4 UTF-8 bytes a character, and room for JSON around it):
+    // refused from its Content-Length before it is read.
+    let maxBodyBytes = max(configuration.maxTextCharacters, jobs?.maxTextCharacters ?? 0) * 4 + 64 * 1024
+    router.add(middleware: RequestLimitsMiddleware(maxURLBytes: configuration.maxURLBytes, maxBodyBytes: maxBodyBytes))
     router.add(middleware: AccessMiddleware(
         keys: configuration.keys, limiter: configuration.rateLimits.unlimited ? nil : RateLimiter(limits: configuration.rateLimits),
         routes: table))
     router.add(middleware: UnexpectedBodyMiddleware(limit: 1 << 20))
     router.add(routes)
-    let writeTimeout = TimeAmount.nanoseconds(Int64(configuration.writeTimeout.components.seconds) * 1_000_000_000)
+    func amount(_ duration: Duration) -> TimeAmount {
+        .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+    let writeTimeout = amount(configuration.writeTimeout)
+    let headerTimeout = amount(configuration.headerTimeout), idleTimeout = amount(configuration.idleTimeout)
+    let connections = OpenConnections(limit: configuration.maxConnections)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [WriteTimeoutHandler(timeout: writeTimeout)])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [
+            WriteTimeoutHandler(timeout: writeTimeout),
+            RequestHeadTimeoutHandler(headTimeout: headerTimeout, idleTimeout: idleTimeout),
+            ConnectionLimitHandler(connections: connections),
+            CloseAfterResponseHandler(),
+        ])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lark"),
         logger: logger)
 }

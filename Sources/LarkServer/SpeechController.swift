@@ -42,9 +42,11 @@ struct SpeechController: Sendable {
             throw SpeechError.emptyText
         }
         let options = try options(from: query)
+        let input = SpeechInput(
+            text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query))
         let output = try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav")
         return try await whileConnected(request) { _ in
-            try await wholeFile(input: SpeechInput(text), voiceID: query.get("voice"), options: options, output: output, route: "/")
+            try await wholeFile(input: input, voiceID: query.get("voice"), options: options, output: output, route: "/")
         }
     }
 
@@ -52,8 +54,10 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let text = try await bodyText(request)
             let query = FormQuery(request.uri.query)
+            let flagged = TextType.flag(query.get("ssml")) || TextType.isSSML(contentType: request.headers[.contentType])
             return try await wholeFile(
-                input: SpeechInput(text), voiceID: query.get("voice"), options: try options(from: query),
+                input: SpeechInput(text, markup: TextType.detected(in: text, flagged: flagged), normalize: try normalize(from: query)),
+                voiceID: query.get("voice"), options: try options(from: query),
                 output: try OutputChoice(query: query, formatNames: ["format"], defaultFormat: "wav"), route: "/")
         }
     }
@@ -89,6 +93,11 @@ struct SpeechController: Sendable {
         var sample_rate: Int?
         var bitrate: Int?
         var stream: Bool?
+        var normalize: RequestSwitch?
+        /// `text` or `ssml` (Lark's routes; Piper's also tell SSML by its `<speak`).
+        var text_type: String?
+        /// Piper's `/synthesize`: the text is SSML.
+        var ssml: Bool?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -103,7 +112,8 @@ struct SpeechController: Sendable {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
+                input: try input(body, detect: true, flagged: TextType.flag(FormQuery(request.uri.query).get("ssml"))),
+                voiceID: body.voice, options: body.options, output: body.output, route: "/synthesize")
         }
     }
 
@@ -157,8 +167,10 @@ struct SpeechController: Sendable {
     private func read(_ request: Request) async throws -> Response {
         let query = FormQuery(request.uri.query)
         let output = try OutputChoice(query: query, formatNames: ["outputFormat", "format"], defaultFormat: "pcm")
+        let text = query.get("text") ?? ""
         return try await streamed(
-            input: SpeechInput(query.get("text") ?? ""), voiceID: query.get("voiceId") ?? query.get("voice"),
+            input: SpeechInput(text, markup: TextType.detected(in: text, flagged: TextType.flag(query.get("ssml"))), normalize: try normalize(from: query)),
+            voiceID: query.get("voiceId") ?? query.get("voice"),
             options: try options(from: query), output: output, route: "/read")
     }
 
@@ -169,10 +181,10 @@ struct SpeechController: Sendable {
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
             if body.stream == true {
                 return try await streamed(
-                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                    input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
             }
             return try await wholeFile(
-                input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
+                input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
         }
     }
 
@@ -271,6 +283,21 @@ struct SpeechController: Sendable {
     }
 
     // MARK: - Request parsing
+
+    /// `normalize=0|1|true|false` from a query, else the server's default.
+    private func normalize(from query: FormQuery) throws -> Bool {
+        try query.get(RequestSwitch.normalize).map { try RequestSwitch.parse($0, name: RequestSwitch.normalize) } ?? configuration.normalize
+    }
+
+    /// A JSON body's text with its `normalize` (else the server's default), written as its
+    /// `text_type` says; where that says nothing and `detect` is set (Piper's route), SSML when
+    /// flagged or when it starts with `<speak`.
+    private func input(_ body: SpeechBody, detect: Bool = false, flagged: Bool = false) throws -> SpeechInput {
+        let markup = body.text_type == nil && detect
+            ? TextType.detected(in: body.text, flagged: flagged || body.ssml == true) : try TextType.markup(textType: body.text_type)
+        return SpeechInput(
+            body.text, markup: markup, normalize: try body.normalize?.value(name: RequestSwitch.normalize) ?? configuration.normalize)
+    }
 
     private func options(from query: FormQuery) throws -> SynthesisOptions {
         func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {

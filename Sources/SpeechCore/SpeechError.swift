@@ -3,6 +3,9 @@
 public enum SpeechError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyText
     case invalidText(String)
+    /// An SSML document that cannot be spoken: `message` says what was found and what was
+    /// expected; `line` and `column` (from 1, columns in characters) point at it.
+    case invalidSSML(message: String, line: Int, column: Int)
     case textTooLong(length: Int, limit: Int)
     case unknownVoice(String, available: [String])
     case unknownSpeaker(String, available: [String])
@@ -18,6 +21,7 @@ public enum SpeechError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .emptyText: return "empty_text"
         case .invalidText: return "invalid_text"
+        case .invalidSSML: return "invalid_ssml"
         case .textTooLong: return "text_too_long"
         case .unknownVoice: return "unknown_voice"
         case .unknownSpeaker: return "unknown_speaker"
@@ -37,6 +41,8 @@ public enum SpeechError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the text is empty: give some words to speak"
         case .invalidText(let why):
             return "the text cannot be read: \(why)"
+        case .invalidSSML(let message, let line, let column):
+            return "invalid SSML at line \(line), column \(column): \(message)"
         case .textTooLong(let length, let limit):
             return "the text has \(length) characters (Unicode code points), more than the limit of \(limit)"
         case .unknownVoice(let name, let available):

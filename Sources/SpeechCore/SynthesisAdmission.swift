@@ -47,11 +47,30 @@ public struct PreparedSynthesis: Sendable {
         self.body = body
     }
 
+    /// The same synthesis presented as `text`, with every chunk passed through `transform`: how a
+    /// layer that rewrote the caller's text (normalization, SSML) maps marks back into it.
+    public func mappingChunks(text: String, _ transform: @escaping @Sendable (AudioChunk) -> AudioChunk) -> PreparedSynthesis {
+        let body = body
+        return PreparedSynthesis(voice: voice, text: text, options: options) { admission in
+            MappedChunks(inner: body(admission), transform: transform)
+        }
+    }
+
     /// The audio, one chunk per sentence (or per piece of an overlong one), made at most one
     /// chunk ahead of the consumer (see `SpeechStream`).
     public func start(on admission: any SynthesisAdmission) -> SpeechStream {
         let body = body
         return SpeechStream { body(admission) }
+    }
+}
+
+/// Another producer's chunks, each transformed.
+private struct MappedChunks: AudioChunkProducer {
+    let inner: any AudioChunkProducer
+    let transform: @Sendable (AudioChunk) -> AudioChunk
+
+    func next() async throws -> AudioChunk? {
+        try await inner.next().map(transform)
     }
 }
 

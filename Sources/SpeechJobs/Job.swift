@@ -1,3 +1,4 @@
+import SpeechCore
 import Foundation
 
 /// Where a job is in its life (see `JobLifecycle` for the moves between them).
@@ -12,6 +13,8 @@ public enum JobStatus: String, Sendable, Codable, CaseIterable {
 /// client gave them (checked at submission; the worker turns them into engine options).
 public struct JobSpec: Sendable, Codable, Equatable {
     public var text: String
+    /// How `text` is written (nil: plain text, as jobs stored before SSML were).
+    public var textType: SpeechInput.Markup?
     public var voice: String
     public var speaker: String?
     public var format: String
@@ -34,13 +37,17 @@ public struct JobSpec: Sendable, Codable, Equatable {
     /// The API key (its name) that submitted the job, when the server has keys: only that key
     /// and admin keys see the job.
     public var owner: String?
+    /// Whether the text is normalized; nil: the worker's default (`--no-normalize` turns it off).
+    public var normalize: Bool?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
         bitrate: Int? = nil, lengthScale: Float? = nil, noiseScale: Float? = nil, noiseW: Float? = nil,
-        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, bucket: String? = nil,
-        keyPrefix: String? = nil
+        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, normalize: Bool? = nil,
+        textType: SpeechInput.Markup? = nil, bucket: String? = nil, keyPrefix: String? = nil
     ) {
+        self.textType = textType
+        self.normalize = normalize
         self.bucket = bucket
         self.keyPrefix = keyPrefix
         self.text = text

@@ -5,6 +5,7 @@ import NIOPosix
 import OnnxRuntime
 import PiperEngine
 import SpeechCore
+import TextNormalization
 import VoiceCatalog
 
 /// Settings for the engines, parsed at the edge (arguments, environment) by the executable.
@@ -126,9 +127,12 @@ public actor VoiceLibrary {
     ) async throws -> PreparedSynthesis {
         switch input.markup {
         case .text:
-            return try voice.prepare(input.text, options: options)
+            guard input.normalize, let normalizer = TextNormalizer.for(languageCode: voice.info.languageCode) else {
+                return try voice.prepare(input.text, options: options)
+            }
+            return try NormalizedSynthesis.prepare(input.text, normalizer: normalizer, voice: voice, options: options)
         case .ssml:
-            throw SpeechError.invalidText("SSML input is not supported yet")
+            return try await prepareSSML(input, voice: voice, options: options)
         }
     }
 

@@ -133,7 +133,7 @@ struct JobSystem {
 
     static func open(
         _ options: JobOptions.Resolved, into services: inout LarkServices, library: VoiceLibrary, defaults: SynthesisOptions,
-        scheduler: SynthesisScheduler, publicURL: String, logger: Logger
+        normalize: Bool, scheduler: SynthesisScheduler, publicURL: String, logger: Logger
     ) async throws -> JobSystem {
         let store = try await options.queue.open(logger: logger)
         services.jobStore = store
@@ -142,7 +142,7 @@ struct JobSystem {
         let notifier = CallbackNotifier(policy: options.callbacks, store: store, logger: logger)
         services.callbackNotifier = notifier
         let presenter = JobPresenter(objects: objects, publicURL: publicURL, retention: options.retention)
-        let renderer = JobRenderer(library: library, defaults: defaults, maxAudio: options.maxAudio)
+        let renderer = JobRenderer(library: library, defaults: defaults, maxAudio: options.maxAudio, normalize: normalize)
         var workers: JobWorkerService?
         if options.workers > 0 {
             workers = JobWorkerService(

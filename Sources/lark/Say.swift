@@ -12,6 +12,7 @@ struct Say: AsyncParsableCommand {
               lark say "Hello world. This is Lark." --voice en_US-joe-medium -o hello.wav
               echo "Bonjour tout le monde." | lark say --voice espeak-ng:fr -o bonjour.wav
               lark say "Raw samples" --output - | aplay -r 22050 -f S16_LE -c 1
+              lark say --ssml '<speak>Wait <break time="1s"/> now.</speak>' -o wait.wav
             """
     )
 
@@ -61,7 +62,11 @@ struct Say: AsyncParsableCommand {
     @Option(help: "Bits per second for mp3, ogg_vorbis, ogg_opus and aac.")
     var bitrate: Int?
 
+    @Flag(help: "The text is an SSML document (<speak>…</speak>); see README's SSML section.")
+    var ssml = false
+
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var normalization: NormalizationOptions
 
     func run() async throws {
         do {
@@ -98,7 +103,7 @@ struct Say: AsyncParsableCommand {
         let audioOutput = try outputFormat(destination: destination, voiceRate: selected.info.sampleRate)
         let streaming = destination == "-"
         let encoder = try makeAudioEncoder(output: audioOutput, inputRate: selected.info.sampleRate, streaming: streaming)
-        let prepared = try await library.prepare(SpeechInput(input), voice: selected, options: options)
+        let prepared = try await library.prepare(SpeechInput(input, markup: ssml ? .ssml : .text, normalize: normalization.normalize), voice: selected, options: options)
         if streaming {
             // Sentence by sentence, each as soon as it is ready.
             try await withOneSynthesis { ticket in

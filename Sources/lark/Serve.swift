@@ -62,6 +62,16 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
     @OptionGroup(title: "Access") var access: AccessOptions
+    @Option(name: [.customLong("header-timeout"), .customLong("header_timeout")],
+            help: "Seconds a new connection may take to send a request's head (default 10). Env: LARK_HEADER_TIMEOUT.")
+    var headerTimeout: Int?
+    @Option(name: [.customLong("idle-timeout"), .customLong("idle_timeout")],
+            help: "Seconds a keep-alive connection may wait between requests (default 60). Env: LARK_IDLE_TIMEOUT.")
+    var idleTimeout: Int?
+    @Option(name: [.customLong("max-connections"), .customLong("max_connections")],
+            help: "Connections open at once; past it a new one is answered 503 and closed (default 1024). Env: LARK_MAX_CONNECTIONS.")
+    var maxConnections: Int?
+    @OptionGroup var normalization: NormalizationOptions
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
@@ -114,7 +124,8 @@ struct Serve: AsyncParsableCommand {
             maxTextCharacters: maxTextChars ?? environment["LARK_MAX_TEXT_CHARS"].flatMap(Int.init) ?? 10_000,
             maxRequestAudio: try Self.requestAudioLimit(maxRequestAudio ?? environment["LARK_MAX_REQUEST_AUDIO"]),
             allowDownloads: allowDownloads || environmentFlag(environment["LARK_ALLOW_DOWNLOADS"]) == true,
-            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)))
+            writeTimeout: .seconds(max(1, writeTimeout ?? environment["LARK_WRITE_TIMEOUT"].flatMap(Int.init) ?? 30)),
+            normalize: normalization.normalize)
         do {
             configuration.openAI = OpenAISettings(
                 maxInputCharacters: max(1, openAIMaxInput ?? 4096),
@@ -124,6 +135,9 @@ struct Serve: AsyncParsableCommand {
             throw fail(describe(error))
         }
         try configureAccess(&configuration, logger: logger)
+        configuration.headerTimeout = .seconds(max(1, headerTimeout ?? environment["LARK_HEADER_TIMEOUT"].flatMap(Int.init) ?? 10))
+        configuration.idleTimeout = .seconds(max(1, idleTimeout ?? environment["LARK_IDLE_TIMEOUT"].flatMap(Int.init) ?? 60))
+        configuration.maxConnections = max(1, maxConnections ?? environment["LARK_MAX_CONNECTIONS"].flatMap(Int.init) ?? 1024)
         let metrics = ServerMetrics()
         metrics.bootstrapSwiftMetrics()
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
@@ -139,7 +153,8 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let system = try await JobSystem.open(
-                    resolved, into: &services, library: library, defaults: configuration.defaultOptions, scheduler: scheduler,
+                    resolved, into: &services, library: library, defaults: configuration.defaultOptions,
+                    normalize: configuration.normalize, scheduler: scheduler,
                     publicURL: publicURL ?? environment["LARK_PUBLIC_URL"] ?? "http://\(configuration.host):\(configuration.port)",
                     logger: logger)
                 jobsContext = JobsContext(

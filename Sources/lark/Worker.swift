@@ -23,6 +23,7 @@ struct Worker: AsyncParsableCommand {
     @Flag(help: "Log at debug level.") var debug = false
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var normalization: NormalizationOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
 
     func run() async throws {
@@ -46,7 +47,7 @@ struct Worker: AsyncParsableCommand {
         var startupFailure: (any Error)?
         do {
             _ = try await JobSystem.open(
-                resolved, into: &services, library: library, defaults: defaults,
+                resolved, into: &services, library: library, defaults: defaults, normalize: normalization.normalize,
                 scheduler: scheduler,
                 publicURL: publicURL ?? ProcessInfo.processInfo.environment["LARK_PUBLIC_URL"] ?? "http://127.0.0.1:5000", logger: logger)
         } catch {

@@ -7,12 +7,13 @@ import Testing
 @Suite struct FrontDoorTests {
     @Test func voiceNameMapsTakeNameEqualsVoiceAndSpeaker() {
         var map = VoiceNameMap()
-        #expect(map.add("Nova=en_US-libritts-high#p123"))
-        #expect(map.add("alloy=espeak-ng:en-us"))
+        let added = [map.add("Nova=en_US-libritts-high#p123"), map.add("alloy=espeak-ng:en-us")]
+        #expect(added == [true, true])
         #expect(map["NOVA"] == MappedVoice(voice: "en_US-libritts-high", speaker: "p123"))
         #expect(map["alloy"] == MappedVoice(voice: "espeak-ng:en-us"))
         for bad in ["nova", "=voice", "nova=", "nova=#3", "nova=voice#"] {
-            #expect(!map.add(bad), "\(bad) was taken")
+            let taken = map.add(bad)
+            #expect(!taken, "\(bad) was taken")
         }
         #expect(map.entries.count == 2)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import PiperEngine
 import SpeechCore
+import SpeechService
 import Testing
 
 /// Lark against Piper 1.8.0's own Python package, on the same voice and the same 60 varied
@@ -73,7 +74,10 @@ import Testing
         var lengthMismatches: [String] = []
         for (text, reference) in zip(Self.corpus, expected) where !Self.knownDifferences.contains(text) {
             let referenceSamples = Self.decodeSamples(reference.samples ?? "")
-            let samples = try await voice.synthesizeAll(text, options: silent, admission: Checkout.admission())
+            // Through the one synthesis path, with normalization off: Piper's exact samples.
+            let prepared = try await Checkout.library.prepare(SpeechInput(text, normalize: false), voice: voice, options: silent)
+            var samples: [Int16] = []
+            for try await chunk in prepared.start(on: Checkout.admission()) { samples += chunk.samples }
             guard samples.count == referenceSamples.count else {
                 lengthMismatches.append("\(text): \(samples.count) samples, Piper \(referenceSamples.count)")
                 continue

@@ -108,7 +108,15 @@ try:
     expect(errors.SsmlMarksNotSupportedForTextTypeException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="json",
            SpeechMarkTypes=["ssml"])
     expect(errors.LanguageNotSupportedException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="mp3", LanguageCode="de-DE")
-    expect(errors.InvalidSsmlException, speak, Text="<speak>Hi.</speak>", TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
+    expect(errors.InvalidSsmlException, speak, Text="<speak>Hi.</spek>", TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
+    ssml = '<speak>Hello <break time="300ms"/> from <emphasis>Lark</emphasis>.</speak>'
+    answer = polly.synthesize_speech(Text=ssml, TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
+    checks.check(answer["RequestCharacters"] == len("Hello  from Lark."), f"SSML RequestCharacters {answer['RequestCharacters']}")
+    path = os.path.join(scratch, "ssml.mp3")
+    with open(path, "wb") as file:
+        file.write(answer["AudioStream"].read())
+    codec, _, duration = ffprobe(path)
+    checks.check(codec == "mp3" and duration > 0.8, f"SSML audio: {codec}, {duration:.2f} s")
     expect(errors.EngineNotSupportedException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="mp3", Engine="turbo")
     expect(errors.ValidationException, speak, Text="Hi.", VoiceId="NoSuchVoice", OutputFormat="mp3")
     expect(errors.InvalidNextTokenException, polly.describe_voices, NextToken="bogus")

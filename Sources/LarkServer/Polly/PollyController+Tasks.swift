@@ -16,9 +16,6 @@ extension PollyController {
         let jobs = try jobsContext()
         let fields = try await Self.decode(request, limit: Self.maxTaskCharacters)
         let checked = try await check(fields, limits: (total: Self.maxTaskCharacters, billed: Self.maxTaskCharacters))
-        if checked.input.markup == .ssml {
-            throw PollyError("InvalidSsmlException", "SSML synthesis tasks are not supported on this server yet; send TextType text")
-        }
         guard let bucket = fields.OutputS3BucketName, !bucket.isEmpty else {
             throw PollyError.validation("OutputS3BucketName is required")
         }
@@ -36,7 +33,7 @@ extension PollyController {
         }
         let spec = JobSpec(
             text: fields.Text, voice: checked.voice.voice, speaker: checked.voice.speaker, format: checked.format.rawValue,
-            sampleRate: checked.sampleRate, bucket: bucket, keyPrefix: prefix)
+            sampleRate: checked.sampleRate, textType: checked.input.markup, bucket: bucket, keyPrefix: prefix)
         do {
             let (job, _) = try await JobController(jobs: jobs, defaultVoice: speech.configuration.defaultVoice).enqueue(spec, idempotencyKey: nil)
             return try jsonResponse(TaskAnswer(SynthesisTask: await task(job, jobs: jobs)))
@@ -110,7 +107,7 @@ extension PollyController {
         var OutputFormat: String
         var SampleRate: String?
         var VoiceId: String
-        var TextType = "text"
+        var TextType: String
     }
 
     func task(_ job: Job, jobs: JobsContext) async -> SynthesisTask {
@@ -126,9 +123,9 @@ extension PollyController {
         }
         return SynthesisTask(
             TaskId: job.id, TaskStatus: Self.taskStatus(job.status), TaskStatusReason: reason, OutputUri: uri,
-            CreationTime: Double(job.createdAt) / 1000, RequestCharacters: job.spec.text.unicodeScalars.count,
+            CreationTime: Double(job.createdAt) / 1000, RequestCharacters: job.spec.textType == .ssml ? Self.charactersOutsideTags(job.spec.text) : job.spec.text.unicodeScalars.count,
             OutputFormat: format.map(Self.pollyFormatName) ?? job.spec.format, SampleRate: job.spec.sampleRate.map(String.init),
-            VoiceId: job.spec.voice)
+            VoiceId: job.spec.voice, TextType: (job.spec.textType ?? .text).rawValue)
     }
 
     static func pollyFormatName(_ format: AudioFormat) -> String {

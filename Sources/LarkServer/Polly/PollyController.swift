@@ -74,15 +74,11 @@ struct PollyController: Sendable {
         let fields = try await Self.decode(request, limit: Self.maxCharacters)
         let checked = try await check(fields, limits: (total: Self.maxCharacters, billed: Self.maxBilledCharacters))
         let headers: HTTPFields = [.amznRequestCharacters: String(checked.requestCharacters)]
-        do {
-            return try await speech.streamed(
-                input: checked.input, voiceID: checked.voice.voice,
-                options: SynthesisOptions(speaker: checked.voice.speaker.map(SpeakerSelector.init)),
-                output: OutputChoice(format: checked.format.rawValue, sampleRate: checked.sampleRate, bitrate: nil),
-                route: "/v1/speech", contentType: Self.contentType(checked.format), headers: headers)
-        } catch SpeechError.invalidText(let why) where checked.input.markup == .ssml {
-            throw PollyError("InvalidSsmlException", why)
-        }
+        return try await speech.streamed(
+            input: checked.input, voiceID: checked.voice.voice,
+            options: SynthesisOptions(speaker: checked.voice.speaker.map(SpeakerSelector.init)),
+            output: OutputChoice(format: checked.format.rawValue, sampleRate: checked.sampleRate, bitrate: nil),
+            route: "/v1/speech", contentType: Self.contentType(checked.format), headers: headers)
     }
 
     /// Polly's limits for `SynthesizeSpeech`: 6,000 characters in all, 3,000 outside SSML tags.
@@ -161,7 +157,8 @@ struct PollyController: Sendable {
                     "voice \(fields.VoiceId) speaks \(Self.pollyLanguageCode(info.languageCode)), not \(language)")
             }
         }
-        return Checked(input: SpeechInput(fields.Text, markup: markup), voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed)
+        let input = SpeechInput(fields.Text, markup: markup, normalize: speech.configuration.normalize)
+        return Checked(input: input, voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed)
     }
 
     /// Polly's format names (`mulaw` and `alaw` are headerless, as Polly's), then Lark's own.

@@ -27,6 +27,8 @@ struct PollyError: FrontDoorError {
         switch error.code {
         case "text_too_long":
             self.init("TextLengthExceededException", error.message)
+        case "invalid_ssml":
+            self.init("InvalidSsmlException", error.message)
         case "unsupported_sample_rate":
             self.init("InvalidSampleRateException", error.message)
         case "invalid_cursor":
