@@ -2,6 +2,7 @@ import AudioEncoding
 import Foundation
 import Hummingbird
 import SpeechCore
+import SpeechMarks
 import SpeechService
 
 /// The speech routes: Piper's HTTP API (`GET /?text=`, `POST /`, `POST /synthesize`), the Polly
@@ -89,6 +90,10 @@ struct SpeechController: Sendable {
         var sample_rate: Int?
         var bitrate: Int?
         var stream: Bool?
+        /// Which marks to send with the audio (`SpeechController+Marks`).
+        var marks: [String]?
+        /// Characters per caption cue, for `format` `vtt` or `srt`.
+        var caption_length: Int?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -96,7 +101,9 @@ struct SpeechController: Sendable {
                 noiseScale: noise_scale, noiseW: noise_w_scale ?? noise_w, sentenceSilence: sentence_silence)
         }
 
-        var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
+        var output: OutputChoice {
+            OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate, captionLength: caption_length)
+        }
     }
 
     private func synthesizeJSON(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -167,6 +174,11 @@ struct SpeechController: Sendable {
     private func nativeSpeech(_ request: Request, context: BasicRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
+            if let marks = body.marks, Captions.Format(rawValue: body.output.format.lowercased()) == nil {
+                return try await markedSpeech(
+                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output,
+                    kinds: try Self.markKinds(marks), stream: body.stream == true, route: "/api/v1/speech")
+            }
             if body.stream == true {
                 return try await streamed(
                     input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
@@ -199,6 +211,10 @@ struct SpeechController: Sendable {
     private func wholeFile(
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
+        if let captions = Captions.Format(rawValue: output.format.lowercased()) {
+            return try await self.captions(
+                captions, input: input, voiceID: voiceID, options: options, maxCharacters: try Self.captionLength(output.captionLength))
+        }
         let start = ContinuousClock.now
         let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: false)
         var bytes: [UInt8] = []
@@ -221,6 +237,10 @@ struct SpeechController: Sendable {
     private func streamed(
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
+        if let captions = Captions.Format(rawValue: output.format.lowercased()) {
+            return try await self.captions(
+                captions, input: input, voiceID: voiceID, options: options, maxCharacters: try Self.captionLength(output.captionLength))
+        }
         let start = ContinuousClock.now
         let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: true)
         guard let first = try await speech.next() else { throw SpeechError.emptyText }
@@ -242,7 +262,7 @@ struct SpeechController: Sendable {
 
     /// Checks everything (text, options, voice, format), then takes a ticket at the scheduler
     /// (or 503 with Retry-After at once) and starts the synthesis.
-    private func begin(
+    func begin(
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, streaming: Bool
     ) async throws -> EncodedSpeech {
         let prepared = try await prepare(input: input, voiceID: voiceID, options: options)
@@ -307,11 +327,14 @@ struct OutputChoice: Sendable {
     var format: String
     var sampleRate: Int?
     var bitrate: Int?
+    /// Characters per cue when `format` is captions (`vtt`, `srt`).
+    var captionLength: Int?
 
-    init(format: String, sampleRate: Int?, bitrate: Int?) {
+    init(format: String, sampleRate: Int?, bitrate: Int?, captionLength: Int? = nil) {
         self.format = format
         self.sampleRate = sampleRate
         self.bitrate = bitrate
+        self.captionLength = captionLength
     }
 
     /// The format (the first of `formatNames` given), `sample_rate` (or Polly's `SampleRate`) and
@@ -326,7 +349,7 @@ struct OutputChoice: Sendable {
         }
         self.init(
             format: formatNames.lazy.compactMap(query.get).first ?? defaultFormat, sampleRate: try number(["sample_rate", "SampleRate"]),
-            bitrate: try number(["bitrate"]))
+            bitrate: try number(["bitrate"]), captionLength: try number(["caption_length"]))
     }
 
     func resolve(voiceRate: Int) throws(AudioOutputError) -> AudioOutput {
@@ -354,6 +377,8 @@ final class EncodedSpeech: @unchecked Sendable {
     private let maxSeconds: Double
     /// Whether the stream ended at `maxSeconds` rather than at the end of the text.
     private(set) var passedLimit = false
+    /// The chunk whose bytes `next` returned last (its marks time them).
+    private(set) var lastChunk: AudioChunk?
 
     init(
         _ stream: SpeechStream, encoder: any AudioEncoder, format: AudioFormat, ticket: SynthesisTicket,
@@ -381,6 +406,7 @@ final class EncodedSpeech: @unchecked Sendable {
                 return nil
             }
             counters.count(chunk)
+            lastChunk = chunk
             seconds += chunk.duration
             let encoder = encoder
             return try await scheduler.encode { try encoder.encoder.encode(chunk.samples) }
