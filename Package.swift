@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "JobWorkers",
             dependencies: [
-                "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage",
+                "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage", "SpeechMarks",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

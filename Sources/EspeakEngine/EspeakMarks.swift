@@ -18,6 +18,9 @@ public enum EspeakMarks {
         var wordMarks: [(word: Int, start: Int, end: Int)] = []
         for (index, event) in events.enumerated() where event.kind == .word {
             guard let word = words.word(atCodePoint: event.textPosition - 1) else { continue }
+            // Words come in text order; espeak-ng now and then repeats a stale event from earlier
+            // in the sentence after the last word (seen under load, with other calls between).
+            if let last = wordMarks.last, word < last.word || event.sample < last.start { continue }
             // Where this spoken word stops: the next word, a pause, or the end.
             let stop = events[(index + 1)...].first { $0.kind == .word || $0.kind == .end || ($0.kind == .phoneme && $0.phoneme.isEmpty) }?.sample ?? end
             if let last = wordMarks.last, last.word == word {

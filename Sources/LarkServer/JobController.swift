@@ -83,6 +83,9 @@ struct JobController: Sendable {
         var sentence_silence: Double?
         var callback_url: String?
         var idempotency_key: String?
+        /// Captions stored next to the audio: `vtt` or `srt`, with `caption_length` characters per cue.
+        var captions: String?
+        var caption_length: Int?
     }
 
     private func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -90,7 +93,8 @@ struct JobController: Sendable {
         let spec = JobSpec(
             text: body.text, voice: body.voice ?? defaultVoice, speaker: body.speaker?.value, format: body.format ?? "wav",
             sampleRate: body.sample_rate, bitrate: body.bitrate, lengthScale: body.length_scale, noiseScale: body.noise_scale,
-            noiseW: body.noise_w, sentenceSilence: body.sentence_silence, callbackURL: body.callback_url)
+            noiseW: body.noise_w, sentenceSilence: body.sentence_silence, callbackURL: body.callback_url,
+            captions: body.captions, captionLength: body.caption_length)
         let key = body.idempotency_key ?? request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key, key.isEmpty || key.count > 200 {
             throw APIError(.badRequest, code: "invalid_idempotency_key", message: "idempotency_key must be 1 to 200 characters")

@@ -55,9 +55,9 @@ public enum WordAlignment {
     private static func fillGaps(_ owners: inout [Int?], clause: [String]) {
         var groupStart = 0
         for end in clause.indices where clause[end] == " " || end == clause.count - 1 {
-            let group = groupStart...(clause[end] == " " ? end - 1 : end)
+            let group = groupStart..<(clause[end] == " " ? end : end + 1)
             groupStart = end + 1
-            guard group.lowerBound <= group.upperBound else { continue }
+            guard !group.isEmpty else { continue }
             var previous: Int?
             for index in group where isSound(clause[index]) {
                 if let owner = owners[index] { previous = owner } else { owners[index] = previous }

@@ -24,12 +24,18 @@ public struct JobSpec: Sendable, Codable, Equatable {
     public var callbackURL: String?
     /// The object key the audio is stored under; nil for the default `jobs/ID.EXT`.
     public var objectKey: String?
+    /// Captions to store next to the audio (`vtt` or `srt`), and characters per cue.
+    public var captions: String?
+    public var captionLength: Int?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
         bitrate: Int? = nil, lengthScale: Float? = nil, noiseScale: Float? = nil, noiseW: Float? = nil,
-        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil
+        sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil,
+        captions: String? = nil, captionLength: Int? = nil
     ) {
+        self.captions = captions
+        self.captionLength = captionLength
         self.text = text
         self.voice = voice
         self.speaker = speaker

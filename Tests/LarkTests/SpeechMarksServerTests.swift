@@ -98,6 +98,39 @@ import Testing
         }
     }
 
+    @Test func jobStoresItsCaptionsNextToTheAudio() throws {
+        let dir = JobAPITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try ServerProcess(JobAPITests.arguments(jobsDir: dir), port: Self.port(4))
+        let refused = try Self.post(server, "/api/v1/jobs", json: ["text": Self.text, "captions": "ass"])
+        #expect(refused.status == 400 && (refused.json?["error"] as? [String: Any])?["code"] as? String == "invalid_option")
+        let submitted = try Self.post(server, "/api/v1/jobs", json: ["text": Self.text, "format": "mp3", "captions": "vtt", "caption_length": 30])
+        let id = try #require(submitted.json?["id"] as? String, "\(String(decoding: submitted.body, as: UTF8.self))")
+        let done = try JobAPITests.waitForEnd(server, id: id)
+        #expect(done["status"] as? String == "succeeded", "\(done)")
+        let audioURL = try #require(done["audio_url"] as? String)
+        let captionsURL = try #require(done["captions_url"] as? String, "\(done)")
+        #expect(captionsURL.hasSuffix("/\(id).vtt") && audioURL.hasSuffix("/\(id).mp3"))
+        let captions = try ServerTests.curl([captionsURL])
+        #expect(captions.status == 200)
+        let path = NSTemporaryDirectory() + "lark-job-captions-\(UUID().uuidString).vtt"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try captions.body.write(to: URL(fileURLWithPath: path))
+        let parsed = try runProcess(Self.clientPython, [Checkout.root + "/Tests/marks/check_captions.py", path])
+        #expect(parsed.status == 0, "webvtt-py: \(parsed.stderr)")
+        let cues = try JSONSerialization.jsonObject(with: parsed.stdout) as? [[String: Any]] ?? []
+        #expect(cues.count >= 3 && cues.allSatisfy { ($0["text"] as? String ?? "").count <= 30 }, "\(cues)")
+        // The cues end with the audio, which ffprobe measures in the stored MP3.
+        let audio = try ServerTests.curl([audioURL])
+        let mp3 = NSTemporaryDirectory() + "lark-job-audio-\(UUID().uuidString).mp3"
+        defer { try? FileManager.default.removeItem(atPath: mp3) }
+        try audio.body.write(to: URL(fileURLWithPath: mp3))
+        let probe = try runProcess("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", mp3])
+        let duration = Double(String(decoding: probe.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let lastEnd = cues.last?["end"] as? Double ?? 0
+        #expect(lastEnd > duration - 1.5 && lastEnd <= duration + 0.1, "last cue ends at \(lastEnd) s, audio lasts \(duration) s")
+    }
+
     @Test func badMarkRequestsGetAStableCode() throws {
         let server = try Self.server(3)
         let unknown = try Self.post(server, "/api/v1/speech", json: ["text": "Hi.", "marks": ["words"]])
