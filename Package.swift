@@ -154,10 +154,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "WyomingServer",
+            dependencies: [
+                "SpeechCore", "SpeechService",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "lark",
             dependencies: [
                 "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "WyomingServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,6 +183,7 @@ let package = Package(
             dependencies: [
                 "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "WyomingServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
