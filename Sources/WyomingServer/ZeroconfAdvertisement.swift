@@ -41,17 +41,21 @@ public struct ZeroconfAdvertisement: Service {
         }
         logger.info("zeroconf: advertising \(Self.serviceType) '\(name)' on port \(port) through Avahi")
         let stopping = Atomic<Bool>(false)
+        // SIGKILL: the child inherits the server's ignored SIGTERM and SIGINT (the service group
+        // handles those), and Avahi withdraws a client's services when it disconnects anyway.
+        let stop = { @Sendable in
+            stopping.store(true, ordering: .relaxed)
+            kill(process.processIdentifier, SIGKILL)
+        }
         // Until the group shuts down (or tears down), or the child ends on its own.
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 for await _ in exited {}
             } onGracefulShutdown: {
-                stopping.store(true, ordering: .relaxed)
-                process.terminate()
+                stop()
             }
         } onCancel: {
-            stopping.store(true, ordering: .relaxed)
-            process.terminate()
+            stop()
         }
         process.waitUntilExit()
         guard !stopping.load(ordering: .relaxed) else { return }

@@ -168,11 +168,30 @@ import Testing
 @Suite struct WyomingZeroconfTests {
     static let tools = ["/usr/bin/dbus-daemon", "/usr/sbin/avahi-daemon", "/usr/bin/avahi-publish", "/usr/bin/avahi-browse"]
 
+    /// Runs a program that daemonizes (`posix_spawn`, then waits for the parent's exit), with
+    /// no standard streams. Not with Foundation's `Process`: it watches a child's exit through a
+    /// descriptor the child inherits, which a daemon keeps (or closes early), so that
+    /// `waitUntilExit` hangs (or its reaper blocks every other child's).
+    static func daemonize(_ path: String, _ arguments: [String], environment: [String: String]) throws {
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + env).forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, path, &actions, nil, argv, env) == 0 else { throw ProbeError(message: "\(path) did not start") }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        guard status == 0 else { throw ProbeError(message: "\(path) failed to start (wait status \(status))") }
+    }
+
     /// A private system bus and an avahi-daemon on it, stopped by `deinit`.
     final class Avahi: @unchecked Sendable {
         let directory = NSTemporaryDirectory() + "lark-avahi-\(UUID().uuidString)"
-        let bus = Process()
-        let daemon = Process()
         var environment: [String: String] { ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=\(directory)/bus"] }
 
         init() throws {
@@ -183,6 +202,7 @@ import Testing
             <busconfig>
               <type>system</type>
               <listen>unix:path=\(directory)/bus</listen>
+              <pidfile>\(directory)/bus.pid</pidfile>
               <auth>EXTERNAL</auth>
               <policy context="default">
                 <allow user="*"/>
@@ -202,16 +222,12 @@ import Testing
             publish-workstation=no
             publish-hinfo=no
             """.write(toFile: directory + "/avahi.conf", atomically: true, encoding: .utf8)
-            bus.executableURL = URL(fileURLWithPath: "/usr/bin/dbus-daemon")
-            bus.arguments = ["--config-file=\(directory)/bus.conf", "--nofork", "--nopidfile"]
-            try bus.run()
-            for _ in 0..<50 where !FileManager.default.fileExists(atPath: directory + "/bus") { usleep(100_000) }
-            daemon.executableURL = URL(fileURLWithPath: "/usr/sbin/avahi-daemon")
-            daemon.arguments = ["--no-drop-root", "--no-chroot", "--no-rlimits", "--no-proc-title", "-f", directory + "/avahi.conf"]
-            daemon.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-            daemon.standardOutput = FileHandle.nullDevice
-            daemon.standardError = FileHandle.nullDevice
-            try daemon.run()
+            try WyomingZeroconfTests.daemonize(
+                "/usr/bin/dbus-daemon", ["--config-file=\(directory)/bus.conf", "--fork"], environment: [:])
+            try WyomingZeroconfTests.daemonize(
+                "/usr/sbin/avahi-daemon",
+                ["-D", "--no-drop-root", "--no-chroot", "--no-rlimits", "--no-proc-title", "-f", directory + "/avahi.conf"],
+                environment: environment)
         }
 
         /// `name`'s `_wyoming._tcp` port as avahi-browse resolves it, or nil.
@@ -225,10 +241,14 @@ import Testing
         }
 
         deinit {
-            for process in [daemon, bus] where process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
+            // SIGKILL: daemons started from here may have inherited an ignored SIGTERM.
+            for pidFile in ["/run/avahi-daemon/pid", directory + "/bus.pid"] {
+                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                   let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    kill(pid, SIGKILL)
+                }
             }
+            try? FileManager.default.removeItem(atPath: "/run/avahi-daemon/pid")
             try? FileManager.default.removeItem(atPath: directory)
         }
     }
