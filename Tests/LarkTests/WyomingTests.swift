@@ -25,11 +25,11 @@ import Testing
         return result
     }()
 
-    func run(_ scenario: String) async throws {
+    func run(_ scenario: String, server: ServerLifecycleTests.ServerProcess? = nil, wyomingPort: Int = WyomingTests.wyomingPort) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.python), "no \(Self.python): run `make setup`")
-        let server = try Self.server.get()
+        let server = try server ?? Self.server.get()
         let arguments = [
-            Self.script, "--port", String(Self.wyomingPort), "--http-port", String(server.port),
+            Self.script, "--port", String(wyomingPort), "--http-port", String(server.port),
             "--max-text-chars", String(Self.maxTextChars), scenario,
         ]
         // On a thread of its own: the script takes seconds, and the cooperative pool is small.
@@ -47,6 +47,17 @@ import Testing
     @Test(.timeLimit(.minutes(2))) func servesClientsAtOnce() async throws { try await run("concurrent") }
     @Test(.timeLimit(.minutes(2))) func badInputGetsErrorsAndTheConnectionGoesOn() async throws { try await run("bad_input") }
     @Test(.timeLimit(.minutes(2))) func aClientThatLeavesStopsItsSynthesis() async throws { try await run("disconnect") }
+
+    /// `lark wyoming`: the Wyoming server alone, on its own `--port`, with no HTTP server.
+    @Test(.timeLimit(.minutes(2))) func wyomingCommandServesAlone() async throws {
+        let port = ServerLifecycleTests.port(174)
+        let alone = try ServerLifecycleTests.ServerProcess(
+            ["--port", String(port), "--data-dir", ServerLifecycleTests.voices] + ServerLifecycleTests.common,
+            port: port, waitUntilHealthy: false, command: "wyoming")
+        try await run("describe", server: alone, wyomingPort: port)
+        #expect(alone.process.isRunning)
+        #expect(!alone.log_.contains("HummingbirdCore"), "lark wyoming started an HTTP server:\n\(alone.log_)")
+    }
 }
 
 /// The frame codec alone: frames split anywhere, merged data, limits, recovery after bad frames.
