@@ -19,10 +19,20 @@ extension VoiceLibrary {
         let document = try SSMLParser.parse(input.text)
         try options.validate()
         var planner = SSMLPlanner(main: main, options: options, normalize: input.normalize)
+        // Each voice choice once per document (a choice by language lists the voices).
+        var chosen: [String: any SpeechVoice] = [:]
         for item in document.items {
             switch item {
             case .speech(let speech):
-                try await planner.add(speech, voice: try await ssmlVoice(for: speech, main: main, document: input.text))
+                let key = "\(speech.settings.voiceName ?? "")\u{0}\(speech.settings.language ?? "")"
+                let voice: any SpeechVoice
+                if let known = chosen[key] {
+                    voice = known
+                } else {
+                    voice = try await ssmlVoice(for: speech, main: main, document: input.text)
+                    chosen[key] = voice
+                }
+                try await planner.add(speech, voice: voice)
             case .pause(let seconds, _):
                 try planner.endRun()
                 planner.steps.append(.silence(samples: Int((seconds * Double(main.info.sampleRate)).rounded())))
@@ -100,21 +110,9 @@ struct SSMLRun: Sendable {
     /// Samples of silence before the run (the request's sentence silence after an `<s>` or `<p>`).
     let leadingSilence: Int
 
-    /// A range of the run's text as a range of the document: offset for offset where the text
-    /// is the document's own bytes, else the whole of the elements it came from.
+    /// A range of the run's text as a range of the document (see `[SSMLSegment].documentRange`).
     func documentRange(of range: Range<Int>) -> Range<Int> {
-        let touched = segments.filter {
-            $0.text.overlaps(range) || ($0.text.contains(range.lowerBound)) || (range.isEmpty && $0.text.upperBound == range.lowerBound)
-        }
-        guard let first = touched.first, let last = touched.last else {
-            return segments.last.map { $0.source.upperBound ..< $0.source.upperBound } ?? 0 ..< 0
-        }
-        if touched.count == 1, first.literal {
-            let lower = first.source.lowerBound + max(range.lowerBound - first.text.lowerBound, 0)
-            let upper = first.source.lowerBound + min(range.upperBound - first.text.lowerBound, first.text.count)
-            return lower ..< max(lower, upper)
-        }
-        return first.source.lowerBound ..< max(first.source.lowerBound, last.source.upperBound)
+        segments.documentRange(of: range)
     }
 }
 
@@ -124,6 +122,30 @@ struct SSMLSegment: Sendable {
     /// UTF-8 offsets in the document.
     let source: Range<Int>
     let literal: Bool
+}
+
+extension [SSMLSegment] {
+    /// A range of a run's text as a range of the document: offset for offset where the text
+    /// is the document's own bytes, else the whole of the elements it came from. An empty
+    /// range (a position) maps to the position where it falls.
+    func documentRange(of range: Range<Int>) -> Range<Int> {
+        let touched: [SSMLSegment]
+        if range.isEmpty {
+            let holder = first { $0.text.contains(range.lowerBound) } ?? first { $0.text.upperBound == range.lowerBound }
+            touched = holder.map { [$0] } ?? []
+        } else {
+            touched = filter { $0.text.overlaps(range) }
+        }
+        guard let first = touched.first, let last = touched.last else {
+            return self.last.map { $0.source.upperBound ..< $0.source.upperBound } ?? 0 ..< 0
+        }
+        if touched.count == 1, first.literal {
+            let lower = first.source.lowerBound + Swift.max(range.lowerBound - first.text.lowerBound, 0)
+            let upper = first.source.lowerBound + Swift.min(range.upperBound - first.text.lowerBound, first.text.count)
+            return lower ..< Swift.max(lower, upper)
+        }
+        return first.source.lowerBound ..< Swift.max(first.source.lowerBound, last.source.upperBound)
+    }
 }
 
 /// Gathers a document's pieces into runs and steps.

@@ -33,7 +33,8 @@ extension PollyController {
         }
         let spec = JobSpec(
             text: fields.Text, voice: checked.voice.voice, speaker: checked.voice.speaker, format: checked.format.rawValue,
-            sampleRate: checked.sampleRate, textType: checked.input.markup, bucket: bucket, keyPrefix: prefix)
+            sampleRate: checked.sampleRate, normalize: checked.input.normalize, textType: checked.input.markup,
+            bucket: bucket, keyPrefix: prefix)
         do {
             let (job, _) = try await JobController(jobs: jobs, defaultVoice: speech.configuration.defaultVoice).enqueue(spec, idempotencyKey: nil)
             return try jsonResponse(TaskAnswer(SynthesisTask: await task(job, jobs: jobs)))
