@@ -36,8 +36,14 @@ enum PiperMarks {
         }
         for (word, span) in wordSpans.sorted(by: { $0.value.first < $1.value.first }) {
             let bytes = run.words[word].bytes
+            // From the blank (pad) id before the word's first phoneme to the end of its last
+            // phoneme's own ids: VITS voices move into a sound during the blank before it
+            // (measured against a recognizer: bench/timings), and so words joined without a
+            // space ("of the") never overlap.
+            let first = max(0, spans[span.first].lowerBound - 1)
+            let last = max(spans[span.last].upperBound - 1, spans[span.last].lowerBound + 1)
             marks.append(SpeechMark(
-                kind: .word, startSample: starts[spans[span.first].lowerBound], endSample: starts[spans[span.last].upperBound],
+                kind: .word, startSample: starts[first], endSample: starts[last],
                 textRange: bytes, value: run.words[word].text))
         }
         marks += visemes(run: run, spans: spans, starts: starts)

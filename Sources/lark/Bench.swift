@@ -1,6 +1,7 @@
 import ArgumentParser
 import AudioEncoding
 import Foundation
+import PiperEngine
 import SpeechCore
 import SpeechService
 
@@ -115,6 +116,10 @@ extension Bench {
         var with_timings_s: [Double]
         var without_timings_s: [Double]
         var marks_per_round: Int
+        /// The text's phonemization alone, with the word alignment timings need and without it
+        /// (seconds per round): the part of the cost that is not the model's.
+        var phonemize_with_words_s: [Double] = []
+        var phonemize_without_words_s: [Double] = []
     }
 
     /// The same voice loaded twice, with its duration output and marks and without; each round
@@ -130,6 +135,16 @@ extension Bench {
                 var report = TimingsReport(voice: voice, audio_s: 0, with_timings_s: [], without_timings_s: [], marks_per_round: 0)
                 try await withOneSynthesis { ticket in
                     for selected in [timed, plain] { _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket) }
+                    if let piper = timed as? PiperVoice {
+                        for round in 0..<rounds {
+                            for withWords in round % 2 == 0 ? [true, false] : [false, true] {
+                                let start = ContinuousClock.now
+                                _ = try await piper.phonemizer.sentences(of: text, withWords: withWords)
+                                let seconds = (ContinuousClock.now - start).seconds
+                                if withWords { report.phonemize_with_words_s.append(seconds) } else { report.phonemize_without_words_s.append(seconds) }
+                            }
+                        }
+                    }
                     for round in 0..<rounds {
                         for selected in round % 2 == 0 ? [timed, plain] : [plain, timed] {
                             let start = ContinuousClock.now
