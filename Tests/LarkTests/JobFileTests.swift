@@ -82,9 +82,12 @@ import Testing
         }
         let expected = Double(samples) / Double(voice.info.sampleRate)
         let decoded = try AudioFormatTests.decodedSeconds(file: path, rawFormat: nil, rate: voice.info.sampleRate)
-        #expect(abs(decoded - expected) <= 0.1, "\(format): decoded \(decoded) s, the voice made \(expected) s")
+        // espeak-ng's audio of a text varies by a few milliseconds a sentence with what the same
+        // process spoke before (other suites' texts, rates and pitches), so 25 sentences may differ
+        // by a tenth of a second; a file cut short would be seconds short.
+        #expect(abs(decoded - expected) <= 0.25, "\(format): decoded \(decoded) s, the voice made \(expected) s")
         let probe = try Probe(file: path)
-        #expect(abs(probe.duration - expected) <= 0.1, "\(format): ffprobe says \(probe.duration) s, the voice made \(expected) s")
+        #expect(abs(probe.duration - expected) <= 0.25, "\(format): ffprobe says \(probe.duration) s, the voice made \(expected) s")
         #expect(done.sentencesDone == sentences && done.sentencesTotal == sentences)
     }
 

@@ -24,7 +24,9 @@ struct OpenAIError: FrontDoorError {
     /// Lark's own error in OpenAI's shape: same status, message and headers (`Retry-After`), its
     /// code kept, and the request field it is about where that is known.
     init(_ error: APIError) {
-        self.init(error.status, message: error.message, param: Self.param(ofCode: error.code), code: error.code, headers: error.headers)
+        // OpenAI's own name for being over a rate limit, which its clients look for.
+        let code = error.code == "rate_limited" ? "rate_limit_exceeded" : error.code
+        self.init(error.status, message: error.message, param: Self.param(ofCode: error.code), code: code, headers: error.headers)
     }
 
     /// Runs a route's work, answering whatever it throws in OpenAI's shape.
