@@ -78,12 +78,15 @@ import Testing
             for key in reference.dropFirst(2).split(separator: "/") { node = (node as? [String: Any])?[String(key)] }
             #expect(node != nil, "\(reference) leads nowhere")
         }
-        // Every operation says what its errors look like.
+        // Every operation lists its answers by status, its successes and its errors (no `default`,
+        // so that schemathesis checks each status the server sends against the list).
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         for (path, item) in paths {
             for (method, operation) in item where Self.methods.contains(method) {
-                let responses = (operation as? [String: Any])?["responses"] as? [String: Any]
-                #expect(responses?["default"] != nil, "\(method) \(path) documents no error answer")
+                let statuses = ((operation as? [String: Any])?["responses"] as? [String: Any])?.keys.sorted() ?? []
+                #expect(statuses.contains { $0.hasPrefix("2") }, "\(method) \(path) documents no success")
+                #expect(statuses.contains("400") && statuses.contains("401"), "\(method) \(path) documents no errors")
+                #expect(!statuses.contains("default"), "\(method) \(path) has a default answer")
             }
         }
     }
