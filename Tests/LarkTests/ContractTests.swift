@@ -91,3 +91,33 @@ import Testing
         }
     }
 }
+
+/// What schemathesis found the document got wrong, kept so that it stays right.
+extension ContractTests {
+    static func operation(_ path: String, _ method: String) throws -> [String: Any] {
+        let paths = try #require(try document()["paths"] as? [String: [String: Any]])
+        return try #require(paths[path]?[method] as? [String: Any])
+    }
+
+    static func okTypes(_ operation: [String: Any]) -> Set<String> {
+        let ok = (operation["responses"] as? [String: Any])?["200"] as? [String: Any]
+        return Set(((ok?["content"] as? [String: Any]) ?? [:]).keys)
+    }
+
+    @Test func schemathesisFindingsStayFixed() throws {
+        // Polly's headerless G.711 goes out as audio/mulaw and audio/alaw.
+        #expect(Self.okTypes(try Self.operation("/v1/speech", "post")).isSuperset(of: ["audio/mulaw", "audio/alaw"]))
+        // OpenAI's SSE answer: an event object whose data is JSON, not a bare string.
+        let speech = try Self.operation("/v1/audio/speech", "post")
+        let ok = (speech["responses"] as? [String: Any])?["200"] as? [String: Any]
+        let sse = ((ok?["content"] as? [String: Any])?["text/event-stream"] as? [String: Any])?["schema"] as? [String: Any]
+        #expect(sse?["type"] as? String == "object")
+        // A body field sent as null counts as absent (Swift's decoders read it so).
+        let body = try #require(((try Self.document()["components"] as? [String: Any])?["schemas"] as? [String: Any])?["SpeechBody"] as? [String: Any])
+        let stream = (body["properties"] as? [String: Any])?["stream"] as? [String: Any]
+        #expect((stream?["type"] as? [String])?.contains("null") == true)
+        // Limits the server sets (413 text_too_long) are not schema limits.
+        let jobText = ((try #require(((try Self.document()["components"] as? [String: Any])?["schemas"] as? [String: Any])?["JobBody"] as? [String: Any]))["properties"] as? [String: Any])?["text"] as? [String: Any]
+        #expect(jobText?["maxLength"] == nil)
+    }
+}
