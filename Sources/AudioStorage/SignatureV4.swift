@@ -91,6 +91,21 @@ public struct SignatureV4: Sendable {
             + "SignedHeaders=\(signed.signedHeaders),Signature=\(signed.signature)"
     }
 
+    // MARK: Checking a received request
+
+    /// The signature a request signed with these credentials carries, computed from what was
+    /// received: `path` is the canonical URI as the client signed it, `headers` the signed
+    /// headers' received values, `dateTime` its `X-Amz-Date` (`yyyyMMdd'T'HHmmss'Z'`).
+    public func expectedSignature(
+        method: String, path: String, query: [(name: String, value: String)], headers: [(name: String, value: String)],
+        payloadHash: String, dateTime: String
+    ) -> String {
+        signature(
+            method: method, path: path, query: query, headers: headers, payloadHash: payloadHash,
+            stamp: (String(dateTime.prefix(8)), dateTime)
+        ).signature
+    }
+
     // MARK: Query-string authentication (presigned URLs)
 
     /// The query string of a presigned URL (without `?`): the `X-Amz-*` parameters, sorted, and

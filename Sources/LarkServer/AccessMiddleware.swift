@@ -45,6 +45,8 @@ struct AccessMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware 
     let keys: KeyRing?
     let limiter: RateLimiter?
     let routes: RouteTable
+    /// The largest body a SigV4-signed request may have (its body is read to check the signature).
+    let maxBodyBytes: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let access = routes.access(method: request.method, path: request.uri.path) else {
@@ -59,9 +61,22 @@ struct AccessMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware 
         guard let needed else { return try await next(request, context) }
 
         var identity: Identity?
+        var request = request
         if let keys, keys.enforcing {
-            guard let presented = Self.presentedKey(request), let found = keys.identify(key: presented) else {
-                throw APIError.unauthorized
+            let found: Identity
+            if request.headers[.authorization]?.hasPrefix(SigV4Verifier.scheme + " ") == true {
+                do {
+                    (found, request) = try await SigV4Verifier(keys: keys, maxBodyBytes: maxBodyBytes).verify(request)
+                } catch SigV4Verifier.Failure.unknownKey {
+                    throw APIError.unauthorized
+                } catch SigV4Verifier.Failure.badSignature(let why) {
+                    throw APIError(.forbidden, code: "invalid_signature", message: why)
+                }
+            } else {
+                guard let presented = Self.presentedKey(request), let key = keys.identify(key: presented) else {
+                    throw APIError.unauthorized
+                }
+                found = key
             }
             // Admin keys read every job; other routes need their own scope.
             guard found.allows(needed) || (needed == .jobs && found.allows(.admin)) else {

@@ -90,7 +90,7 @@ public func buildApplication(
     router.add(middleware: RequestLimitsMiddleware(maxURLBytes: configuration.maxURLBytes, maxBodyBytes: maxBodyBytes))
     router.add(middleware: AccessMiddleware(
         keys: configuration.keys, limiter: configuration.rateLimits.unlimited ? nil : RateLimiter(limits: configuration.rateLimits),
-        routes: table))
+        routes: table, maxBodyBytes: maxBodyBytes))
     router.add(middleware: UnexpectedBodyMiddleware(limit: 1 << 20))
     router.add(routes)
     func amount(_ duration: Duration) -> TimeAmount {

@@ -86,6 +86,8 @@ struct Keys: ParsableCommand {
         var name: String
         @Option(help: "What the key may do: speak, jobs, admin, comma-separated.")
         var scopes: String = "speak,jobs"
+        @Flag(help: "Print the key and its SigV4 credentials as one JSON object (for scripts).")
+        var json = false
         @OptionGroup var file: KeysFileOption
 
         func run() throws {
@@ -93,6 +95,15 @@ struct Keys: ParsableCommand {
             let keyFile = KeyFile(path: file.resolvedPath())
             let key: String
             do { key = try keyFile.add(name: name, scopes: scopes) } catch { throw fail(error.description) }
+            if json {
+                let document: [String: Any] = [
+                    "name": name, "key": key, "scopes": scopes.map(\.rawValue), "aws_access_key_id": name,
+                    "aws_secret_access_key": APIKey.signingSecret(key),
+                ]
+                let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
             print(key)
             let scopeList = scopes.map(\.rawValue).joined(separator: ",")
             FileHandle.standardError.write(Data("""

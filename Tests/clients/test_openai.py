@@ -179,6 +179,24 @@ try:
     except botocore.exceptions.ClientError as error:
         checks.check(error.response["Error"]["Code"] == "UnrecognizedClientException"
                      and error.response["ResponseMetadata"]["HTTPStatusCode"] == 403, f"Polly without a key: {error.response}")
+    # SigV4 with a key's name and its SigV4 secret (what `lark keys add --json` prints) is let in;
+    # the right name with a wrong secret is refused as an unknown key is (nothing says which names exist).
+    signer = json.loads(subprocess.run(
+        [args.lark, "keys", "add", "signer", "--scopes", "speak", "--json", "--keys-file", keys],
+        capture_output=True, text=True, check=True).stdout)
+    time.sleep(1.2)  # the server re-reads the keys file at most once a second
+    signed = boto3.client("polly", endpoint_url=base, region_name="eu-west-1", aws_access_key_id=signer["aws_access_key_id"],
+                          aws_secret_access_key=signer["aws_secret_access_key"])
+    checks.check(len(signed.describe_voices()["Voices"]) > 0, "a SigV4-signed DescribeVoices listed no voice")
+    spoken = signed.synthesize_speech(Text="Signed.", VoiceId="espeak-ng:en-us", OutputFormat="pcm")["AudioStream"].read()
+    checks.check(len(spoken) > 1000, "a SigV4-signed SynthesizeSpeech (a signed JSON body) made no audio")
+    try:
+        boto3.client("polly", endpoint_url=base, region_name="eu-west-1", aws_access_key_id=signer["aws_access_key_id"],
+                     aws_secret_access_key="not-the-secret").describe_voices()
+        checks.check(False, "a wrong SigV4 secret was let in")
+    except botocore.exceptions.ClientError as error:
+        checks.check(error.response["Error"]["Code"] == "UnrecognizedClientException"
+                     and error.response["ResponseMetadata"]["HTTPStatusCode"] == 403, f"wrong secret: {error.response}")
 except BaseException:
     server.stop(show_log=True)
     raise

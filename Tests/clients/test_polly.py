@@ -110,13 +110,21 @@ try:
     expect(errors.LanguageNotSupportedException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="mp3", LanguageCode="de-DE")
     expect(errors.InvalidSsmlException, speak, Text="<speak>Hi.<break time='abc'/></speak>", TextType="ssml", VoiceId="Joanna",
            OutputFormat="mp3")
-    expect(errors.InvalidSsmlException, speak, Text="<speak>Hi.", TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
+    expect(errors.InvalidSsmlException, speak, Text="<speak>Hi.</spek>", TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
     # Valid SSML is spoken: a one-second break makes the audio at least a second long.
     plain = speak(Text="Hi.", VoiceId="Joanna", OutputFormat="pcm")["AudioStream"].read()
     paused = speak(Text="<speak>Hi.<break time='1s'/>Hi.</speak>", TextType="ssml", VoiceId="Joanna",
                    OutputFormat="pcm")["AudioStream"].read()
     checks.check(len(paused) >= len(plain) * 2 + 16000 * 2 * 0.9,
                  f"SSML with a 1 s break: {len(paused)} bytes against {len(plain)} for one 'Hi.'")
+    ssml = '<speak>Hello <break time="300ms"/> from <emphasis>Lark</emphasis>.</speak>'
+    answer = polly.synthesize_speech(Text=ssml, TextType="ssml", VoiceId="Joanna", OutputFormat="mp3")
+    checks.check(answer["RequestCharacters"] == len("Hello  from Lark."), f"SSML RequestCharacters {answer['RequestCharacters']}")
+    path = os.path.join(scratch, "ssml.mp3")
+    with open(path, "wb") as file:
+        file.write(answer["AudioStream"].read())
+    codec, _, duration = ffprobe(path)
+    checks.check(codec == "mp3" and duration > 0.8, f"SSML audio: {codec}, {duration:.2f} s")
     expect(errors.EngineNotSupportedException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="mp3", Engine="turbo")
     expect(errors.ValidationException, speak, Text="Hi.", VoiceId="NoSuchVoice", OutputFormat="mp3")
     expect(errors.InvalidNextTokenException, polly.describe_voices, NextToken="bogus")

@@ -96,6 +96,7 @@ struct OpenAIController: Sendable {
         }
         // OpenAI's pcm is 24 kHz; every other format keeps its own default rate.
         let output = OutputChoice(format: format.rawValue, sampleRate: format == .pcm ? 24_000 : nil, bitrate: nil)
+        // Plain text (OpenAI has no SSML), normalized as the server's routes are by default.
         let input = SpeechInput(body.input, normalize: speech.configuration.normalize)
         if streamFormat == "sse" {
             return try await events(input: input, voice: mapped.voice, options: options, output: output, characters: characters)

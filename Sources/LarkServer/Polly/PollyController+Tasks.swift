@@ -33,8 +33,8 @@ extension PollyController {
         }
         let spec = JobSpec(
             text: fields.Text, voice: checked.voice.voice, speaker: checked.voice.speaker, format: checked.format.rawValue,
-            sampleRate: checked.sampleRate, normalize: checked.input.normalize,
-            textType: checked.input.markup == .ssml ? .ssml : nil, bucket: bucket, keyPrefix: prefix)
+            sampleRate: checked.sampleRate, normalize: checked.input.normalize, textType: checked.input.markup,
+            bucket: bucket, keyPrefix: prefix)
         do {
             let (job, _) = try await JobController(jobs: jobs, defaultVoice: speech.configuration.defaultVoice).enqueue(spec, idempotencyKey: nil)
             return try jsonResponse(TaskAnswer(SynthesisTask: await task(job, jobs: jobs)))
@@ -108,7 +108,7 @@ extension PollyController {
         var OutputFormat: String
         var SampleRate: String?
         var VoiceId: String
-        var TextType = "text"
+        var TextType: String
     }
 
     func task(_ job: Job, jobs: JobsContext) async -> SynthesisTask {
@@ -124,9 +124,9 @@ extension PollyController {
         }
         return SynthesisTask(
             TaskId: job.id, TaskStatus: Self.taskStatus(job.status), TaskStatusReason: reason, OutputUri: uri,
-            CreationTime: Double(job.createdAt) / 1000, RequestCharacters: job.spec.text.unicodeScalars.count,
+            CreationTime: Double(job.createdAt) / 1000, RequestCharacters: job.spec.textType == .ssml ? Self.charactersOutsideTags(job.spec.text) : job.spec.text.unicodeScalars.count,
             OutputFormat: format.map(Self.pollyFormatName) ?? job.spec.format, SampleRate: job.spec.sampleRate.map(String.init),
-            VoiceId: job.spec.voice)
+            VoiceId: job.spec.voice, TextType: (job.spec.textType ?? .text).rawValue)
     }
 
     static func pollyFormatName(_ format: AudioFormat) -> String {

@@ -157,7 +157,8 @@ struct PollyController: Sendable {
                     "voice \(fields.VoiceId) speaks \(Self.pollyLanguageCode(info.languageCode)), not \(language)")
             }
         }
-        return Checked(input: SpeechInput(fields.Text, markup: markup, normalize: speech.configuration.normalize), voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed)
+        let input = SpeechInput(fields.Text, markup: markup, normalize: speech.configuration.normalize)
+        return Checked(input: input, voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed)
     }
 
     /// Polly's format names (`mulaw` and `alaw` are headerless, as Polly's), then Lark's own.

@@ -35,6 +35,8 @@ struct PollyError: FrontDoorError {
             self.init("InvalidNextTokenException", error.message)
         case "invalid_api_key":
             self.init("UnrecognizedClientException", error.message, status: .forbidden, headers: error.headers)
+        case "invalid_signature":
+            self.init("InvalidSignatureException", error.message, status: .forbidden)
         case "insufficient_scope":
             self.init("AccessDeniedException", error.message, status: .forbidden)
         case "rate_limited":
