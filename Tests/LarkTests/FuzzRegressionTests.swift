@@ -31,7 +31,7 @@ import VoiceCatalog
             #expect(!sentences.isEmpty)
             var rest = Substring(text)
             for sentence in sentences {
-                #expect(!sentence.allSatisfy(\.isWhitespace))
+                #expect(sentence.contains { !$0.isWhitespace })
                 guard let range = rest.range(of: sentence) else {
                     Issue.record("\(sentence.debugDescription) is not in what is left of \(text.debugDescription)")
                     break
