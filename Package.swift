@@ -45,6 +45,7 @@ let package = Package(
 
         .target(name: "SpeechCore", swiftSettings: strict),
         .target(name: "TextNormalization", dependencies: ["SpeechCore"], swiftSettings: strict),
+        .target(name: "SpeechMarks", dependencies: ["SpeechCore"], swiftSettings: strict),
         .target(
             name: "Espeak",
             dependencies: ["SpeechCore", "CEspeakNG"],
@@ -127,7 +128,7 @@ let package = Package(
         .target(
             name: "JobWorkers",
             dependencies: [
-                "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage",
+                "SpeechCore", "SpeechJobs", "SpeechService", "AudioEncoding", "AudioStorage", "SpeechMarks",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,6 +146,7 @@ let package = Package(
             name: "LarkServer",
             dependencies: [
                 "AccessControl", "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "SpeechMarks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -165,11 +167,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "WyomingServer",
+            dependencies: [
+                "SpeechCore", "SpeechService",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "lark",
             dependencies: [
                 "AccessControl", "SpeechCore", "OnnxRuntime", "PiperEngine", "SpeechService", "VoiceCatalog", "CMalloc", "AudioEncoding", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
-                "TextNormalization",
+                "TextNormalization", "WyomingServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -183,7 +196,7 @@ let package = Package(
             dependencies: [
                 "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
-                "TextNormalization", "SSML",
+                "TextNormalization", "SSML", "SpeechMarks", "WyomingServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -48,6 +48,11 @@ public actor EspeakRuntime {
         guard outputStatus == ENS_OK else {
             throw .engineUnavailable("espeak-ng output could not start: \(Self.message(for: outputStatus))")
         }
+        // Once more through the older entry point, which alone can turn on phoneme events (the
+        // ng API's switch is newer than the library here); the data loaded fine just above.
+        _ = espeak_Initialize(
+            AUDIO_OUTPUT_SYNCHRONOUS, 0, path,
+            Int32(espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT))
         sampleRate = Int(espeak_ng_GetSampleRate())
         espeak_SetSynthCallback(espeakSynthCallback)
         dataPath = resolved
@@ -169,12 +174,21 @@ public actor EspeakRuntime {
             EspeakClause(
                 phonemes: clause.phonemes,
                 mnemonics: index < names.count && names.count == ipa.count ? names[index].phonemes : nil,
-                consumedText: clause.consumed, isLast: clause.isLast)
+                consumedText: clause.consumed, isLast: clause.isLast, consumedBytes: clause.bytes)
         }
     }
 
-    private static func textToPhonemes(_ text: String, mode: Int32) -> [(phonemes: String, consumed: String, isLast: Bool)] {
-        var clauses: [(phonemes: String, consumed: String, isLast: Bool)] = []
+    /// Each of `words` translated alone, in IPA without separators (spaces between the words
+    /// espeak-ng makes of it, "1984" → three): what word timings align with a clause's phonemes.
+    public func phonemesOfWords(_ words: [String], voice: String) throws(SpeechError) -> [String] {
+        try select(voice: voice)
+        return words.map { word in
+            Self.textToPhonemes(word, mode: Int32(espeakPHONEMES_IPA)).map(\.phonemes).joined(separator: " ")
+        }
+    }
+
+    private static func textToPhonemes(_ text: String, mode: Int32) -> [(phonemes: String, consumed: String, isLast: Bool, bytes: Range<Int>)] {
+        var clauses: [(phonemes: String, consumed: String, isLast: Bool, bytes: Range<Int>)] = []
         var utf8 = Array(text.utf8CString)
         utf8.withUnsafeMutableBufferPointer { buffer in
             let base = UnsafeRawPointer(buffer.baseAddress!)
@@ -189,7 +203,7 @@ public actor EspeakRuntime {
                 guard let phonemes = espeak_TextToPhonemes(&cursor, espeakCHARS_UTF8, mode) else { break }
                 let stop = min(cursor ?? end, end)
                 let consumed = String(decoding: UnsafeRawBufferPointer(start: start, count: max(0, stop - start)), as: UTF8.self)
-                clauses.append((String(cString: phonemes), consumed, cursor == nil))
+                clauses.append((String(cString: phonemes), consumed, cursor == nil, (start - base)..<max(start - base, stop - base)))
             }
         }
         return clauses
@@ -199,6 +213,14 @@ public actor EspeakRuntime {
 
     /// Synthesizes one piece of text with one of espeak-ng's own voices; returns 16-bit PCM at `outputSampleRate`.
     public func synthesize(_ text: String, voice: String, rate: Int?, pitch: Int?) throws(SpeechError) -> [Int16] {
+        try synthesizeWithEvents(text, voice: voice, rate: rate, pitch: pitch).samples
+    }
+
+    /// Synthesizes like `synthesize`, with espeak-ng's events: where each word, phoneme and
+    /// the end fall in the samples.
+    public func synthesizeWithEvents(
+        _ text: String, voice: String, rate: Int?, pitch: Int?
+    ) throws(SpeechError) -> (samples: [Int16], events: [EspeakEvent]) {
         try select(voice: voice)
         espeak_ng_SetParameter(espeakRATE, Int32(rate ?? Int(espeakRATE_NORMAL)), 0)
         espeak_ng_SetParameter(espeakPITCH, Int32(pitch ?? 50), 0)
@@ -214,7 +236,7 @@ public actor EspeakRuntime {
         guard status == ENS_OK else {
             throw .synthesisFailed("espeak-ng: \(Self.message(for: status))")
         }
-        return sink.samples
+        return (sink.samples, sink.events)
     }
 
     private func requireStarted() throws(SpeechError) {
@@ -232,6 +254,22 @@ public actor EspeakRuntime {
 /// synchronously, on the actor's thread.
 final class SampleSink {
     var samples: [Int16] = []
+    var events: [EspeakEvent] = []
+}
+
+/// One of espeak-ng's synthesis events, copied out of the callback.
+public struct EspeakEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case word, sentence, phoneme, end
+    }
+
+    public var kind: Kind
+    /// 1-based position in the text, in Unicode code points, of what the event is about.
+    public var textPosition: Int
+    /// The sample the event happens at, from the start of the call's audio.
+    public var sample: Int
+    /// The phoneme in IPA for a phoneme event (empty for a pause).
+    public var phoneme: String
 }
 
 /// espeak-ng's callback has no context argument of its own; each event carries the `user_data`
@@ -239,9 +277,33 @@ final class SampleSink {
 private func espeakSynthCallback(
     _ wave: UnsafeMutablePointer<Int16>?, _ count: Int32, _ events: UnsafeMutablePointer<espeak_EVENT>?
 ) -> Int32 {
-    guard let wave, count > 0, let userData = events?.pointee.user_data else { return 0 }
+    guard let userData = events?.pointee.user_data else { return 0 }
     let sink = Unmanaged<SampleSink>.fromOpaque(userData).takeUnretainedValue()
-    sink.samples.append(contentsOf: UnsafeBufferPointer(start: wave, count: Int(count)))
+    var event = events
+    while let current = event?.pointee, current.type != espeakEVENT_LIST_TERMINATED {
+        let kind: EspeakEvent.Kind?
+        switch current.type {
+        case espeakEVENT_WORD: kind = .word
+        case espeakEVENT_SENTENCE: kind = .sentence
+        case espeakEVENT_PHONEME: kind = .phoneme
+        case espeakEVENT_END: kind = .end
+        default: kind = nil
+        }
+        if let kind {
+            var phoneme = ""
+            if kind == .phoneme {
+                // Up to 8 bytes, zero-terminated unless all 8 are used.
+                phoneme = withUnsafeBytes(of: current.id.string) { bytes in
+                    String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+                }
+            }
+            sink.events.append(EspeakEvent(kind: kind, textPosition: Int(current.text_position), sample: Int(current.sample), phoneme: phoneme))
+        }
+        event = event.map { $0 + 1 }
+    }
+    if let wave, count > 0 {
+        sink.samples.append(contentsOf: UnsafeBufferPointer(start: wave, count: Int(count)))
+    }
     return 0  // 0 = continue synthesis
 }
 
@@ -259,6 +321,16 @@ public struct EspeakClause: Sendable, Equatable {
     public var consumedText: String
     /// Whether this clause reached the end of the text (no look-ahead was consumed).
     public var isLast: Bool
+    /// Where `consumedText` is, in UTF-8 bytes of the text given.
+    public var consumedBytes: Range<Int>
+
+    public init(phonemes: String, mnemonics: String?, consumedText: String, isLast: Bool, consumedBytes: Range<Int>? = nil) {
+        self.phonemes = phonemes
+        self.mnemonics = mnemonics
+        self.consumedText = consumedText
+        self.isLast = isLast
+        self.consumedBytes = consumedBytes ?? 0..<consumedText.utf8.count
+    }
 }
 
 /// One of espeak-ng's voices, as `espeak_ListVoices` lists it.

@@ -54,7 +54,7 @@ public struct EspeakVoice: SpeechVoice {
         if let speaker = options.speaker, speaker != .id(0) {
             throw .unknownSpeaker(speaker.description, available: ["0"])
         }
-        let sentences = SentenceSegmenter.sentences(in: text)
+        let sentences = SentenceSegmenter.sentenceRanges(in: text)
         guard !sentences.isEmpty else { throw .emptyText }
         // Length scale maps onto espeak's rate: 2.0 speaks at half the normal 175 wpm.
         let rate = options.rate ?? options.lengthScale.map { Int((175 / Double($0)).rounded()) }.map { min(450, max(80, $0)) }
@@ -79,13 +79,13 @@ public struct EspeakVoice: SpeechVoice {
     /// One text's synthesis, a sentence per call, each in a place the admission gives (espeak-ng
     /// itself runs on its runtime's own thread).
     actor Synthesis: AudioChunkProducer {
-        let sentences: [String]
+        let sentences: [(text: String, bytes: Range<Int>)]
         let settings: Settings
         let runtime: EspeakRuntime
         let admission: any SynthesisAdmission
         private var position = 0
 
-        init(sentences: [String], settings: Settings, runtime: EspeakRuntime, admission: any SynthesisAdmission) {
+        init(sentences: [(text: String, bytes: Range<Int>)], settings: Settings, runtime: EspeakRuntime, admission: any SynthesisAdmission) {
             self.sentences = sentences
             self.settings = settings
             self.runtime = runtime
@@ -97,14 +97,19 @@ public struct EspeakVoice: SpeechVoice {
             let index = position
             position += 1
             let (sentence, settings, runtime) = (sentences[index], settings, runtime)
-            var samples = try await admission.withPlace { _ in
+            let (spoken, events) = try await admission.withPlace { _ in
                 try Task.checkCancellation()
-                return try await runtime.synthesize(sentence, voice: settings.voice, rate: settings.rate, pitch: settings.pitch)
+                return try await runtime.synthesizeWithEvents(sentence.text, voice: settings.voice, rate: settings.rate, pitch: settings.pitch)
             }
-            if index > 0, settings.silenceSamples > 0 {
-                samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
+            var samples = spoken
+            let offset = index > 0 ? settings.silenceSamples : 0
+            if offset > 0 {
+                samples.insert(contentsOf: repeatElement(0, count: offset), at: 0)
             }
-            return AudioChunk(samples: samples, sampleRate: settings.sampleRate, sentenceIndex: index, sentenceCount: sentences.count)
+            let marks = EspeakMarks.marks(
+                sentence: sentence.text, bytes: sentence.bytes, events: events, sampleCount: spoken.count, offset: offset)
+            return AudioChunk(
+                samples: samples, sampleRate: settings.sampleRate, sentenceIndex: index, sentenceCount: sentences.count, marks: marks)
         }
     }
 }

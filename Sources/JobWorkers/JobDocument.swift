@@ -1,6 +1,7 @@
 import AudioStorage
 import Foundation
 import SpeechJobs
+import SpeechMarks
 
 /// A job as clients see it, in the API's answers and in callbacks: the same JSON in both.
 public struct JobDocument: Encodable, Sendable {
@@ -15,6 +16,8 @@ public struct JobDocument: Encodable, Sendable {
     public var progress: Progress
     public var error: String?
     public var audio_url: String?
+    /// The captions' URL, for a job that asked for them (`captions`).
+    public var captions_url: String?
     public var object_key: String?
     public var idempotency_key: String?
     public var cancel_requested: Bool
@@ -57,15 +60,19 @@ public struct JobPresenter: Sendable {
 
     public func document(_ job: Job) async -> JobDocument {
         var audioURL: String?
+        var captionsURL: String?
         if job.status == .succeeded, let key = job.objectKey {
             audioURL = await url(forKey: key, bucket: job.spec.bucket)
+            if let format = job.spec.captions.flatMap({ Captions.Format(rawValue: $0.lowercased()) }) {
+                captionsURL = await url(forKey: JobCaptions.key(forAudioKey: key, format: format), bucket: job.spec.bucket)
+            }
         }
         return JobDocument(
             id: job.id, status: job.status.rawValue, voice: job.spec.voice, text_preview: Self.preview(job.spec.text),
             format: job.spec.format, attempts: job.attempts,
             max_attempts: job.maxAttempts,
             progress: .init(sentences_done: job.sentencesDone, sentences_total: job.sentencesTotal),
-            error: job.error, audio_url: audioURL, object_key: job.objectKey, idempotency_key: job.idempotencyKey,
+            error: job.error, audio_url: audioURL, captions_url: captionsURL, object_key: job.objectKey, idempotency_key: job.idempotencyKey,
             cancel_requested: job.cancelRequested, created_at: Self.iso(job.createdAt), updated_at: Self.iso(job.updatedAt),
             started_at: job.startedAt.map(Self.iso), finished_at: job.finishedAt.map(Self.iso),
             expires_at: job.finishedAt.map { Self.iso($0 + retention.milliseconds) },
@@ -105,5 +112,15 @@ public struct JobPresenter: Sendable {
 
     static func iso(_ milliseconds: Int64) -> String {
         isoStyle.format(Timestamp.date(milliseconds))
+    }
+}
+
+/// Where a job's captions are stored: beside its audio, under the audio's key with the
+/// captions' extension in place of the audio's (`jobs/ID.mp3` → `jobs/ID.vtt`).
+public enum JobCaptions {
+    public static func key(forAudioKey key: String, format: Captions.Format) -> String {
+        let name = key.split(separator: "/", omittingEmptySubsequences: false).last ?? Substring(key)
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return key + "." + format.fileExtension }
+        return String(key[..<dot]) + "." + format.fileExtension
     }
 }

@@ -2,6 +2,7 @@ import AudioEncoding
 import Foundation
 import SpeechCore
 import SpeechJobs
+import SpeechMarks
 import SpeechService
 
 /// What a rendered job produced.
@@ -10,6 +11,8 @@ public struct RenderedAudio: Sendable {
     public var contentType: String
     public var sentences: Int
     public var bytes: Int
+    /// The captions the job asked for, with their format.
+    public var captions: (format: Captions.Format, text: String)?
 }
 
 /// Turns a job's spec into an audio file, sentence by sentence, reporting progress after each
@@ -47,7 +50,23 @@ public struct JobRenderer: Sendable {
             SpeechInput(spec.text, markup: spec.textType ?? .text, normalize: spec.normalize ?? normalize), voiceID: spec.voice, options: requested, defaults: defaults)
         guard let format = AudioFormat(name: spec.format) else { throw AudioOutputError.unknownFormat(spec.format) }
         let output = try AudioOutput(format: format, sampleRate: spec.sampleRate, bitrate: spec.bitrate, voiceRate: prepared.voice.sampleRate)
+        _ = try Self.captions(spec)
         return (prepared, output)
+    }
+
+    /// The captions a spec asks for and their cue length; 400-class errors for a bad choice.
+    static func captions(_ spec: JobSpec) throws(SpeechError) -> (format: Captions.Format, length: Int)? {
+        guard let name = spec.captions else { return nil }
+        guard let format = Captions.Format(rawValue: name.lowercased()) else {
+            throw .invalidOption(name: "captions", message: "captions must be vtt or srt, got '\(name)'")
+        }
+        let length = spec.captionLength ?? Captions.defaultMaxCharacters
+        guard Captions.maxCharactersRange.contains(length) else {
+            throw .invalidOption(
+                name: "caption_length",
+                message: "caption_length must be between 0 (one cue per sentence) and \(Captions.maxCharactersRange.upperBound) characters, got \(length)")
+        }
+        return (format, length)
     }
 
     /// Writes the job's audio to `file` (created or truncated). `progress(done, total)` runs
@@ -71,7 +90,11 @@ public struct JobRenderer: Sendable {
         let writer = FileWriterHandle(try AudioFileWriter(output: output, inputRate: prepared.voice.sampleRate, path: file.path))
         var done = 0
         var seconds = 0.0
+        let captions = try Self.captions(spec)
+        var timeline = SpeechMarkTimeline(text: spec.text, kinds: [.word, .sentence], outputRate: output.sampleRate)
+        var marks: [TimedMark] = []
         for try await chunk in prepared.start(on: admission) {
+            if captions != nil { marks += timeline.add(chunk) }
             seconds += chunk.duration
             guard seconds <= maxSeconds else { throw AudioOutputError.audioTooLong(limitSeconds: Int(maxSeconds)) }
             try await admission.encode { try writer.file.write(chunk.samples) }
@@ -80,7 +103,9 @@ public struct JobRenderer: Sendable {
             try await progress(done, max(chunk.sentenceCount ?? done, done))
         }
         let bytes = try await admission.encode { try writer.file.finish() }
-        return RenderedAudio(format: output.format, contentType: output.format.contentType, sentences: done, bytes: bytes)
+        return RenderedAudio(
+            format: output.format, contentType: output.format.contentType, sentences: done, bytes: bytes,
+            captions: captions.map { ($0.format, Captions(marks: marks, text: spec.text, maxCharacters: $0.length).render($0.format)) })
     }
 }
 

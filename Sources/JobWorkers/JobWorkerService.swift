@@ -151,6 +151,15 @@ public final class JobWorkerService: Service {
             }
             switch outcome {
             case .rendered(let audio):
+                // Captions first: the audio's presence is what says a job's objects are stored.
+                if let captions = audio.captions {
+                    let file = scratch.appendingPathExtension(captions.format.fileExtension)
+                    defer { try? FileManager.default.removeItem(at: file) }
+                    try Data(captions.text.utf8).write(to: file)
+                    let captionsKey = JobCaptions.key(forAudioKey: key, format: captions.format)
+                    try await objects.put(key: captionsKey, file: file, contentType: captions.format.contentType)
+                    log.info("job captions stored", metadata: ["key": "\(captionsKey)"])
+                }
                 try await objects.put(key: key, file: scratch, contentType: audio.contentType)
                 log.info("job audio stored", metadata: ["key": "\(key)", "bytes": "\(audio.bytes)", "sentences": "\(audio.sentences)"])
                 try await finish(job, worker: worker, key: key, log: log)

@@ -86,6 +86,9 @@ struct JobController: Sendable {
         var normalize: RequestSwitch?
         /// `text` (the default) or `ssml`.
         var text_type: String?
+        /// Captions stored next to the audio: `vtt` or `srt`, with `caption_length` characters per cue.
+        var captions: String?
+        var caption_length: Int?
     }
 
     private func submit(_ request: Request, context: LarkRequestContext) async throws -> Response {
@@ -95,7 +98,8 @@ struct JobController: Sendable {
             sampleRate: body.sample_rate, bitrate: body.bitrate, lengthScale: body.length_scale, noiseScale: body.noise_scale,
             noiseW: body.noise_w, sentenceSilence: body.sentence_silence, callbackURL: body.callback_url,
             normalize: try body.normalize?.value(name: RequestSwitch.normalize),
-            textType: body.text_type == nil ? nil : try TextType.markup(textType: body.text_type))
+            textType: body.text_type == nil ? nil : try TextType.markup(textType: body.text_type),
+            captions: body.captions, captionLength: body.caption_length)
         let key = body.idempotency_key ?? request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key, key.isEmpty || key.count > 200 {
             throw APIError(.badRequest, code: "invalid_idempotency_key", message: "idempotency_key must be 1 to 200 characters")

@@ -67,6 +67,23 @@ public final class ServerMetrics: Sendable {
                 labels: [("voice", voice)]))
     }
 
+    // The same counters for front doors outside this module (the Wyoming server).
+
+    /// Records a request's time to its first audio under `route` (`wyoming` for the Wyoming server).
+    public func recordTimeToFirstAudio(route: String, _ duration: Duration) {
+        timeToFirstAudio(route: route).record(duration)
+    }
+
+    /// Counts one sentence's audio for `voice`.
+    public func countAudio(_ chunk: AudioChunk, voice: String) {
+        voiceCounters(voice).count(chunk)
+    }
+
+    /// Counts a request refused because the scheduler was full.
+    public func countRejected() {
+        rejected.increment()
+    }
+
     /// The Prometheus text exposition of every metric.
     func exposition() -> [UInt8] {
         registry.emitToBuffer()

@@ -2,6 +2,7 @@ import AudioEncoding
 import Foundation
 import Hummingbird
 import SpeechCore
+import SpeechMarks
 import SpeechService
 
 /// The speech routes: Piper's HTTP API (`GET /?text=`, `POST /`, `POST /synthesize`), the Polly
@@ -98,6 +99,10 @@ struct SpeechController: Sendable {
         var text_type: String?
         /// Piper's `/synthesize`: the text is SSML.
         var ssml: Bool?
+        /// Which marks to send with the audio (`SpeechController+Marks`).
+        var marks: [String]?
+        /// Characters per caption cue, for `format` `vtt` or `srt`.
+        var caption_length: Int?
 
         var options: SynthesisOptions {
             SynthesisOptions(
@@ -105,7 +110,9 @@ struct SpeechController: Sendable {
                 noiseScale: noise_scale, noiseW: noise_w_scale ?? noise_w, sentenceSilence: sentence_silence)
         }
 
-        var output: OutputChoice { OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate) }
+        var output: OutputChoice {
+            OutputChoice(format: format ?? "wav", sampleRate: sample_rate, bitrate: bitrate, captionLength: caption_length)
+        }
     }
 
     private func synthesizeJSON(_ request: Request, context: LarkRequestContext) async throws -> Response {
@@ -179,6 +186,11 @@ struct SpeechController: Sendable {
     private func nativeSpeech(_ request: Request, context: LarkRequestContext) async throws -> Response {
         try await whileConnected(request) { request in
             let body = try await decodeJSONBody(SpeechBody.self, request, textLimit: configuration.maxTextCharacters)
+            if let marks = body.marks, Captions.Format(rawValue: body.output.format.lowercased()) == nil {
+                return try await markedSpeech(
+                    input: SpeechInput(body.text), voiceID: body.voice, options: body.options, output: body.output,
+                    kinds: try Self.markKinds(marks), stream: body.stream == true, route: "/api/v1/speech")
+            }
             if body.stream == true {
                 return try await streamed(
                     input: try input(body), voiceID: body.voice, options: body.options, output: body.output, route: "/api/v1/speech")
@@ -211,6 +223,10 @@ struct SpeechController: Sendable {
     private func wholeFile(
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String
     ) async throws -> Response {
+        if let captions = Captions.Format(rawValue: output.format.lowercased()) {
+            return try await self.captions(
+                captions, input: input, voiceID: voiceID, options: options, maxCharacters: try Self.captionLength(output.captionLength))
+        }
         let start = ContinuousClock.now
         let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: false)
         var bytes: [UInt8] = []
@@ -236,6 +252,10 @@ struct SpeechController: Sendable {
         input: SpeechInput, voiceID: String?, options: SynthesisOptions, output: OutputChoice, route: String,
         contentType: String? = nil, headers: HTTPFields = [:]
     ) async throws -> Response {
+        if let captions = Captions.Format(rawValue: output.format.lowercased()) {
+            return try await self.captions(
+                captions, input: input, voiceID: voiceID, options: options, maxCharacters: try Self.captionLength(output.captionLength))
+        }
         let start = ContinuousClock.now
         let speech = try await begin(input: input, voiceID: voiceID, options: options, output: output, streaming: true)
         guard let first = try await speech.next() else { throw SpeechError.emptyText }
@@ -340,11 +360,14 @@ struct OutputChoice: Sendable {
     var format: String
     var sampleRate: Int?
     var bitrate: Int?
+    /// Characters per cue when `format` is captions (`vtt`, `srt`).
+    var captionLength: Int?
 
-    init(format: String, sampleRate: Int?, bitrate: Int?) {
+    init(format: String, sampleRate: Int?, bitrate: Int?, captionLength: Int? = nil) {
         self.format = format
         self.sampleRate = sampleRate
         self.bitrate = bitrate
+        self.captionLength = captionLength
     }
 
     /// The format (the first of `formatNames` given), `sample_rate` (or Polly's `SampleRate`) and
@@ -359,7 +382,7 @@ struct OutputChoice: Sendable {
         }
         self.init(
             format: formatNames.lazy.compactMap(query.get).first ?? defaultFormat, sampleRate: try number(["sample_rate", "SampleRate"]),
-            bitrate: try number(["bitrate"]))
+            bitrate: try number(["bitrate"]), captionLength: try number(["caption_length"]))
     }
 
     func resolve(voiceRate: Int) throws(AudioOutputError) -> AudioOutput {
@@ -387,6 +410,8 @@ final class EncodedSpeech: @unchecked Sendable {
     private let maxSeconds: Double
     /// Whether the stream ended at `maxSeconds` rather than at the end of the text.
     private(set) var passedLimit = false
+    /// The chunk whose bytes `next` returned last (its marks time them).
+    private(set) var lastChunk: AudioChunk?
 
     init(
         _ stream: SpeechStream, encoder: any AudioEncoder, format: AudioFormat, ticket: SynthesisTicket,
@@ -414,6 +439,7 @@ final class EncodedSpeech: @unchecked Sendable {
                 return nil
             }
             counters.count(chunk)
+            lastChunk = chunk
             seconds += chunk.duration
             let encoder = encoder
             return try await scheduler.encode { try encoder.encoder.encode(chunk.samples) }

@@ -20,8 +20,9 @@
 public enum ConvolutionRewrite {
     /// Names what this module's rewrites write (`ConvolutionRewrite` with its plans, and
     /// `BlockedLayoutCleanup`): change it with any change to their output, so that optimized
-    /// voices cached by an earlier version are built again instead of used.
-    public static let version = "2026-12-01.1"
+    /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
+    /// graph also carries `DurationOutput`'s phoneme durations.)
+    public static let version = "2026-12-01.2"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

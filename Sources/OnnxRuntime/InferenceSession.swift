@@ -228,6 +228,13 @@ public final class InferenceSession: @unchecked Sendable {
     /// Runs the model and returns its first output as floats. Blocks the calling thread:
     /// call it from a thread pool, never from an event loop.
     public func run(_ inputs: [InputTensor], cancellation: RunCancellation? = nil) throws(OnnxRuntimeError) -> [Float] {
+        try run(inputs, outputs: [outputNames[0]], cancellation: cancellation)[0]
+    }
+
+    /// Runs the model and returns the named float outputs, in the order asked.
+    public func run(
+        _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation? = nil
+    ) throws(OnnxRuntimeError) -> [[Float]] {
         let api = runtime.api.pointee
         var values: [OpaquePointer?] = []
         defer { values.forEach { api.ReleaseValue($0) } }
@@ -257,23 +264,29 @@ public final class InferenceSession: @unchecked Sendable {
             values.append(value)
         }
 
-        var output: OpaquePointer?
+        var outputs = [OpaquePointer?](repeating: nil, count: requested.count)
         let inputNames = inputs.map(\.name)
         let status = withCStrings(inputNames) { inputNamePointers in
-            withCStrings([outputNames[0]]) { outputNamePointers in
+            withCStrings(requested) { outputNamePointers in
                 values.withUnsafeBufferPointer { valuePointers in
                     valuePointers.withMemoryRebound(to: OpaquePointer?.self) { rebound in
-                        api.Run(
-                            session, cancellation?.options, inputNamePointers,
-                            UnsafePointer(rebound.baseAddress), inputs.count,
-                            outputNamePointers, 1, &output)
+                        outputs.withUnsafeMutableBufferPointer { outputPointers in
+                            api.Run(
+                                session, cancellation?.options, inputNamePointers,
+                                UnsafePointer(rebound.baseAddress), inputs.count,
+                                outputNamePointers, requested.count, outputPointers.baseAddress)
+                        }
                     }
                 }
             }
         }
         try runtime.check(status)
-        defer { api.ReleaseValue(output) }
+        defer { outputs.forEach { api.ReleaseValue($0) } }
+        return try outputs.map { output throws(OnnxRuntimeError) in try floats(of: output) }
+    }
 
+    private func floats(of output: OpaquePointer?) throws(OnnxRuntimeError) -> [Float] {
+        let api = runtime.api.pointee
         var shapeInfo: OpaquePointer?
         try runtime.check(api.GetTensorTypeAndShape(output, &shapeInfo))
         defer { api.ReleaseTensorTypeAndShapeInfo(shapeInfo) }

@@ -37,36 +37,48 @@ public struct PiperPhonemizer: Sendable {
 
     /// The phonemes of each sentence of `text`; empty sentences are left out.
     public func phonemize(_ text: String) async throws(SpeechError) -> [[String]] {
+        try await sentences(of: text, withWords: false).map(\.phonemes)
+    }
+
+    /// Each sentence of `text` (empty ones left out) with its phonemes, exactly those of
+    /// `phonemize`, and which word of the text each phoneme belongs to (`withWords`; see
+    /// `WordAlignment`). Words come from espeak-ng's text only, not from `[[ raw ]]` phonemes.
+    public func sentences(of text: String, withWords: Bool = true) async throws(SpeechError) -> [PhonemizedSentence] {
         switch type {
         case .text:
             // Piper treats the whole text as one sentence; splitting lets long texts stream.
-            return SentenceSegmenter.sentences(in: text).map { Self.codePoints($0) }.filter { !$0.isEmpty }
+            return SentenceSegmenter.sentences(in: text).map { Self.codePoints($0) }.filter { !$0.isEmpty }.map {
+                PhonemizedSentence(phonemes: $0, owners: Array(repeating: nil, count: $0.count), words: [], textBytes: nil)
+            }
         case .espeak:
-            return try await phonemizeWithEspeak(text).filter { !$0.isEmpty }
+            return try await phonemizeWithEspeak(text, withWords: withWords).filter { !$0.phonemes.isEmpty }
         }
     }
 
-    private func phonemizeWithEspeak(_ text: String) async throws(SpeechError) -> [[String]] {
-        var sentences: [[String]] = []
+    private func phonemizeWithEspeak(_ text: String, withWords: Bool) async throws(SpeechError) -> [PhonemizedSentence] {
+        var sentences: [PhonemizedSentence] = []
         var previousWasRaw = false
         let parts = RawPhonemeBlocks.split(text)
+        var offset = 0
         for (index, part) in parts.enumerated() {
             if case .raw(let inner) = part {
+                offset += inner.utf8.count + 4  // with its [[ ]]
                 previousWasRaw = true
-                if sentences.isEmpty { sentences.append([]) }
+                if sentences.isEmpty { sentences.append(PhonemizedSentence()) }
                 if index > 0, case .text(let before) = parts[index - 1], before.hasSuffix(" ") {
-                    sentences[sentences.count - 1].append(" ")
+                    sentences[sentences.count - 1].append([" "])
                 }
-                sentences[sentences.count - 1].append(contentsOf: inner.trimmingWhitespace().unicodeScalars.map(String.init))
+                sentences[sentences.count - 1].append(inner.trimmingWhitespace().unicodeScalars.map(String.init))
                 if index + 1 < parts.count, case .text(let after) = parts[index + 1], after.hasPrefix(" ") {
-                    sentences[sentences.count - 1].append(" ")
+                    sentences[sentences.count - 1].append([" "])
                 }
                 continue
             }
             guard case .text(let plain) = part else { continue }
-            var partSentences = try await espeakSentences(plain)
+            var partSentences = try await espeakSentences(plain, offset: offset, withWords: withWords)
+            offset += plain.utf8.count
             if previousWasRaw, !partSentences.isEmpty {
-                sentences[sentences.count - 1].append(contentsOf: partSentences.removeFirst())
+                sentences[sentences.count - 1].append(partSentences.removeFirst())
             }
             sentences.append(contentsOf: partSentences)
             previousWasRaw = false
@@ -74,24 +86,44 @@ public struct PiperPhonemizer: Sendable {
         return sentences
     }
 
-    /// One text part through espeak-ng, grouped into sentences by Piper's rules.
-    private func espeakSentences(_ text: String) async throws(SpeechError) -> [[String]] {
+    /// One text part (at byte `offset` of the whole text) through espeak-ng, grouped into
+    /// sentences by Piper's rules.
+    private func espeakSentences(_ text: String, offset: Int, withWords: Bool) async throws(SpeechError) -> [PhonemizedSentence] {
         guard !text.isEmpty else { return [] }
         let clauses = try await runtime.clauses(of: text, voice: espeakVoice)
-        var sentences: [[String]] = []
-        var current: [String] = []
+        var sentences: [PhonemizedSentence] = []
+        var current = PhonemizedSentence()
+        var clauseStart = 0
+        let utf8 = Array(text.utf8)
         for clause in clauses {
             let terminator = EspeakTerminator(consumedText: clause.consumedText, isLast: clause.isLast)
-            var phonemes = Self.removeLanguageFlags(GlideRule.apply(ipa: clause.phonemes, mnemonics: clause.mnemonics))
-            phonemes += terminator.punctuation
-            if terminator.addsSpace { phonemes += " " }
-            current.append(contentsOf: Self.codePoints(phonemes))
+            let spoken = Self.codePoints(Self.removeLanguageFlags(GlideRule.apply(ipa: clause.phonemes, mnemonics: clause.mnemonics)))
+            // The clause's own text: espeak-ng read one character ahead, which the next clause speaks.
+            var clauseEnd = clause.consumedBytes.upperBound
+            if !clause.isLast, let last = clause.consumedText.last, last.isLetter || last.isNumber {
+                clauseEnd -= last.utf8.count
+            }
+            let clauseBytes = clauseStart..<max(clauseStart, clauseEnd)
+            clauseStart = clauseBytes.upperBound
+            var owners = [Int?](repeating: nil, count: spoken.count)
+            var words: [TextWord] = []
+            if withWords {
+                words = TextWords.words(in: text, bytes: clauseBytes)
+                let wordPhonemes = try await runtime.phonemesOfWords(words.map(\.text), voice: espeakVoice)
+                owners = WordAlignment.owners(of: spoken, words: wordPhonemes.map(Self.codePoints))
+                words = words.map { TextWord(text: $0.text, bytes: $0.bytes.lowerBound + offset..<$0.bytes.upperBound + offset) }
+            }
+            var tail = terminator.punctuation
+            if terminator.addsSpace { tail += " " }
+            let ending = Self.codePoints(tail)
+            current.append(spoken + ending, owners: owners + Array(repeating: nil, count: ending.count), words: words)
+            current.extendText(to: clauseBytes, offset: offset, in: utf8)
             if terminator.endsSentence {
-                sentences.append(mergeVowelClusters(current))
-                current = []
+                sentences.append(current.mergingVowelClusters(vowelClusters))
+                current = PhonemizedSentence()
             }
         }
-        if !current.isEmpty { sentences.append(mergeVowelClusters(current)) }
+        if !current.phonemes.isEmpty { sentences.append(current.mergingVowelClusters(vowelClusters)) }
         return sentences
     }
 
@@ -121,28 +153,81 @@ public struct PiperPhonemizer: Sendable {
 
     /// Merges adjacent phonemes that form a known vowel cluster, longest first.
     func mergeVowelClusters(_ phonemes: [String]) -> [String] {
-        guard !vowelClusters.isEmpty else { return phonemes }
-        let longest = vowelClusters.map(\.count).max() ?? 0
-        var result: [String] = []
+        Self.mergeVowelClusters(phonemes, clusters: vowelClusters).map(\.phoneme)
+    }
+
+    /// Each merged phoneme with the index of the first phoneme it was made of.
+    static func mergeVowelClusters(_ phonemes: [String], clusters: [[String]]) -> [(phoneme: String, source: Int)] {
+        guard !clusters.isEmpty else { return phonemes.enumerated().map { ($1, $0) } }
+        let longest = clusters.map(\.count).max() ?? 0
+        var result: [(phoneme: String, source: Int)] = []
         var index = 0
         while index < phonemes.count {
             var matched = 0
             var length = min(longest, phonemes.count - index)
             while length >= 2 {
-                if vowelClusters.contains(Array(phonemes[index..<index + length])) {
+                if clusters.contains(Array(phonemes[index..<index + length])) {
                     matched = length
                     break
                 }
                 length -= 1
             }
             if matched > 0 {
-                result.append(phonemes[index..<index + matched].joined())
+                result.append((phonemes[index..<index + matched].joined(), index))
                 index += matched
             } else {
-                result.append(phonemes[index])
+                result.append((phonemes[index], index))
                 index += 1
             }
         }
+        return result
+    }
+}
+
+/// One sentence as the voice speaks it: its phonemes, and the words of the text they say.
+public struct PhonemizedSentence: Sendable, Equatable {
+    public var phonemes: [String] = []
+    /// For each phoneme, the index in `words` of the word it belongs to (nil: a space,
+    /// punctuation, or a phoneme given raw).
+    public var owners: [Int?] = []
+    /// The text's words in this sentence (UTF-8 byte ranges in the whole text given).
+    public var words: [TextWord] = []
+    /// Where the sentence is in the text given (UTF-8 bytes, without surrounding white space);
+    /// nil when it is not known.
+    public var textBytes: Range<Int>?
+
+    mutating func append(_ more: [String], owners moreOwners: [Int?]? = nil, words moreWords: [TextWord] = []) {
+        let base = words.count
+        phonemes += more
+        owners += (moreOwners ?? Array(repeating: nil, count: more.count)).map { $0.map { $0 + base } }
+        words += moreWords
+    }
+
+    mutating func append(_ other: PhonemizedSentence) {
+        append(other.phonemes, owners: other.owners, words: other.words)
+        if let bytes = other.textBytes {
+            textBytes = textBytes.map { min($0.lowerBound, bytes.lowerBound)..<max($0.upperBound, bytes.upperBound) } ?? bytes
+        }
+    }
+
+    /// Widens `textBytes` over `bytes` of `text` (found at `offset` of the whole), white space trimmed.
+    mutating func extendText(to bytes: Range<Int>, offset: Int, in utf8: [UInt8]) {
+        var lower = bytes.lowerBound, upper = min(bytes.upperBound, utf8.count)
+        while lower < upper, Self.isSpace(utf8[lower]) { lower += 1 }
+        while upper > lower, Self.isSpace(utf8[upper - 1]) { upper -= 1 }
+        guard lower < upper else { return }
+        let range = lower + offset..<upper + offset
+        textBytes = textBytes.map { min($0.lowerBound, range.lowerBound)..<max($0.upperBound, range.upperBound) } ?? range
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+
+    func mergingVowelClusters(_ clusters: [[String]]) -> PhonemizedSentence {
+        guard !clusters.isEmpty else { return self }
+        let merged = PiperPhonemizer.mergeVowelClusters(phonemes, clusters: clusters)
+        var result = self
+        result.phonemes = merged.map(\.phoneme)
+        result.owners = merged.map { owners[$0.source] }
         return result
     }
 }

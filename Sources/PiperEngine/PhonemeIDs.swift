@@ -14,19 +14,31 @@ public struct PhonemeIDMapper: Sendable {
     }
 
     public func ids(for phonemes: [String]) -> (ids: [Int64], unknown: [String]) {
+        let result = idsWithSpans(for: phonemes)
+        return (result.ids, result.unknown)
+    }
+
+    /// The ids, and for each phoneme where its ids are among them (with the pad after it;
+    /// empty for a phoneme the voice does not know).
+    public func idsWithSpans(for phonemes: [String]) -> (ids: [Int64], spans: [Range<Int>], unknown: [String]) {
         var ids = begin + pad
         ids.reserveCapacity(phonemes.count * 2 + 3)
+        var spans: [Range<Int>] = []
+        spans.reserveCapacity(phonemes.count)
         var unknown: [String] = []
         for phoneme in phonemes {
             guard let phonemeIDs = map[phoneme] else {
                 unknown.append(phoneme)
+                spans.append(ids.count..<ids.count)
                 continue
             }
+            let start = ids.count
             ids += phonemeIDs
             ids += pad
+            spans.append(start..<ids.count)
         }
         ids += end
-        return (ids, unknown)
+        return (ids, spans, unknown)
     }
 }
 

@@ -19,6 +19,8 @@ struct PiperModelLoader: Sendable {
     let runtime: OnnxRuntime
     let rewrite: Bool
     let cache: OptimizedVoiceCache?
+    /// Whether the graph reports its phoneme durations (`DurationOutput`), for word timings.
+    var timings = true
 
     struct Loaded {
         var sessions: [InferenceSession]
@@ -32,6 +34,8 @@ struct PiperModelLoader: Sendable {
 
     func load() throws(OnnxRuntimeError) -> Loaded {
         guard rewrite, !configurations[0].useCUDA else { return try plain() }
+        // Graphs without the duration output are not cached (they serve benchmarks only).
+        let cache = timings ? cache : nil
         let key = cache.flatMap { try? $0.key(forModelAt: source.modelPath, onnxRuntime: runtime.version, session: Self.optimizingDescription) }
         if let cache, let key, let loaded = cached(cache, key: key) { return loaded }
         if let built = try built(cache: cache, key: key) { return built }
@@ -39,8 +43,13 @@ struct PiperModelLoader: Sendable {
     }
 
     private func plain() throws(OnnxRuntimeError) -> Loaded {
+        // The file's graph with only the duration output added (`DurationOutput`): the same
+        // computation, so the same samples as Piper's; the file as it is when that edit fails.
+        let timed = !timings ? nil : (try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped))
+            .flatMap { try? DurationOutput.apply(to: [UInt8]($0)) }
         let sessions = try Self.sessions(for: configurations) { configuration throws(OnnxRuntimeError) in
-            try InferenceSession(modelPath: source.modelPath, configuration: configuration, runtime: runtime)
+            if let timed { return try InferenceSession(model: timed, configuration: configuration, runtime: runtime) }
+            return try InferenceSession(modelPath: source.modelPath, configuration: configuration, runtime: runtime)
         }
         return Loaded(sessions: sessions, restatedConvolutions: 0)
     }
@@ -72,33 +81,35 @@ struct PiperModelLoader: Sendable {
     /// the model has nothing to rewrite or a step fails (the caller loads the file as it is).
     private func built(cache: OptimizedVoiceCache?, key: OptimizedVoiceCache.Key?) throws(OnnxRuntimeError) -> Loaded? {
         let started = Date()
-        guard let rewritten = Self.rewrittenModel(at: source.modelPath) else { return nil }
+        guard let rewritten = Self.rewrittenModel(at: source.modelPath, timings: timings) else { return nil }
         if let cache, key != nil { cache.onEvent(.building(voice: source.id)) }
         if let (model, sessions, expected) = cleaned(rewritten.model) {
             if let cache, let key {
                 cache.store(
                     model: model, key: key, voice: source.id, probe: expected,
-                    restatedConvolutions: rewritten.convertedConvolutions, buildSeconds: Date().timeIntervalSince(started))
+                    restatedConvolutions: rewritten.converted, buildSeconds: Date().timeIntervalSince(started))
             }
-            return Loaded(sessions: sessions, restatedConvolutions: rewritten.convertedConvolutions)
+            return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
         }
         // A rewritten model that ONNX Runtime optimizes but the cleanup cannot use still runs.
         guard let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
             try InferenceSession(model: rewritten.model, configuration: configuration, runtime: runtime)
         }) else { return nil }
-        return Loaded(sessions: sessions, restatedConvolutions: rewritten.convertedConvolutions)
+        return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
     }
 
-    /// The model at `path` with its 1-D convolutions restated, or nil when the file cannot be
+    /// The model at `path` with its 1-D convolutions restated and its phoneme durations as an
+    /// extra output (`DurationOutput`, where the graph has them), or nil when the file cannot be
     /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
     /// ONNX Runtime reports what is wrong with it).
-    private static func rewrittenModel(at path: String) -> ConvolutionRewrite.Result? {
+    private static func rewrittenModel(at path: String, timings: Bool) -> (model: [UInt8], converted: Int)? {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
               let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
               result.convertedConvolutions > 0
         else { return nil }
-        return result
+        let timed = timings ? (try? DurationOutput.apply(to: result.model)) ?? nil : nil
+        return (timed ?? result.model, result.convertedConvolutions)
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's

@@ -48,9 +48,11 @@ public final class PiperVoice: SpeechVoice {
     /// CPU kernels do faster with the same results (`ConvolutionRewrite`); ignored on CUDA.
     /// `cache`: where the rewritten model, optimized for this machine, is kept between loads
     /// (nil: built on every load). See `PiperModelLoader`.
+    /// `timings`: the model reports its phoneme durations, and chunks carry word, sentence and
+    /// viseme marks (off only to measure what they cost).
     public init(
         source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
-        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil
+        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil, timings: Bool = true
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
         guard FileManager.default.fileExists(atPath: source.modelPath) else {
@@ -72,7 +74,8 @@ public final class PiperVoice: SpeechVoice {
         let loaded: [InferenceSession]
         do {
             let result = try PiperModelLoader(
-                source: source, configurations: configurations, runtime: runtime, rewrite: rewriteConvolutions, cache: cache
+                source: source, configurations: configurations, runtime: runtime, rewrite: rewriteConvolutions, cache: cache,
+                timings: timings
             ).load()
             loaded = result.sessions
             restatedConvolutions = result.restatedConvolutions
@@ -160,15 +163,27 @@ public final class PiperVoice: SpeechVoice {
         public var phonemes: [String]
         /// True for the second and later pieces of a cut sentence (no sentence silence before it).
         public var continuesSentence: Bool
+        /// For each phoneme, the index in `words` of the word it says (empty without words).
+        public var owners: [Int?] = []
+        /// The words of the run's sentence (UTF-8 byte ranges in the text).
+        public var words: [TextWord] = []
+        /// Where the run's sentence is in the text (UTF-8 bytes), where known.
+        public var sentenceBytes: Range<Int>?
     }
 
     /// The model runs for `text`: its sentences, each cut into pieces when it is too long to run
-    /// whole at this length scale (see `LongSentenceSplitter`).
-    public func modelRuns(for text: String, lengthScale: Float = 1) async throws(SpeechError) -> [ModelRun] {
+    /// whole at this length scale (see `LongSentenceSplitter`). `withWords`: also find which
+    /// word each phoneme says, for timings (see `WordAlignment`).
+    public func modelRuns(for text: String, lengthScale: Float = 1, withWords: Bool = false) async throws(SpeechError) -> [ModelRun] {
         let limit = LongSentenceSplitter.limit(lengthScale: lengthScale)
-        return try await phonemizer.phonemize(text).enumerated().flatMap { sentence, phonemes in
-            LongSentenceSplitter.pieces(of: phonemes, limit: limit).enumerated().map { piece, phonemes in
-                ModelRun(sentence: sentence, phonemes: phonemes, continuesSentence: piece > 0)
+        return try await phonemizer.sentences(of: text, withWords: withWords).enumerated().flatMap { index, sentence in
+            var start = 0
+            return LongSentenceSplitter.pieces(of: sentence.phonemes, limit: limit).enumerated().map { piece, phonemes in
+                defer { start += phonemes.count }
+                return ModelRun(
+                    sentence: index, phonemes: phonemes, continuesSentence: piece > 0,
+                    owners: withWords ? Array(sentence.owners[start..<start + phonemes.count]) : [],
+                    words: withWords ? sentence.words : [], sentenceBytes: sentence.textBytes)
             }
         }
     }
@@ -201,19 +216,32 @@ public final class PiperVoice: SpeechVoice {
         }
 
         func next() async throws -> AudioChunk? {
-            if runs == nil { runs = try await voice.modelRuns(for: text, lengthScale: settings.lengthScale) }
+            let timed = voice.reportsDurations
+            if runs == nil { runs = try await voice.modelRuns(for: text, lengthScale: settings.lengthScale, withWords: timed) }
             guard let runs, position < runs.count else { return nil }
             let run = runs[position]
             position += 1
             try Task.checkCancellation()
-            var samples = try await voice.audio(for: voice.phonemeIDs(for: run), settings: settings, admission: admission)
+            let (ids, spans, _) = voice.mapper.idsWithSpans(for: run.phonemes)
+            let output = try await voice.run(ids, settings: settings, admission: admission)
+            var samples = output.samples
+            var offset = 0
             if run.sentence > 0, !run.continuesSentence, settings.silenceSamples > 0 {
                 samples.insert(contentsOf: repeatElement(0, count: settings.silenceSamples), at: 0)
+                offset = settings.silenceSamples
+            }
+            var marks: [SpeechMark] = []
+            if let frames = output.frames, frames.count == ids.count,
+               let hop = PiperMarks.hopLength(samples: output.samples.count, frames: frames) {
+                if utf8 == nil { utf8 = Array(text.utf8) }
+                marks = PiperMarks.marks(for: run, spans: spans, frames: frames, hop: hop, offset: offset, text: utf8!)
             }
             return AudioChunk(
                 samples: samples, sampleRate: voice.config.sampleRate, sentenceIndex: run.sentence, phonemes: run.phonemes.joined(),
-                sentenceCount: (runs.last?.sentence ?? run.sentence) + 1)
+                sentenceCount: (runs.last?.sentence ?? run.sentence) + 1, marks: marks)
         }
+
+        private var utf8: [UInt8]?
     }
 
     /// Phoneme ids (times the length scale) past which a run gives its arena growth back: about
@@ -223,6 +251,17 @@ public final class PiperVoice: SpeechVoice {
     /// Runs the model on one sentence's ids, in a place the admission gives: on the wide session
     /// when the run is alone, else on the narrow one. Cancelling the calling task stops the run.
     public func audio(for ids: [Int64], settings: ResolvedSettings, admission: any SynthesisAdmission) async throws -> [Int16] {
+        try await run(ids, settings: settings, admission: admission).samples
+    }
+
+    /// Whether the model reports how many frames it holds each phoneme id (`DurationOutput`),
+    /// which word timings come from.
+    public var reportsDurations: Bool { narrow.outputNames.contains(DurationOutput.outputName) }
+
+    /// A run's samples, and each id's frames where the model reports them.
+    func run(
+        _ ids: [Int64], settings: ResolvedSettings, admission: any SynthesisAdmission
+    ) async throws -> (samples: [Int16], frames: [Float]?) {
         var inputs: [InputTensor] = [
             .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
             .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
@@ -238,22 +277,25 @@ public final class PiperVoice: SpeechVoice {
         // grew back afterwards, so a few long or stretched texts do not raise a server's memory
         // for good; ordinary runs keep the arena warm.
         let large = Float(ids.count) * settings.lengthScale > Self.largeRunIDs
-        let floats = try await admission.withPlace { place in
+        let outputs = try await admission.withPlace { place in
             try Task.checkCancellation()
             let session = place.alone ? wide ?? narrow : narrow
             let cancellation = try RunCancellation(
                 runtime: session.runtime,
                 shrinkArena: session.configuration.memory == .shrinkAfterRun || (large && session.configuration.memory == .arena))
-            return try await place.runBlocking(interrupt: cancellation.terminate) { () throws -> [Float] in
+            var names = [session.outputNames[0]]
+            if session.outputNames.contains(DurationOutput.outputName) { names.append(DurationOutput.outputName) }
+            let requested = names
+            return try await place.runBlocking(interrupt: cancellation.terminate) { () throws -> [[Float]] in
                 do {
-                    return try session.run(modelInputs, cancellation: cancellation)
+                    return try session.run(modelInputs, outputs: requested, cancellation: cancellation)
                 } catch {
                     throw SpeechError.synthesisFailed(Self.firstLine(String(describing: error)))
                 }
             }
         }
         try Task.checkCancellation()
-        return PiperPCM.int16Samples(from: floats)
+        return (PiperPCM.int16Samples(from: outputs[0]), outputs.count > 1 ? outputs[1] : nil)
     }
 
     private static func firstLine(_ message: String) -> String {

@@ -7,21 +7,38 @@
 /// that follows a blank line or ends a line with no punctuation.
 public enum SentenceSegmenter {
     public static func sentences(in text: String) -> [String] {
-        var result: [String] = []
+        sentenceRanges(in: text).map(\.text)
+    }
+
+    /// The sentences with where each is in `text`: UTF-8 byte offsets, white space trimmed.
+    public static func sentenceRanges(in text: String) -> [(text: String, bytes: Range<Int>)] {
+        var result: [(text: String, bytes: Range<Int>)] = []
         var current = ""
+        var currentStart = 0
+        var offset = 0
         let characters = Array(text)
         var index = 0
 
         func flush() {
             let trimmed = current.trimmingWhitespace()
-            if !trimmed.isEmpty { result.append(trimmed) }
+            if !trimmed.isEmpty {
+                let leading = current.prefix { $0.isWhitespace }.utf8.count
+                let start = currentStart + leading
+                result.append((trimmed, start..<start + trimmed.utf8.count))
+            }
             current = ""
+            currentStart = offset
+        }
+
+        func take(_ character: Character) {
+            current.append(character)
+            offset += character.utf8.count
+            index += 1
         }
 
         while index < characters.count {
             let character = characters[index]
-            current.append(character)
-            index += 1
+            take(character)
             if character.isNewline {
                 // A line break ends a sentence unless the line continues a sentence mid-way
                 // (a line that ends in a letter, followed by a line starting in lowercase).
@@ -35,8 +52,7 @@ public enum SentenceSegmenter {
             guard Self.isTerminal(character) else { continue }
             // Take the rest of a punctuation run ("?!", "...") and closing quotes or brackets.
             while index < characters.count, Self.isTerminal(characters[index]) || Self.isCloser(characters[index]) {
-                current.append(characters[index])
-                index += 1
+                take(characters[index])
             }
             if index == characters.count || characters[index].isWhitespace {
                 flush()

@@ -24,3 +24,22 @@ public struct SpeechMark: Sendable, Equatable {
         self.value = value
     }
 }
+
+extension Array where Element == SpeechMark {
+    /// The marks with each run of word marks that point at the same text (one written word
+    /// that normalization, SSML or espeak-ng read as several: "$42.50", "1984") made into one
+    /// mark from the first word's start to the last one's end. Other marks are kept as they are.
+    public func mergingWordsOfOneSpan() -> [SpeechMark] {
+        var merged: [SpeechMark] = []
+        var lastWord: Int?
+        for mark in self {
+            if mark.kind == .word, let index = lastWord, merged[index].textRange == mark.textRange, !mark.textRange.isEmpty {
+                merged[index].endSample = Swift.max(merged[index].endSample, mark.endSample)
+                continue
+            }
+            if mark.kind == .word { lastWord = merged.count }
+            merged.append(mark)
+        }
+        return merged
+    }
+}

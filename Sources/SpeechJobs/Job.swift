@@ -39,17 +39,23 @@ public struct JobSpec: Sendable, Codable, Equatable {
     public var owner: String?
     /// Whether the text is normalized; nil: the worker's default (`--no-normalize` turns it off).
     public var normalize: Bool?
+    /// Captions to store next to the audio (`vtt` or `srt`), and characters per cue.
+    public var captions: String?
+    public var captionLength: Int?
 
     public init(
         text: String, voice: String, speaker: String? = nil, format: String = "wav", sampleRate: Int? = nil,
         bitrate: Int? = nil, lengthScale: Float? = nil, noiseScale: Float? = nil, noiseW: Float? = nil,
         sentenceSilence: Double? = nil, callbackURL: String? = nil, objectKey: String? = nil, normalize: Bool? = nil,
-        textType: SpeechInput.Markup? = nil, bucket: String? = nil, keyPrefix: String? = nil
+        textType: SpeechInput.Markup? = nil, bucket: String? = nil, keyPrefix: String? = nil,
+        captions: String? = nil, captionLength: Int? = nil
     ) {
         self.textType = textType
         self.normalize = normalize
         self.bucket = bucket
         self.keyPrefix = keyPrefix
+        self.captions = captions
+        self.captionLength = captionLength
         self.text = text
         self.voice = voice
         self.speaker = speaker

@@ -27,7 +27,7 @@ enum NormalizedSynthesis {
                 mark.value = String(decoding: original[mark.textRange], as: UTF8.self)
             }
             return mark
-        }
+        }.mergingWordsOfOneSpan()
         return chunk
     }
 }

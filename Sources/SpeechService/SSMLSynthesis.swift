@@ -322,7 +322,7 @@ private final class SSMLProducer: AudioChunkProducer, @unchecked Sendable {
             moved.endSample = move(mark.endSample)
             moved.textRange = run.documentRange(of: mark.textRange)
             return moved
-        }
+        }.mergingWordsOfOneSpan()
         pendingMarks = []
         let sentence = sentenceBase + chunk.sentenceIndex
         lastSentence = max(lastSentence, sentence)

@@ -28,6 +28,9 @@ public struct EngineConfiguration: Sendable {
     public var rewriteConvolutions: Bool
     /// Where Piper voices optimized for this machine are kept between loads (nil: none kept).
     public var voiceCache: OptimizedVoiceCache?
+    /// Piper voices report their phoneme durations and give word timings (off only to measure
+    /// what timings cost: `lark bench --compare-timings`).
+    public var timings = true
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
@@ -183,7 +186,8 @@ public actor VoiceLibrary {
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
                         memory: .init(configuration.memory)),
-                    rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache)
+                    rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
+                    timings: configuration.timings)
             }
         }
         models[key] = task

@@ -28,6 +28,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Also time encoding the last round's audio into every format (streamed, sentence by sentence).")
     var formats = false
 
+    @Flag(help: "Time the voice with word timings and without them, round by round in turn (prints JSON).")
+    var compareTimings = false
+
     @OptionGroup var engine: EngineOptions
 
     /// What `bench/engine` reads (its keys are the script's).
@@ -52,6 +55,15 @@ struct Bench: AsyncParsableCommand {
             text = try String(contentsOfFile: textFile, encoding: .utf8)
         } catch {
             throw fail("cannot read \(textFile): \((error as NSError).localizedDescription)")
+        }
+        if compareTimings {
+            do {
+                let report = try await compareTimings(text)
+                FileHandle.standardOutput.write(try JSONEncoder().encode(report) + Data("\n".utf8))
+            } catch {
+                throw fail(describe(error))
+            }
+            return
         }
         do {
             let report = try await withVoiceLibrary(engine.engineConfiguration(allowVoicePaths: true)) { library in
@@ -92,6 +104,55 @@ struct Bench: AsyncParsableCommand {
         return Report(
             voice: voice, load_s: loadSeconds, rounds: results,
             encode_s: formats ? try encodingTimes(lastRound, voiceRate: selected.info.sampleRate) : nil)
+    }
+}
+
+extension Bench {
+    /// What `bench/timings` reads: seconds per round with timings and without, in turn.
+    struct TimingsReport: Encodable {
+        var voice: String
+        var audio_s: Double
+        var with_timings_s: [Double]
+        var without_timings_s: [Double]
+        var marks_per_round: Int
+    }
+
+    /// The same voice loaded twice, with its duration output and marks and without; each round
+    /// synthesizes the text with both, in alternating order, so the machine's load hits both alike.
+    func compareTimings(_ text: String) async throws -> TimingsReport {
+        let options = SynthesisOptions(noiseScale: noiseScale, noiseW: noiseW)
+        var configuration = engine.engineConfiguration(allowVoicePaths: true)
+        return try await withVoiceLibrary(configuration) { timedLibrary in
+            configuration.timings = false
+            return try await withVoiceLibrary(configuration) { plainLibrary in
+                let timed = try await timedLibrary.voice(voice)
+                let plain = try await plainLibrary.voice(voice)
+                var report = TimingsReport(voice: voice, audio_s: 0, with_timings_s: [], without_timings_s: [], marks_per_round: 0)
+                try await withOneSynthesis { ticket in
+                    for selected in [timed, plain] { _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket) }
+                    for round in 0..<rounds {
+                        for selected in round % 2 == 0 ? [timed, plain] : [plain, timed] {
+                            let start = ContinuousClock.now
+                            var samples = 0
+                            var marks = 0
+                            for try await chunk in selected.synthesize(text, options: options, admission: ticket) {
+                                samples += chunk.samples.count
+                                marks += chunk.marks.count
+                            }
+                            let seconds = (ContinuousClock.now - start).seconds
+                            report.audio_s = Double(samples) / Double(selected.info.sampleRate)
+                            if selected.info.id == timed.info.id, marks > 0 {
+                                report.with_timings_s.append(seconds)
+                                report.marks_per_round = marks
+                            } else {
+                                report.without_timings_s.append(seconds)
+                            }
+                        }
+                    }
+                }
+                return report
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ struct Lark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lark",
         abstract: "A self-hosted text-to-speech server: Piper voices and espeak-ng voices.",
-        subcommands: [Say.self, Serve.self, Worker.self, Voices.self, Keys.self, Phonemes.self, Normalize.self, Bench.self],
+        subcommands: [Say.self, Serve.self, Wyoming.self, Worker.self, Voices.self, Keys.self, Phonemes.self, Normalize.self, Bench.self],
         defaultSubcommand: Say.self
     )
 

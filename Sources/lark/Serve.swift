@@ -58,6 +58,7 @@ struct Serve: AsyncParsableCommand {
     var openAIVoicesFile: String?
     @Option(name: .customLong("polly-voice"), help: "POST /v1/speech: a Polly VoiceId and the voice that speaks for it, as NAME=VOICE[#SPEAKER] (repeatable).")
     var pollyVoices: [String] = []
+    @OptionGroup(title: "Wyoming (Home Assistant)") var wyoming: WyomingOptions
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup(title: "Jobs") var jobOptions: JobOptions
@@ -75,6 +76,12 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var catalog: CatalogOptions
 
     func run() async throws {
+        try await start(servingHTTP: true)
+    }
+
+    /// Runs the server: HTTP (with jobs) and, when asked, Wyoming; `servingHTTP` false runs
+    /// Wyoming alone (`lark wyoming`).
+    func start(servingHTTP: Bool) async throws {
         let defaultOptions = try checkedDefaults(SynthesisOptions(
             speaker: speaker.map(SpeakerSelector.init), lengthScale: lengthScale, noiseScale: noiseScale,
             noiseW: noiseW, sentenceSilence: sentenceSilence))
@@ -91,7 +98,7 @@ struct Serve: AsyncParsableCommand {
         var services = LarkServices(voiceLibrary: VoiceLibrary(configuration: engineConfiguration), catalogClient: http)
         var startupFailure: (any Error)?
         do {
-            try await open(&services, installer: installer, workers: workers, defaultOptions: defaultOptions, logger: logger)
+            try await open(&services, installer: installer, workers: workers, defaultOptions: defaultOptions, servingHTTP: servingHTTP, logger: logger)
         } catch {
             startupFailure = error
         }
@@ -99,10 +106,11 @@ struct Serve: AsyncParsableCommand {
         try await services.serviceGroup(startupFailure: startupFailure, logger: logger).run()
     }
 
-    /// Loads the default voice, opens the jobs and builds the HTTP server, into `services`.
-    /// Start-up failures are reported as one-line messages (`ExitCode`).
+    /// Loads the default voice, opens the jobs and builds the HTTP and Wyoming servers, into
+    /// `services`. Start-up failures are reported as one-line messages (`ExitCode`).
     private func open(
-        _ services: inout LarkServices, installer: VoiceInstaller, workers: Int, defaultOptions: SynthesisOptions, logger: Logger
+        _ services: inout LarkServices, installer: VoiceInstaller, workers: Int, defaultOptions: SynthesisOptions,
+        servingHTTP http: Bool, logger: Logger
     ) async throws {
         let library = services.voiceLibrary
         let environment = ProcessInfo.processInfo.environment
@@ -143,7 +151,7 @@ struct Serve: AsyncParsableCommand {
         let scheduler = metrics.makeScheduler(workers: configuration.workers, maxQueue: configuration.maxQueue)
         services.synthesisScheduler = scheduler
         var jobsContext: JobsContext?
-        if !disableJobs {
+        if http, !disableJobs {
             do {
                 let resolved = try jobOptions.resolve(defaultWorkers: 1)
                 let memberVoices = try memberMap()
@@ -164,10 +172,15 @@ struct Serve: AsyncParsableCommand {
                 throw fail(describe(error))
             }
         }
-        let app = buildApplication(
-            configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
-            installer: installer)
-        services.servers.append(("http server", app))
+        if http {
+            let app = buildApplication(
+                configuration: configuration, library: library, metrics: metrics, scheduler: scheduler, jobs: jobsContext, logger: logger,
+                installer: installer)
+            services.servers.append(("http server", app))
+        }
+        services.servers += try wyoming.services(
+            http: configuration, standalone: http ? nil : (host, port), library: library, scheduler: scheduler, metrics: metrics,
+            logger: logger)
     }
 
     /// Keys, rate limits and CORS; a warning when the server listens beyond this machine with

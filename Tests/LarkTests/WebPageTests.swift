@@ -35,7 +35,7 @@ import Testing
         let html = String(decoding: page.body, as: UTF8.self)
         for control in [#"<textarea id="text""#, #"<select id="voice""#, #"<input id="voice-filter""#, #"<select id="speaker""#,
                         #"id="length-scale""#, #"id="noise-scale""#, #"id="noise-w""#, #"<select id="format""#,
-                        #"id="speak""#, #"id="stop""#, #"id="download""#, #"id="make-file""#, "<audio"] {
+                        #"id="speak""#, #"id="stop""#, #"id="download""#, #"id="make-file""#, #"id="reading""#] {
             #expect(html.contains(control), "the page lacks \(control)")
         }
         let links = Self.links(in: html)

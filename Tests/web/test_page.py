@@ -2,10 +2,11 @@
 """The web page in real headless Chromium against a real `lark serve`.
 
 Checks that the page loads with no console error, picks a voice, and that pressing Speak plays
-the `/read` stream while it is still being synthesized: the <audio> element's currentTime is
-above zero at a moment when the server has not yet finished the response. The server writes its
-request log line only once a response's last byte is written, so "no `GET /read 200` line in the
-log yet" is the server's own word that the stream is still going. Then Ctrl+Enter speaks again,
+the NDJSON speech stream through the Web Audio API while it is still being synthesized: sound is
+scheduled at a moment when the server has not yet finished the response (the server writes its
+request log line only once a response's last byte is written), within 0.3 s of the server's first
+byte; it states the time from Speak to sound. Words light up in order while they are heard, and
+the long text scrolls to follow them. Then Ctrl+Enter speaks again,
 Escape stops, and errors (the server's JSON message, an unhandled rejection) appear in the page.
 
     python Tests/web/test_page.py --lark .build/debug/lark --port 26040 [--screenshots docs]
@@ -91,9 +92,9 @@ class Server:
         with open(self.log_file.name, encoding="utf-8", errors="replace") as handle:
             return handle.read()
 
-    def finished_reads(self):
-        """Log lines of /read responses whose last byte has been written."""
-        return [line for line in self.log().splitlines() if "GET /read " in line]
+    def finished_speech(self):
+        """Log lines of speech responses whose last byte has been written."""
+        return [line for line in self.log().splitlines() if "POST /api/v1/speech " in line]
 
     def status_of(self, path):
         try:
@@ -217,52 +218,72 @@ def run(args):
         text.clear()
         text.send_keys(TEXT)
 
-        # Speak, then watch the element and the server's log together.
-        reads_before = len(server.finished_reads())
+        # Speak: the page plays the NDJSON stream through the Web Audio API. Watch the page's
+        # record of the request and the server's log together.
+        reads_before = len(server.finished_speech())
         driver.find_element(By.ID, "speak").click()
         clicked = time.monotonic()
-        playing_at = None
+        timing = None
         while time.monotonic() - clicked < 20:
-            current = driver.execute_script("return document.getElementById('player').currentTime")
-            if current > 0:
-                # Read the log only after seeing audio play: a line here would mean the response
-                # had ended before playback was observed, and the check fails.
-                finished = len(server.finished_reads()) - reads_before
-                playing_at = time.monotonic() - clicked
-                check(finished == 0,
-                      f"the /read response had finished by the time audio played ({playing_at:.2f} s after Speak); "
-                      "nothing proves progressive playback")
+            timing = driver.execute_script(
+                "const r = window.larkPlayer.current; return r && r.firstAudio !== null && r.firstByte !== null"
+                " ? {firstAudio: r.firstAudio, firstByte: r.firstByte, firstLine: r.firstLine, state: r.state,"
+                " context: window.larkPlayer.context.state} : null")
+            if timing:
+                # Read the log only after sound was scheduled: a line here would mean the response
+                # had ended first, and nothing would prove the stream plays as it arrives.
+                finished = len(server.finished_speech()) - reads_before
+                check(finished == 0, "the speech response had finished before its first sentence was playing")
                 break
             time.sleep(0.02)
-        check(playing_at is not None, f"audio never played; banner: {banner_text(driver)!r}; "
+        check(timing is not None, f"audio never played; banner: {banner_text(driver)!r}; "
               f"console: {console_errors(driver)}; log:\n{server.log()}")
-        position = driver.execute_script("return document.getElementById('player').currentTime")
-        log(f"audio playing {playing_at:.2f} s after Speak (currentTime {position:.2f} s) "
+        check(timing["context"] == "running", f"the audio context is {timing['context']}")
+        after_first_byte = timing["firstAudio"] - timing["firstByte"]
+        log(f"Speak to sound: {timing['firstAudio']:.0f} ms (server's first byte after {timing['firstByte']:.0f} ms, "
+            f"its whole first sentence after {timing['firstLine']:.0f} ms, sound {after_first_byte:.0f} ms after the first byte) "
             "while the server was still sending the response")
+        check(after_first_byte <= 300, f"sound started {after_first_byte:.0f} ms after the first byte (limit 300 ms)")
 
-        # The stream ends, playback goes on, and the history shows both numbers.
-        deadline = time.monotonic() + 30
-        while len(server.finished_reads()) == reads_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stream_seconds = time.monotonic() - clicked
-        lines = server.finished_reads()[reads_before:]
-        check(lines and " 200 " in lines[0], f"the /read request did not finish with 200: {lines}")
-        log(f"server finished the response {stream_seconds:.2f} s after Speak: {lines[0].strip()}")
-        later = driver.execute_script("return document.getElementById('player').currentTime")
-        check(later > position, f"currentTime stopped at {later}")
-        WebDriverWait(driver, 5).until(lambda d: history(d)[0][2] != "—")
-        # The browser knows the audio's length only once it has read the whole stream, near the
-        # end of playback: play the rest at 8× to get there in a few seconds.
-        driver.execute_script("document.getElementById('player').playbackRate = 8")
-        WebDriverWait(driver, 20).until(lambda d: history(d)[0][4] != "—")
+        # Words light up in the order they are spoken, and the long text scrolls to follow them.
+        words = []
+        scrolled = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = driver.execute_script(
+                "const m = document.querySelector('#reading mark'); const r = window.larkPlayer.current;"
+                "const box = document.getElementById('reading');"
+                "return {word: m ? m.textContent : null, state: r ? r.state : 'none', scroll: box.scrollTop,"
+                " position: r && r.startsAt !== null ? (window.larkPlayer.context.currentTime - r.startsAt) * 1000 : null,"
+                " mark: r && r.word ? [r.word.time, r.word.end_time] : null}")
+            if state["word"] and (not words or words[-1] != state["word"]):
+                words.append(state["word"])
+                if state["mark"] and state["position"] is not None:
+                    check(state["mark"][0] - 50 <= state["position"] <= state["mark"][1] + 250,
+                          f"{state['word']!r} lit at {state['position']:.0f} ms, its mark is {state['mark']}")
+            scrolled = max(scrolled, state["scroll"])
+            if state["state"] != "playing":
+                break
+            time.sleep(0.03)
+        spoken = [word.strip(",.") for word in TEXT.split()]
+        position = 0
+        for word in words:
+            check(word in spoken[position:], f"{word!r} lit out of order: {words}")
+            position = spoken.index(word, position)
+        check(len(words) >= len(spoken) // 2, f"only {len(words)} of {len(spoken)} words lit: {words}")
+        check(scrolled > 0, "the text did not scroll to follow the words")
+        log(f"{len(words)} of {len(spoken)} words lit in order while heard; the text scrolled {scrolled} px")
+
+        WebDriverWait(driver, 30).until(lambda d: history(d)[0][5] == "played")
+        lines = server.finished_speech()[reads_before:]
+        check(lines and " 200 " in lines[0], f"the speech request did not finish with 200: {lines}")
         row = history(driver)[0]
         log(f"history: {row}")
-        check(row[0] == f"{VOICE} · mp3", f"history row {row}")
+        check(row[0] == f"{VOICE} · stream", f"history row {row}")
         check(row[1].endswith(" ms") and row[2].endswith(" s") and row[3].endswith(" s"), f"history row lacks numbers: {row}")
         check(0 < float(row[4]) < 5, f"real-time factor {row[4]} out of range")
         href = driver.find_element(By.ID, "download").get_attribute("href")
         check("/read?" in href and "outputFormat=mp3" in href, f"download link {href}")
-
 
         # Keyboard: Ctrl+Enter in the text speaks, Escape stops.
         text.send_keys(Keys.CONTROL, Keys.ENTER)
@@ -270,7 +291,7 @@ def run(args):
         check(history(driver)[1][5] != "loading", f"the first request did not finish: {history(driver)[1]}")
         driver.switch_to.active_element.send_keys(Keys.ESCAPE)
         WebDriverWait(driver, 5).until(lambda d: history(d)[0][5] == "stopped")
-        check(driver.execute_script("return document.getElementById('player').paused"), "Escape did not stop playback")
+        check(driver.execute_script("return window.larkPlayer.current === null"), "Escape did not stop playback")
 
         # Make a file: a job for the text, listed with its live status, then a link to its audio.
         if jobs_status == 200:

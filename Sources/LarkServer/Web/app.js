@@ -25,7 +25,9 @@ const speakButton = $('speak');
 const sliders = ['length-scale', 'noise-scale', 'noise-w'].map((id) => ({ input: $(id), output: $(`${id}-value`) }));
 const [lengthScale, noiseScale, noiseW] = sliders.map((slider) => slider.input);
 
-const player = new Player({ audio: $('player'), status: $('status'), historyBody: $('history').tBodies[0], stopButton: $('stop') });
+const player = new Player({ reading: $('reading'), status: $('status'), historyBody: $('history').tBodies[0], stopButton: $('stop') });
+// For scripts that drive the page, such as the browser test.
+window.larkPlayer = player;
 const picker = new VoicePicker(
   { select: $('voice'), filter: $('voice-filter'), speakerField: $('speaker-field'), speakerSelect: $('speaker'), info: $('voice-info') },
   (voice) => voiceChanged(voice),
@@ -71,7 +73,7 @@ function readParameters() {
   return parameters;
 }
 
-/// The same request as a job body (Lark's `/api/v1/speech` field names).
+/// The same request as a job body or a speech body (Lark's `/api/v1/speech` field names).
 function jobBody() {
   const parameters = readParameters();
   const body = { text: text.value, voice: parameters.get('voiceId'), format: parameters.get('outputFormat') };
@@ -88,8 +90,9 @@ function speak() {
     return;
   }
   if (!picker.voice) return;
+  // Played from the NDJSON stream as raw PCM at the voice's rate; the format chosen is the download's.
+  player.speak(jobBody(), picker.voice.SampleRate, { voice: picker.voice.Id, format: 'stream' }).catch(reportError);
   const url = `/read?${readParameters()}`;
-  player.speak(url, { voice: picker.voice.Id, format: format.value });
   download.href = url;
   download.download = `lark-${picker.voice.Id.replace(/[^\w.-]+/g, '_')}.${FORMATS[format.value].extension}`;
   download.hidden = false;
@@ -97,7 +100,7 @@ function speak() {
 
 /// Formats this browser cannot play stay downloadable through jobs, but are not offered here.
 function markUnplayableFormats() {
-  const probe = $('player');
+  const probe = new Audio();
   for (const option of format.options) {
     if (probe.canPlayType(FORMATS[option.value].mime) === '') {
       option.disabled = true;

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import LarkServer
+import Logging
+import ServiceLifecycle
+import SpeechCore
+import SpeechService
+import WyomingServer
+
+/// `lark wyoming`: the Wyoming server alone, with `serve`'s voice options; its `--host` and
+/// `--port` are the Wyoming server's (default port 10200, as wyoming-piper's).
+struct Wyoming: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run only the Wyoming server (Home Assistant's voice protocol), with serve's voice options.")
+
+    @OptionGroup var serve: Serve
+
+    func run() async throws {
+        try await serve.start(servingHTTP: false)
+    }
+}
+
+/// `lark serve`'s Wyoming options: off unless a port is given.
+struct WyomingOptions: ParsableArguments {
+    @Option(name: .customLong("wyoming-port"),
+            help: "Also serve the Wyoming protocol (Home Assistant) on this TCP port (default: off). Env: LARK_WYOMING_PORT.")
+    var port: Int?
+    @Option(name: .customLong("wyoming-host"), help: "Address the Wyoming server listens on (default: --host). Env: LARK_WYOMING_HOST.")
+    var host: String?
+    @Flag(name: .customLong("wyoming-zeroconf"),
+          help: "Advertise the Wyoming server as _wyoming._tcp for Home Assistant's discovery, through the system's Avahi (avahi-daemon and avahi-publish). Env: LARK_WYOMING_ZEROCONF=1.")
+    var zeroconf = false
+    @Option(name: .customLong("wyoming-zeroconf-name"), help: "The name it is advertised under (default: lark). Env: LARK_WYOMING_ZEROCONF_NAME.")
+    var zeroconfName: String?
+
+    /// The Wyoming server to run beside the HTTP server, sharing its voices, limits, scheduler
+    /// and metrics, and its zeroconf advertisement where asked; none when no port is given.
+    /// `standalone`: instead of the HTTP server, with the command line's own `--host` and
+    /// `--port` (`lark wyoming`).
+    func services(
+        http: ServerConfiguration, standalone: (host: String?, port: Int?)?, library: VoiceLibrary, scheduler: SynthesisScheduler, metrics: ServerMetrics,
+        logger: Logger
+    ) throws -> [(name: String, service: any Service)] {
+        let environment = ProcessInfo.processInfo.environment
+        var port = port ?? environment["LARK_WYOMING_PORT"].flatMap { Int($0) }
+        var host = host ?? environment["LARK_WYOMING_HOST"] ?? http.host
+        if let standalone {
+            // LARK_PORT is the HTTP server's: only the command line's `--port` counts here.
+            port = standalone.port ?? port ?? 10200
+            host = standalone.host ?? host
+        }
+        guard let port else { return [] }
+        guard (0...65535).contains(port) else { throw fail("--wyoming-port must be between 0 and 65535, got \(port)") }
+        let configuration = WyomingConfiguration(
+            host: host, port: port, defaultVoice: http.defaultVoice, defaultOptions: http.defaultOptions,
+            maxTextCharacters: http.maxTextCharacters, maxRequestAudio: http.maxRequestAudio)
+        let server = WyomingServer(
+            configuration: configuration, library: library, scheduler: scheduler, metrics: WyomingServerMetrics(metrics: metrics),
+            logger: logger)
+        var services: [(name: String, service: any Service)] = [("wyoming server", server)]
+        if zeroconf || environmentFlag(environment["LARK_WYOMING_ZEROCONF"]) == true {
+            if ["127.0.0.1", "localhost", "::1"].contains(host) {
+                logger.warning("zeroconf: the Wyoming server listens on \(host) only; other machines cannot reach what is advertised")
+            }
+            let name = zeroconfName ?? environment["LARK_WYOMING_ZEROCONF_NAME"] ?? "lark"
+            services.append(("zeroconf advertisement", ZeroconfAdvertisement(name: name, port: port, logger: logger)))
+        }
+        return services
+    }
+}
+
+/// The Wyoming server's figures in the HTTP server's metrics, under route `wyoming`.
+struct WyomingServerMetrics: WyomingMetrics {
+    let metrics: ServerMetrics
+
+    func timeToFirstAudio(_ duration: Duration) {
+        metrics.recordTimeToFirstAudio(route: "wyoming", duration)
+    }
+
+    func produced(_ chunk: AudioChunk, voice: String) {
+        metrics.countAudio(chunk, voice: voice)
+    }
+
+    func rejected() {
+        metrics.countRejected()
+    }
+}
