@@ -19,6 +19,8 @@ module() {
   echo "fuzz: compiling $name" >&2
   swiftc "${FLAGS[@]}" -module-name "$name" -wmo -emit-module -emit-module-path "$OUT/$name.swiftmodule" \
     -c -o "$OUT/$name.o" "${sources[@]}"
+  # swiftc leaves an unchanged object's time as it was; the next run must see it as new.
+  touch "$OUT/$name.o"
 }
 
 module SpeechCore
@@ -37,16 +39,36 @@ declare -A extra=(
   [json]="Sources/LarkServer/RequestSwitch.swift Sources/LarkServer/LenientString.swift"
   [voiceconfig]="Sources/PiperEngine/PiperVoiceConfig.swift $OUT/Phonemizer.o $OUT/Espeak.o -lespeak-ng"
   [catalog]="Sources/VoiceCatalog/Catalog.swift Sources/VoiceCatalog/CatalogError.swift"
+  [wyoming]="Sources/WyomingServer/WyomingFrameDecoder.swift Sources/WyomingServer/WyomingEvent.swift Sources/WyomingServer/JSONValue.swift"
 )
+# The Wyoming decoder reads SwiftNIO's ByteBuffer: NIOCore and what it needs are taken, not
+# instrumented, from the debug build (`swift build`, which `make test` runs first).
+DEBUG=.build/debug
+nio=()
+if [[ -f $DEBUG/Modules/NIOCore.o ]]; then
+  for c in NIOCore NIOConcurrencyHelpers _NIODataStructures _NIOBase64 Atomics DequeModule InternalCollectionsUtilities ContainersPreview \
+      CNIOLinux CNIOAtomics _AtomicsShims; do
+    while IFS= read -r object; do nio+=("$object"); done < <(find "$DEBUG/$c.build" -name "*.o")
+  done
+  nio+=(-I "$DEBUG/Modules")
+  for map in "$DEBUG"/*.build/module.modulemap .build/checkouts/swift-atomics/Sources/_AtomicsShims/include/module.modulemap; do
+    [[ -f $map ]] && nio+=(-Xcc "-fmodule-map-file=$map")
+  done
+fi
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(normalizer ssml sentences query json voiceconfig catalog)
+[[ ${#targets[@]} -gt 0 ]] || targets=(normalizer ssml sentences query json voiceconfig catalog wyoming)
 for target in "${targets[@]}"; do
   [[ -v extra[$target] ]] || { echo "fuzz: no target '$target' (have: ${!extra[*]})" >&2; exit 2; }
   binary=$OUT/fuzz-$target
   # shellcheck disable=SC2206  # the list is words: files and flags
   inputs=(Fuzz/Targets/FuzzInput.swift Fuzz/Targets/$target.swift ${extra[$target]})
-  files=(); for input in "${inputs[@]}"; do [[ -f $input ]] && files+=("$input"); done
+  files=(); for input in "${inputs[@]}"; do [[ $input == *.swift && -f $input ]] && files+=("$input"); done
   if [[ -f $binary ]] && [[ -z $(find "${files[@]}" "${core[@]}" -newer "$binary") ]]; then continue; fi
   echo "fuzz: linking $target" >&2
-  swiftc "${FLAGS[@]}" -module-name "Fuzz_$target" "${inputs[@]}" "${core[@]}" -o "$binary"
+  links=("${core[@]}")
+  if [[ $target == wyoming ]]; then
+    [[ ${#nio[@]} -gt 0 ]] || { echo "fuzz: wyoming needs NIOCore from the debug build: run swift build first" >&2; exit 1; }
+    links+=("${nio[@]}")
+  fi
+  swiftc "${FLAGS[@]}" -module-name "Fuzz_$target" "${inputs[@]}" "${links[@]}" -o "$binary"
 done

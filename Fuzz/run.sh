@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 OUT=${FUZZ_BUILD_DIR:-.build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(normalizer ssml sentences query json voiceconfig catalog)
+[[ ${#targets[@]} -gt 0 ]] || targets=(normalizer ssml sentences query json voiceconfig catalog wyoming)
 Fuzz/build.sh "${targets[@]}" || exit 1
 mkdir -p "$OUT/crashes"
 # Leaks in Foundation itself are not Lark's (see the file); Swift's own crash backtracer reads
