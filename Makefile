@@ -6,7 +6,7 @@ VOICE ?= en_US-joe-medium
 RELEASE_BIN := .build/release/lark
 DEBUG_BIN := .build/debug/lark
 
-.PHONY: setup setup-test build release run test bench bench-server bench-formats clean
+.PHONY: setup setup-test build release run test fuzz bench bench-server bench-formats clean
 
 ## Install what is missing: Debian packages, ONNX Runtime, the default voice, the reference Piper.
 setup:
@@ -30,8 +30,17 @@ run: release
 
 ## Every test: unit tests, parity with Piper's Python package, CLI behaviour, the server, and
 ## the job queue on SQLite and on a throw-away PostgreSQL that scripts/with-postgres.sh starts.
+## Then a few seconds of each fuzz target (`make fuzz` for longer).
 test: build
 	LARK_BIN=$(CURDIR)/$(DEBUG_BIN) bash scripts/with-postgres.sh $(SWIFT) test --skip-build
+	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) bash Fuzz/run.sh
+
+TEST_FUZZ_SECONDS ?= 3
+FUZZ_SECONDS ?= 60
+
+## libFuzzer targets (Fuzz/Targets), built apart in .build-fuzz, each run for $(FUZZ_SECONDS) s.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Fuzz/run.sh
 
 ## Benchmarks against Piper's Python package (not part of the tests).
 bench: release
@@ -46,4 +55,4 @@ bench-server: release
 	bash bench/server
 
 clean:
-	rm -rf .build out
+	rm -rf .build .build-fuzz out

@@ -162,6 +162,8 @@ let package = Package(
                 .embedInCode("Web/index.html"), .embedInCode("Web/style.css"), .embedInCode("Web/errors.js"),
                 .embedInCode("Web/api.js"), .embedInCode("Web/voices.js"), .embedInCode("Web/player.js"),
                 .embedInCode("Web/jobs.js"), .embedInCode("Web/app.js"),
+                // The OpenAPI document, served at /openapi.json (docs/openapi.json links to it).
+                .embedInCode("Contract/openapi.json"),
             ],
             swiftSettings: strict
         ),

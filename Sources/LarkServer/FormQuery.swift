@@ -1,5 +1,4 @@
 import Foundation
-import Hummingbird
 
 /// A query string read the way HTML forms, Flask and Python's `urlencode` write it: `+` is a
 /// space, then `%XX` escapes are decoded. Hummingbird's `queryParameters` decodes `%XX` only, so

@@ -125,7 +125,10 @@ public struct Catalog: Sendable, Equatable {
     }
 
     /// The voice with this key, or whose `aliases` name it; keys win over aliases.
+    /// A name given with the model's `.onnx` is the voice without it, unless a key is spelled
+    /// that way (a key ending in `.onnx` must stay reachable: found by fuzz-catalog).
     public func voice(named name: String) -> CatalogVoice? {
+        if let voice = voices[name] { return voice }
         let name = name.hasSuffix(".onnx") ? String(name.dropLast(5)) : name
         if let voice = voices[name] { return voice }
         return voices.values.sorted { $0.key < $1.key }.first { $0.aliases.contains(name) }

@@ -64,7 +64,8 @@ import Testing
     /// a client connection could already hold one.
     /// Offsets in use: 0-13 here and in ServerTests, 40-51 (catalog, downloads), 60-79 (jobs),
     /// 89 (route walk), 90-99 (hostile input), 110-112 (hostile clients), 120-179 (this round's
-    /// helpers: normalization, SSML, timings, OpenAI/Polly, Wyoming), 180-189 (access control).
+    /// helpers: normalization, SSML, timings, OpenAI/Polly, Wyoming), 180-189 (access control),
+    /// 190-199 (the API contract: schemathesis).
     static func port(_ offset: Int) -> Int { 26_000 + Int(getpid() % 6_000) + offset }
 
     static let voices = Checkout.deps + "/voices"
