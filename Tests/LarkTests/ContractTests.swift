@@ -23,16 +23,7 @@ import Testing
 
     /// "METHOD shape" of every route `lark serve` registers (with the job routes).
     static func declaredOperations() async throws -> Set<String> {
-        let logger = Logger(label: "lark.test")
-        let parts = try await LarkServicesTests.openParts(logger: logger)
-        defer { try? FileManager.default.removeItem(at: parts.directory) }
-        let metrics = ServerMetrics()
-        let routes = serverRoutes(
-            configuration: ServerConfiguration(defaultVoice: "espeak-ng:en-us"), library: parts.library, metrics: metrics,
-            scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: parts.jobs, installer: nil)
-        let group = parts.services.serviceGroup(startupFailure: LarkServicesTests.StartupFailed(), signals: [], logger: logger)
-        try? await group.run()
-        return Set(routes.map { "\($0.method.rawValue) \(shape($0.path))" })
+        Set(try await RouteWalkTests.declaredRoutes().map { "\($0.method.rawValue) \(shape($0.path))" })
     }
 
     static func documentedOperations(_ document: [String: Any]) throws -> Set<String> {

@@ -39,7 +39,7 @@ import Testing
     }
 
     /// The server's routes as `lark serve` registers them (with the job routes).
-    static func routePaths() async throws -> [String] {
+    static func declaredRoutes() async throws -> [Route] {
         let logger = Logger(label: "lark.test")
         let parts = try await LarkServicesTests.openParts(logger: logger)
         defer { try? FileManager.default.removeItem(at: parts.directory) }
@@ -49,7 +49,11 @@ import Testing
             scheduler: metrics.makeScheduler(workers: 1, maxQueue: 1), jobs: parts.jobs, installer: nil)
         let group = parts.services.serviceGroup(startupFailure: LarkServicesTests.StartupFailed(), signals: [], logger: logger)
         try? await group.run()
-        return Array(Set(routes.map { concrete($0.path) })).sorted()
+        return routes
+    }
+
+    static func routePaths() async throws -> [String] {
+        Array(Set(try await declaredRoutes().map { concrete($0.path) })).sorted()
     }
 
     /// Lark's `{"error": {"code", "message"}}`; on the OpenAI and Polly routes, their own shapes
