@@ -379,6 +379,41 @@ def run_without_jobs(args):
         server.stop()
 
 
+def run_with_keys(args):
+    """A server with API keys: the page asks for one, keeps it in the browser, and speaks with it."""
+    keys_dir = tempfile.TemporaryDirectory(prefix="lark-web-keys-")
+    keys = os.path.join(keys_dir.name, "keys.json")
+    key = subprocess.run([args.lark, "keys", "add", "web", "--scopes", "speak,jobs", "--keys-file", keys],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    server = Server(args.lark, args.port + 3, ["--keys-file", keys])
+    driver = None
+    try:
+        check(server.status_of("/voices") == 401, "a server with keys listed its voices without one")
+        driver = browser()
+        driver.get(server.base + "/")
+        form = driver.find_element(By.ID, "key-form")
+        WebDriverWait(driver, 15).until(lambda d: form.is_displayed())
+        driver.find_element(By.ID, "api-key").send_keys(key)
+        driver.find_element(By.ID, "key-save").click()
+        WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        check(driver.execute_script("return localStorage.getItem('lark.apiKey')") == key, "the key was not kept")
+        check(not driver.find_element(By.ID, "key-form").is_displayed(), "the key form is still shown with a key")
+        text = driver.find_element(By.ID, "text")
+        text.clear()
+        text.send_keys("Spoken with a key.")
+        driver.find_element(By.ID, "speak").click()
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+            "const r = window.larkPlayer.current; return r && r.firstAudio !== null"))
+        check(any(" POST /api/v1/speech 200" in line for line in server.log().splitlines()),
+              f"no keyed speech in the log:\n{server.log()}")
+        log("with keys: the page asked for a key, kept it, and spoke with it")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+        keys_dir.cleanup()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lark", required=True, help="the lark binary")
@@ -388,6 +423,7 @@ def main():
     try:
         run(args)
         run_without_jobs(args)
+        run_with_keys(args)
     except Failure as failure:
         print(f"[web] FAILED: {failure}", flush=True)
         return 1

@@ -1,7 +1,7 @@
 // Wires the page: loads the voices, keeps the settings in step with the chosen voice, and
 // hands Speak, Stop, keyboard shortcuts and "Make a file" to the player and the jobs list.
 
-import { requestJSON } from './api.js';
+import { apiKey, downloadWithKey, onKeyNeeded, rememberApiKey, requestJSON } from './api.js';
 import { Jobs } from './jobs.js';
 import { Player } from './player.js';
 import { VoicePicker } from './voices.js';
@@ -144,6 +144,27 @@ async function start() {
   });
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') player.stop();
+  });
+
+  // A server with keys answers 401 until the page has one: ask, keep it, and start again with it.
+  const keyForm = $('key-form');
+  onKeyNeeded(() => {
+    keyForm.hidden = false;
+    $('api-key').focus();
+  });
+  keyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('api-key').value.trim();
+    if (!key) return;
+    rememberApiKey(key);
+    location.reload();
+  });
+  // Links to audio (the download, a job's file) carry no header: with a key, fetch them with it.
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest && event.target.closest('a[download]');
+    if (!link || !apiKey() || link.href.startsWith('blob:') || link.getAttribute('href') === '#') return;
+    event.preventDefault();
+    downloadWithKey(link).catch(reportError);
   });
 
   jobs.detect().catch(reportError);

@@ -2,7 +2,7 @@
 // every second until the job is succeeded, failed or cancelled. A server without the jobs API
 // answers 404 to the list, and the button is then disabled with a note saying so.
 
-import { request, requestJSON, serverError } from './api.js';
+import { request, requestJSON, serverError, withKey } from './api.js';
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 const POLL_MILLISECONDS = 1000;
@@ -25,7 +25,7 @@ export class Jobs {
   async detect() {
     let response;
     try {
-      response = await fetch('/api/v1/jobs?limit=20');
+      response = await fetch('/api/v1/jobs?limit=20', withKey());
     } catch (error) {
       this.disable(`jobs are unavailable: ${error.message}`);
       return;
