@@ -2,6 +2,7 @@
 OutputFormat (decoded by ffprobe), the describe_voices paginator, synthesis tasks writing to a
 moto_server S3 bucket, and the modelled exceptions."""
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -125,6 +126,39 @@ try:
         file.write(answer["AudioStream"].read())
     codec, _, duration = ffprobe(path)
     checks.check(codec == "mp3" and duration > 0.8, f"SSML audio: {codec}, {duration:.2f} s")
+    # Speech marks (OutputFormat json): JSON lines, times in ms from the start, start/end UTF-8 byte offsets into Text.
+    polly_visemes = {"p", "t", "S", "T", "f", "k", "i", "r", "s", "u", "@", "a", "e", "E", "o", "O", "sil"}
+    marked_text = "Hello from Lark, café. This is the second sentence."
+    for voice in ("Joanna", "en_US-joe-medium"):
+        answer = polly.synthesize_speech(Text=marked_text, VoiceId=voice, OutputFormat="json",
+                                         SpeechMarkTypes=["word", "sentence", "viseme"])
+        checks.check(answer["ContentType"] == "application/x-json-stream", f"{voice} marks content type {answer['ContentType']}")
+        checks.check(answer["RequestCharacters"] == len(marked_text), f"{voice} marks RequestCharacters {answer['RequestCharacters']}")
+        lines = answer["AudioStream"].read().decode().splitlines()
+        marks = [json.loads(line) for line in lines]
+        by_type = {kind: [mark for mark in marks if mark["type"] == kind] for kind in ("word", "sentence", "viseme")}
+        encoded = marked_text.encode()
+        words = [mark["value"] for mark in by_type["word"]]
+        checks.check(words == ["Hello", "from", "Lark", "café", "This", "is", "the", "second", "sentence"], f"{voice} words {words}")
+        checks.check(all(encoded[mark["start"]:mark["end"]].decode() == mark["value"] for mark in by_type["word"]),
+                     f"{voice} word offsets {by_type['word']}")
+        checks.check([mark["value"] for mark in by_type["sentence"]] == ["Hello from Lark, café.", "This is the second sentence."],
+                     f"{voice} sentences {by_type['sentence']}")
+        checks.check(by_type["viseme"] and {mark["value"] for mark in by_type["viseme"]} <= polly_visemes,
+                     f"{voice} visemes {by_type['viseme']}")
+        times = [mark["time"] for mark in marks]
+        checks.check(times == sorted(times) and times[-1] > times[0] and all(list(mark) in (
+            ["time", "type", "start", "end", "value"], ["time", "type", "value"]) for mark in marks), f"{voice} marks {lines}")
+        word_times = [mark["time"] for mark in by_type["word"]]
+        checks.check(all(a < b for a, b in zip(word_times, word_times[1:])), f"{voice} word times {word_times}")
+    ssml = '<speak>Before <mark name="x"/>after.</speak>'
+    answer = polly.synthesize_speech(Text=ssml, TextType="ssml", VoiceId="Joanna", OutputFormat="json", SpeechMarkTypes=["ssml"])
+    marks = [json.loads(line) for line in answer["AudioStream"].read().decode().splitlines()]
+    checks.check([mark["value"] for mark in marks] == ["x"] and marks[0]["type"] == "ssml" and marks[0]["time"] > 0,
+                 f"ssml marks {marks}")
+    expect(errors.ValidationException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="json")
+    expect(errors.MarksNotSupportedForFormatException, polly.start_speech_synthesis_task, Text="Hi.", VoiceId="Joanna",
+           OutputFormat="json", SpeechMarkTypes=["word"], OutputS3BucketName="polly-out")
     expect(errors.EngineNotSupportedException, speak, Text="Hi.", VoiceId="Joanna", OutputFormat="mp3", Engine="turbo")
     expect(errors.ValidationException, speak, Text="Hi.", VoiceId="NoSuchVoice", OutputFormat="mp3")
     expect(errors.InvalidNextTokenException, polly.describe_voices, NextToken="bogus")

@@ -16,6 +16,11 @@ extension PollyController {
         let jobs = try jobsContext()
         let fields = try await Self.decode(request, limit: Self.maxTaskCharacters)
         let checked = try await check(fields, limits: (total: Self.maxTaskCharacters, billed: Self.maxTaskCharacters))
+        guard checked.marks == nil else {
+            throw PollyError(
+                "MarksNotSupportedForFormatException",
+                "synthesis tasks with OutputFormat json (speech marks) are not supported on this server; use SynthesizeSpeech for speech marks")
+        }
         guard let bucket = fields.OutputS3BucketName, !bucket.isEmpty else {
             throw PollyError.validation("OutputS3BucketName is required")
         }

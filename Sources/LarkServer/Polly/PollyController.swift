@@ -68,12 +68,17 @@ struct PollyController: Sendable {
         var sampleRate: Int?
         /// Characters outside SSML tags: what Polly bills and reports.
         var requestCharacters: Int
+        /// The speech marks asked for (`OutputFormat` json): the answer is these, not audio.
+        var marks: Set<SpeechMark.Kind>?
     }
 
     private func synthesize(_ request: Request) async throws -> Response {
         let fields = try await Self.decode(request, limit: Self.maxCharacters)
         let checked = try await check(fields, limits: (total: Self.maxCharacters, billed: Self.maxBilledCharacters))
         let headers: HTTPFields = [.amznRequestCharacters: String(checked.requestCharacters)]
+        if let kinds = checked.marks {
+            return try await speechMarks(checked, kinds: kinds, headers: headers)
+        }
         return try await speech.streamed(
             input: checked.input, voiceID: checked.voice.voice,
             options: SynthesisOptions(speaker: checked.voice.speaker.map(SpeakerSelector.init)),
@@ -125,24 +130,33 @@ struct PollyController: Sendable {
         for mark in marks where !["sentence", "ssml", "viseme", "word"].contains(mark) {
             throw PollyError.validation("SpeechMarkTypes may hold sentence, ssml, viseme and word, not '\(mark)'")
         }
+        var markKinds: Set<SpeechMark.Kind>?
+        let format: AudioFormat
+        let sampleRate: Int?
         if fields.OutputFormat == "json" {
+            guard !marks.isEmpty else {
+                throw PollyError.validation("OutputFormat json needs SpeechMarkTypes: one or more of sentence, ssml, viseme, word")
+            }
             if marks.contains("ssml"), markup != .ssml {
                 throw PollyError("SsmlMarksNotSupportedForTextTypeException", "ssml speech marks need TextType ssml")
             }
-            throw PollyError(
-                "MarksNotSupportedForFormatException",
-                "speech marks (OutputFormat json) are not available on this server yet; ask for an audio format")
+            markKinds = Set(marks.compactMap(SpeechMark.Kind.init(rawValue:)))
+            // The audio is made (at the voice's rate, unencoded) only to time the marks.
+            format = .pcm
+            sampleRate = nil
+        } else {
+            guard marks.isEmpty else {
+                throw PollyError(
+                    "MarksNotSupportedForFormatException", "SpeechMarkTypes need OutputFormat json, not \(fields.OutputFormat)")
+            }
+            guard let audioFormat = Self.format(fields.OutputFormat) else {
+                throw PollyError.validation(
+                    "OutputFormat '\(fields.OutputFormat)' is not supported; choose mp3, ogg_vorbis, ogg_opus, pcm, mulaw, alaw, json "
+                        + "or one of Lark's: \(AudioFormat.names.joined(separator: ", "))")
+            }
+            format = audioFormat
+            sampleRate = try Self.sampleRate(fields.SampleRate, outputFormat: fields.OutputFormat, format: format)
         }
-        guard marks.isEmpty else {
-            throw PollyError(
-                "MarksNotSupportedForFormatException", "SpeechMarkTypes need OutputFormat json, not \(fields.OutputFormat)")
-        }
-        guard let format = Self.format(fields.OutputFormat) else {
-            throw PollyError.validation(
-                "OutputFormat '\(fields.OutputFormat)' is not supported; choose mp3, ogg_vorbis, ogg_opus, pcm, mulaw, alaw, json "
-                    + "or one of Lark's: \(AudioFormat.names.joined(separator: ", "))")
-        }
-        let sampleRate = try Self.sampleRate(fields.SampleRate, outputFormat: fields.OutputFormat, format: format)
         let voice = settings.voices[fields.VoiceId] ?? MappedVoice(voice: fields.VoiceId)
         if let language = fields.LanguageCode {
             let info: VoiceInfo
@@ -158,7 +172,7 @@ struct PollyController: Sendable {
             }
         }
         let input = SpeechInput(fields.Text, markup: markup, normalize: speech.configuration.normalize)
-        return Checked(input: input, voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed)
+        return Checked(input: input, voice: voice, format: format, sampleRate: sampleRate, requestCharacters: billed, marks: markKinds)
     }
 
     /// Polly's format names (`mulaw` and `alaw` are headerless, as Polly's), then Lark's own.
