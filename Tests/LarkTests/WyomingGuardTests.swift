@@ -142,9 +142,11 @@ import Testing
         let stalled = try Connection(port: Self.wyomingPort, receiveBuffer: 4096)
         let started = Date()
         try stalled.send(WyomingEvent("synthesize", data: ["text": .string(try ServerTests.longText(characters: 2500))]))
+        // Its audio has started (only that is read): it holds the ticket from here.
+        #expect(stalled.next()?.type == "audio-start")
         let other = try Connection(port: Self.wyomingPort)
         let busy = try Self.poll(other, until: "busy", seconds: 20)
-        #expect(busy != nil, "the stalled client's synthesis never held the ticket")
+        #expect(busy != nil, "the stalled client's synthesis never held the ticket:\n\(server.log_.suffix(2000))")
         // Freed only by the write timeout: without it the stalled client would hold it forever.
         let freed = try #require(try Self.poll(other, until: nil, seconds: 60), "the stalled client still holds the ticket")
         let waited = freed.timeIntervalSince(started)
@@ -165,12 +167,17 @@ import Testing
     /// with code `busy`; the same connection then answers `describe`, and speaks once the ticket
     /// is free again.
     @Test(.timeLimit(.minutes(2))) func aFullSchedulerAnswersBusyAndTheConnectionGoesOn() throws {
-        _ = try Self.server.get()
+        let server = try Self.server.get()
         let text = HostileClientTests.encoded(try ServerTests.longText(characters: 2500))
         let stream = try HostileClientTests.RawClient(port: Self.httpPort, receiveBuffer: 4096)
-        stream.send(Data("GET /?text=\(text) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        // A stream (`/read`) holds its ticket until its last sentence is sent; this one stalls.
+        stream.send(Data("GET /read?outputFormat=wav&sample_rate=48000&text=\(text) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        // Its answer has started (only the status line is read): it holds the ticket from here.
+        var status = [UInt8](repeating: 0, count: 12)
+        _ = recv(stream.socket, &status, status.count, Int32(MSG_WAITALL))
+        #expect(String(decoding: status, as: UTF8.self) == "HTTP/1.1 200")
         let connection = try Connection(port: Self.wyomingPort)
-        #expect(try Self.poll(connection, until: "busy", seconds: 20) != nil, "never told busy while the HTTP stream held the ticket")
+        #expect(try Self.poll(connection, until: "busy", seconds: 20) != nil, "never told busy while the HTTP stream held the ticket:\n\(server.log_.suffix(2000))")
         try connection.send(WyomingEvent("describe"))
         #expect(connection.next()?.type == "info", "the connection does not answer after busy")
         Glibc.shutdown(stream.socket, Int32(SHUT_RDWR))
