@@ -137,6 +137,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Connection-level protections shared by the HTTP and Wyoming servers.
+        .target(
+            name: "NetworkGuards",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         .target(
             name: "AccessControl",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -145,7 +151,7 @@ let package = Package(
         .target(
             name: "LarkServer",
             dependencies: [
-                "AccessControl", "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
+                "AccessControl", "NetworkGuards", "SpeechCore", "SpeechService", "VoiceCatalog", "AudioEncoding", "SpeechJobs", "JobWorkers", "AudioStorage",
                 "SpeechMarks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,7 +176,7 @@ let package = Package(
         .target(
             name: "WyomingServer",
             dependencies: [
-                "SpeechCore", "SpeechService",
+                "SpeechCore", "SpeechService", "NetworkGuards",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

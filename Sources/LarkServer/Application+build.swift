@@ -2,6 +2,7 @@ import AccessControl
 import Hummingbird
 import NIOCore
 import Logging
+import NetworkGuards
 import SpeechCore
 import SpeechService
 import VoiceCatalog

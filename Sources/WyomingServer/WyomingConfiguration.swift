@@ -19,11 +19,18 @@ public struct WyomingConfiguration: Sendable {
     public var programName: String
     public var version: String
     public var frameLimits: WyomingFrameLimits
+    /// How long a connection may take none of the audio it asked for before it is closed and
+    /// its synthesis ticket freed (`--write-timeout`, shared with the HTTP server).
+    public var writeTimeout: Duration
+    /// Whether text is normalized before phonemizing (`--no-normalize` turns it off): Wyoming
+    /// requests cannot say, so the server's default always applies.
+    public var normalize: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 10200, defaultVoice: String, defaultOptions: SynthesisOptions = .init(),
         maxTextCharacters: Int = 10_000, maxRequestAudio: Duration = .seconds(20 * 60), samplesPerChunk: Int = 1024,
-        programName: String = "lark", version: String = "1.0", frameLimits: WyomingFrameLimits? = nil
+        programName: String = "lark", version: String = "1.0", frameLimits: WyomingFrameLimits? = nil,
+        writeTimeout: Duration = .seconds(30), normalize: Bool = true
     ) {
         self.host = host
         self.port = port
@@ -35,6 +42,8 @@ public struct WyomingConfiguration: Sendable {
         self.programName = programName
         self.version = version
         self.frameLimits = frameLimits ?? .forText(maxTextCharacters: maxTextCharacters)
+        self.writeTimeout = writeTimeout
+        self.normalize = normalize
     }
 }
 

@@ -1,4 +1,5 @@
 import Logging
+import NetworkGuards
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -31,11 +32,15 @@ public struct WyomingServer: Service {
 
     public func run() async throws {
         let limits = configuration.frameLimits
+        let timeout = configuration.writeTimeout.components
+        let writeTimeout = TimeAmount.nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A client that asks for audio and never reads it must not hold its ticket.
+                    try channel.pipeline.syncOperations.addHandler(WriteTimeoutHandler(timeout: writeTimeout))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WyomingFrameDecoder(limits: limits)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WyomingFrameEncoder()))
                     return try NIOAsyncChannel<WyomingFrame, WyomingEvent>(wrappingChannelSynchronously: channel)

@@ -221,7 +221,7 @@ struct WyomingSession: Sendable {
                 defer { backlog.requests.wrappingSubtract(1, ordering: .relaxed) }
                 do {
                     let voice = try await resolve(request)
-                    try await say(SpeechInput(text, markup: markup), voice: voice, received: received, to: outbound)
+                    try await say(SpeechInput(text, markup: markup, normalize: configuration.normalize), voice: voice, received: received, to: outbound)
                 } catch let error as SessionError {
                     try await outbound.write(error.event)
                 }
@@ -239,7 +239,7 @@ struct WyomingSession: Sendable {
             case .streamSentence(let text, let received):
                 guard case .success(let voice)? = streamVoice else { continue }
                 do {
-                    try await say(SpeechInput(text, markup: streamMarkup), voice: voice, received: received, to: outbound)
+                    try await say(SpeechInput(text, markup: streamMarkup, normalize: configuration.normalize), voice: voice, received: received, to: outbound)
                 } catch let error as SessionError {
                     try await outbound.write(error.event)
                 }

@@ -30,6 +30,9 @@ struct WyomingOptions: ParsableArguments {
     @Flag(name: .customLong("wyoming-zeroconf"),
           help: "Advertise the Wyoming server as _wyoming._tcp for Home Assistant's discovery, through the system's Avahi (avahi-daemon and avahi-publish). Env: LARK_WYOMING_ZEROCONF=1.")
     var zeroconf = false
+    @Flag(name: .customLong("wyoming-allow-remote"),
+          help: "Let the Wyoming server listen on an address other machines can reach. The Wyoming protocol has no authentication: anyone who can connect can synthesize. Env: LARK_WYOMING_ALLOW_REMOTE=1.")
+    var allowRemote = false
     @Option(name: .customLong("wyoming-zeroconf-name"), help: "The name it is advertised under (default: lark). Env: LARK_WYOMING_ZEROCONF_NAME.")
     var zeroconfName: String?
 
@@ -51,21 +54,37 @@ struct WyomingOptions: ParsableArguments {
         }
         guard let port else { return [] }
         guard (0...65535).contains(port) else { throw fail("--wyoming-port must be between 0 and 65535, got \(port)") }
+        // Wyoming has no API keys: reachable from other machines only when asked for by name.
+        guard Self.isLoopback(host) || allowRemote || environmentFlag(environment["LARK_WYOMING_ALLOW_REMOTE"]) == true else {
+            throw fail(
+                "the Wyoming server would listen on \(host), which other machines can reach, and the Wyoming protocol has no authentication; listen on 127.0.0.1 (--wyoming-host) or add --wyoming-allow-remote (LARK_WYOMING_ALLOW_REMOTE=1)")
+        }
         let configuration = WyomingConfiguration(
             host: host, port: port, defaultVoice: http.defaultVoice, defaultOptions: http.defaultOptions,
-            maxTextCharacters: http.maxTextCharacters, maxRequestAudio: http.maxRequestAudio)
+            maxTextCharacters: http.maxTextCharacters, maxRequestAudio: http.maxRequestAudio,
+            writeTimeout: http.writeTimeout, normalize: http.normalize)
         let server = WyomingServer(
             configuration: configuration, library: library, scheduler: scheduler, metrics: WyomingServerMetrics(metrics: metrics),
             logger: logger)
         var services: [(name: String, service: any Service)] = [("wyoming server", server)]
         if zeroconf || environmentFlag(environment["LARK_WYOMING_ZEROCONF"]) == true {
-            if ["127.0.0.1", "localhost", "::1"].contains(host) {
+            if Self.isLoopback(host) {
                 logger.warning("zeroconf: the Wyoming server listens on \(host) only; other machines cannot reach what is advertised")
             }
             let name = zeroconfName ?? environment["LARK_WYOMING_ZEROCONF_NAME"] ?? "lark"
             services.append(("zeroconf advertisement", ZeroconfAdvertisement(name: name, port: port, logger: logger)))
         }
         return services
+    }
+}
+
+extension WyomingOptions {
+    /// Whether `host` is only reachable from this machine: localhost, ::1 or 127.0.0.0/8.
+    static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
 

@@ -15,11 +15,12 @@ import NIOCore
 /// closes, which cut whole files larger than the send buffer short.
 ///
 /// Written as a channel handler because a stalled write is only visible at the connection:
-/// Hummingbird's response writer simply waits (that waiting is the backpressure that keeps a
-/// stream from synthesizing ahead), and the idle timeout counts reads, not stalled writes.
-final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
+/// the HTTP response writer and the Wyoming session simply wait (that waiting is the
+/// backpressure that keeps a stream from synthesizing ahead), and idle timeouts count reads,
+/// not stalled writes. Both servers put it first in each connection's pipeline.
+public final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = NIOAny
+    public typealias OutboundIn = NIOAny
 
     private let timeout: TimeAmount
     private let sendBuffer: Int32
@@ -27,17 +28,17 @@ final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The last write's outcome, while it is pending.
     private var lastWrite: EventLoopFuture<Void>?
 
-    init(timeout: TimeAmount, sendBuffer: Int32 = 256 * 1024) {
+    public init(timeout: TimeAmount, sendBuffer: Int32 = 256 * 1024) {
         self.timeout = timeout
         self.sendBuffer = sendBuffer
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         context.channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
             .whenFailure { _ in }  // a channel without a socket (tests) keeps its own buffer
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             closing?.cancel()
             closing = nil
@@ -50,7 +51,7 @@ final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let promise = promise ?? context.eventLoop.makePromise()
         let future = promise.futureResult
         lastWrite = future
@@ -63,7 +64,7 @@ final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A close asked for while writes are pending waits for them (a stalled client's close comes
     /// from the write timeout, which does not wait).
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all, let pending = lastWrite else {
             context.close(mode: mode, promise: promise)
             return
@@ -73,13 +74,13 @@ final class WriteTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         pending.whenComplete { _ in bound.value.close(mode: mode, promise: promise) }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closing?.cancel()
         closing = nil
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         closing?.cancel()
         closing = nil
     }
