@@ -269,7 +269,8 @@ import Testing
 
     @Test func fullPoolAnswers503WithRetryAfter() throws {
         // One worker and a queue of one: of several long requests at once, some must be refused.
-        let text = Array(repeating: "A long sentence keeps the single worker busy for a while.", count: 4).joined(separator: " ")
+        // Long enough that the five overlap even when the clients start slowly on a loaded machine.
+        let text = Array(repeating: "A long sentence keeps the single worker busy for a while.", count: 12).joined(separator: " ")
         let encoded = text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed)!
         let group = DispatchGroup()
         let statuses = StatusBox()
