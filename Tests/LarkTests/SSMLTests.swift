@@ -299,8 +299,10 @@ import TextNormalization
         #expect(marks.first?.0.textRange == offset ..< offset)
         // "middle" is where "there." starts: after "Hello"'s audio; "end" after everything.
         let hello = try await Checkout.library.voice(Self.english).synthesizeAll("Hello ", options: SynthesisOptions(), admission: Checkout.admission())
-        // (espeak-ng's audio of a text varies by a few samples with what it spoke before)
-        #expect(abs((marks.first?.1 ?? 0) - hello.count) < 221, "\(String(describing: marks.first?.1)) against \(hello.count)")
+        // espeak-ng's audio of a text varies with what the process spoke before: by a few samples
+        // alone, by up to a tenth of a short word's length after the whole suite's texts (868 of
+        // 10,705 samples seen). Wrong placement would be off by the whole word.
+        #expect(abs((marks.first?.1 ?? 0) - hello.count) < hello.count / 8, "\(String(describing: marks.first?.1)) against \(hello.count)")
         #expect(marks.last?.1 == position)
     }
 
