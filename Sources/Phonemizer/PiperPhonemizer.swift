@@ -241,17 +241,10 @@ enum RawPhonemeBlocks: Equatable {
     static func split(_ text: String) -> [RawPhonemeBlocks] {
         var parts: [RawPhonemeBlocks] = []
         var plainStart = text.startIndex
-        var searchFrom = text.startIndex
-        while let open = text.range(of: "[[", range: searchFrom..<text.endIndex) {
-            let lineEnd = text[open.upperBound...].firstIndex(where: \.isNewline) ?? text.endIndex
-            guard let close = text.range(of: "]]", range: open.upperBound..<lineEnd) else {
-                searchFrom = text.index(after: open.lowerBound)
-                continue
-            }
-            parts.append(.text(String(text[plainStart..<open.lowerBound])))
-            parts.append(.raw(String(text[open.upperBound..<close.lowerBound])))
-            plainStart = close.upperBound
-            searchFrom = close.upperBound
+        for (block, phonemes) in RawPhonemeBlockScanner.blocks(in: text) {
+            parts.append(.text(String(text[plainStart..<block.lowerBound])))
+            parts.append(.raw(String(text[phonemes])))
+            plainStart = block.upperBound
         }
         parts.append(.text(String(text[plainStart...])))
         return parts

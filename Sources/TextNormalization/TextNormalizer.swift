@@ -1,4 +1,5 @@
 import Foundation
+import SpeechCore
 
 /// Rewrites a language's written forms (numbers, dates, abbreviations, symbols) into the words
 /// they are read as, keeping the way back to the input's offsets.
@@ -27,17 +28,10 @@ enum RawPhonemeSpans {
     static func split(_ text: String) -> [(part: Substring, isRaw: Bool)] {
         var parts: [(Substring, Bool)] = []
         var plainStart = text.startIndex
-        var searchFrom = text.startIndex
-        while let open = text.range(of: "[[", range: searchFrom..<text.endIndex) {
-            let lineEnd = text[open.upperBound...].firstIndex(where: \.isNewline) ?? text.endIndex
-            guard let close = text.range(of: "]]", range: open.upperBound..<lineEnd) else {
-                searchFrom = text.index(after: open.lowerBound)
-                continue
-            }
-            if plainStart < open.lowerBound { parts.append((text[plainStart..<open.lowerBound], false)) }
-            parts.append((text[open.lowerBound..<close.upperBound], true))
-            plainStart = close.upperBound
-            searchFrom = close.upperBound
+        for (block, _) in RawPhonemeBlockScanner.blocks(in: text) {
+            if plainStart < block.lowerBound { parts.append((text[plainStart..<block.lowerBound], false)) }
+            parts.append((text[block], true))
+            plainStart = block.upperBound
         }
         if plainStart < text.endIndex { parts.append((text[plainStart...], false)) }
         return parts
