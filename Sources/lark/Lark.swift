@@ -20,7 +20,7 @@ struct Lark: AsyncParsableCommand {
     static func main() async {
         limitHeapGrowth()
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(WyomingOptions.expandingZeroconfName(Array(CommandLine.arguments.dropFirst())))
             if var asynchronous = command as? any AsyncParsableCommand {
                 try await asynchronous.run()
             } else {

@@ -11,7 +11,9 @@ import WyomingServer
 /// `--port` are the Wyoming server's (default port 10200, as wyoming-piper's).
 struct Wyoming: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run only the Wyoming server (Home Assistant's voice protocol), with serve's voice options.")
+        abstract: "Run only the Wyoming server (Home Assistant's voice protocol), with serve's voice options.",
+        // Said outright: the `Serve` option group would otherwise make it read `lark serve wyoming`.
+        usage: "lark wyoming [--wyoming-zeroconf [NAME]] [<serve's options>]")
 
     @OptionGroup var serve: Serve
 
@@ -28,13 +30,36 @@ struct WyomingOptions: ParsableArguments {
     @Option(name: .customLong("wyoming-host"), help: "Address the Wyoming server listens on (default: --host). Env: LARK_WYOMING_HOST.")
     var host: String?
     @Flag(name: .customLong("wyoming-zeroconf"),
-          help: "Advertise the Wyoming server as _wyoming._tcp for Home Assistant's discovery, through the system's Avahi (avahi-daemon and avahi-publish). Env: LARK_WYOMING_ZEROCONF=1.")
+          help: "Advertise the Wyoming server as _wyoming._tcp for Home Assistant's discovery, through the system's Avahi (avahi-daemon and avahi-publish); a name may follow, as with wyoming-piper's --zeroconf [NAME]. Env: LARK_WYOMING_ZEROCONF=1.")
     var zeroconf = false
     @Flag(name: .customLong("wyoming-allow-remote"),
           help: "Let the Wyoming server listen on an address other machines can reach. The Wyoming protocol has no authentication: anyone who can connect can synthesize. Env: LARK_WYOMING_ALLOW_REMOTE=1.")
     var allowRemote = false
     @Option(name: .customLong("wyoming-zeroconf-name"), help: "The name it is advertised under (default: lark). Env: LARK_WYOMING_ZEROCONF_NAME.")
     var zeroconfName: String?
+
+    /// `--wyoming-zeroconf [NAME]`, taken as wyoming-piper takes `--zeroconf [NAME]`. ArgumentParser
+    /// has no option whose value may be left out, so a name right after the flag (or after `=`)
+    /// becomes `--wyoming-zeroconf-name NAME` before parsing. Only for `serve` and `wyoming`, which
+    /// take no positional arguments, so a bare word after the flag can only be the name.
+    static func expandingZeroconfName(_ arguments: [String]) -> [String] {
+        guard let command = arguments.first, command == "serve" || command == "wyoming" else { return arguments }
+        var expanded: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let argument = arguments[index]
+            index += 1
+            if argument.hasPrefix("--wyoming-zeroconf=") {
+                expanded += ["--wyoming-zeroconf", "--wyoming-zeroconf-name", String(argument.dropFirst("--wyoming-zeroconf=".count))]
+            } else if argument == "--wyoming-zeroconf", index < arguments.endIndex, !arguments[index].hasPrefix("-") {
+                expanded += [argument, "--wyoming-zeroconf-name", arguments[index]]
+                index += 1
+            } else {
+                expanded.append(argument)
+            }
+        }
+        return expanded
+    }
 
     /// The Wyoming server to run beside the HTTP server, sharing its voices, limits, scheduler
     /// and metrics, and its zeroconf advertisement where asked; none when no port is given.

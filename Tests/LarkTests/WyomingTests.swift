@@ -272,7 +272,7 @@ import Testing
         let wyomingPort = ServerLifecycleTests.port(173)
         let server = try ServerLifecycleTests.ServerProcess(
             ["--data-dir", ServerLifecycleTests.voices, "--disable-jobs", "--wyoming-port", String(wyomingPort),
-             "--wyoming-zeroconf", "--wyoming-zeroconf-name", name] + ServerLifecycleTests.common,
+             "--wyoming-zeroconf", name] + ServerLifecycleTests.common,
             port: ServerLifecycleTests.port(172), environment: avahi.environment)
         var advertised: Int?
         for _ in 0..<40 where advertised == nil {
