@@ -5,10 +5,13 @@ import CFFmpeg
 public struct AudioFileError: Error, Equatable, Sendable, CustomStringConvertible {
     public var path: String
     public var reason: String
+    /// The file system was full (or the user's quota spent): freeing space lets the same work succeed.
+    public var outOfSpace: Bool
 
-    public init(path: String, reason: String) {
+    public init(path: String, reason: String, outOfSpace: Bool = false) {
         self.path = path
         self.reason = reason
+        self.outOfSpace = outOfSpace
     }
 
     public var description: String { "cannot write \(path): \(reason)" }
@@ -90,7 +93,9 @@ final class FileOutput {
         self.path = path
         // The `file:` prefix keeps any part of the path from being read as another protocol.
         let status = avio_open(&context, "file:" + path, AVIO_FLAG_WRITE)
-        guard status >= 0, context != nil else { throw AudioFileError(path: path, reason: FFmpegStatus.describe(status)) }
+        guard status >= 0, context != nil else {
+            throw AudioFileError(path: path, reason: FFmpegStatus.describe(status), outOfSpace: status == -ENOSPC || status == -EDQUOT)
+        }
     }
 
     deinit {
@@ -134,7 +139,8 @@ final class FileOutput {
     }
 
     private func failure(_ status: Int32) -> AudioFileError {
-        AudioFileError(path: path, reason: FFmpegStatus.describe(status))
+        // FFmpeg's errors are negated errno values (`AVERROR(e)`).
+        AudioFileError(path: path, reason: FFmpegStatus.describe(status), outOfSpace: status == -ENOSPC || status == -EDQUOT)
     }
 }
 

@@ -95,7 +95,7 @@ public struct LocalDirectoryStore: ObjectStore {
         let temporary = directory.appending(
             path: ".\(destination.lastPathComponent).\(UUID().uuidString).partial", directoryHint: .notDirectory)
         let output = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard output >= 0 else { throw StorageError.fileSystem(path: temporary.path, reason: errnoText()) }
+        guard output >= 0 else { throw writeFailure(temporary.path) }
         var renamed = false
         defer {
             if !renamed { unlink(temporary.path) }
@@ -117,12 +117,12 @@ public struct LocalDirectoryStore: ObjectStore {
                     let result = write(output, buffer + written, count - written)
                     if result < 0 {
                         if errno == EINTR { continue }
-                        throw StorageError.fileSystem(path: temporary.path, reason: errnoText())
+                        throw writeFailure(temporary.path)
                     }
                     written += result
                 }
             }
-            guard fsync(output) == 0 else { throw StorageError.fileSystem(path: temporary.path, reason: errnoText()) }
+            guard fsync(output) == 0 else { throw writeFailure(temporary.path) }
         }
         guard rename(temporary.path, destination.path) == 0 else {
             throw StorageError.fileSystem(path: destination.path, reason: errnoText())
@@ -134,6 +134,11 @@ public struct LocalDirectoryStore: ObjectStore {
             _ = fsync(directoryHandle)
             close(directoryHandle)
         }
+    }
+
+    /// The error of a write that failed with `errno`: a full disk told apart from other faults.
+    private static func writeFailure(_ path: String) -> StorageError {
+        errno == ENOSPC || errno == EDQUOT ? .noSpace(path: path) : .fileSystem(path: path, reason: errnoText())
     }
 
     private static func realPath(_ path: String) -> String? {

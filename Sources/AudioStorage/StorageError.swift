@@ -14,6 +14,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// A local file could not be read or written (the source of a `put`, or the local store).
     case fileSystem(path: String, reason: String)
+    /// The local store's file system is full (or its quota spent): nothing was stored.
+    case noSpace(path: String)
     /// A presigned URL was asked for with a lifetime S3 does not accept (1 second to 7 days).
     case invalidExpiry(Duration)
 
@@ -21,6 +23,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// except that a local file problem names no path (the log has it, from `description`).
     public var message: String {
         if case .fileSystem = self { return "the audio store could not read or write one of its files" }
+        if case .noSpace = self { return "the audio store's disk is full" }
         return description
     }
 
@@ -40,6 +43,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid storage configuration: \(message)"
         case .fileSystem(let path, let reason):
             return "cannot use \(path): \(reason)"
+        case .noSpace(let path):
+            return "cannot write \(path): no space left on the device"
         case .invalidExpiry(let duration):
             return "a presigned URL must expire within 1 second to 7 days, not \(duration)"
         }

@@ -144,9 +144,11 @@ public final class JobWorkerService: Service {
             var outcome = try await renderWithHeartbeat(job, worker: worker, to: scratch, admission: admission)
             if case .rendered(let audio) = outcome {
                 // The final progress, and a last check that the job is still this worker's.
-                let reply = try await store.heartbeat(
-                    id: job.id, worker: worker, lease: configuration.lease, sentencesDone: audio.sentences,
-                    sentencesTotal: audio.sentences, now: Timestamp.now)
+                let reply = try await persisting("heartbeat", log: log) {
+                    try await self.store.heartbeat(
+                        id: job.id, worker: worker, lease: self.configuration.lease, sentencesDone: audio.sentences,
+                        sentencesTotal: audio.sentences, now: Timestamp.now)
+                }
                 if reply != .proceed { outcome = .stop(reply) }
             }
             switch outcome {
@@ -164,7 +166,9 @@ public final class JobWorkerService: Service {
                 log.info("job audio stored", metadata: ["key": "\(key)", "bytes": "\(audio.bytes)", "sentences": "\(audio.sentences)"])
                 try await finish(job, worker: worker, key: key, log: log)
             case .stop(.cancelRequested):
-                try await store.finishCancelled(id: job.id, worker: worker, now: Timestamp.now)
+                try await persisting("finish cancelled", log: log) {
+                    try await self.store.finishCancelled(id: job.id, worker: worker, now: Timestamp.now)
+                }
                 log.info("job cancelled")
                 await finished(job.id, status: .cancelled)
             case .stop:
@@ -187,7 +191,15 @@ public final class JobWorkerService: Service {
     }
 
     private func finish(_ job: Job, worker: String, key: String, log: Logger) async throws {
-        if try await store.succeed(id: job.id, worker: worker, objectKey: key, now: Timestamp.now) {
+        let succeeded = try await persisting("succeed", log: log) {
+            try await self.store.succeed(id: job.id, worker: worker, objectKey: key, now: Timestamp.now)
+        }
+        if succeeded {
+            log.info("job succeeded")
+            await finished(job.id, status: .succeeded)
+        } else if let now = try? await store.job(id: job.id), now.status == .succeeded, now.objectKey == key, now.leaseOwner == nil,
+                  now.attempts == job.attempts {
+            // An earlier try of this call was done, but its answer was lost with the connection.
             log.info("job succeeded")
             await finished(job.id, status: .succeeded)
         } else {
@@ -204,7 +216,9 @@ public final class JobWorkerService: Service {
         let delay = permanent ? nil : configuration.retry.delay(afterAttempts: job.attempts, maxAttempts: job.maxAttempts)
         let retryAt = delay.map { Timestamp.now + $0.milliseconds }
         do {
-            try await store.fail(id: job.id, worker: worker, error: reason, retryAt: retryAt, now: Timestamp.now)
+            try await persisting("fail", log: log) {
+                try await self.store.fail(id: job.id, worker: worker, error: reason, retryAt: retryAt, now: Timestamp.now)
+            }
         } catch {
             log.error("could not record the job's failure", metadata: ["error": "\(error)"])
             return
@@ -233,16 +247,42 @@ public final class JobWorkerService: Service {
             group.addTask {
                 while true {
                     try await Task.sleep(for: self.configuration.lease / 3)
-                    let (done, total) = progress.value.withLock { $0 }
-                    let reply = try await self.store.heartbeat(
-                        id: job.id, worker: worker, lease: self.configuration.lease, sentencesDone: done,
-                        sentencesTotal: total, now: Timestamp.now)
+                    // While the database is unreachable the rendering goes on: the heartbeat that
+                    // gets through says whether the job is still this worker's.
+                    let reply = try await self.persisting("heartbeat", log: self.logger) {
+                        let (done, total) = progress.value.withLock { $0 }
+                        return try await self.store.heartbeat(
+                            id: job.id, worker: worker, lease: self.configuration.lease, sentencesDone: done,
+                            sentencesTotal: total, now: Timestamp.now)
+                    }
                     if reply != .proceed { return .stop(reply) }
                 }
             }
             defer { group.cancelAll() }
             guard let first = try await group.next() else { throw CancellationError() }
             return first
+        }
+    }
+
+    /// Runs a call to the job store, waiting out a database that cannot be reached for a while
+    /// (restarting, failing over): retried with a growing pause until it gets through or this
+    /// worker is cancelled, so a job in progress is neither dropped nor rendered again. Every
+    /// call it guards is safe to repeat: each names this worker's lease in its `WHERE`.
+    @discardableResult
+    private func persisting<T: Sendable>(_ call: String, log: Logger, _ body: () async throws -> T) async throws -> T {
+        var pause = Duration.milliseconds(250)
+        var waited = false
+        while true {
+            do {
+                let result = try await body()
+                if waited { log.info("job database reachable again", metadata: ["call": "\(call)"]) }
+                return result
+            } catch JobStoreError.unavailable(let detail) {
+                if !waited { log.warning("job database unreachable; retrying", metadata: ["call": "\(call)", "error": "\(detail)"]) }
+                waited = true
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(4))
+            }
         }
     }
 
@@ -260,8 +300,20 @@ public final class JobWorkerService: Service {
         if let error = error as? SpeechError { return "\(error.code): \(error.clientMessage)" }
         if let error = error as? AudioOutputError { return "\(error.code): \(error.message)" }
         // A job's error is sent to clients: no file system paths (the log has the detail).
+        if isOutOfSpace(error) {
+            return "storage_full: the server's disk for job audio is full, so this job's audio did not fit; nothing of it was kept"
+        }
         if let error = error as? StorageError { return error.message }
+        if let error = error as? AudioFileError { return "the job's audio could not be written on the server: \(error.reason)" }
         return String(describing: error)
+    }
+
+    /// A full disk, in the scratch file (the encoder's writes), the captions, or the local store.
+    static func isOutOfSpace(_ error: any Error) -> Bool {
+        if let error = error as? AudioFileError { return error.outOfSpace }
+        if case StorageError.noSpace? = error as? StorageError { return true }
+        if let error = error as? CocoaError { return error.code == .fileWriteOutOfSpace }
+        return false
     }
 }
 

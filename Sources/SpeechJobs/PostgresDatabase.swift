@@ -11,14 +11,20 @@ public final class PostgresJobDatabase: SQLDatabase {
     public let dialect = SQLDialect.postgres
     private let client: PostgresClient
     private let runner: Task<Void, Never>
+    /// How long one statement may take, waiting for a connection included: while the server is
+    /// down, postgres-nio's pool holds requests until its circuit breaker trips (a minute), and
+    /// callers are better told sooner that the database is unavailable.
+    private let deadline: Duration
 
-    private init(client: PostgresClient) {
+    private init(client: PostgresClient, deadline: Duration) {
         self.client = client
+        self.deadline = deadline
         runner = Task { await client.run() }
     }
 
     /// Connects to `postgres://user:password@host:port/database[?sslmode=disable|prefer|require]`
-    /// and checks the connection within `timeout`, so a wrong address fails at start-up.
+    /// and checks the connection within `timeout`, so a wrong address fails at start-up; later
+    /// statements that get no answer within `timeout` fail as `JobStoreError.unavailable`.
     public static func connect(url: String, logger: Logger, timeout: Duration = .seconds(10)) async throws -> PostgresJobDatabase {
         let configuration = try configuration(from: url)
         var options = PostgresClient.Configuration(
@@ -26,7 +32,7 @@ public final class PostgresJobDatabase: SQLDatabase {
             password: configuration.password, database: configuration.database, tls: configuration.tls)
         options.options.connectTimeout = timeout
         options.options.maximumConnections = 8
-        let database = PostgresJobDatabase(client: PostgresClient(configuration: options, backgroundLogger: logger))
+        let database = PostgresJobDatabase(client: PostgresClient(configuration: options, backgroundLogger: logger), deadline: timeout)
         do {
             try await withDeadline(timeout) { _ = try await database.query("SELECT 1 AS ok", []) }
         } catch {
@@ -37,7 +43,42 @@ public final class PostgresJobDatabase: SQLDatabase {
     }
 
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRecord] {
-        try await Self.records(try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds))))
+        let client = client
+        do {
+            return try await withDeadline(deadline) {
+                let rows: PostgresRowSequence
+                do {
+                    rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)))
+                } catch let error as PSQLError {
+                    throw error
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    // The pool's own refusals (its circuit breaker open after a long outage).
+                    throw JobStoreError.unavailable("PostgreSQL: \(error)")
+                }
+                return try await Self.records(rows)
+            }
+        } catch {
+            throw Self.translated(error)
+        }
+    }
+
+    /// A lost or refused connection (the server restarting, shutting down, or out of
+    /// connections) or a statement with no answer in time as `JobStoreError.unavailable`, which
+    /// callers may wait out and retry; any other error (a statement the server refuses) as it is.
+    static func translated(_ error: any Error) -> any Error {
+        if error is DeadlineExceeded { return JobStoreError.unavailable("PostgreSQL: no answer in time") }
+        guard let error = error as? PSQLError else { return error }
+        let lostConnection: Set<PSQLError.Code> = [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown]
+        if lostConnection.contains(error.code) { return JobStoreError.unavailable("PostgreSQL: \(describe(error))") }
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, crashed,
+        // starting up) and 53300 (too many connections).
+        if error.code == .server, let state = error.serverInfo?[.sqlState],
+           state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state) {
+            return JobStoreError.unavailable("PostgreSQL: \(describe(error))")
+        }
+        return error
     }
 
     private static func bindings(_ binds: [SQLValue]) -> PostgresBindings {
@@ -66,10 +107,14 @@ public final class PostgresJobDatabase: SQLDatabase {
 
     public func exclusively(_ body: @Sendable (any SQLExecutor) async throws -> Void) async throws {
         let logger = Logger(label: "lark.jobs.migrate")
-        try await client.withTransaction(logger: logger) { connection in
-            // One migrating process at a time: the others wait here, then find nothing to do.
-            try await connection.query("SELECT pg_advisory_xact_lock(7340581)", logger: logger)
-            try await body(TransactionExecutor(connection: connection, logger: logger))
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                // One migrating process at a time: the others wait here, then find nothing to do.
+                try await connection.query("SELECT pg_advisory_xact_lock(7340581)", logger: logger)
+                try await body(TransactionExecutor(connection: connection, logger: logger))
+            }
+        } catch {
+            throw Self.translated(error)
         }
     }
 
@@ -128,6 +173,9 @@ public final class PostgresJobDatabase: SQLDatabase {
     }
 
     private static func describe(_ error: any Error) -> String {
+        if case JobStoreError.unavailable(let detail) = error {
+            return detail.hasPrefix("PostgreSQL: ") ? String(detail.dropFirst("PostgreSQL: ".count)) : detail
+        }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
             if let underlying = error.underlying { return String(describing: underlying) }

@@ -53,12 +53,21 @@ public struct EngineConfiguration: Sendable {
 /// own voices. Piper voices are loaded on first use and kept, once per model file however they
 /// are named (name, alias, `name.onnx`, path). Models load on a thread of their own, so a voice
 /// being loaded never delays synthesis with a voice already loaded.
+///
+/// A voice's files may change while it is loaded (`VoiceFileStamp`, checked on every request):
+/// a replaced model or config is loaded again, and requests already running finish with the
+/// old one; a deleted model leaves the loaded voice as it is (its sessions hold the model in
+/// memory) until the process restarts.
 public actor VoiceLibrary {
     public let configuration: EngineConfiguration
     private let directories: VoiceDirectories
     private let loader: NIOThreadPool
-    /// Loaded and loading Piper voices by their model file's resolved path.
-    private var models: [String: Task<any SpeechVoice, any Error>] = [:]
+    /// Loaded and loading Piper voices by their model file's resolved path, with the stamp of
+    /// the files they were loaded from.
+    private var models: [String: (task: Task<any SpeechVoice, any Error>, stamp: VoiceFileStamp?)] = [:]
+    /// Loads that failed on the files themselves (a corrupt model, an unreadable config), by
+    /// model path: the same files fail again at once, without a new load; changed files are tried.
+    private var failedLoads: [String: (stamp: VoiceFileStamp, error: SpeechError)] = [:]
     /// What each loaded Piper voice is, by model path (for listings: they never wait for a load).
     private var loadedInfo: [String: VoiceInfo] = [:]
     /// Names already resolved to a model path, so that a request does not scan the directories.
@@ -176,7 +185,14 @@ public actor VoiceLibrary {
     /// The task is registered before anything awaits, so concurrent first requests share it.
     private func load(_ source: PiperVoiceSource) async throws -> any SpeechVoice {
         let key = URL(fileURLWithPath: source.modelPath).resolvingSymlinksInPath().standardizedFileURL.path
-        if let task = models[key] { return try await task.value }
+        let stamp = VoiceFileStamp(source)
+        if let loaded = models[key] {
+            // Deleted: the loaded voice goes on. Unchanged: it is the one. Replaced: load again.
+            if stamp == nil || stamp == loaded.stamp { return try await loaded.task.value }
+            models[key] = nil
+            loadedInfo[key] = nil
+        }
+        if let stamp, let failed = failedLoads[key], failed.stamp == stamp { throw failed.error }
         let (configuration, loader) = (configuration, loader)
         let task = Task<any SpeechVoice, any Error> {
             try await EspeakRuntime.shared.start(dataPath: configuration.espeakDataPath)
@@ -190,15 +206,26 @@ public actor VoiceLibrary {
                     timings: configuration.timings)
             }
         }
-        models[key] = task
+        models[key] = (task, stamp)
         do {
             let voice = try await task.value
             loadedInfo[key] = voice.info
+            failedLoads[key] = nil
             return voice
         } catch {
-            // A failed load is not kept: the next request tries again (the file may be fixed).
-            if models[key] == task { models[key] = nil }
+            // A failed load is not kept: the next request tries again (the file may be fixed),
+            // at once when the files are what failed and have not changed since.
+            if models[key]?.task == task { models[key] = nil }
+            if let stamp, let error = error as? SpeechError, Self.isFault(ofFiles: error) { failedLoads[key] = (stamp, error) }
             throw error
+        }
+    }
+
+    /// Whether a failed load was the voice's files' fault (not the machine's, such as memory).
+    private static func isFault(ofFiles error: SpeechError) -> Bool {
+        switch error {
+        case .invalidModel, .invalidVoiceConfig: true
+        default: false
         }
     }
 

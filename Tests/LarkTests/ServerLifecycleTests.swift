@@ -65,7 +65,7 @@ import Testing
     /// Offsets in use: 0-13 here and in ServerTests, 40-51 (catalog, downloads), 60-79 (jobs),
     /// 89 (route walk), 90-99 (hostile input), 110-112 (hostile clients), 120-179 (this round's
     /// helpers: normalization, SSML, timings, OpenAI/Polly, Wyoming), 180-189 (access control),
-    /// 190-199 (the API contract: schemathesis).
+    /// 190-199 (the API contract: schemathesis), 220-229 (faults: PostgreSQL, S3, disk, voice files).
     static func port(_ offset: Int) -> Int { 26_000 + Int(getpid() % 6_000) + offset }
 
     static let voices = Checkout.deps + "/voices"
