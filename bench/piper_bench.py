@@ -36,6 +36,7 @@ def main() -> None:
     rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
+        cpu_start = time.process_time()
         first = None
         samples = 0
         for chunk in voice.synthesize(text):
@@ -46,7 +47,8 @@ def main() -> None:
             samples += len(data) // 2
         total = time.perf_counter() - start
         audio = samples / config.sample_rate
-        rounds.append({"first_sentence_s": first, "total_s": total, "audio_s": audio, "rtf": total / audio})
+        rounds.append({"first_sentence_s": first, "total_s": total, "audio_s": audio, "rtf": total / audio,
+                       "cpu_s": time.process_time() - cpu_start})
     print(json.dumps({"implementation": "piper", "load_s": load_seconds, "rounds": rounds}))
 
 

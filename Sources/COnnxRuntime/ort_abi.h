@@ -72,7 +72,9 @@ typedef struct LarkOrtApi {
                       const char *const *output_names, size_t output_count, OrtValue **outputs); // 9
     OrtStatus *(*CreateSessionOptions)(OrtSessionOptions **out);                             // 10
     OrtStatus *(*SetOptimizedModelFilePath)(OrtSessionOptions *options, const char *path);   // 11
-    void *skipped_12_18[7];
+    void *skipped_12_13[2];
+    OrtStatus *(*EnableProfiling)(OrtSessionOptions *options, const char *profile_file_prefix); // 14
+    void *skipped_15_18[4];
     OrtStatus *(*DisableCpuMemArena)(OrtSessionOptions *options);                            // 19
     void *skipped_20_21[2];
     OrtStatus *(*SetSessionLogSeverityLevel)(OrtSessionOptions *options, int level);          // 22
@@ -119,10 +121,15 @@ typedef struct LarkOrtApi {
     void *skipped_98_98[1];
     void (*ReleaseTensorTypeAndShapeInfo)(OrtTensorTypeAndShapeInfo *info);                  // 99
     void (*ReleaseSessionOptions)(OrtSessionOptions *options);                               // 100
-    void *skipped_101_124[24];
+    void *skipped_101_109[9];
+    OrtStatus *(*SessionEndProfiling)(OrtSession *session, OrtAllocator *allocator, char **out); // 110
+    void *skipped_111_124[14];
     OrtStatus *(*GetAvailableProviders)(char ***out, int *count);                            // 125
     OrtStatus *(*ReleaseAvailableProviders)(char **providers, int count);                    // 126
-    void *skipped_127_164[38];
+    void *skipped_127_129[3];
+    OrtStatus *(*AddSessionConfigEntry)(OrtSessionOptions *options, const char *key,
+                                        const char *value);                                  // 130
+    void *skipped_131_164[34];
     OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
                                     const char *value);                                      // 165
     void *skipped_166_203[38];
@@ -174,6 +181,9 @@ LARK_ORT_SLOT(ReleaseTensorTypeAndShapeInfo, 99);
 LARK_ORT_SLOT(ReleaseSessionOptions, 100);
 LARK_ORT_SLOT(GetAvailableProviders, 125);
 LARK_ORT_SLOT(AddRunConfigEntry, 165);
+LARK_ORT_SLOT(EnableProfiling, 14);
+LARK_ORT_SLOT(SessionEndProfiling, 110);
+LARK_ORT_SLOT(AddSessionConfigEntry, 130);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);
 LARK_ORT_SLOT(ReleaseCUDAProviderOptions, 208);
 LARK_ORT_SLOT(GetBuildInfoString, 254);

@@ -16,6 +16,9 @@ public struct SessionConfiguration: Sendable, Equatable {
     public var memory: MemoryPolicy
     /// How much ONNX Runtime rewrites the graph while loading it.
     public var optimization: Optimization
+    /// Where ONNX Runtime's profile of every run goes (a path prefix; nil: no profile). See
+    /// `InferenceSession.endProfiling`.
+    public var profilePrefix: String?
 
     public enum Optimization: Sendable, Equatable {
         /// Every rewrite, including the CPU's blocked (NCHWc) layout (ONNX Runtime's default).
@@ -38,8 +41,9 @@ public struct SessionConfiguration: Sendable, Equatable {
 
     public init(
         intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
-        memory: MemoryPolicy = .arena, optimization: Optimization = .all
+        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil
     ) {
+        self.profilePrefix = profilePrefix
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
@@ -92,7 +96,7 @@ public final class RunCancellation: @unchecked Sendable {
 /// sentence runs share one single-thread session (see `bench/RESULTS.md` for why not one each).
 public final class InferenceSession: @unchecked Sendable {
     public let runtime: OnnxRuntime
-    private let session: OpaquePointer
+    let session: OpaquePointer
     public let inputNames: [String]
     public let outputNames: [String]
     public let configuration: SessionConfiguration
@@ -166,6 +170,9 @@ public final class InferenceSession: @unchecked Sendable {
         }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)
+        }
+        if let prefix = configuration.profilePrefix {
+            try Self.enableProfiling(options!, prefix: prefix, runtime: runtime)
         }
         let session = try create(options)
         self.session = session

@@ -254,6 +254,16 @@ public final class PiperVoice: SpeechVoice {
         try await run(ids, settings: settings, admission: admission).samples
     }
 
+    /// Stops the profiler of a voice loaded with `SessionConfiguration.profilePrefix` and writes
+    /// its traces: one file per session (the wide one first), for `SessionProfile`.
+    public func endProfiling() throws(SpeechError) -> [String] {
+        do {
+            return try [wide, narrow].compactMap { $0 }.map { session throws(OnnxRuntimeError) in try session.endProfiling() }
+        } catch {
+            throw .synthesisFailed("cannot write the model's profile: \(error.message)")
+        }
+    }
+
     /// Whether the model reports how many frames it holds each phoneme id (`DurationOutput`),
     /// which word timings come from.
     public var reportsDurations: Bool { narrow.outputNames.contains(DurationOutput.outputName) }

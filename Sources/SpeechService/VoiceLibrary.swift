@@ -31,6 +31,9 @@ public struct EngineConfiguration: Sendable {
     /// Piper voices report their phoneme durations and give word timings (off only to measure
     /// what timings cost: `lark bench --compare-timings`).
     public var timings = true
+    /// Piper voices' sessions record ONNX Runtime profiles under this path prefix (only to
+    /// measure: `lark bench --flops` and `--profile`; see `PiperVoice.endProfiling`).
+    public var profilePrefix: String?
 
     public init(
         dataDirectories: [String], espeakDataPath: String?, threadsPerSession: Int = 1, workers: Int = 1,
@@ -201,7 +204,7 @@ public actor VoiceLibrary {
                     source: source, concurrency: configuration.workers,
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
-                        memory: .init(configuration.memory)),
+                        memory: .init(configuration.memory), profilePrefix: configuration.profilePrefix),
                     rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
                     timings: configuration.timings)
             }

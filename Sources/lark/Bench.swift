@@ -32,6 +32,18 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Time the voice with word timings and without them, round by round in turn (prints JSON).")
     var compareTimings = false
 
+    @Flag(help: "Count the model's arithmetic on the text from an ONNX Runtime profile: GFLOP per second of audio, by operator and by part of the model.")
+    var flops = false
+
+    @Flag(help: "List the model's slowest nodes on the text, from an ONNX Runtime profile: share of time, milliseconds, GFLOP/s.")
+    var profile = false
+
+    @Option(help: "How many nodes --profile lists.")
+    var top = 20
+
+    @Flag(help: "With --flops or --profile: print JSON instead of tables.")
+    var json = false
+
     @OptionGroup var engine: EngineOptions
 
     /// What `bench/engine` reads (its keys are the script's).
@@ -41,6 +53,8 @@ struct Bench: AsyncParsableCommand {
             var total_s: Double
             var audio_s: Double
             var rtf: Double
+            /// The process's CPU time (every thread's) for the round.
+            var cpu_s: Double
         }
 
         var implementation = "lark"
@@ -56,6 +70,17 @@ struct Bench: AsyncParsableCommand {
             text = try String(contentsOfFile: textFile, encoding: .utf8)
         } catch {
             throw fail("cannot read \(textFile): \((error as NSError).localizedDescription)")
+        }
+        if flops || profile {
+            guard top > 0 else { throw fail("--top must be at least 1") }
+            do {
+                try await profileText(text)
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                throw fail(describe(error))
+            }
+            return
         }
         if compareTimings {
             do {
@@ -89,6 +114,7 @@ struct Bench: AsyncParsableCommand {
         _ = try await selected.synthesizeAll("Warming up.", options: options, admission: ticket)
         for _ in 0..<rounds {
             let start = ContinuousClock.now
+            let cpuStart = processCPUSeconds()
             var first: Double?
             var samples = 0
             lastRound = []
@@ -99,7 +125,9 @@ struct Bench: AsyncParsableCommand {
             }
             let total = (ContinuousClock.now - start).seconds
             let audio = Double(samples) / Double(selected.info.sampleRate)
-            results.append(Report.Round(first_sentence_s: first ?? total, total_s: total, audio_s: audio, rtf: total / audio))
+            results.append(Report.Round(
+                first_sentence_s: first ?? total, total_s: total, audio_s: audio, rtf: total / audio,
+                cpu_s: processCPUSeconds() - cpuStart))
         }
         }
         return Report(
@@ -188,6 +216,13 @@ private func encodingTimes(_ sentences: [[Int16]], voiceRate: Int) throws -> [St
         times[format.rawValue] = best
     }
     return times
+}
+
+/// User and system CPU seconds of every thread of this process so far.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 extension Duration {
