@@ -115,8 +115,7 @@ import Testing
         }
         #expect((retried["error"] as? String)?.contains("unreachable") == true, "\(retried)")
         #expect(try server.curl("/?text=Still%20serving.").status == 200)
-        sleep(2)
-        // Back on the same port. moto keeps its buckets in memory, so a restarted moto has
+        // Back on the same port (moto takes seconds to start: the outage lasts that long more). moto keeps its buckets in memory, so a restarted moto has
         // none: the test makes the bucket again, as a real outage would not have lost it.
         moto = try await MotoServer.start(port: port)
         try Self.createBucket(moto)
