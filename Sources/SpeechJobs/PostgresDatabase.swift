@@ -51,15 +51,18 @@ public final class PostgresJobDatabase: SQLDatabase {
                     rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)))
                 } catch let error as PSQLError {
                     throw error
-                } catch is CancellationError {
-                    throw CancellationError()
+                } catch let error as CancellationError {
+                    throw error
                 } catch {
-                    // The pool's own refusals (its circuit breaker open after a long outage).
+                    // The pool's own refusals: its circuit breaker open after a long outage, or
+                    // a wait for a connection cut short by the deadline.
                     throw JobStoreError.unavailable("PostgreSQL: \(error)")
                 }
                 return try await Self.records(rows)
             }
         } catch {
+            // The caller's own task cancelled (shutting down) is not an outage.
+            if Task.isCancelled { throw CancellationError() }
             throw Self.translated(error)
         }
     }
@@ -67,9 +70,11 @@ public final class PostgresJobDatabase: SQLDatabase {
     /// A lost or refused connection (the server restarting, shutting down, or out of
     /// connections) or a statement with no answer in time as `JobStoreError.unavailable`, which
     /// callers may wait out and retry; any other error (a statement the server refuses) as it is.
+    /// Called only when the caller's task is not cancelled: a cancellation here is the deadline's.
     static func translated(_ error: any Error) -> any Error {
-        if error is DeadlineExceeded { return JobStoreError.unavailable("PostgreSQL: no answer in time") }
+        if error is DeadlineExceeded || error is CancellationError { return JobStoreError.unavailable("PostgreSQL: no answer in time") }
         guard let error = error as? PSQLError else { return error }
+        if error.code == .queryCancelled { return JobStoreError.unavailable("PostgreSQL: no answer in time") }
         let lostConnection: Set<PSQLError.Code> = [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown]
         if lostConnection.contains(error.code) { return JobStoreError.unavailable("PostgreSQL: \(describe(error))") }
         // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, crashed,
@@ -114,6 +119,7 @@ public final class PostgresJobDatabase: SQLDatabase {
                 try await body(TransactionExecutor(connection: connection, logger: logger))
             }
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw Self.translated(error)
         }
     }

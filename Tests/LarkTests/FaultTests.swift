@@ -42,10 +42,18 @@ import Testing
 
         // The database goes away for a few seconds: the API says so, and comes back with it.
         try postgres.stop()
+        let stopped = Date()
         let during = try server.curl("/api/v1/jobs/\(ids[1])")
         #expect(during.status == 503 && during.errorCode == "queue_unavailable", "\(String(decoding: during.body, as: UTF8.self))")
         #expect(try server.curl("/?text=Still%20speaking.").status == 200)
-        sleep(3)
+        // It stays away until the worker has met it: a call for the job it holds (a heartbeat,
+        // or the last one after the rendering) got no answer in time and is being retried.
+        var met = false
+        for _ in 0..<600 where !met {
+            met = server.log_.contains("job database unreachable; retrying")
+            if !met { usleep(100_000) }
+        }
+        #expect(met, "\(server.log_)")
         try postgres.start()
 
         var statuses: [String: Int] = [:]
@@ -68,8 +76,12 @@ import Testing
         for id in ids {
             #expect(FileManager.default.fileExists(atPath: "\(dir)/audio/jobs/\(id).wav"))
         }
-        // The worker met the outage mid-job and waited it out.
-        #expect(log.contains("job database unreachable; retrying"), "\(log)")
+        // The job that was rendering when the database went away was recorded as done only
+        // after it came back: its worker held it through the outage.
+        let first = try #require(jobs.first { $0["id"] as? String == ids[0] })
+        let isoDate = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        let finished = try #require((first["finished_at"] as? String).flatMap { try? isoDate.parse($0) }, "\(first)")
+        #expect(finished > stopped, "\(first)")
     }
 
     // MARK: - S3 endpoint down for a while
@@ -103,8 +115,7 @@ import Testing
         }
         #expect((retried["error"] as? String)?.contains("unreachable") == true, "\(retried)")
         #expect(try server.curl("/?text=Still%20serving.").status == 200)
-        sleep(2)
-        // Back on the same port. moto keeps its buckets in memory, so a restarted moto has
+        // Back on the same port (moto takes seconds to start: the outage lasts that long more). moto keeps its buckets in memory, so a restarted moto has
         // none: the test makes the bucket again, as a real outage would not have lost it.
         moto = try await MotoServer.start(port: port)
         try Self.createBucket(moto)
