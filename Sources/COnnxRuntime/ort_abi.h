@@ -26,6 +26,7 @@ typedef struct OrtSessionOptions OrtSessionOptions;
 typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
 typedef struct OrtAllocator OrtAllocator;
 typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
+typedef struct OrtArenaCfg OrtArenaCfg;
 
 typedef enum LarkOrtLoggingLevel {
     LARK_ORT_LOG_VERBOSE = 0,
@@ -122,7 +123,13 @@ typedef struct LarkOrtApi {
     void *skipped_101_124[24];
     OrtStatus *(*GetAvailableProviders)(char ***out, int *count);                            // 125
     OrtStatus *(*ReleaseAvailableProviders)(char **providers, int count);                    // 126
-    void *skipped_127_164[38];
+    void *skipped_127_129[3];
+    OrtStatus *(*AddSessionConfigEntry)(OrtSessionOptions *options, const char *key,
+                                        const char *value);                                  // 130
+    void *skipped_131_143[13];
+    OrtStatus *(*CreateAndRegisterAllocator)(OrtEnv *env, const OrtMemoryInfo *info,
+                                             const OrtArenaCfg *arena_cfg);                  // 144
+    void *skipped_145_164[20];
     OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
                                     const char *value);                                      // 165
     void *skipped_166_203[38];
@@ -173,6 +180,8 @@ LARK_ORT_SLOT(ReleaseRunOptions, 97);
 LARK_ORT_SLOT(ReleaseTensorTypeAndShapeInfo, 99);
 LARK_ORT_SLOT(ReleaseSessionOptions, 100);
 LARK_ORT_SLOT(GetAvailableProviders, 125);
+LARK_ORT_SLOT(AddSessionConfigEntry, 130);
+LARK_ORT_SLOT(CreateAndRegisterAllocator, 144);
 LARK_ORT_SLOT(AddRunConfigEntry, 165);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);
 LARK_ORT_SLOT(ReleaseCUDAProviderOptions, 208);
