@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import socket
 import string
 import subprocess
@@ -103,6 +104,7 @@ class Tally:
         self.unexpected = {}
         self.rejected_seconds = []
         self.jobs = []
+        self.last_job = 0.0
 
     def count(self, route, answer, expected=ALLOWED):
         with self.lock:
@@ -113,6 +115,7 @@ class Tally:
                 self.unexpected[key] = self.unexpected.get(key, 0) + 1
             if answer.status == 503:
                 self.rejected_seconds.append(answer.seconds)
+        return answer.status
 
     def total(self):
         with self.lock:
@@ -126,41 +129,49 @@ class Tally:
 
 
 def mixed_request(port, rng, tally):
-    """One request of the mix, counted under its route."""
+    """One request of the mix, counted under its route; returns its status."""
     quoted = urllib.parse.quote
     text = rng.choice(TEXTS)
     choice = rng.randrange(11)
     if choice == 0:
-        tally.count("GET /", request(port, "GET", "/?text=" + quoted(text)))
+        return tally.count("GET /", request(port, "GET", "/?text=" + quoted(text)))
     elif choice == 1:
-        tally.count("POST /", request(port, "POST", "/", text.encode(), {"Content-Type": "text/plain"}))
+        return tally.count("POST /", request(port, "POST", "/", text.encode(), {"Content-Type": "text/plain"}))
     elif choice in (2, 3, 4):
         fmt = rng.choice(READ_FORMATS)
-        tally.count(f"GET /read {fmt}", request(port, "GET", f"/read?outputFormat={fmt}&text=" + quoted(text)))
+        return tally.count(f"GET /read {fmt}", request(port, "GET", f"/read?outputFormat={fmt}&text=" + quoted(text)))
     elif choice == 5:
         fmt = rng.choice(OPENAI_FORMATS)
         body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": fmt}
-        tally.count(f"POST /v1/audio/speech {fmt}", post_json(port, "/v1/audio/speech", body))
+        return tally.count(f"POST /v1/audio/speech {fmt}", post_json(port, "/v1/audio/speech", body))
     elif choice == 6:
         fmt = rng.choice(POLLY_FORMATS)
         body = {"Text": text, "VoiceId": "en_US-joe-medium", "OutputFormat": fmt}
-        tally.count(f"POST /v1/speech {fmt}", post_json(port, "/v1/speech", body))
+        return tally.count(f"POST /v1/speech {fmt}", post_json(port, "/v1/speech", body))
     elif choice == 7:
-        job(port, rng, tally)
+        return job(port, rng, tally)
     elif choice == 8:
-        tally.count("GET /voices", request(port, "GET", "/voices"))
+        return tally.count("GET /voices", request(port, "GET", "/voices"))
     elif choice == 9:
         body = {"text": text, "stream": True, "format": rng.choice(["mp3", "ogg_opus"])}
-        tally.count("POST /api/v1/speech", post_json(port, "/api/v1/speech", body))
+        return tally.count("POST /api/v1/speech", post_json(port, "/api/v1/speech", body))
     else:
-        tally.count("GET /read wav, slow reader",
-                    request(port, "GET", "/read?outputFormat=wav&text=" + quoted(text), read_slowly=True))
+        return tally.count("GET /read wav, slow reader",
+                           request(port, "GET", "/read?outputFormat=wav&text=" + quoted(text), read_slowly=True))
+
+
+JOB_INTERVAL_S = 5.0
 
 
 def job(port, rng, tally):
-    """Submits a short job (one time in four: jobs wait while live requests keep the server
-    full), then reads back one earlier job: its status, and its audio once it succeeded."""
-    if rng.randrange(4) == 0:
+    """Submits a short job (one every JOB_INTERVAL_S across all clients: jobs wait while live
+    requests keep the server full, and all run once the load stops), then reads back one
+    earlier job: its status, and its audio once it succeeded."""
+    with tally.lock:
+        submit = time.monotonic() - tally.last_job >= JOB_INTERVAL_S
+        if submit:
+            tally.last_job = time.monotonic()
+    if submit:
         body = {"text": rng.choice([WORD, SHORT, THREE]), "format": rng.choice(JOB_FORMATS)}
         answer = post_json(port, "/api/v1/jobs", body)
         tally.count("POST /api/v1/jobs", answer, ALLOWED | {202})
@@ -170,11 +181,12 @@ def job(port, rng, tally):
     with tally.lock:
         earlier = rng.choice(tally.jobs) if tally.jobs else None
     if earlier is None:
-        return
+        return 200
     answer = request(port, "GET", f"/api/v1/jobs/{earlier}")
     tally.count("GET /api/v1/jobs/:id", answer)
     if answer.status == 200 and json.loads(answer.body)["status"] == "succeeded":
-        tally.count("GET /api/v1/jobs/:id/audio", request(port, "GET", f"/api/v1/jobs/{earlier}/audio"))
+        return tally.count("GET /api/v1/jobs/:id/audio", request(port, "GET", f"/api/v1/jobs/{earlier}/audio"))
+    return answer.status
 
 
 def run_load(port, seconds, clients, tally):
@@ -183,7 +195,9 @@ def run_load(port, seconds, clients, tally):
     def client(seed):
         rng = random.Random(seed)
         while time.monotonic() < deadline:
-            mixed_request(port, rng, tally)
+            if mixed_request(port, rng, tally) == 503:
+                # As a client honouring Retry-After would, though sooner: the server stays full.
+                time.sleep(0.5)
 
     threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
     for thread in threads:
@@ -298,6 +312,8 @@ def main():
     parser.add_argument("--clients", type=int, help="clients (default: twice the server's capacity)")
     parser.add_argument("--serve-args", default="", help="extra `lark serve` arguments, e.g. \"--max-queue 8\"")
     args = parser.parse_args()
+    # Stopped from outside: still stop the server (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     port = free_port()
     jobs = tempfile.mkdtemp(prefix="lark-soak-")
