@@ -214,21 +214,6 @@ def capacity(port):
     sys.exit("the server's /metrics has no lark_synthesis_capacity")
 
 
-def server_rejections(port):
-    """The share of the server's 503 answers within each latency bucket, from its own histogram
-    (`lark_http_request_duration_seconds`): the clients' figure also holds their own waits."""
-    buckets = {}
-    for line in request(port, "GET", "/metrics").body.decode().splitlines():
-        if line.startswith("lark_http_request_duration_seconds_bucket") and 'status="503"' in line:
-            bound = line.split('le="')[1].split('"')[0]
-            buckets[bound] = buckets.get(bound, 0) + float(line.split()[-1])
-    total = buckets.get("+Inf", 0)
-    if not total:
-        return "none"
-    return ", ".join(f"<= {bound} s: {100 * count / total:.1f}%" for bound, count in buckets.items()
-                     if bound in ("0.025", "0.05", "0.1", "0.25")) + f" of {total:.0f}"
-
-
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -399,7 +384,6 @@ def main():
         p50, p99 = percentile(rejected, 0.5), percentile(rejected, 0.99)
         print(f"503 answers: {len(rejected)}, time to status p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms, "
               f"max {1000 * max(rejected, default=float('nan')):.1f} ms (measured by the clients)", flush=True)
-        print(f"503 answers as the server timed them (since it started): {server_rejections(port)}", flush=True)
         if rejected and p99 > LATENCY_TARGET_S:
             failures.append(f"503 answers took {1000 * p99:.1f} ms at p99 (target {1000 * LATENCY_TARGET_S:.0f} ms)")
         if not rejected and args.minutes > 0:
