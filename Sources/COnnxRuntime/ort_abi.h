@@ -26,6 +26,7 @@ typedef struct OrtSessionOptions OrtSessionOptions;
 typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
 typedef struct OrtAllocator OrtAllocator;
 typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
+typedef struct OrtArenaCfg OrtArenaCfg;
 
 typedef enum LarkOrtLoggingLevel {
     LARK_ORT_LOG_VERBOSE = 0,
@@ -129,7 +130,10 @@ typedef struct LarkOrtApi {
     void *skipped_127_129[3];
     OrtStatus *(*AddSessionConfigEntry)(OrtSessionOptions *options, const char *key,
                                         const char *value);                                  // 130
-    void *skipped_131_164[34];
+    void *skipped_131_143[13];
+    OrtStatus *(*CreateAndRegisterAllocator)(OrtEnv *env, const OrtMemoryInfo *info,
+                                             const OrtArenaCfg *arena_cfg);                  // 144
+    void *skipped_145_164[20];
     OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
                                     const char *value);                                      // 165
     void *skipped_166_203[38];
@@ -180,10 +184,11 @@ LARK_ORT_SLOT(ReleaseRunOptions, 97);
 LARK_ORT_SLOT(ReleaseTensorTypeAndShapeInfo, 99);
 LARK_ORT_SLOT(ReleaseSessionOptions, 100);
 LARK_ORT_SLOT(GetAvailableProviders, 125);
+LARK_ORT_SLOT(AddSessionConfigEntry, 130);
+LARK_ORT_SLOT(CreateAndRegisterAllocator, 144);
 LARK_ORT_SLOT(AddRunConfigEntry, 165);
 LARK_ORT_SLOT(EnableProfiling, 14);
 LARK_ORT_SLOT(SessionEndProfiling, 110);
-LARK_ORT_SLOT(AddSessionConfigEntry, 130);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);
 LARK_ORT_SLOT(ReleaseCUDAProviderOptions, 208);
 LARK_ORT_SLOT(GetBuildInfoString, 254);

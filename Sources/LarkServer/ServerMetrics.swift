@@ -31,12 +31,17 @@ public final class ServerMetrics: Sendable {
             descriptor: Self.name("synthesis_rejected", unit: "total", help: "Requests refused with 503 because too many were under way."))
     }
 
-    /// The synthesis scheduler, its load published as `synthesis_in_flight` and `synthesis_queue_depth`.
+    /// The synthesis scheduler, its load published as `synthesis_in_flight` and `synthesis_queue_depth`,
+    /// and its limit as `synthesis_capacity` (what a load test needs to reach the 503s).
     public func makeScheduler(workers: Int, maxQueue: Int) -> SynthesisScheduler {
-        SynthesisScheduler(workers: workers, maxQueue: maxQueue) { [synthesisInFlight, synthesisQueueDepth] running, queued in
+        let scheduler = SynthesisScheduler(workers: workers, maxQueue: maxQueue) { [synthesisInFlight, synthesisQueueDepth] running, queued in
             synthesisInFlight.set(Int64(running))
             synthesisQueueDepth.set(Int64(queued))
         }
+        registry.makeGauge(
+            descriptor: Self.name("synthesis_capacity", unit: "", help: "Live requests admitted at once (synthesis workers plus queue); more are answered 503.")
+        ).set(Int64(scheduler.workers + scheduler.maxQueue))
+        return scheduler
     }
 
     /// Time from the request's arrival to its first audio being ready to send.

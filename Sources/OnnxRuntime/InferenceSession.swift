@@ -28,10 +28,12 @@ public struct SessionConfiguration: Sendable, Equatable {
         case basic
     }
 
-    /// ONNX Runtime keeps activations in an arena that grows to the largest run seen and never
-    /// shrinks: fastest, but a server's memory then stays at its worst case.
+    /// ONNX Runtime keeps activations in an arena that grows to the largest runs seen and never
+    /// shrinks: fastest, but a server's memory then stays at its worst case. Every CPU session
+    /// with an arena shares the process's one (`OnnxRuntime`), so that worst case is that of the
+    /// runs under way at once, not of each session.
     public enum MemoryPolicy: String, Sendable, Equatable, CaseIterable {
-        /// The arena keeps what it has grown to (ONNX Runtime's default).
+        /// The shared arena keeps what it has grown to.
         case arena
         /// The arena gives back its free chunks after every run.
         case shrinkAfterRun = "shrink"
@@ -167,6 +169,9 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
+        } else if !configuration.useCUDA {
+            // The process's one CPU arena (see `OnnxRuntime`), not one of the session's own.
+            try runtime.check(api.AddSessionConfigEntry(options, "session.use_env_allocators", "1"))
         }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)

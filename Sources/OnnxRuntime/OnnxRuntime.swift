@@ -37,6 +37,11 @@ public final class OnnxRuntime: @unchecked Sendable {
         var memory: OpaquePointer?
         try Self.check(api, api.pointee.CreateCpuMemoryInfo(LARK_ORT_ARENA_ALLOCATOR, LARK_ORT_MEM_DEFAULT, &memory))
         cpuMemory = memory!
+        // One CPU arena for the whole process, which sessions opt into (`sharesArena`). Each
+        // session would otherwise grow an arena of its own to the largest run it has seen and
+        // keep it: a voice's wide and narrow sessions, and every voice, each held that much
+        // although at most `workers` runs are under way at once.
+        try Self.check(api, api.pointee.CreateAndRegisterAllocator(self.environment, cpuMemory, nil))
     }
 
     deinit {

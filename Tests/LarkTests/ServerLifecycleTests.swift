@@ -175,6 +175,8 @@ import Testing
         let metrics = PrometheusText(try server.curl("/metrics").body)
         #expect((metrics["lark_synthesis_rejected_total"] ?? 0) >= Double(rejected))
         #expect(metrics["lark_synthesis_in_flight"] == 0 && metrics["lark_synthesis_queue_depth"] == 0)
+        // What a load test reads to reach the 503s: two workers plus eight waiting.
+        #expect(metrics["lark_synthesis_capacity"] == 10)
     }
 
     @Test func voiceByPathEnvironmentAndLimits() throws {
