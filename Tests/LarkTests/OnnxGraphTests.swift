@@ -125,6 +125,9 @@ import Testing
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
         let rewritten = try ConvolutionRewrite.apply(to: bytes)
         #expect(rewritten.convertedConvolutions > 100, "\(rewritten.convertedConvolutions) restated")
+        // The decoder's 64- and 32-channel end runs as pieces of time (`TimeChunks`), so the
+        // comparisons below check it too: "This is a test." is long enough to be cut.
+        #expect(rewritten.timePieces == 2)
         let runtime = try OnnxRuntime.shared.get()
         let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
         let restated = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
