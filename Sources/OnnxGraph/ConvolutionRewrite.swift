@@ -16,13 +16,15 @@
 /// Anything unusual (auto padding, a shared or external weight, an attribute not listed above)
 /// leaves that node as it was. A 1-D `ConvTranspose` whose kernel is a whole number of strides is
 /// restated as a 2-D `Conv` followed by an interleave (`TransposedConvPlan`): a `ConvTranspose` in
-/// 2-D form alone was no faster, the convolution form is.
+/// 2-D form alone was no faster, the convolution form is. First, `ScaleFolding` moves scales
+/// before an activation into the next convolutions' weights; last, `TimeChunks` cuts the narrow
+/// end of the decoder into pieces along time, so that its convolutions use every thread.
 public enum ConvolutionRewrite {
     /// Names what this module's rewrites write (`ConvolutionRewrite` with its plans, and
     /// `BlockedLayoutCleanup`): change it with any change to their output, so that optimized
     /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
-    /// graph also carries `DurationOutput`'s phoneme durations.)
-    public static let version = "2026-12-01.2"
+    /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`.)
+    public static let version = "2026-12-01.3"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
@@ -30,11 +32,15 @@ public enum ConvolutionRewrite {
         /// How many convolutions were restated (`Conv` in 2-D form, and `ConvTranspose` as a
         /// `Conv` with an interleave: see `TransposedConvPlan`).
         public let convertedConvolutions: Int
+        /// How many pieces of time the narrow end of the graph runs as (`TimeChunks`), 1 when it
+        /// was left whole.
+        public var timePieces = 1
     }
 
-    public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
+    public static func apply(to original: [UInt8]) throws(MalformedProtobuf) -> Result {
+        let model = try ScaleFolding.apply(to: original).model
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else {
-            return Result(model: model, convertedConvolutions: 0)
+            return Result(model: original, convertedConvolutions: 0)
         }
         let opset = try defaultOpset(modelFields, in: model)
 
@@ -53,7 +59,7 @@ public enum ConvolutionRewrite {
                 if let bias = plan.bias { replacedTensors.insert(bias) }
             }
         }
-        guard !plans.isEmpty || !transposedPlans.isEmpty else { return Result(model: model, convertedConvolutions: 0) }
+        guard !plans.isEmpty || !transposedPlans.isEmpty else { return Result(model: original, convertedConvolutions: 0) }
         let axes = unique("lark_2d_axes", in: &names)
         let timeAxis = unique("lark_time_axis", in: &names)
         let chains = try FourDimensionalChains(
@@ -93,9 +99,14 @@ public enum ConvolutionRewrite {
             try graphWriter.int64Tensor(timeAxis, values: [3])
         }
 
-        return Result(
-            model: GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes),
-            convertedConvolutions: plans.count + transposedPlans.count)
+        let rewritten = GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes)
+        let upsamplings = transposedPlans.sorted { $0.key < $1.key }.map(\.value)
+        let chunked = try TimeChunks.apply(
+            to: rewritten, candidates: upsamplings.filter { $0.outputChannels <= TimeChunks.narrowChannels }.map(\.cropped),
+            rates: Dictionary(upsamplings.map(\.interleaved), uniquingKeysWith: { first, _ in first }))
+        var result = Result(model: chunked ?? rewritten, convertedConvolutions: plans.count + transposedPlans.count)
+        if chunked != nil { result.timePieces = TimeChunks.pieces }
+        return result
     }
 
     /// The default (`ai.onnx`) operator set version the model was written for.

@@ -117,7 +117,7 @@ struct FourDimensionalChains {
     }
 
     /// Float scalars the graph holds as initializers or `Constant` nodes, by value name.
-    private static func scalarConstants(_ graph: GraphSummary, in model: [UInt8]) throws(MalformedProtobuf) -> [String: Float] {
+    static func scalarConstants(_ graph: GraphSummary, in model: [UInt8]) throws(MalformedProtobuf) -> [String: Float] {
         var constants: [String: Float] = [:]
         for (name, tensor) in graph.tensorsByName {
             if let value = tensor.scalarFloat(in: model) { constants[name] = value }

@@ -26,6 +26,10 @@ struct TransposedConvPlan {
     let output: String
     /// The 4-D result, `[N, C_out, 1, T·s]`.
     var output4D: String { names.output }
+    /// The cropped result before its blocked-layout stand-in: where `TimeChunks` may cut time.
+    var cropped: String { names.cropped }
+    /// The interleaved phases, at `stride` times the input's rate (for `TimeChunks`' reach).
+    var interleaved: (value: String, rate: Int) { (names.joined, stride) }
     let outputChannels: Int64
     private let inputChannels: Int
     private let stride: Int

@@ -66,6 +66,46 @@ import Testing
         #expect(try ConvolutionRewrite.apply(to: uneven).convertedConvolutions == 0)
     }
 
+    /// A narrow upsampling followed by a dilated residual convolution (HiFi-GAN's last stage in
+    /// small) runs as two pieces of time in the batch axis, and computes the same as the original
+    /// at every length: shorter than the pieces' overlap, about it, and much longer.
+    @Test func narrowEndCutIntoPiecesComputesTheSame() throws {
+        let model = try TinyModel.narrowDecoderEnd()
+        let rewritten = try ConvolutionRewrite.apply(to: model)
+        #expect(rewritten.convertedConvolutions == 2)
+        #expect(rewritten.timePieces == 2)
+        for length: Int64 in [1, 2, 7, 12, 13, 40, 301] {
+            // Bounded input, so that float rounding stays far below the tolerance at any length.
+            let x = (0..<Int(4 * length)).map { Float(sin(Double($0) * 0.37)) }
+            let original = try TinyModel.run(model, input: x, shape: [1, 4, length])
+            let restated = try TinyModel.run(rewritten.model, input: x, shape: [1, 4, length])
+            #expect(original.count == Int(8 * 2 * length))
+            #expect(restated.count == original.count, "length \(length)")
+            let largest = zip(restated, original).map { abs($0 - $1) }.max() ?? 0
+            #expect(largest < 1e-5, "length \(length): largest difference \(largest)")
+        }
+
+        // A region with two ways out (here the convolution's result is an output of the graph
+        // too) is left whole.
+        let twoOutputs = try TinyModel.narrowDecoderEnd(convolutionAsOutput: true)
+        #expect(try ConvolutionRewrite.apply(to: twoOutputs).timePieces == 1)
+    }
+
+    /// `Conv(LeakyRelu(X / 4))` becomes `Conv(LeakyRelu(X))` with the weight divided by 4, and
+    /// computes the same; a negative divisor (which `LeakyRelu` does not commute with) stays.
+    @Test func scaleBeforeActivationIsFoldedIntoTheWeights() throws {
+        let model = try TinyModel.scaledActivation(divisor: 4)
+        let folded = try ScaleFolding.apply(to: model)
+        #expect(folded.folded == 1)
+        let original = try TinyModel.run(model)
+        for candidate in [folded.model, try ConvolutionRewrite.apply(to: model).model] {
+            let restated = try TinyModel.run(candidate)
+            #expect(restated.count == original.count)
+            #expect(zip(restated, original).allSatisfy { abs($0 - $1) < 1e-5 }, "\(restated) against \(original)")
+        }
+        #expect(try ScaleFolding.apply(to: try TinyModel.scaledActivation(divisor: -4)).folded == 0)
+    }
+
     @Test func unusualConvolutionsAreLeftAlone() throws {
         for model in [try TinyModel.conv1D(opset: 13, sharedWeight: true), try TinyModel.conv1D(opset: 13, autoPad: "SAME_UPPER")] {
             let rewritten = try ConvolutionRewrite.apply(to: model)
@@ -85,6 +125,9 @@ import Testing
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
         let rewritten = try ConvolutionRewrite.apply(to: bytes)
         #expect(rewritten.convertedConvolutions > 100, "\(rewritten.convertedConvolutions) restated")
+        // The decoder's 64- and 32-channel end runs as pieces of time (`TimeChunks`), so the
+        // comparisons below check it too: "This is a test." is long enough to be cut.
+        #expect(rewritten.timePieces == 2)
         let runtime = try OnnxRuntime.shared.get()
         let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
         let restated = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
@@ -177,10 +220,100 @@ enum TinyModel {
         return model.bytes
     }
 
+    /// `Y = Tanh(H + Conv(LeakyRelu(H)))` with `H = ConvTranspose(X)`: `X: [1, 4, T]`, an
+    /// upsampling by 2 (kernel 4, padding 1) to 8 channels, then a convolution of kernel 3 and
+    /// dilation 3. With `convolutionAsOutput`, that convolution's result `C` is an output too.
+    static func narrowDecoderEnd(convolutionAsOutput: Bool = false) throws -> [UInt8] {
+        var graph = ProtoWriter()
+        try graph.messageField(1) { node in
+            for input in ["X", "UW", "UB"] { node.stringField(1, input) }
+            node.stringField(2, "H")
+            node.stringField(4, "ConvTranspose")
+            try ints(&node, "strides", [2])
+            try ints(&node, "pads", [1, 1])
+            try ints(&node, "kernel_shape", [4])
+        }
+        try graph.messageField(1) { node in
+            node.stringField(1, "H")
+            node.stringField(2, "A")
+            node.stringField(4, "LeakyRelu")
+        }
+        try graph.messageField(1) { node in
+            for input in ["A", "CW", "CB"] { node.stringField(1, input) }
+            node.stringField(2, "C")
+            node.stringField(4, "Conv")
+            try ints(&node, "pads", [3, 3])
+            try ints(&node, "dilations", [3])
+            try ints(&node, "kernel_shape", [3])
+        }
+        try graph.messageField(1) { node in
+            for input in ["C", "H"] { node.stringField(1, input) }
+            node.stringField(2, "R")
+            node.stringField(4, "Add")
+        }
+        try graph.messageField(1) { node in
+            node.stringField(1, "R")
+            node.stringField(2, "Y")
+            node.stringField(4, "Tanh")
+        }
+        graph.stringField(2, "narrow end")
+        try tensor(&graph, name: "UW", dims: [4, 8, 4], values: (0..<128).map { Float($0 % 13 - 6) / 9 })
+        try tensor(&graph, name: "UB", dims: [8], values: (0..<8).map { Float($0) / 8 - 0.5 })
+        try tensor(&graph, name: "CW", dims: [8, 8, 3], values: (0..<192).map { Float($0 % 7 - 3) / 11 })
+        try tensor(&graph, name: "CB", dims: [8], values: (0..<8).map { 0.25 - Float($0) / 16 })
+        for (field, name) in [(11, "X"), (12, "Y")] + (convolutionAsOutput ? [(12, "C")] : []) {
+            try graph.messageField(field) { info in  // float, shape left open
+                info.stringField(1, name)
+                try info.messageField(2) { type in try type.messageField(1) { $0.varintField(1, 1) } }
+            }
+        }
+        var model = ProtoWriter()
+        model.varintField(1, 8)  // ir_version
+        try model.messageField(8) { opsetID in
+            opsetID.stringField(1, "")
+            opsetID.varintField(2, 13)
+        }
+        model.bytesField(7, graph.bytes)
+        return model.bytes
+    }
+
+    /// `Y = Conv(LeakyRelu(X / divisor), W, B)` over `X: [1, 2, 5]`, `W: [2, 2, 3]`, padding 1.
+    static func scaledActivation(divisor: Float) throws -> [UInt8] {
+        var graph = ProtoWriter()
+        try graph.messageField(1) { node in
+            for input in ["X", "D"] { node.stringField(1, input) }
+            node.stringField(2, "S")
+            node.stringField(4, "Div")
+        }
+        try graph.messageField(1) { node in
+            node.stringField(1, "S")
+            node.stringField(2, "A")
+            node.stringField(4, "LeakyRelu")
+        }
+        try node(&graph, op: "Conv", inputs: ["A", "W", "B"], output: "Y", autoPad: nil)
+        graph.stringField(2, "scaled")
+        try tensor(&graph, name: "D", dims: [], values: [divisor])
+        try tensor(&graph, name: "W", dims: [2, 2, 3], values: (0..<12).map { Float($0 - 5) / 7 })
+        try tensor(&graph, name: "B", dims: [2], values: [0.25, -0.5])
+        try valueInfo(&graph, field: 11, name: "X")
+        try valueInfo(&graph, field: 12, name: "Y")
+        var model = ProtoWriter()
+        model.varintField(1, 8)  // ir_version
+        try model.messageField(8) { opsetID in
+            opsetID.stringField(1, "")
+            opsetID.varintField(2, 13)
+        }
+        model.bytesField(7, graph.bytes)
+        return model.bytes
+    }
+
     static func run(_ model: [UInt8], inputShape: [Int64] = [1, 2, 5]) throws -> [Float] {
+        try run(model, input: (0..<Int(inputShape.reduce(1, *))).map { Float($0) / 3 - 1 }, shape: inputShape)
+    }
+
+    static func run(_ model: [UInt8], input x: [Float], shape: [Int64]) throws -> [Float] {
         let session = try InferenceSession(model: model, configuration: .init(), runtime: try OnnxRuntime.shared.get())
-        let x: [Float] = (0..<Int(inputShape.reduce(1, *))).map { Float($0) / 3 - 1 }
-        return try session.run([.float32(name: "X", shape: inputShape, values: x)])
+        return try session.run([.float32(name: "X", shape: shape, values: x)])
     }
 
     private static func node(_ graph: inout ProtoWriter, op: String, inputs: [String], output: String, autoPad: String?) throws {
