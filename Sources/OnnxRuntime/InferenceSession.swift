@@ -1,3 +1,4 @@
+import CLarkKernels
 import COnnxRuntime
 import Foundation
 #if canImport(Glibc)
@@ -161,6 +162,8 @@ public final class InferenceSession: @unchecked Sendable {
             try runtime.check(api.SetOptimizedModelFilePath(options, optimizedModelPath))
         }
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
+        // Lark's own operators (`ai.lark`, CLarkKernels), which rewritten voices may contain.
+        try runtime.check(OpaquePointer(lark_kernels_register(UnsafeRawPointer(runtime.api), UnsafeMutableRawPointer(options))))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
         }
