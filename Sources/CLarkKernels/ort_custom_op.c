@@ -225,18 +225,14 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if (!present[0] || !present[1]) return failure(api, ORT_INVALID_ARGUMENT, "X and W are required");
 
     LarkDirectConv conv = {.dilation = kernel->dilation, .pad_begin = kernel->pad_begin, .blocks = kernel->blocks};
-    int64_t weight_channels, weight_height_or_taps, kernel_taps;
     if (!as_sequence(&t[0], &conv.batch, &conv.input_channels, &conv.input_length))
         return failure(api, ORT_INVALID_ARGUMENT, "X must be [N, C, T] or [N, C, 1, T]");
     if (t[1].rank != t[0].rank || (t[1].rank == 4 && t[1].dims[2] != 1))
         return failure(api, ORT_INVALID_ARGUMENT, "W must be [M, C, K] (or [M, C, 1, K] for a 4-D X)");
+    if (t[1].dims[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "W's input channels differ from X's");
     conv.output_channels = t[1].dims[0];
-    weight_channels = t[1].dims[1];
-    weight_height_or_taps = t[1].dims[t[1].rank - 1];
-    kernel_taps = weight_height_or_taps;
-    if (weight_channels != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "W's input channels differ from X's");
-    conv.kernel = kernel_taps;
-    conv.output_length = conv.input_length + kernel->pad_begin + kernel->pad_end - kernel->dilation * (kernel_taps - 1);
+    conv.kernel = t[1].dims[t[1].rank - 1];
+    conv.output_length = conv.input_length + kernel->pad_begin + kernel->pad_end - kernel->dilation * (conv.kernel - 1);
     if (conv.output_length < 1 || conv.kernel < 1) return failure(api, ORT_INVALID_ARGUMENT, "the input is shorter than the kernel's reach");
     if (present[2]) {
         if (t[2].rank != 1 || t[2].dims[0] != conv.output_channels) return failure(api, ORT_INVALID_ARGUMENT, "B must be [M]");

@@ -125,24 +125,28 @@ public enum DirectConvolutionRewrite {
             return model.bytes
         }
         let convInputs = bias == nil ? ["X", "W"] : ["X", "W", "B"]
+        // Node names differ from value names, as in exported models: ConvolutionRewrite names the
+        // nodes it adds after their outputs.
         let plain = try model { graph throws(MalformedProtobuf) in
             var value = "X"
             if let alpha = shape.preAlpha {
-                try graph.node("LeakyRelu", inputs: ["X"], output: "X_activated") { $0.floatAttribute("alpha", alpha) }
+                try graph.customNode("LeakyRelu", domain: "", inputs: ["X"], output: "X_activated", name: "pre") {
+                    $0.floatAttribute("alpha", alpha)
+                }
                 value = "X_activated"
             }
-            try graph.node("Conv", inputs: [value] + convInputs.dropFirst(), output: "convolved") { conv throws(MalformedProtobuf) in
-                try shape.writeConvAttributes(into: &conv)
+            try graph.customNode("Conv", domain: "", inputs: [value] + convInputs.dropFirst(), output: "convolved", name: "conv") {
+                conv throws(MalformedProtobuf) in try shape.writeConvAttributes(into: &conv)
             }
             value = "convolved"
             if shape.residual {
-                try graph.node("Add", inputs: [value, "Z"], output: "summed")
+                try graph.customNode("Add", domain: "", inputs: [value, "Z"], output: "summed", name: "residual") { _ in }
                 value = "summed"
             }
             if let alpha = shape.postAlpha {
-                try graph.node("LeakyRelu", inputs: [value], output: "Y") { $0.floatAttribute("alpha", alpha) }
+                try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: "Y", name: "post") { $0.floatAttribute("alpha", alpha) }
             } else {
-                try graph.node("Identity", inputs: [value], output: "Y")
+                try graph.customNode("Identity", domain: "", inputs: [value], output: "Y", name: "result") { _ in }
             }
         }
         let direct = try model { graph throws(MalformedProtobuf) in
@@ -344,17 +348,17 @@ struct DirectConvPlan {
 }
 
 extension ProtoWriter {
-    /// A node in another domain than ONNX's, named after its output.
+    /// A node in `domain` (empty: ONNX's own), named `name`, else after its output.
     mutating func customNode(
-        _ opType: String, domain: String, inputs: [String], output: String,
+        _ opType: String, domain: String, inputs: [String], output: String, name: String? = nil,
         attributes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void
     ) throws(MalformedProtobuf) {
         try messageField(Field.graphNode) { (node: inout ProtoWriter) throws(MalformedProtobuf) in
             for input in inputs { node.stringField(Field.nodeInput, input) }
             node.stringField(Field.nodeOutput, output)
-            node.stringField(Field.nodeName, output)
+            node.stringField(Field.nodeName, name ?? output)
             node.stringField(Field.nodeOpType, opType)
-            node.stringField(Field.nodeDomain, domain)
+            if !domain.isEmpty { node.stringField(Field.nodeDomain, domain) }
             try attributes(&node)
         }
     }

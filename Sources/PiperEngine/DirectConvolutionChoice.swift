@@ -15,6 +15,8 @@ public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
     /// Largest difference between the two outputs, relative to the largest output value.
     public var relativeDifference: Float
     public var used: Bool
+    /// Why the shape could not be timed (then it is not used).
+    public var problem: String?
 }
 
 /// Times each candidate shape both ways once, when a voice's cache entry is built (the decisions
@@ -27,7 +29,15 @@ enum DirectConvolutionChoice {
     static let margin = 0.95
 
     static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
-        shapes.compactMap { shape in try? decide(shape, runtime: runtime) }
+        shapes.map { shape in
+            do {
+                return try decide(shape, runtime: runtime)
+            } catch {
+                return DirectConvolutionDecision(
+                    shape: shape, samples: samples, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
+                    relativeDifference: .infinity, used: false, problem: "\(error)")
+            }
+        }
     }
 
     private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {

@@ -121,14 +121,20 @@ import Testing
 
     /// The load-time choice times a shape both ways and checks the kernel's output.
     @Test func choiceMeasuresAndChecks() throws {
-        let shape = DirectConvolutionShape(
-            inputChannels: 32, outputChannels: 32, kernel: 7, dilation: 3, padBegin: 9, padEnd: 9, preAlpha: 0.1, postAlpha: 0.1)
-        let decisions = DirectConvolutionChoice.decide([shape], runtime: try OnnxRuntime.shared.get())
-        #expect(decisions.count == 1)
-        let decision = try #require(decisions.first)
-        #expect(decision.relativeDifference <= 1e-4)
-        #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
-        #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
+        // A residual convolution and conv_post, as the joe voice has them.
+        let shapes = [
+            DirectConvolutionShape(
+                inputChannels: 32, outputChannels: 32, kernel: 7, dilation: 3, padBegin: 9, padEnd: 9, preAlpha: 0.1, residual: true),
+            DirectConvolutionShape(inputChannels: 32, outputChannels: 1, kernel: 7, padBegin: 3, padEnd: 3, preAlpha: 0.01, bias: false),
+        ]
+        let decisions = DirectConvolutionChoice.decide(shapes, runtime: try OnnxRuntime.shared.get())
+        #expect(decisions.count == 2)
+        for decision in decisions {
+            #expect(decision.problem == nil, "\(decision.shape): \(decision.problem ?? "")")
+            #expect(decision.relativeDifference <= 1e-4)
+            #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
+            #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
+        }
     }
 
     // MARK: - Helpers
