@@ -1,6 +1,7 @@
 import Foundation
 import OnnxGraph
 import OnnxRuntime
+import Synchronization
 
 /// Whether Lark's direct-convolution kernel (`DirectConvolutionRewrite`) runs one convolution
 /// shape faster than ONNX Runtime does on this CPU, measured, with the figures.
@@ -28,14 +29,26 @@ enum DirectConvolutionChoice {
     /// The kernel must take at most this fraction of ONNX Runtime's time (timings are noisy).
     static let margin = 0.95
 
+    /// Each shape is timed once per process: voices share their decoders' shapes, and every
+    /// build in a process then makes the same graph (timings vary from run to run, so two
+    /// processes may decide a close case differently; each cache entry records its own decisions).
+    private static let decided = Mutex<[DirectConvolutionShape: DirectConvolutionDecision]>([:])
+
     static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
         shapes.map { shape in
+            if let known = decided.withLock({ $0[shape] }) { return known }
+            let decision: DirectConvolutionDecision
             do {
-                return try decide(shape, runtime: runtime)
+                decision = try decide(shape, runtime: runtime)
             } catch {
-                return DirectConvolutionDecision(
+                decision = DirectConvolutionDecision(
                     shape: shape, samples: samples, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
                     relativeDifference: .infinity, used: false, problem: "\(error)")
+            }
+            return decided.withLock { known in
+                if let first = known[shape] { return first }
+                known[shape] = decision
+                return decision
             }
         }
     }
