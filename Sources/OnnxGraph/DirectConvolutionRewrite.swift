@@ -102,18 +102,24 @@ public enum DirectConvolutionRewrite {
     /// Two models of one input `X [1, C, length]` (and `Z [1, M, length']` with a residual) and
     /// one output `Y`: the plain nodes (`LeakyRelu`, `Conv`, `Add`, `LeakyRelu`, as a voice has
     /// them) and the single `DirectConv` node. `kernelPath` forces one of the kernel's SIMD paths
-    /// (`LarkKernelPath`'s values); nil lets it choose.
+    /// (`LarkKernelPath`'s values); nil lets it choose. `repeats` > 1 chains that many copies, each
+    /// with weights of its own (as a voice's residual blocks are), each reading the previous one's
+    /// output and the same `Z`: only for shapes that keep channels and length; it makes the
+    /// convolutions' own time outweigh moving the inputs and outputs when timing them.
     public static func singleConvolution(
-        _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil
+        _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, repeats: Int = 1
     ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
         let outputLength = Int64(length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1))
         let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
+        let repeats = (c == m && outputLength == Int64(length)) ? max(1, repeats) : 1
         func model(_ nodes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void) throws(MalformedProtobuf) -> [UInt8] {
             var graph = ProtoWriter()
             try nodes(&graph)
             graph.stringField(2, "single_convolution")
-            try graph.floatTensor("W", dims: [m, c, Int64(shape.kernel)], values: weights)
-            if let bias { try graph.floatTensor("B", dims: [m], values: bias) }
+            for copy in 0..<repeats {
+                try graph.floatTensor("W\(copy)", dims: [m, c, Int64(shape.kernel)], values: weights)
+                if let bias { try graph.floatTensor("B\(copy)", dims: [m], values: bias) }
+            }
             graph.tensorValueInfo(Field.graphInput, name: "X", dims: [1, c, Int64(length)])
             if shape.residual { graph.tensorValueInfo(Field.graphInput, name: "Z", dims: [1, m, outputLength]) }
             graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: [1, m, outputLength])
@@ -124,37 +130,49 @@ public enum DirectConvolutionRewrite {
             model.bytesField(Field.modelGraph, graph.bytes)
             return model.bytes
         }
-        let convInputs = bias == nil ? ["X", "W"] : ["X", "W", "B"]
         // Node names differ from value names, as in exported models: ConvolutionRewrite names the
         // nodes it adds after their outputs.
         let plain = try model { graph throws(MalformedProtobuf) in
             var value = "X"
-            if let alpha = shape.preAlpha {
-                try graph.customNode("LeakyRelu", domain: "", inputs: ["X"], output: "X_activated", name: "pre") {
-                    $0.floatAttribute("alpha", alpha)
+            for copy in 0..<repeats {
+                let last = copy == repeats - 1
+                let output = last ? "Y" : "Y\(copy)"
+                if let alpha = shape.preAlpha {
+                    try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: "activated\(copy)", name: "pre\(copy)") {
+                        $0.floatAttribute("alpha", alpha)
+                    }
+                    value = "activated\(copy)"
                 }
-                value = "X_activated"
-            }
-            try graph.customNode("Conv", domain: "", inputs: [value] + convInputs.dropFirst(), output: "convolved", name: "conv") {
-                conv throws(MalformedProtobuf) in try shape.writeConvAttributes(into: &conv)
-            }
-            value = "convolved"
-            if shape.residual {
-                try graph.customNode("Add", domain: "", inputs: [value, "Z"], output: "summed", name: "residual") { _ in }
-                value = "summed"
-            }
-            if let alpha = shape.postAlpha {
-                try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: "Y", name: "post") { $0.floatAttribute("alpha", alpha) }
-            } else {
-                try graph.customNode("Identity", domain: "", inputs: [value], output: "Y", name: "result") { _ in }
+                let inputs = bias == nil ? [value, "W\(copy)"] : [value, "W\(copy)", "B\(copy)"]
+                try graph.customNode("Conv", domain: "", inputs: inputs, output: "convolved\(copy)", name: "conv\(copy)") {
+                    conv throws(MalformedProtobuf) in try shape.writeConvAttributes(into: &conv)
+                }
+                value = "convolved\(copy)"
+                if shape.residual {
+                    try graph.customNode("Add", domain: "", inputs: [value, "Z"], output: "summed\(copy)", name: "residual\(copy)") { _ in }
+                    value = "summed\(copy)"
+                }
+                if let alpha = shape.postAlpha {
+                    try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: output, name: "post\(copy)") {
+                        $0.floatAttribute("alpha", alpha)
+                    }
+                } else {
+                    try graph.customNode("Identity", domain: "", inputs: [value], output: output, name: "result\(copy)") { _ in }
+                }
+                value = output
             }
         }
         let direct = try model { graph throws(MalformedProtobuf) in
-            var inputs = convInputs
-            if shape.residual { inputs = ["X", "W", bias == nil ? "" : "B", "Z"] }
-            try graph.customNode(opType, domain: domain, inputs: inputs, output: "Y") { node throws(MalformedProtobuf) in
-                try shape.writeDirectAttributes(into: &node)
-                if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+            var value = "X"
+            for copy in 0..<repeats {
+                let output = copy == repeats - 1 ? "Y" : "Y\(copy)"
+                var inputs = bias == nil ? [value, "W\(copy)"] : [value, "W\(copy)", "B\(copy)"]
+                if shape.residual { inputs = [value, "W\(copy)", bias == nil ? "" : "B\(copy)", "Z"] }
+                try graph.customNode(opType, domain: domain, inputs: inputs, output: output) { node throws(MalformedProtobuf) in
+                    try shape.writeDirectAttributes(into: &node)
+                    if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+                }
+                value = output
             }
         }
         return (plain, direct)
