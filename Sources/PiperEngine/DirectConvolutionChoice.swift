@@ -29,8 +29,12 @@ enum DirectConvolutionChoice {
     static let samples = 8_192
     static let repeats = 8
     static let rounds = 3
-    /// The kernel must take at most this fraction of ONNX Runtime's time (timings are noisy).
-    static let margin = 0.95
+    /// The kernel must take at most this fraction of ONNX Runtime's time. Well below 1: the
+    /// timing covers the nodes alone, but in a voice a DirectConv between ONNX Runtime's blocked
+    /// (NCHWc) convolutions also costs a layout reorder of its input and output. Measured on the
+    /// joe voice (bench/direct-conv): with every shape the kernel ran 3–12% faster alone in use,
+    /// the voice took 9% more CPU per audio second; conv_post (about 4× faster) pays for it.
+    static let margin = 0.8
 
     /// Each shape is timed once per process: voices share their decoders' shapes, and every
     /// build in a process then makes the same graph (timings vary from run to run, so two
