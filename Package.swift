@@ -57,9 +57,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "OnnxGraph", swiftSettings: strict),
+        // Lark's own CPU kernels (C, SIMD paths chosen at run time), registered with ONNX Runtime
+        // as custom operators. Optimized even in debug builds: tests run voices through them.
+        .target(name: "CLarkKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(
             name: "OnnxRuntime",
-            dependencies: ["COnnxRuntime"],
+            dependencies: ["COnnxRuntime", "CLarkKernels"],
             swiftSettings: strict,
             linkerSettings: onnxRuntimeLinkFlags
         ),
@@ -200,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "LarkTests",
             dependencies: [
-                "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine",
+                "AccessControl", "SpeechCore", "Espeak", "Phonemizer", "OnnxRuntime", "OnnxGraph", "PiperEngine", "EspeakEngine", "CLarkKernels",
                 "VoiceCatalog", "AudioEncoding", "SpeechService", "LarkServer", "SpeechJobs", "JobWorkers", "AudioStorage",
                 "TextNormalization", "SSML", "SpeechMarks", "WyomingServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -23,8 +23,9 @@ public enum ConvolutionRewrite {
     /// Names what this module's rewrites write (`ConvolutionRewrite` with its plans, and
     /// `BlockedLayoutCleanup`): change it with any change to their output, so that optimized
     /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
-    /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`.)
-    public static let version = "2026-12-01.3"
+    /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`;
+    /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes.)
+    public static let version = "2026-12-01.4"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -98,7 +98,7 @@ enum TimeChunks {
                 guard !inside.isEmpty else { continue }
                 let othersConstant = node.inputs.allSatisfy { $0.isEmpty || values.contains($0) || constants.contains($0) }
                 guard othersConstant, node.outputs.count == 1, !node.outputs[0].isEmpty,
-                      node.domain.isEmpty || node.domain == "ai.onnx",
+                      node.domain.isEmpty || node.domain == "ai.onnx" || (node.domain == "ai.lark" && node.opType == "DirectConv"),
                       let nodeReach = try Self.reach(of: node, inside: values, model: model, constants: constants)
                 else {
                     readOutside.formUnion(inside)
@@ -109,7 +109,7 @@ enum TimeChunks {
                 rateOf[node.outputs[0]] = rate * (rates[node.outputs[0]] ?? 1)
                 values.insert(node.outputs[0])
                 members.append(position)
-                if node.opType == "Conv" { convolutions += 1 }
+                if node.opType == "Conv" || node.opType == "DirectConv" { convolutions += 1 }
             }
             var ends = readOutside.union(graph.outputs.intersection(values))
             ends.remove(start)
@@ -131,7 +131,9 @@ enum TimeChunks {
             func ints(_ name: String) -> [Int64]? { attributes.first { $0.name == name }?.ints }
             func axesAfterBatch(_ axes: [Int64]?) -> Bool { axes.map { !$0.isEmpty && $0.allSatisfy { $0 >= 1 } } ?? false }
             switch node.opType {
-            case "Conv":
+            case "Conv", "DirectConv":
+                // `DirectConv` (Lark's kernel, `ai.lark`) takes Conv's attributes and keeps batch
+                // items apart; its fused LeakyRelus and residual input read nothing along time.
                 guard (ints("strides") ?? []).allSatisfy({ $0 == 1 }), node.inputs.count >= 2,
                       let weight = constants.tensors[node.inputs[1]], let kernel = ints("kernel_shape")?.last ?? weight.dims.last
                 else { return nil }

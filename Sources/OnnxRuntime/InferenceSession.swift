@@ -1,3 +1,4 @@
+import CLarkKernels
 import COnnxRuntime
 import Foundation
 #if canImport(Glibc)
@@ -167,6 +168,8 @@ public final class InferenceSession: @unchecked Sendable {
             try runtime.check(api.SetOptimizedModelFilePath(options, optimizedModelPath))
         }
         try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
+        // Lark's own operators (`ai.lark`, CLarkKernels), which rewritten voices may contain.
+        try runtime.check(OpaquePointer(lark_kernels_register(UnsafeRawPointer(runtime.api), UnsafeMutableRawPointer(options))))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
         } else if !configuration.useCUDA {
@@ -179,7 +182,7 @@ public final class InferenceSession: @unchecked Sendable {
         if let prefix = configuration.profilePrefix {
             try Self.enableProfiling(options!, prefix: prefix, runtime: runtime)
         }
-        let session = try create(options)
+        let session = try Self.creatingAloneUntilOneExists { () throws(OnnxRuntimeError) in try create(options) }
         self.session = session
 
         do {
@@ -192,6 +195,27 @@ public final class InferenceSession: @unchecked Sendable {
     }
 
     deinit { runtime.api.pointee.ReleaseSession(session) }
+
+    /// ONNX Runtime enters a session's custom domain (`ai.lark`) in ONNX's process-wide table of
+    /// domains the first time one registers it, by a look-up and then an insert with no lock
+    /// between: two sessions created at once before that can both insert, and one fails ("the
+    /// domain is already exist"). So sessions are created one at a time until one has been made.
+    private static let firstCreation = NSLock()
+    nonisolated(unsafe) private static var domainEntered = false  // guarded by `firstCreation`
+
+    private static func creatingAloneUntilOneExists(
+        _ create: () throws(OnnxRuntimeError) -> OpaquePointer
+    ) throws(OnnxRuntimeError) -> OpaquePointer {
+        firstCreation.lock()
+        if domainEntered {
+            firstCreation.unlock()
+            return try create()
+        }
+        defer { firstCreation.unlock() }
+        let session = try create()
+        domainEntered = true
+        return session
+    }
 
     /// Asks for the CUDA execution provider (as Piper does, with heuristic convolution search).
     private static func appendCUDA(to options: OpaquePointer, runtime: OnnxRuntime) throws(OnnxRuntimeError) {

@@ -76,6 +76,8 @@ public struct OptimizedVoiceCache: Sendable {
         /// The optimized graph's audio on `ProbeInput` before the cleanup.
         var probe: [Float]
         var restatedConvolutions: Int
+        /// Which convolution shapes run on Lark's direct kernel on this CPU, with the timings that decided it.
+        var directConvolutions: [DirectConvolutionDecision]?
         var created: Date
     }
 
@@ -172,10 +174,13 @@ public struct OptimizedVoiceCache: Sendable {
 
     /// Writes an entry for `model` (the cleaned model's bytes) atomically. Failures are reported
     /// through `onEvent` only: the voice works without its entry.
-    func store(model: [UInt8], key: Key, voice: String, probe: [Float], restatedConvolutions: Int, buildSeconds: Double) {
+    func store(
+        model: [UInt8], key: Key, voice: String, probe: [Float], restatedConvolutions: Int,
+        directConvolutions: [DirectConvolutionDecision] = [], buildSeconds: Double
+    ) {
         let header = Header(
             key: key, voice: voice, modelBytes: model.count, modelSHA256: Self.hex(SHA256.hash(data: model)), probe: probe,
-            restatedConvolutions: restatedConvolutions, created: Date())
+            restatedConvolutions: restatedConvolutions, directConvolutions: directConvolutions, created: Date())
         let final = path(for: key, voice: voice)
         do {
             let encoder = JSONEncoder()

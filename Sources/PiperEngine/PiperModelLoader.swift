@@ -81,13 +81,13 @@ struct PiperModelLoader: Sendable {
     /// the model has nothing to rewrite or a step fails (the caller loads the file as it is).
     private func built(cache: OptimizedVoiceCache?, key: OptimizedVoiceCache.Key?) throws(OnnxRuntimeError) -> Loaded? {
         let started = Date()
-        guard let rewritten = Self.rewrittenModel(at: source.modelPath, timings: timings) else { return nil }
+        guard let rewritten = rewrittenModel() else { return nil }
         if let cache, key != nil { cache.onEvent(.building(voice: source.id)) }
         if let (model, sessions, expected) = cleaned(rewritten.model) {
             if let cache, let key {
                 cache.store(
-                    model: model, key: key, voice: source.id, probe: expected,
-                    restatedConvolutions: rewritten.converted, buildSeconds: Date().timeIntervalSince(started))
+                    model: model, key: key, voice: source.id, probe: expected, restatedConvolutions: rewritten.converted,
+                    directConvolutions: rewritten.direct, buildSeconds: Date().timeIntervalSince(started))
             }
             return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
         }
@@ -98,18 +98,22 @@ struct PiperModelLoader: Sendable {
         return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
     }
 
-    /// The model at `path` with its 1-D convolutions restated and its phoneme durations as an
-    /// extra output (`DurationOutput`, where the graph has them), or nil when the file cannot be
-    /// read as protobuf or has nothing to restate (the caller then loads the file as it is, and
-    /// ONNX Runtime reports what is wrong with it).
-    private static func rewrittenModel(at path: String, timings: Bool) -> (model: [UInt8], converted: Int)? {
+    /// The model file with its small convolutions on Lark's own kernel where that is faster here
+    /// (`DirectConvolutionRewrite`, decided by timing each shape: `DirectConvolutionChoice`), its
+    /// other 1-D convolutions restated and its phoneme durations as an extra output
+    /// (`DurationOutput`, where the graph has them), with the timing decisions; nil when the file
+    /// cannot be read as protobuf or has nothing to restate (the caller then loads the file as it
+    /// is, and ONNX Runtime reports what is wrong with it).
+    private func rewrittenModel() -> (model: [UInt8], converted: Int, direct: [DirectConvolutionDecision])? {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
-              let result = try? ConvolutionRewrite.apply(to: [UInt8](data)),
-              result.convertedConvolutions > 0
-        else { return nil }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped) else { return nil }
+        var model = [UInt8](data)
+        let decisions = DirectConvolutionChoice.decide((try? DirectConvolutionRewrite.candidates(in: model)) ?? [], runtime: runtime)
+        let chosen = Set(decisions.filter(\.used).map(\.shape))
+        if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen), direct.replaced > 0 { model = direct.model }
+        guard let result = try? ConvolutionRewrite.apply(to: model), result.convertedConvolutions > 0 else { return nil }
         let timed = timings ? (try? DurationOutput.apply(to: result.model)) ?? nil : nil
-        return (timed ?? result.model, result.convertedConvolutions)
+        return (timed ?? result.model, result.convertedConvolutions, decisions)
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's

@@ -1,0 +1,42 @@
+// Lark's own CPU kernels, registered with ONNX Runtime as custom operators.
+//
+// DirectConv (domain "ai.lark"): a 1-D convolution computed directly, without im2col, for
+// the small convolutions of a HiFi-GAN decoder (32 channels at the full sample rate). It takes
+// ONNX Conv's inputs and attributes plus three fusions:
+//   inputs  X [N, C, T] (or [N, C, 1, T]), W [M, C, K] (or [M, C, 1, K]), optional B [M],
+//           optional Z [N, M, T'] (a residual added to the result);
+//   attributes kernel_shape, dilations, pads, strides (1 only), group (1 only), as Conv;
+//           optional float pre_alpha: LeakyRelu applied to X as it is read;
+//           optional float post_alpha: LeakyRelu applied to the result, after B and Z;
+//           optional int lark_kernel_path: force one SIMD path (LarkKernelPath), for tests and
+//           benchmarks; absent, the best path this CPU has.
+#ifndef LARK_KERNELS_H
+#define LARK_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum LarkKernelPath {
+    LARK_PATH_BEST = 0,
+    LARK_PATH_SCALAR = 1,
+    LARK_PATH_AVX2 = 2,
+    LARK_PATH_AVX512 = 3,
+    LARK_PATH_NEON = 4,
+} LarkKernelPath;
+
+/// Whether this CPU (and this build) can run `path`.
+int lark_kernel_path_available(LarkKernelPath path);
+
+/// The path LARK_PATH_BEST stands for on this CPU.
+LarkKernelPath lark_kernel_best_path(void);
+
+/// A short name for a path ("avx512", "avx2", "neon", "scalar").
+const char *lark_kernel_path_name(LarkKernelPath path);
+
+/// Adds the "ai.lark" custom-operator domain to ONNX Runtime session options. `ort_api` is the
+/// runtime's `const OrtApi *`, `session_options` an `OrtSessionOptions *`. Returns the runtime's
+/// `OrtStatus *` (NULL on success). The domain is created once per process and never released:
+/// every session made with these options keeps a pointer to it.
+void *lark_kernels_register(const void *ort_api, void *session_options);
+
+#endif

@@ -1,0 +1,322 @@
+// DirectConv as an ONNX Runtime custom operator (domain "ai.lark"), through the C API's
+// custom-op interface: an OrtCustomOp table of callbacks, added to a custom-op domain, which
+// is added to each session's options.
+//
+// ONNX Runtime's header is not on this machine (see Sources/COnnxRuntime/ort_abi.h), so the
+// few OrtApi members this file calls are reached by their fixed slot in the table (0-based, in
+// the official header's member order; the same numbering as ort_abi.h), and the OrtCustomOp
+// layout below follows the official header's member order up to version 16 of that struct.
+#include "direct_conv.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct OrtStatus OrtStatus;
+typedef struct OrtKernelInfo OrtKernelInfo;
+typedef struct OrtKernelContext OrtKernelContext;
+typedef struct OrtValue OrtValue;
+typedef struct OrtShapeInfo OrtShapeInfo;  // OrtTensorTypeAndShapeInfo
+typedef struct OrtCustomOpDomain OrtCustomOpDomain;
+typedef struct OrtSessionOptions OrtSessionOptions;
+
+enum { ORT_INVALID_ARGUMENT = 2, ORT_RUNTIME_EXCEPTION = 6 };
+enum { ELEMENT_FLOAT = 1 };
+enum { CHARACTERISTIC_REQUIRED = 0, CHARACTERISTIC_OPTIONAL = 1 };
+
+// MARK: - The OrtApi members used, by slot
+
+#define SLOT(api, index, type) ((type)(((void *const *)(api))[index]))
+#define CreateStatus(api) SLOT(api, 0, OrtStatus *(*)(int, const char *))
+#define CreateCustomOpDomain(api) SLOT(api, 26, OrtStatus *(*)(const char *, OrtCustomOpDomain **))
+#define CustomOpDomain_Add(api) SLOT(api, 27, OrtStatus *(*)(OrtCustomOpDomain *, const void *))
+#define AddCustomOpDomain(api) SLOT(api, 28, OrtStatus *(*)(OrtSessionOptions *, OrtCustomOpDomain *))
+#define GetTensorMutableData(api) SLOT(api, 51, OrtStatus *(*)(OrtValue *, void **))
+#define GetDimensionsCount(api) SLOT(api, 61, OrtStatus *(*)(const OrtShapeInfo *, size_t *))
+#define GetDimensions(api) SLOT(api, 62, OrtStatus *(*)(const OrtShapeInfo *, int64_t *, size_t))
+#define GetTensorTypeAndShape(api) SLOT(api, 65, OrtStatus *(*)(const OrtValue *, OrtShapeInfo **))
+#define KernelInfoGetAttribute_float(api) SLOT(api, 85, OrtStatus *(*)(const OrtKernelInfo *, const char *, float *))
+#define KernelInfoGetAttribute_int64(api) SLOT(api, 86, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *))
+#define KernelContext_GetInputCount(api) SLOT(api, 88, OrtStatus *(*)(const OrtKernelContext *, size_t *))
+#define KernelContext_GetInput(api) SLOT(api, 90, OrtStatus *(*)(const OrtKernelContext *, size_t, const OrtValue **))
+#define KernelContext_GetOutput(api) SLOT(api, 91, OrtStatus *(*)(OrtKernelContext *, size_t, const int64_t *, size_t, OrtValue **))
+#define ReleaseStatus(api) SLOT(api, 93, void (*)(OrtStatus *))
+#define ReleaseShapeInfo(api) SLOT(api, 99, void (*)(OrtShapeInfo *))
+#define KernelInfoGetAttributeArray_int64(api) SLOT(api, 163, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *, size_t *))
+#define KernelContext_ParallelFor(api) \
+    SLOT(api, 274, OrtStatus *(*)(const OrtKernelContext *, void (*)(void *, size_t), size_t, size_t, void *))
+
+// MARK: - The custom-op table (official member order; version 16 reads every member below)
+
+typedef struct LarkOrtCustomOp {
+    uint32_t version;
+    void *(*CreateKernel)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info);
+    const char *(*GetName)(const struct LarkOrtCustomOp *op);
+    const char *(*GetExecutionProviderType)(const struct LarkOrtCustomOp *op);
+    int (*GetInputType)(const struct LarkOrtCustomOp *op, size_t index);
+    size_t (*GetInputTypeCount)(const struct LarkOrtCustomOp *op);
+    int (*GetOutputType)(const struct LarkOrtCustomOp *op, size_t index);
+    size_t (*GetOutputTypeCount)(const struct LarkOrtCustomOp *op);
+    void (*KernelCompute)(void *kernel, OrtKernelContext *context);
+    void (*KernelDestroy)(void *kernel);
+    int (*GetInputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetOutputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetInputMemoryType)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetVariadicInputMinArity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicInputHomogeneity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicOutputMinArity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicOutputHomogeneity)(const struct LarkOrtCustomOp *op);
+    OrtStatus *(*CreateKernelV2)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **kernel);
+    OrtStatus *(*KernelComputeV2)(void *kernel, OrtKernelContext *context);
+} LarkOrtCustomOp;
+
+_Static_assert(offsetof(LarkOrtCustomOp, KernelCompute) == 8 * sizeof(void *), "KernelCompute is member 8");
+_Static_assert(offsetof(LarkOrtCustomOp, CreateKernelV2) == 17 * sizeof(void *), "CreateKernelV2 is member 17");
+
+// MARK: - The kernel
+
+typedef struct DirectConvKernel {
+    const void *api;
+    int64_t dilation, pad_begin, pad_end;
+    int has_pre_alpha, has_post_alpha;
+    float pre_alpha, post_alpha;
+    LarkConvBlocks blocks;
+} DirectConvKernel;
+
+static OrtStatus *failure(const void *api, int code, const char *message) {
+    char text[256];
+    snprintf(text, sizeof text, "ai.lark.DirectConv: %s", message);
+    return CreateStatus(api)(code, text);
+}
+
+/// Reads an int64 array attribute into `values` (at most `capacity`); 0 when absent.
+static size_t ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity) {
+    size_t count = 0;
+    OrtStatus *status = KernelInfoGetAttributeArray_int64(api)(info, name, NULL, &count);
+    if (status) {
+        ReleaseStatus(api)(status);
+        return 0;
+    }
+    if (count == 0 || count > capacity) return count;
+    status = KernelInfoGetAttributeArray_int64(api)(info, name, values, &count);
+    if (status) {
+        ReleaseStatus(api)(status);
+        return 0;
+    }
+    return count;
+}
+
+static int float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float *value) {
+    OrtStatus *status = KernelInfoGetAttribute_float(api)(info, name, value);
+    if (status) {
+        ReleaseStatus(api)(status);
+        return 0;
+    }
+    return 1;
+}
+
+static int int_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *value) {
+    OrtStatus *status = KernelInfoGetAttribute_int64(api)(info, name, value);
+    if (status) {
+        ReleaseStatus(api)(status);
+        return 0;
+    }
+    return 1;
+}
+
+/// A 1-D attribute given as [v] or, for the 2-D form of height one, [1, v] (`leading` for the height).
+static int one_dimensional(const int64_t *values, size_t count, int64_t leading, int64_t *out) {
+    if (count == 1) *out = values[0];
+    else if (count == 2 && values[0] == leading) *out = values[1];
+    else return 0;
+    return 1;
+}
+
+static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
+    (void)op;
+    DirectConvKernel kernel = {.api = api, .dilation = 1};
+    int64_t values[4];
+    size_t count;
+    if ((count = ints_attribute(api, info, "dilations", values, 4)) && !one_dimensional(values, count, 1, &kernel.dilation))
+        return failure(api, ORT_INVALID_ARGUMENT, "dilations must be [d] or [1, d]");
+    if ((count = ints_attribute(api, info, "strides", values, 4))) {
+        int64_t stride;
+        if (!one_dimensional(values, count, 1, &stride) || stride != 1) return failure(api, ORT_INVALID_ARGUMENT, "only stride 1 is supported");
+    }
+    if ((count = ints_attribute(api, info, "pads", values, 4))) {
+        if (count == 2) kernel.pad_begin = values[0], kernel.pad_end = values[1];
+        else if (count == 4 && values[0] == 0 && values[2] == 0) kernel.pad_begin = values[1], kernel.pad_end = values[3];
+        else return failure(api, ORT_INVALID_ARGUMENT, "pads must be [b, e] or [0, b, 0, e]");
+    }
+    int64_t group = 1, path = LARK_PATH_BEST;
+    if (int_attribute(api, info, "group", &group) && group != 1) return failure(api, ORT_INVALID_ARGUMENT, "only group 1 is supported");
+    kernel.has_pre_alpha = float_attribute(api, info, "pre_alpha", &kernel.pre_alpha);
+    kernel.has_post_alpha = float_attribute(api, info, "post_alpha", &kernel.post_alpha);
+    int_attribute(api, info, "lark_kernel_path", &path);
+    if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
+    if (kernel.dilation < 1 || kernel.pad_begin < 0 || kernel.pad_end < 0) return failure(api, ORT_INVALID_ARGUMENT, "negative padding or dilation");
+    switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : (LarkKernelPath)path) {
+    case LARK_PATH_AVX512: kernel.blocks = lark_conv_blocks_avx512(); break;
+    case LARK_PATH_AVX2: kernel.blocks = lark_conv_blocks_avx2(); break;
+    case LARK_PATH_NEON: kernel.blocks = lark_conv_blocks_neon(); break;
+    default: kernel.blocks = lark_conv_blocks_scalar(); break;
+    }
+    DirectConvKernel *copy = malloc(sizeof kernel);
+    if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
+    *copy = kernel;
+    *out = copy;
+    return NULL;
+}
+
+/// A tensor's dims (at most 4) and data.
+typedef struct Tensor {
+    size_t rank;
+    int64_t dims[4];
+    float *data;
+} Tensor;
+
+static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor *tensor) {
+    OrtShapeInfo *info;
+    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
+    if (status) return status;
+    status = GetDimensionsCount(api)(info, &tensor->rank);
+    if (!status && tensor->rank > 4) status = failure(api, ORT_INVALID_ARGUMENT, "a tensor of more than 4 dimensions");
+    if (!status) status = GetDimensions(api)(info, tensor->dims, tensor->rank);
+    ReleaseShapeInfo(api)(info);
+    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
+    return status;
+}
+
+/// Reads [N, C, T] or [N, C, 1, T] as batch, channels and length.
+static int as_sequence(const Tensor *t, int64_t *batch, int64_t *channels, int64_t *length) {
+    if (t->rank == 3) *batch = t->dims[0], *channels = t->dims[1], *length = t->dims[2];
+    else if (t->rank == 4 && t->dims[2] == 1) *batch = t->dims[0], *channels = t->dims[1], *length = t->dims[3];
+    else return 0;
+    return 1;
+}
+
+typedef struct Job {
+    const LarkDirectConv *conv;
+    atomic_int failed;
+} Job;
+
+static void run_task(void *data, size_t task) {
+    Job *job = data;
+    if (lark_direct_conv_task(job->conv, (int64_t)task) != 0) atomic_store(&job->failed, 1);
+}
+
+static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
+    const DirectConvKernel *kernel = opaque;
+    const void *api = kernel->api;
+    size_t inputs = 0;
+    OrtStatus *status = KernelContext_GetInputCount(api)(context, &inputs);
+    if (status) return status;
+    Tensor t[4] = {0};
+    int present[4] = {0};
+    for (size_t i = 0; i < 4 && i < inputs; i++) {
+        const OrtValue *value = NULL;
+        if ((status = KernelContext_GetInput(api)(context, i, &value))) return status;
+        if (!value) continue;
+        if ((status = read_tensor(api, value, &t[i]))) return status;
+        present[i] = 1;
+    }
+    if (!present[0] || !present[1]) return failure(api, ORT_INVALID_ARGUMENT, "X and W are required");
+
+    LarkDirectConv conv = {.dilation = kernel->dilation, .pad_begin = kernel->pad_begin, .blocks = kernel->blocks};
+    if (!as_sequence(&t[0], &conv.batch, &conv.input_channels, &conv.input_length))
+        return failure(api, ORT_INVALID_ARGUMENT, "X must be [N, C, T] or [N, C, 1, T]");
+    if (t[1].rank != t[0].rank || (t[1].rank == 4 && t[1].dims[2] != 1))
+        return failure(api, ORT_INVALID_ARGUMENT, "W must be [M, C, K] (or [M, C, 1, K] for a 4-D X)");
+    if (t[1].dims[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "W's input channels differ from X's");
+    conv.output_channels = t[1].dims[0];
+    conv.kernel = t[1].dims[t[1].rank - 1];
+    conv.output_length = conv.input_length + kernel->pad_begin + kernel->pad_end - kernel->dilation * (conv.kernel - 1);
+    if (conv.output_length < 1 || conv.kernel < 1) return failure(api, ORT_INVALID_ARGUMENT, "the input is shorter than the kernel's reach");
+    if (present[2]) {
+        if (t[2].rank != 1 || t[2].dims[0] != conv.output_channels) return failure(api, ORT_INVALID_ARGUMENT, "B must be [M]");
+        conv.b = t[2].data;
+    }
+    int64_t dims[4] = {conv.batch, conv.output_channels, 1, 1};
+    size_t rank = t[0].rank;
+    dims[rank - 1] = conv.output_length;
+    if (present[3]) {
+        if (t[3].rank != rank || memcmp(t[3].dims, dims, rank * sizeof(int64_t)) != 0)
+            return failure(api, ORT_INVALID_ARGUMENT, "Z must have the output's shape");
+        conv.z = t[3].data;
+    }
+    conv.has_pre_alpha = kernel->has_pre_alpha, conv.pre_alpha = kernel->pre_alpha;
+    conv.has_post_alpha = kernel->has_post_alpha, conv.post_alpha = kernel->post_alpha;
+    conv.x = t[0].data, conv.w = t[1].data;
+
+    OrtValue *output;
+    if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
+    if ((status = GetTensorMutableData(api)(output, (void **)&conv.y))) return status;
+
+    Job job = {.conv = &conv};
+    atomic_init(&job.failed, 0);
+    const int64_t tasks = lark_direct_conv_tasks(&conv);
+    if (tasks == 1) {
+        run_task(&job, 0);
+    } else if ((status = KernelContext_ParallelFor(api)(context, run_task, (size_t)tasks, 0, &job))) {
+        return status;
+    }
+    return atomic_load(&job.failed) ? failure(api, ORT_RUNTIME_EXCEPTION, "out of memory") : NULL;
+}
+
+static void destroy_kernel(void *kernel) { free(kernel); }
+static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "DirectConv"; }
+static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
+static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
+static size_t input_count(const LarkOrtCustomOp *op) { (void)op; return 4; }
+static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
+static int input_characteristic(const LarkOrtCustomOp *op, size_t index) {
+    (void)op;
+    return index < 2 ? CHARACTERISTIC_REQUIRED : CHARACTERISTIC_OPTIONAL;
+}
+static int output_characteristic(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
+static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
+static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+
+static const LarkOrtCustomOp direct_conv_op = {
+    .version = 16,
+    .CreateKernel = NULL,  // CreateKernelV2 and KernelComputeV2 are used (version ≥ 16)
+    .GetName = op_name,
+    .GetExecutionProviderType = op_provider,
+    .GetInputType = float_type,
+    .GetInputTypeCount = input_count,
+    .GetOutputType = float_type,
+    .GetOutputTypeCount = output_count,
+    .KernelCompute = NULL,
+    .KernelDestroy = destroy_kernel,
+    .GetInputCharacteristic = input_characteristic,
+    .GetOutputCharacteristic = output_characteristic,
+    .GetInputMemoryType = default_memory,
+    .GetVariadicInputMinArity = one,
+    .GetVariadicInputHomogeneity = one,
+    .GetVariadicOutputMinArity = one,
+    .GetVariadicOutputHomogeneity = one,
+    .CreateKernelV2 = create_kernel,
+    .KernelComputeV2 = compute,
+};
+
+// MARK: - Registration
+
+static pthread_once_t domain_once = PTHREAD_ONCE_INIT;
+static OrtCustomOpDomain *domain;
+static OrtStatus *domain_status;
+static const void *domain_api;
+
+static void create_domain(void) {
+    const void *api = domain_api;
+    domain_status = CreateCustomOpDomain(api)("ai.lark", &domain);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &direct_conv_op);
+}
+
+void *lark_kernels_register(const void *ort_api, void *session_options) {
+    domain_api = ort_api;
+    pthread_once(&domain_once, create_domain);
+    if (domain_status) return failure(ort_api, ORT_RUNTIME_EXCEPTION, "the ai.lark domain could not be created");
+    return AddCustomOpDomain(ort_api)((OrtSessionOptions *)session_options, domain);
+}

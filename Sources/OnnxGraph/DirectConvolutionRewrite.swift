@@ -1,0 +1,422 @@
+/// Replaces small 1-D convolutions with Lark's own direct-convolution kernel, the custom operator
+/// `ai.lark.DirectConv` (C target `CLarkKernels`, registered on every session by `OnnxRuntime`),
+/// together with the element-wise nodes around them that its attributes can carry:
+/// - a `LeakyRelu` whose only reader is the convolution → `pre_alpha` (applied as X is read);
+/// - an `Add` of the convolution's result and another value of the same shape → input `Z`;
+/// - a `LeakyRelu` whose only input is that result → `post_alpha` (after the bias and `Z`).
+/// ONNX Runtime's contrib `FusedConv` (`com.microsoft`, a `LeakyRelu` activation, optional `Z`)
+/// is claimed the same way.
+///
+/// Why: ONNX Runtime runs a 1-D `Conv` (and the 2-D form `ConvolutionRewrite` gives it) by
+/// unrolling the input and multiplying matrices. For HiFi-GAN's 32-channel residual
+/// convolutions at the full sample rate that unrolled input is tens of MB per sentence, and the
+/// element-wise nodes around them are thousands of small memory-bound kernel calls. The direct
+/// kernel reads each input tile once from cache and does the element-wise work in passing.
+///
+/// Which convolutions: only those whose shape (`DirectConvolutionShape`) the caller chooses, since
+/// whether the kernel wins depends on the CPU (`PiperModelLoader` times each shape against ONNX
+/// Runtime's own path once, when it builds a voice's cache entry). Candidates are 1-D, group 1,
+/// stride 1, float weights held as initializers, and at most `maximumChannels` channels in and out.
+/// This rewrite runs on the model as exported, before `ConvolutionRewrite`, which leaves the
+/// custom nodes alone.
+public enum DirectConvolutionRewrite {
+    public static let domain = "ai.lark"
+    public static let opType = "DirectConv"
+    /// Larger convolutions are ONNX Runtime's blocked kernels' ground (81–83% of peak).
+    public static let maximumChannels = 64
+
+    public struct Result: Sendable {
+        public let model: [UInt8]
+        /// How many convolutions became `DirectConv` nodes.
+        public let replaced: Int
+        /// How many element-wise nodes went into them.
+        public let fusedNodes: Int
+    }
+
+    /// The distinct shapes of the convolutions this rewrite could replace, in graph order.
+    public static func candidates(in model: [UInt8]) throws(MalformedProtobuf) -> [DirectConvolutionShape] {
+        guard let (_, _, graph) = try GraphSummary.read(model) else { return [] }
+        var seen: Set<DirectConvolutionShape> = []
+        var shapes: [DirectConvolutionShape] = []
+        for plan in try plans(graph, model) where seen.insert(plan.shape).inserted { shapes.append(plan.shape) }
+        return shapes
+    }
+
+    /// `model` with every candidate whose shape is in `chosen` replaced.
+    public static func apply(to model: [UInt8], chosen: Set<DirectConvolutionShape>) throws(MalformedProtobuf) -> Result {
+        guard !chosen.isEmpty, let (modelFields, graphField, graph) = try GraphSummary.read(model) else {
+            return Result(model: model, replaced: 0, fusedNodes: 0)
+        }
+        let plans = try plans(graph, model).filter { chosen.contains($0.shape) }
+        guard !plans.isEmpty else { return Result(model: model, replaced: 0, fusedNodes: 0) }
+        // Each plan's node is written where the last node it absorbs was: by then every input
+        // (X, and Z made before the Add) exists.
+        var writtenAt: [Int: DirectConvPlan] = [:]
+        var dropped: Set<Int> = []
+        for plan in plans {
+            writtenAt[plan.absorbed.max()!] = plan
+            dropped.formUnion(plan.absorbed)
+        }
+        var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count + plans.count * 256)
+        for (index, field) in graph.fields.enumerated() {
+            if let plan = writtenAt[index] {
+                try plan.write(into: &graphWriter)
+            } else if !dropped.contains(index) {
+                graphWriter.copy(field, from: model)
+            }
+        }
+        var output = ProtoWriter(reservingCapacity: model.count + 64)
+        for field in modelFields {
+            if field.number == Field.modelGraph {
+                output.bytesField(Field.modelGraph, graphWriter.bytes)
+            } else {
+                output.copy(field, from: model)
+            }
+        }
+        output.opsetImport(domain: domain, version: 1)
+        return Result(
+            model: output.bytes, replaced: plans.count, fusedNodes: plans.reduce(0) { $0 + $1.absorbed.count - 1 })
+    }
+
+    private static func plans(_ graph: GraphSummary, _ model: [UInt8]) throws(MalformedProtobuf) -> [DirectConvPlan] {
+        var producers: [String: (index: Int, node: GraphSummary.Node)] = [:]
+        var readers: [String: [(index: Int, node: GraphSummary.Node)]] = [:]
+        for (index, node) in graph.nodes {
+            for output in node.outputs { producers[output] = (index, node) }
+            for input in node.inputs where !input.isEmpty { readers[input, default: []].append((index, node)) }
+        }
+        var plans: [DirectConvPlan] = []
+        var claimed: Set<Int> = []
+        for (index, node) in graph.nodes where !claimed.contains(index) {
+            guard let plan = try DirectConvPlan(
+                index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed)
+            else { continue }
+            claimed.formUnion(plan.absorbed)
+            plans.append(plan)
+        }
+        return plans
+    }
+
+    // MARK: - Single-convolution models, for timing and tests
+
+    /// Two models of one input `X [1, C, length]` (and `Z [1, M, length']` with a residual) and
+    /// one output `Y`: the plain nodes (`LeakyRelu`, `Conv`, `Add`, `LeakyRelu`, as a voice has
+    /// them) and the single `DirectConv` node. `kernelPath` forces one of the kernel's SIMD paths
+    /// (`LarkKernelPath`'s values); nil lets it choose. `repeats` > 1 chains that many copies, each
+    /// with weights of its own (as a voice's residual blocks are), each reading the previous one's
+    /// output and the same `Z`: only for shapes that keep channels and length; it makes the
+    /// convolutions' own time outweigh moving the inputs and outputs when timing them.
+    public static func singleConvolution(
+        _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, repeats: Int = 1
+    ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
+        let outputLength = Int64(length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1))
+        let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
+        let repeats = (c == m && outputLength == Int64(length)) ? max(1, repeats) : 1
+        func model(_ nodes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void) throws(MalformedProtobuf) -> [UInt8] {
+            var graph = ProtoWriter()
+            try nodes(&graph)
+            graph.stringField(2, "single_convolution")
+            for copy in 0..<repeats {
+                try graph.floatTensor("W\(copy)", dims: [m, c, Int64(shape.kernel)], values: weights)
+                if let bias { try graph.floatTensor("B\(copy)", dims: [m], values: bias) }
+            }
+            graph.tensorValueInfo(Field.graphInput, name: "X", dims: [1, c, Int64(length)])
+            if shape.residual { graph.tensorValueInfo(Field.graphInput, name: "Z", dims: [1, m, outputLength]) }
+            graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: [1, m, outputLength])
+            var model = ProtoWriter()
+            model.varintField(1, 8)  // ir_version
+            model.opsetImport(domain: "", version: 13)
+            model.opsetImport(domain: domain, version: 1)
+            model.bytesField(Field.modelGraph, graph.bytes)
+            return model.bytes
+        }
+        // Node names differ from value names, as in exported models: ConvolutionRewrite names the
+        // nodes it adds after their outputs.
+        let plain = try model { graph throws(MalformedProtobuf) in
+            var value = "X"
+            for copy in 0..<repeats {
+                let last = copy == repeats - 1
+                let output = last ? "Y" : "Y\(copy)"
+                if let alpha = shape.preAlpha {
+                    try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: "activated\(copy)", name: "pre\(copy)") {
+                        $0.floatAttribute("alpha", alpha)
+                    }
+                    value = "activated\(copy)"
+                }
+                let inputs = bias == nil ? [value, "W\(copy)"] : [value, "W\(copy)", "B\(copy)"]
+                try graph.customNode("Conv", domain: "", inputs: inputs, output: "convolved\(copy)", name: "conv\(copy)") {
+                    conv throws(MalformedProtobuf) in try shape.writeConvAttributes(into: &conv)
+                }
+                value = "convolved\(copy)"
+                if shape.residual {
+                    try graph.customNode("Add", domain: "", inputs: [value, "Z"], output: "summed\(copy)", name: "residual\(copy)") { _ in }
+                    value = "summed\(copy)"
+                }
+                if let alpha = shape.postAlpha {
+                    try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: output, name: "post\(copy)") {
+                        $0.floatAttribute("alpha", alpha)
+                    }
+                } else {
+                    try graph.customNode("Identity", domain: "", inputs: [value], output: output, name: "result\(copy)") { _ in }
+                }
+                value = output
+            }
+        }
+        let direct = try model { graph throws(MalformedProtobuf) in
+            var value = "X"
+            for copy in 0..<repeats {
+                let output = copy == repeats - 1 ? "Y" : "Y\(copy)"
+                var inputs = bias == nil ? [value, "W\(copy)"] : [value, "W\(copy)", "B\(copy)"]
+                if shape.residual { inputs = [value, "W\(copy)", bias == nil ? "" : "B\(copy)", "Z"] }
+                try graph.customNode(opType, domain: domain, inputs: inputs, output: output) { node throws(MalformedProtobuf) in
+                    try shape.writeDirectAttributes(into: &node)
+                    if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+                }
+                value = output
+            }
+        }
+        return (plain, direct)
+    }
+}
+
+/// What one `DirectConv` computes, apart from its weights and its input's length.
+public struct DirectConvolutionShape: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var inputChannels: Int
+    public var outputChannels: Int
+    public var kernel: Int
+    public var dilation: Int
+    public var padBegin: Int
+    public var padEnd: Int
+    public var preAlpha: Float?
+    public var postAlpha: Float?
+    public var bias: Bool
+    public var residual: Bool
+
+    public init(
+        inputChannels: Int, outputChannels: Int, kernel: Int, dilation: Int = 1, padBegin: Int, padEnd: Int,
+        preAlpha: Float? = nil, postAlpha: Float? = nil, bias: Bool = true, residual: Bool = false
+    ) {
+        (self.inputChannels, self.outputChannels, self.kernel, self.dilation) = (inputChannels, outputChannels, kernel, dilation)
+        (self.padBegin, self.padEnd, self.preAlpha, self.postAlpha) = (padBegin, padEnd, preAlpha, postAlpha)
+        (self.bias, self.residual) = (bias, residual)
+    }
+
+    /// Multiply-adds per output sample.
+    public var multiplyAddsPerSample: Int { inputChannels * outputChannels * kernel }
+
+    public var description: String {
+        var text = "\(inputChannels)→\(outputChannels) k\(kernel) d\(dilation) pads \(padBegin),\(padEnd)"
+        if let preAlpha { text += " pre \(preAlpha)" }
+        if bias { text += " +B" }
+        if residual { text += " +Z" }
+        if let postAlpha { text += " post \(postAlpha)" }
+        return text
+    }
+
+    func writeConvAttributes(into node: inout ProtoWriter) throws(MalformedProtobuf) {
+        try node.intsAttribute("kernel_shape", [Int64(kernel)])
+        try node.intsAttribute("dilations", [Int64(dilation)])
+        try node.intsAttribute("pads", [Int64(padBegin), Int64(padEnd)])
+        try node.intsAttribute("strides", [1])
+    }
+
+    func writeDirectAttributes(into node: inout ProtoWriter) throws(MalformedProtobuf) {
+        try writeConvAttributes(into: &node)
+        if let preAlpha { node.floatAttribute("pre_alpha", preAlpha) }
+        if let postAlpha { node.floatAttribute("post_alpha", postAlpha) }
+    }
+}
+
+/// One convolution to replace, with the nodes it absorbs (by field index, its own included).
+struct DirectConvPlan {
+    let shape: DirectConvolutionShape
+    let input: String
+    let weight: String
+    let bias: String?
+    let residual: String?
+    let output: String
+    let absorbed: [Int]
+
+    init?(
+        index: Int, node: GraphSummary.Node, graph: GraphSummary, model: [UInt8],
+        producers: [String: (index: Int, node: GraphSummary.Node)],
+        readers: [String: [(index: Int, node: GraphSummary.Node)]], claimed: Set<Int>
+    ) throws(MalformedProtobuf) {
+        let isConv = node.opType == "Conv" && (node.domain.isEmpty || node.domain == "ai.onnx")
+        let isFused = node.opType == "FusedConv" && node.domain == "com.microsoft"
+        guard isConv || isFused, node.inputs.count >= 2, node.inputs.count <= (isFused ? 4 : 3), node.outputs.count == 1,
+              !node.inputs[0].isEmpty, let tensor = graph.tensorsByName[node.inputs[1]], tensor.dims.count == 3,
+              tensor.dataType == 1, !tensor.isExternal
+        else { return nil }
+        let (outputChannels, inputChannels, kernel) = (Int(tensor.dims[0]), Int(tensor.dims[1]), Int(tensor.dims[2]))
+        guard inputChannels <= DirectConvolutionRewrite.maximumChannels, outputChannels <= DirectConvolutionRewrite.maximumChannels
+        else { return nil }
+        var bias: String?
+        if node.inputs.count >= 3, !node.inputs[2].isEmpty {
+            guard let tensor = graph.tensorsByName[node.inputs[2]], tensor.dims == [Int64(outputChannels)] else { return nil }
+            bias = node.inputs[2]
+        }
+        var residual = node.inputs.count == 4 && !node.inputs[3].isEmpty ? node.inputs[3] : nil
+
+        var (dilation, pads) = (1, [0, 0])
+        var postAlpha: Float?
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            let attribute = try NodeAttribute(entry, in: model)
+            switch attribute.name {
+            case "kernel_shape": guard attribute.ints == [Int64(kernel)] else { return nil }
+            case "strides": guard attribute.ints == [1] else { return nil }
+            case "dilations":
+                guard attribute.ints.count == 1, attribute.ints[0] >= 1 else { return nil }
+                dilation = Int(attribute.ints[0])
+            case "pads":
+                guard attribute.ints.count == 2, attribute.ints.allSatisfy({ $0 >= 0 }) else { return nil }
+                pads = attribute.ints.map(Int.init)
+            case "group": guard attribute.integer == 1 else { return nil }
+            case "auto_pad": guard attribute.text == "NOTSET" else { return nil }
+            case "activation" where isFused:
+                guard attribute.text == "LeakyRelu" else { return nil }
+            case "activation_params" where isFused:
+                guard attribute.floats.count == 1 else { return nil }
+                postAlpha = attribute.floats[0]
+            default: return nil
+            }
+        }
+        if isFused, postAlpha == nil, try Self.hasActivation(node, model) { return nil }
+
+        var absorbed = [index]
+        var input = node.inputs[0]
+        var preAlpha: Float?
+        // A LeakyRelu read by this convolution alone.
+        if let (producerIndex, producer) = producers[input], !claimed.contains(producerIndex), Self.isLeakyRelu(producer),
+           graph.uses[input] == 1,
+           !graph.outputs.contains(input), !producer.inputs[0].isEmpty {
+            preAlpha = try Self.alpha(of: producer, model)
+            input = producer.inputs[0]
+            absorbed.append(producerIndex)
+        }
+        var output = node.outputs[0]
+        // The residual Add, when this result is its only reader's only convolution input.
+        if residual == nil, let (addIndex, add) = Self.soleReader(of: output, graph, readers), !claimed.contains(addIndex),
+           add.opType == "Add",
+           add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1, add.inputs[0] != add.inputs[1] {
+            let other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0]
+            // A constant would be broadcast by Add; Z must be a computed value of the output's shape.
+            if !other.isEmpty, graph.tensorsByName[other] == nil, producers[other] != nil || graph.declared.contains(other) {
+                residual = other
+                output = add.outputs[0]
+                absorbed.append(addIndex)
+            }
+        }
+        if postAlpha == nil, let (leakyIndex, leaky) = Self.soleReader(of: output, graph, readers), !claimed.contains(leakyIndex),
+           Self.isLeakyRelu(leaky) {
+            postAlpha = try Self.alpha(of: leaky, model)
+            output = leaky.outputs[0]
+            absorbed.append(leakyIndex)
+        }
+        self.shape = DirectConvolutionShape(
+            inputChannels: inputChannels, outputChannels: outputChannels, kernel: kernel, dilation: dilation,
+            padBegin: pads[0], padEnd: pads[1], preAlpha: preAlpha, postAlpha: postAlpha, bias: bias != nil,
+            residual: residual != nil)
+        (self.input, self.weight, self.bias, self.residual, self.output, self.absorbed) =
+            (input, node.inputs[1], bias, residual, output, absorbed)
+    }
+
+    func write(into graph: inout ProtoWriter) throws(MalformedProtobuf) {
+        var inputs = [input, weight]
+        if bias != nil || residual != nil { inputs.append(bias ?? "") }
+        if let residual { inputs.append(residual) }
+        try graph.customNode(DirectConvolutionRewrite.opType, domain: DirectConvolutionRewrite.domain, inputs: inputs, output: output) {
+            node throws(MalformedProtobuf) in try shape.writeDirectAttributes(into: &node)
+        }
+    }
+
+    private static func isLeakyRelu(_ node: GraphSummary.Node) -> Bool {
+        node.opType == "LeakyRelu" && (node.domain.isEmpty || node.domain == "ai.onnx") && node.inputs.count == 1
+            && node.outputs.count == 1
+    }
+
+    /// The one node reading `value`, when it is read once and is not a graph output.
+    private static func soleReader(
+        of value: String, _ graph: GraphSummary, _ readers: [String: [(index: Int, node: GraphSummary.Node)]]
+    ) -> (index: Int, node: GraphSummary.Node)? {
+        guard graph.uses[value] == 1, !graph.outputs.contains(value), let reader = readers[value]?.first else { return nil }
+        return reader
+    }
+
+    /// A LeakyRelu's `alpha` (ONNX's default 0.01 when absent).
+    private static func alpha(of node: GraphSummary.Node, _ model: [UInt8]) throws(MalformedProtobuf) -> Float {
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            var reader = ProtoReader(model, range: entry.payload)
+            var (name, value): (String, Float?) = ("", nil)
+            while let field = try reader.next() {
+                if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
+                if field.number == Field.attributeFloat, field.wireType == .fixed32 { value = field.floats(in: model).first }
+            }
+            if name == "alpha", let value { return value }
+        }
+        return 0.01
+    }
+
+    private static func hasActivation(_ node: GraphSummary.Node, _ model: [UInt8]) throws(MalformedProtobuf) -> Bool {
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            if try NodeAttribute(entry, in: model).name == "activation" { return true }
+        }
+        return false
+    }
+}
+
+extension ProtoWriter {
+    /// A node in `domain` (empty: ONNX's own), named `name`, else after its output.
+    mutating func customNode(
+        _ opType: String, domain: String, inputs: [String], output: String, name: String? = nil,
+        attributes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void
+    ) throws(MalformedProtobuf) {
+        try messageField(Field.graphNode) { (node: inout ProtoWriter) throws(MalformedProtobuf) in
+            for input in inputs { node.stringField(Field.nodeInput, input) }
+            node.stringField(Field.nodeOutput, output)
+            node.stringField(Field.nodeName, name ?? output)
+            node.stringField(Field.nodeOpType, opType)
+            if !domain.isEmpty { node.stringField(Field.nodeDomain, domain) }
+            try attributes(&node)
+        }
+    }
+
+    mutating func floatAttribute(_ name: String, _ value: Float) {
+        messageField(Field.nodeAttribute) { attribute in
+            attribute.stringField(Field.attributeName, name)
+            attribute.floatField(Field.attributeFloat, value)
+            attribute.varintField(Field.attributeType, Field.attributeTypeFloat)
+        }
+    }
+
+    mutating func intAttribute(_ name: String, _ value: Int64) {
+        messageField(Field.nodeAttribute) { attribute in
+            attribute.stringField(Field.attributeName, name)
+            attribute.varintField(Field.attributeInteger, value)
+            attribute.varintField(Field.attributeType, Field.attributeTypeInt)
+        }
+    }
+
+    /// A model's `opset_import` entry.
+    mutating func opsetImport(domain: String, version: Int64) {
+        messageField(Field.modelOpsetImport) { entry in
+            entry.stringField(1, domain)
+            entry.varintField(2, version)
+        }
+    }
+
+    /// A graph input or output: a float tensor of fixed dims.
+    mutating func tensorValueInfo(_ field: Int, name: String, dims: [Int64]) {
+        messageField(field) { info in
+            info.stringField(Field.valueInfoName, name)
+            info.messageField(2) { type in  // TypeProto
+                type.messageField(1) { tensor in  // tensor_type
+                    tensor.varintField(1, 1)  // elem_type FLOAT
+                    tensor.messageField(2) { shape in
+                        for size in dims { shape.messageField(1) { $0.varintField(1, size) } }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import OnnxGraph
+import OnnxRuntime
+import Synchronization
+
+/// Whether Lark's direct-convolution kernel (`DirectConvolutionRewrite`) runs one convolution
+/// shape faster than ONNX Runtime does on this CPU, measured, with the figures.
+public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
+    public var shape: DirectConvolutionShape
+    /// The input's length in the timed runs.
+    public var samples: Int
+    /// How many copies of the convolution the timed model chains (1 for one that changes channels or length).
+    public var repeats: Int
+    /// Best CPU seconds per run on one thread.
+    public var directSeconds: Double
+    /// The same for the nodes the kernel replaces, as ONNX Runtime runs them after `ConvolutionRewrite`.
+    public var onnxRuntimeSeconds: Double
+    /// Largest difference between the two outputs, relative to the largest output value.
+    public var relativeDifference: Float
+    public var used: Bool
+    /// Why the shape could not be timed (then it is not used).
+    public var problem: String?
+}
+
+/// Times each candidate shape both ways once, when a voice's cache entry is built (the decisions
+/// are recorded in the entry; the CPU's features are in its key). The kernel is used for a shape
+/// only where it is faster by a margin and its output matches ONNX Runtime's to 1e-4.
+enum DirectConvolutionChoice {
+    static let samples = 8_192
+    static let repeats = 8
+    static let rounds = 3
+    /// The kernel must take at most this fraction of ONNX Runtime's time. Well below 1: the
+    /// timing covers the nodes alone, but in a voice a DirectConv between ONNX Runtime's blocked
+    /// (NCHWc) convolutions also costs a layout reorder of its input and output. Measured on the
+    /// joe voice (bench/direct-conv): with every shape the kernel ran 3–12% faster alone in use,
+    /// the voice took 9% more CPU per audio second; conv_post (about 4× faster) pays for it.
+    static let margin = 0.8
+
+    /// Each shape is timed once per process: voices share their decoders' shapes, and every
+    /// build in a process then makes the same graph (timings vary from run to run, so two
+    /// processes may decide a close case differently; each cache entry records its own decisions).
+    private static let decided = Mutex<[DirectConvolutionShape: DirectConvolutionDecision]>([:])
+
+    static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
+        shapes.map { shape in
+            if let known = decided.withLock({ $0[shape] }) { return known }
+            let decision: DirectConvolutionDecision
+            do {
+                decision = try decide(shape, runtime: runtime)
+            } catch {
+                decision = DirectConvolutionDecision(
+                    shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
+                    relativeDifference: .infinity, used: false, problem: "\(error)")
+            }
+            return decided.withLock { known in
+                if let first = known[shape] { return first }
+                known[shape] = decision
+                return decision
+            }
+        }
+    }
+
+    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {
+        var random = SplitMix(seed: UInt64(shape.inputChannels * 1_000_003 + shape.outputChannels * 10_007 + shape.kernel * 101 + shape.dilation))
+        let scale = 1 / Float(shape.inputChannels * shape.kernel).squareRoot()
+        let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * scale }
+        let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() * 0.1 } : nil
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: samples, weights: weights, bias: bias, repeats: repeats)
+        let keepsShape = shape.inputChannels == shape.outputChannels && shape.padBegin + shape.padEnd == shape.dilation * (shape.kernel - 1)
+        let plain = (try? ConvolutionRewrite.apply(to: models.plain).model) ?? models.plain
+        let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
+        let direct = try InferenceSession(model: models.direct, configuration: oneThread, runtime: runtime)
+        let reference = try InferenceSession(model: plain, configuration: oneThread, runtime: runtime)
+
+        var inputs: [InputTensor] = [
+            .float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(samples)], values: (0..<shape.inputChannels * samples).map { _ in random.uniform() })
+        ]
+        if shape.residual {
+            let length = samples + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
+            inputs.append(.float32(name: "Z", shape: [1, Int64(shape.outputChannels), Int64(length)], values: (0..<shape.outputChannels * length).map { _ in random.uniform() }))
+        }
+        let expected = try reference.run(inputs)
+        let actual = try direct.run(inputs)
+        let largest = expected.map(abs).max() ?? 0
+        let difference = zip(expected, actual).map { abs($0 - $1) }.max() ?? .infinity
+        let relative = expected.count == actual.count ? difference / max(largest, 1e-6) : .infinity
+
+        var (directBest, referenceBest) = (Double.infinity, Double.infinity)
+        for _ in 0..<rounds {
+            directBest = min(directBest, try seconds { _ = try direct.run(inputs) })
+            referenceBest = min(referenceBest, try seconds { _ = try reference.run(inputs) })
+        }
+        return DirectConvolutionDecision(
+            shape: shape, samples: samples, repeats: keepsShape ? repeats : 1, directSeconds: directBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
+            used: relative <= 1e-4 && directBest <= margin * referenceBest)
+    }
+
+    /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the
+    /// caller's thread, and CPU time, unlike wall time, does not count the time other processes
+    /// had the core (build machines and servers are rarely idle when a voice is built).
+    private static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        func now() -> Double {
+            var time = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        }
+        let start = now()
+        try body()
+        return now() - start
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so the timing inputs are the same on every build.
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}

@@ -1,0 +1,220 @@
+import CLarkKernels
+import Foundation
+@testable import OnnxGraph
+import OnnxRuntime
+@testable import PiperEngine
+import Testing
+
+/// Lark's direct-convolution kernel (`ai.lark.DirectConv`, CLarkKernels) against ONNX Runtime's
+/// own `Conv`, `LeakyRelu` and `Add`, run through real sessions, and the rewrite that puts it in a
+/// voice.
+@Suite struct DirectConvolutionTests {
+    /// Every SIMD path this machine has, each forced, plus the scalar one.
+    static let paths: [LarkKernelPath] = [LARK_PATH_SCALAR, LARK_PATH_AVX2, LARK_PATH_AVX512, LARK_PATH_NEON]
+        .filter { lark_kernel_path_available($0) != 0 }
+
+    /// Random shapes: channel counts around and off the 4-channel blocks, kernels 1–11,
+    /// dilations 1–5, symmetric, asymmetric and no padding, lengths that are and are not whole
+    /// vectors and tiles, each fusion on and off.
+    static func randomCases(count: Int, seed: UInt64) -> [(shape: DirectConvolutionShape, length: Int)] {
+        var random = TestRandom(seed: seed)
+        return (0..<count).map { index in
+            let kernel = [1, 3, 5, 7, 11][random.below(5)]
+            let dilation = 1 + random.below(5)
+            let reach = dilation * (kernel - 1)
+            let padBegin = [0, reach / 2, reach, random.below(reach + 1)][random.below(4)]
+            let padEnd = [0, reach - padBegin, random.below(reach + 1)][random.below(3)]
+            let length = max(reach - padBegin - padEnd + 1, [1, 17, 64, 129, 300, 513][random.below(6)] + random.below(3))
+            let shape = DirectConvolutionShape(
+                inputChannels: index == 0 ? 32 : 1 + random.below(40), outputChannels: index == 0 ? 32 : [1, 3, 4, 8, 9, 32][random.below(6)],
+                kernel: kernel, dilation: dilation, padBegin: padBegin, padEnd: padEnd,
+                preAlpha: random.below(2) == 0 ? nil : 0.1, postAlpha: random.below(2) == 0 ? nil : 0.2,
+                bias: random.below(3) != 0, residual: random.below(2) == 0)
+            return (shape, length)
+        }
+    }
+
+    @Test(arguments: paths.map { Int($0.rawValue) })
+    func kernelMatchesOnnxRuntime(path: Int) throws {
+        for (shape, length) in Self.randomCases(count: 24, seed: 7) {
+            let difference = try Self.compare(shape, length: length, path: path, threads: 1)
+            #expect(difference <= 1e-4, "\(shape), length \(length), path \(path): relative difference \(difference)")
+        }
+    }
+
+    /// Several time tiles split over two of ONNX Runtime's threads give the same result.
+    @Test func kernelSplitsOverThreads() throws {
+        let shape = DirectConvolutionShape(
+            inputChannels: 32, outputChannels: 32, kernel: 11, dilation: 5, padBegin: 25, padEnd: 25, preAlpha: 0.1,
+            postAlpha: nil, bias: true, residual: true)
+        let difference = try Self.compare(shape, length: 3_001, path: 0, threads: 2)
+        #expect(difference <= 1e-4, "relative difference \(difference)")
+    }
+
+    /// A residual block as HiFi-GAN has it (LeakyRelu → Conv → LeakyRelu → Conv → Add) becomes two
+    /// DirectConv nodes carrying all three element-wise nodes, with the same output.
+    @Test func residualBlockIsFused() throws {
+        let model = try Self.residualBlock(channels: 8, length: 50)
+        let candidates = try DirectConvolutionRewrite.candidates(in: model)
+        #expect(candidates.count == 2)
+        let rewritten = try DirectConvolutionRewrite.apply(to: model, chosen: Set(candidates))
+        #expect(rewritten.replaced == 2)
+        #expect(rewritten.fusedNodes == 3)
+        let none = try DirectConvolutionRewrite.apply(to: model, chosen: [])
+        #expect(none.replaced == 0 && none.model == model)
+
+        let runtime = try OnnxRuntime.shared.get()
+        var random = TestRandom(seed: 3)
+        let x = (0..<8 * 50).map { _ in random.uniform() }
+        let input: [InputTensor] = [.float32(name: "X", shape: [1, 8, 50], values: x)]
+        let expected = try InferenceSession(model: model, configuration: .init(), runtime: runtime).run(input)
+        // As a voice loads it: then restated by ConvolutionRewrite, which leaves DirectConv alone.
+        let restated = try ConvolutionRewrite.apply(to: rewritten.model).model
+        let actual = try InferenceSession(model: restated, configuration: .init(), runtime: runtime).run(input)
+        #expect(Self.relativeDifference(expected, actual) <= 1e-4)
+    }
+
+    /// Bad input reaches the kernel as ONNX Runtime's error, not a crash.
+    @Test func mismatchedResidualIsAnError() throws {
+        let shape = DirectConvolutionShape(inputChannels: 4, outputChannels: 4, kernel: 3, padBegin: 1, padEnd: 1, residual: true)
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: 10, weights: [Float](repeating: 0.5, count: 48), bias: [0, 0, 0, 0])
+        let session = try InferenceSession(model: models.direct, configuration: .init(), runtime: try OnnxRuntime.shared.get())
+        #expect(throws: OnnxRuntimeError.self) {
+            try session.run([
+                .float32(name: "X", shape: [1, 4, 10], values: [Float](repeating: 1, count: 40)),
+                .float32(name: "Z", shape: [1, 4, 9], values: [Float](repeating: 1, count: 36)),
+            ])
+        }
+    }
+
+    /// The joe voice with every candidate convolution on the kernel (whatever the timing would
+    /// choose) speaks within 1e-3 of the original graph at zero noise, also as the loader builds
+    /// it (optimized by ONNX Runtime, then cleaned).
+    @Test func joeVoiceGivesTheSameAudio() async throws {
+        try await onThread {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+            let candidates = try DirectConvolutionRewrite.candidates(in: bytes)
+            let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates))
+            // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2), and conv_post.
+            #expect(direct.replaced == 13, "\(direct.replaced) replaced")
+            let rewritten = try ConvolutionRewrite.apply(to: direct.model)
+            let runtime = try OnnxRuntime.shared.get()
+            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
+            let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
+            let cleaned = try BlockedLayoutCleanup.apply(to: optimized)
+            let final = try InferenceSession(model: cleaned.model, configuration: .init(optimization: .basic), runtime: runtime)
+            // "This is a test." as Piper's ids for the joe voice, framed by ^ and $.
+            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
+            let inputs: [InputTensor] = [
+                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
+            ]
+            let a = try original.run(inputs)
+            let b = try final.run(inputs)
+            #expect(a.count == b.count && a.count > 10_000)
+            let largest = zip(a, b).map { abs($0 - $1) }.max() ?? 1
+            #expect(largest < 1e-3, "largest difference \(largest)")
+        }
+    }
+
+    /// The load-time choice times a shape both ways and checks the kernel's output.
+    @Test func choiceMeasuresAndChecks() throws {
+        // A residual convolution and conv_post, as the joe voice has them.
+        let shapes = [
+            DirectConvolutionShape(
+                inputChannels: 32, outputChannels: 32, kernel: 7, dilation: 3, padBegin: 9, padEnd: 9, preAlpha: 0.1, residual: true),
+            DirectConvolutionShape(inputChannels: 32, outputChannels: 1, kernel: 7, padBegin: 3, padEnd: 3, preAlpha: 0.01, bias: false),
+        ]
+        let decisions = DirectConvolutionChoice.decide(shapes, runtime: try OnnxRuntime.shared.get())
+        #expect(decisions.count == 2)
+        for decision in decisions {
+            #expect(decision.problem == nil, "\(decision.shape): \(decision.problem ?? "")")
+            #expect(decision.relativeDifference <= 1e-4)
+            #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
+            #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Runs one shape's plain and DirectConv models on random input; the largest difference
+    /// relative to the largest output.
+    static func compare(_ shape: DirectConvolutionShape, length: Int, path: Int, threads: Int) throws -> Float {
+        var random = TestRandom(seed: UInt64(shape.multiplyAddsPerSample * 31 + length))
+        let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() }
+        let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() } : nil
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: length, weights: weights, bias: bias, kernelPath: path == 0 ? nil : path)
+        let outputLength = length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
+        var inputs: [InputTensor] = [
+            .float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(length)], values: (0..<shape.inputChannels * length).map { _ in random.uniform() })
+        ]
+        if shape.residual {
+            inputs.append(.float32(
+                name: "Z", shape: [1, Int64(shape.outputChannels), Int64(outputLength)],
+                values: (0..<shape.outputChannels * outputLength).map { _ in random.uniform() }))
+        }
+        let runtime = try OnnxRuntime.shared.get()
+        let configuration = SessionConfiguration(intraOpThreads: threads)
+        let expected = try InferenceSession(model: models.plain, configuration: configuration, runtime: runtime).run(inputs)
+        let actual = try InferenceSession(model: models.direct, configuration: configuration, runtime: runtime).run(inputs)
+        guard expected.count == shape.outputChannels * outputLength, actual.count == expected.count else { return .infinity }
+        return relativeDifference(expected, actual)
+    }
+
+    static func relativeDifference(_ expected: [Float], _ actual: [Float]) -> Float {
+        guard expected.count == actual.count, !expected.isEmpty else { return .infinity }
+        let largest = expected.map(abs).max() ?? 0
+        return (zip(expected, actual).map { abs($0 - $1) }.max() ?? 0) / max(largest, 1e-6)
+    }
+
+    /// `Y = X + Conv2(LeakyRelu(Conv1(LeakyRelu(X))))` over `X: [1, C, length]`, kernel 3 at dilation 3 then 1.
+    static func residualBlock(channels: Int64, length: Int64) throws -> [UInt8] {
+        var random = TestRandom(seed: 11)
+        var graph = ProtoWriter()
+        try graph.node("LeakyRelu", inputs: ["X"], output: "a") { $0.floatAttribute("alpha", 0.1) }
+        try graph.node("Conv", inputs: ["a", "W1", "B1"], output: "b") { (conv: inout ProtoWriter) throws(MalformedProtobuf) in
+            try conv.intsAttribute("kernel_shape", [3])
+            try conv.intsAttribute("dilations", [3])
+            try conv.intsAttribute("pads", [3, 3])
+        }
+        try graph.node("LeakyRelu", inputs: ["b"], output: "c") { $0.floatAttribute("alpha", 0.1) }
+        try graph.node("Conv", inputs: ["c", "W2", "B2"], output: "d") { (conv: inout ProtoWriter) throws(MalformedProtobuf) in
+            try conv.intsAttribute("kernel_shape", [3])
+            try conv.intsAttribute("pads", [1, 1])
+        }
+        try graph.node("Add", inputs: ["d", "X"], output: "Y")
+        graph.stringField(2, "residual_block")
+        for name in ["W1", "W2"] {
+            try graph.floatTensor(name, dims: [channels, channels, 3], values: (0..<Int(channels * channels * 3)).map { _ in random.uniform() / 4 })
+        }
+        for name in ["B1", "B2"] {
+            try graph.floatTensor(name, dims: [channels], values: (0..<Int(channels)).map { _ in random.uniform() })
+        }
+        graph.tensorValueInfo(Field.graphInput, name: "X", dims: [1, channels, length])
+        graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: [1, channels, length])
+        var model = ProtoWriter()
+        model.varintField(1, 8)
+        model.opsetImport(domain: "", version: 13)
+        model.bytesField(Field.modelGraph, graph.bytes)
+        return model.bytes
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the tests' weights and inputs.
+struct TestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
+    /// Uniform in [-1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}
