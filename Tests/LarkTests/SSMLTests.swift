@@ -41,11 +41,15 @@ import TextNormalization
         return (voices, jobs)
     }()
 
-    /// One server for the suite.
-    static let server: ServerProcess? = try? ServerProcess(
-        ["--data-dir", directories.voices, "--jobs-dir", directories.jobs, "--max-text-chars", "300000", "--workers", "1"]
-            + ServerLifecycleTests.common,
-        port: port(0))
+    /// One server for the suite, stopped when the test process exits (a static is never released).
+    static let server: ServerProcess? = {
+        let server = try? ServerProcess(
+            ["--data-dir", directories.voices, "--jobs-dir", directories.jobs, "--max-text-chars", "300000", "--workers", "1"]
+                + ServerLifecycleTests.common,
+            port: port(0))
+        atexit { SSMLTests.server?.process.terminate() }
+        return server
+    }()
 
     static func running() throws -> ServerProcess {
         try #require(server, "lark serve did not start")
