@@ -274,6 +274,24 @@ struct GraphSummary {
         return node
     }
 
+    /// The tensors `Constant` nodes hold in their `value` attribute, by the value each names.
+    func constantNodeTensors(in model: [UInt8]) throws(MalformedProtobuf) -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for (_, node) in nodes where node.opType == "Constant" && node.outputs.count == 1 {
+            for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+                var reader = ProtoReader(model, range: entry.payload)
+                var name = ""
+                var tensorField: ProtoField?
+                while let field = try reader.next() {
+                    if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
+                    if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
+                }
+                if name == "value", let tensorField { tensors[node.outputs[0]] = try Self.tensor(tensorField, in: model) }
+            }
+        }
+        return tensors
+    }
+
     static func tensor(_ field: ProtoField, in model: [UInt8]) throws(MalformedProtobuf) -> Tensor {
         var tensor = Tensor()
         var reader = ProtoReader(model, range: field.payload)

@@ -122,19 +122,8 @@ struct FourDimensionalChains {
         for (name, tensor) in graph.tensorsByName {
             if let value = tensor.scalarFloat(in: model) { constants[name] = value }
         }
-        for (_, node) in graph.nodes where node.opType == "Constant" && node.outputs.count == 1 {
-            for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-                var reader = ProtoReader(model, range: entry.payload)
-                var name = ""
-                var tensorField: ProtoField?
-                while let field = try reader.next() {
-                    if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
-                    if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
-                }
-                guard name == "value", let tensorField else { continue }
-                let tensor = try GraphSummary.tensor(tensorField, in: model)
-                if let value = tensor.scalarFloat(in: model) { constants[node.outputs[0]] = value }
-            }
+        for (name, tensor) in try graph.constantNodeTensors(in: model) {
+            if let value = tensor.scalarFloat(in: model) { constants[name] = value }
         }
         return constants
     }

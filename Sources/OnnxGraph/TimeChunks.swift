@@ -47,18 +47,7 @@ enum TimeChunks {
         init(_ graph: GraphSummary, in model: [UInt8]) throws(MalformedProtobuf) {
             self.model = model
             tensors = graph.tensorsByName
-            for (_, node) in graph.nodes where node.opType == "Constant" && node.outputs.count == 1 {
-                for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-                    var reader = ProtoReader(model, range: entry.payload)
-                    var name = ""
-                    var tensorField: ProtoField?
-                    while let field = try reader.next() {
-                        if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
-                        if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
-                    }
-                    if name == "value", let tensorField { tensors[node.outputs[0]] = try GraphSummary.tensor(tensorField, in: model) }
-                }
-            }
+            tensors.merge(try graph.constantNodeTensors(in: model)) { $1 }
         }
 
         func contains(_ name: String) -> Bool { tensors[name] != nil }

@@ -203,7 +203,8 @@ import Testing
     }
 }
 
-/// A small deterministic generator (SplitMix64) for the tests' weights and inputs.
+/// A small deterministic generator (SplitMix64) for the tests' weights, inputs and files, the same
+/// on every run.
 struct TestRandom {
     var state: UInt64
     init(seed: UInt64) { state = seed }

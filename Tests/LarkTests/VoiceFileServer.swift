@@ -209,7 +209,7 @@ struct TestVoice {
     /// A small voice (`size` bytes of model that no engine could run, joe's real config) for
     /// the failure cases, which need not move 63 MB each time.
     static func small(_ key: String, size: Int = 2_000_000, language: String = "xx_XX", aliases: [String] = []) -> TestVoice {
-        var generator = SplitMix(seed: UInt64(key.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) }))
+        var generator = TestRandom(seed: UInt64(key.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) }))
         let model = Data((0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
         let config = FileManager.default.contents(atPath: Checkout.joeModel + ".json")!
         let directory = "xx/\(language)/\(key)/low/"
@@ -250,18 +250,6 @@ func md5(_ data: Data) -> String {
     Insecure.MD5.hash(data: data).map { String(format: "%02x", $0) }.joined()
 }
 
-/// A fixed pseudo-random sequence, so test files are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A fresh scratch directory, removed by the caller.
 func scratchDirectory(_ label: String) throws -> String {
