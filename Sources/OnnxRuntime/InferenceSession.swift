@@ -182,7 +182,8 @@ public final class InferenceSession: @unchecked Sendable {
         if let prefix = configuration.profilePrefix {
             try Self.enableProfiling(options!, prefix: prefix, runtime: runtime)
         }
-        let session = try Self.creatingAloneUntilOneExists { () throws(OnnxRuntimeError) in try create(options) }
+        try Self.enterCustomDomain(runtime)
+        let session = try create(options)
         self.session = session
 
         do {
@@ -198,24 +199,42 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// ONNX Runtime enters a session's custom domain (`ai.lark`) in ONNX's process-wide table of
     /// domains the first time one registers it, by a look-up and then an insert with no lock
-    /// between: two sessions created at once before that can both insert, and one fails ("the
-    /// domain is already exist"). So sessions are created one at a time until one has been made.
-    private static let firstCreation = NSLock()
-    nonisolated(unsafe) private static var domainEntered = false  // guarded by `firstCreation`
+    /// between: two sessions created at once before that (a voice's wide and narrow sessions) can
+    /// both insert, and one fails ("the domain is already exist"). So the first session of the
+    /// process is a tiny one made alone (an `Identity` graph: milliseconds), and every real
+    /// session after it, created at the same time as others or not, finds the domain there.
+    private static let customDomain = NSLock()
+    nonisolated(unsafe) private static var customDomainEntered = false  // guarded by `customDomain`
 
-    private static func creatingAloneUntilOneExists(
-        _ create: () throws(OnnxRuntimeError) -> OpaquePointer
-    ) throws(OnnxRuntimeError) -> OpaquePointer {
-        firstCreation.lock()
-        if domainEntered {
-            firstCreation.unlock()
-            return try create()
+    private static func enterCustomDomain(_ runtime: OnnxRuntime) throws(OnnxRuntimeError) {
+        customDomain.lock()
+        defer { customDomain.unlock() }
+        guard !customDomainEntered else { return }
+        let api = runtime.api.pointee
+        var options: OpaquePointer?
+        try runtime.check(api.CreateSessionOptions(&options))
+        defer { api.ReleaseSessionOptions(options) }
+        try runtime.check(api.SetSessionLogSeverityLevel(options, Int32(LARK_ORT_LOG_ERROR.rawValue)))
+        try runtime.check(OpaquePointer(lark_kernels_register(UnsafeRawPointer(runtime.api), UnsafeMutableRawPointer(options))))
+        var session: OpaquePointer?
+        let status = identityModel.withUnsafeBytes { bytes in
+            api.CreateSessionFromArray(runtime.environment, bytes.baseAddress, bytes.count, options, &session)
         }
-        defer { firstCreation.unlock() }
-        let session = try create()
-        domainEntered = true
-        return session
+        try runtime.check(status)
+        api.ReleaseSession(session)
+        customDomainEntered = true
     }
+
+    /// `y = Identity(x)`, x and y float [1], opset 13, as ONNX protobuf bytes (written out by
+    /// hand: this module has no protobuf writer, and the model never changes).
+    private static let identityModel: [UInt8] = {
+        let tensorOfOne: [UInt8] = [0x0A, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0A, 0x02, 0x08, 0x01]  // TypeProto: float [1]
+        func valueInfo(_ name: UInt8) -> [UInt8] { [0x0A, 0x01, name, 0x12, UInt8(tensorOfOne.count)] + tensorOfOne }
+        let node: [UInt8] = [0x0A, 0x01, 0x78, 0x12, 0x01, 0x79, 0x22, 0x08] + Array("Identity".utf8)
+        let graph: [UInt8] = [0x0A, UInt8(node.count)] + node + [0x12, 0x01, 0x67]
+            + [0x5A, UInt8(valueInfo(0x78).count)] + valueInfo(0x78) + [0x62, UInt8(valueInfo(0x79).count)] + valueInfo(0x79)
+        return [0x08, 0x07] + [0x3A, UInt8(graph.count)] + graph + [0x42, 0x02, 0x10, 0x0D]
+    }()
 
     /// Asks for the CUDA execution provider (as Piper does, with heuristic convolution search).
     private static func appendCUDA(to options: OpaquePointer, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
