@@ -27,6 +27,7 @@ typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
 typedef struct OrtAllocator OrtAllocator;
 typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
 typedef struct OrtArenaCfg OrtArenaCfg;
+typedef struct OrtPrepackedWeightsContainer OrtPrepackedWeightsContainer;
 
 typedef enum LarkOrtLoggingLevel {
     LARK_ORT_LOG_VERBOSE = 0,
@@ -133,10 +134,22 @@ typedef struct LarkOrtApi {
     void *skipped_131_143[13];
     OrtStatus *(*CreateAndRegisterAllocator)(OrtEnv *env, const OrtMemoryInfo *info,
                                              const OrtArenaCfg *arena_cfg);                  // 144
-    void *skipped_145_164[20];
+    void *skipped_145_149[5];
+    OrtStatus *(*AddInitializer)(OrtSessionOptions *options, const char *name,
+                                 const OrtValue *value);                                     // 150
+    void *skipped_151_164[14];
     OrtStatus *(*AddRunConfigEntry)(OrtRunOptions *options, const char *key,
                                     const char *value);                                      // 165
-    void *skipped_166_203[38];
+    OrtStatus *(*CreatePrepackedWeightsContainer)(OrtPrepackedWeightsContainer **out);       // 166
+    void (*ReleasePrepackedWeightsContainer)(OrtPrepackedWeightsContainer *container);       // 167
+    OrtStatus *(*CreateSessionWithPrepackedWeightsContainer)(
+        const OrtEnv *env, const char *model_path, const OrtSessionOptions *options,
+        OrtPrepackedWeightsContainer *container, OrtSession **out);                          // 168
+    OrtStatus *(*CreateSessionFromArrayWithPrepackedWeightsContainer)(
+        const OrtEnv *env, const void *model_data, size_t model_data_length,
+        const OrtSessionOptions *options, OrtPrepackedWeightsContainer *container,
+        OrtSession **out);                                                                    // 169
+    void *skipped_170_203[34];
     OrtStatus *(*SessionOptionsAppendExecutionProvider_CUDA_V2)(OrtSessionOptions *options,
                                                                 const OrtCUDAProviderOptionsV2 *cuda); // 204
     OrtStatus *(*CreateCUDAProviderOptions)(OrtCUDAProviderOptionsV2 **out);                 // 205
@@ -187,6 +200,11 @@ LARK_ORT_SLOT(GetAvailableProviders, 125);
 LARK_ORT_SLOT(AddSessionConfigEntry, 130);
 LARK_ORT_SLOT(CreateAndRegisterAllocator, 144);
 LARK_ORT_SLOT(AddRunConfigEntry, 165);
+LARK_ORT_SLOT(AddInitializer, 150);
+LARK_ORT_SLOT(CreatePrepackedWeightsContainer, 166);
+LARK_ORT_SLOT(ReleasePrepackedWeightsContainer, 167);
+LARK_ORT_SLOT(CreateSessionWithPrepackedWeightsContainer, 168);
+LARK_ORT_SLOT(CreateSessionFromArrayWithPrepackedWeightsContainer, 169);
 LARK_ORT_SLOT(EnableProfiling, 14);
 LARK_ORT_SLOT(SessionEndProfiling, 110);
 LARK_ORT_SLOT(SessionOptionsAppendExecutionProvider_CUDA_V2, 204);

@@ -103,24 +103,40 @@ public final class InferenceSession: @unchecked Sendable {
     public let inputNames: [String]
     public let outputNames: [String]
     public let configuration: SessionConfiguration
+    /// The weights this session uses in place, kept as long as it lives.
+    public let weights: SharedWeights?
 
     /// Loads the model at `path`. Throws if the file is missing or not a valid ONNX model, or if
     /// CUDA is asked for and this ONNX Runtime build has no CUDA provider.
-    public convenience init(modelPath path: String, configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
-        try self.init(configuration: configuration, runtime: runtime) { options throws(OnnxRuntimeError) in
+    /// `weights`: this model's weights, held once for every session created with them.
+    public convenience init(
+        modelPath path: String, configuration: SessionConfiguration, runtime: OnnxRuntime, weights: SharedWeights? = nil
+    ) throws(OnnxRuntimeError) {
+        try self.init(configuration: configuration, runtime: runtime, weights: weights) { options throws(OnnxRuntimeError) in
             var session: OpaquePointer?
-            try runtime.check(runtime.api.pointee.CreateSession(runtime.environment, path, options, &session))
+            if let weights {
+                try runtime.check(runtime.api.pointee.CreateSessionWithPrepackedWeightsContainer(
+                    runtime.environment, path, options, weights.container, &session))
+            } else {
+                try runtime.check(runtime.api.pointee.CreateSession(runtime.environment, path, options, &session))
+            }
             return session!
         }
     }
 
     /// Loads a model from its bytes (a model Lark rewrote before loading). ONNX Runtime copies
     /// what it needs: `model` may be freed once this returns.
-    public convenience init(model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) {
-        try self.init(configuration: configuration, runtime: runtime) { options throws(OnnxRuntimeError) in
+    public convenience init(
+        model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime, weights: SharedWeights? = nil
+    ) throws(OnnxRuntimeError) {
+        try self.init(configuration: configuration, runtime: runtime, weights: weights) { options throws(OnnxRuntimeError) in
             var session: OpaquePointer?
             let status = model.withUnsafeBytes { bytes in
-                runtime.api.pointee.CreateSessionFromArray(runtime.environment, bytes.baseAddress, bytes.count, options, &session)
+                if let weights {
+                    return runtime.api.pointee.CreateSessionFromArrayWithPrepackedWeightsContainer(
+                        runtime.environment, bytes.baseAddress, bytes.count, options, weights.container, &session)
+                }
+                return runtime.api.pointee.CreateSessionFromArray(runtime.environment, bytes.baseAddress, bytes.count, options, &session)
             }
             try runtime.check(status)
             return session!
@@ -151,11 +167,12 @@ public final class InferenceSession: @unchecked Sendable {
     }
 
     private init(
-        configuration: SessionConfiguration, runtime: OnnxRuntime, optimizedModelPath: String? = nil,
+        configuration: SessionConfiguration, runtime: OnnxRuntime, optimizedModelPath: String? = nil, weights: SharedWeights? = nil,
         create: (OpaquePointer?) throws(OnnxRuntimeError) -> OpaquePointer
     ) throws(OnnxRuntimeError) {
         self.runtime = runtime
         self.configuration = configuration
+        self.weights = weights
         let api = runtime.api.pointee
         var options: OpaquePointer?
         try runtime.check(api.CreateSessionOptions(&options))
@@ -182,6 +199,7 @@ public final class InferenceSession: @unchecked Sendable {
         if let prefix = configuration.profilePrefix {
             try Self.enableProfiling(options!, prefix: prefix, runtime: runtime)
         }
+        try weights?.add(to: options)
         try Self.enterCustomDomain(runtime)
         let session = try create(options)
         self.session = session

@@ -17,6 +17,9 @@ public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
     public var onnxRuntimeSeconds: Double
     /// Largest difference between the two outputs, relative to the largest output value.
     public var relativeDifference: Float
+    /// How many timed rounds decided it: 1 when the first showed the kernel no faster at all (nil in
+    /// entries from before the screen).
+    public var rounds: Int?
     public var used: Bool
     /// Why the shape could not be timed (then it is not used).
     public var problem: String?
@@ -35,6 +38,12 @@ enum DirectConvolutionChoice {
     /// joe voice (bench/direct-conv): with every shape the kernel ran 3–12% faster alone in use,
     /// the voice took 9% more CPU per audio second; conv_post (about 4× faster) pays for it.
     static let margin = 0.8
+    /// After the first timed round, a shape where the kernel is not faster than ONNX Runtime at
+    /// all (above this fraction of its time) is settled without the other rounds: it would have
+    /// to be 20% faster (`margin`). On the joe voice that is 12 of 13 shapes (the residual
+    /// convolutions ONNX Runtime runs in its blocked layout), so a first build times most shapes
+    /// once instead of `rounds` times.
+    static let screen = 1.0
 
     /// Each shape is timed once per process: voices share their decoders' shapes, and every
     /// build in a process then makes the same graph (timings vary from run to run, so two
@@ -50,7 +59,7 @@ enum DirectConvolutionChoice {
             } catch {
                 decision = DirectConvolutionDecision(
                     shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
-                    relativeDifference: .infinity, used: false, problem: "\(error)")
+                    relativeDifference: .infinity, rounds: 0, used: false, problem: "\(error)")
             }
             return decided.withLock { known in
                 if let first = known[shape] { return first }
@@ -80,6 +89,7 @@ enum DirectConvolutionChoice {
             let length = samples + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
             inputs.append(.float32(name: "Z", shape: [1, Int64(shape.outputChannels), Int64(length)], values: (0..<shape.outputChannels * length).map { _ in random.uniform() }))
         }
+        // The first run of each (untimed: it pays for the arena's growth) checks the output.
         let expected = try reference.run(inputs)
         let actual = try direct.run(inputs)
         let largest = expected.map(abs).max() ?? 0
@@ -87,13 +97,16 @@ enum DirectConvolutionChoice {
         let relative = expected.count == actual.count ? difference / max(largest, 1e-6) : .infinity
 
         var (directBest, referenceBest) = (Double.infinity, Double.infinity)
-        for _ in 0..<rounds {
+        var timed = 0
+        while timed < rounds {
             directBest = min(directBest, try seconds { _ = try direct.run(inputs) })
             referenceBest = min(referenceBest, try seconds { _ = try reference.run(inputs) })
+            timed += 1
+            if relative > 1e-4 || directBest > screen * referenceBest { break }
         }
         return DirectConvolutionDecision(
-            shape: shape, samples: samples, repeats: keepsShape ? repeats : 1, directSeconds: directBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
-            used: relative <= 1e-4 && directBest <= margin * referenceBest)
+            shape: shape, samples: samples, repeats: keepsShape ? repeats : 1, directSeconds: directBest, onnxRuntimeSeconds: referenceBest,
+            relativeDifference: relative, rounds: timed, used: relative <= 1e-4 && directBest <= margin * referenceBest)
     }
 
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the

@@ -61,9 +61,10 @@ struct PiperModelLoader: Sendable {
         guard let entry = cache.header(for: key, voice: source.id) else { return nil }
         do {
             let verified = Mutex(false)
+            let weights = sharedWeights { [UInt8](try Data(contentsOf: URL(fileURLWithPath: entry.path), options: .alwaysMapped)) }
             let sessions = try Self.sessions(for: configurations, besides: { verified.withLock { $0 = cache.verify(entry) } }) {
                 configuration throws(OnnxRuntimeError) in
-                try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime)
+                try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime, weights: weights)
             }
             guard verified.withLock({ $0 }) else { return nil }
             guard let audio = try? Self.probe(sessions[sessions.count - 1]), Self.matches(audio, entry.header.probe) else {
@@ -117,19 +118,34 @@ struct PiperModelLoader: Sendable {
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's
-    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`): the cleaned model,
+    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`) and its shape
+    /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time): the cleaned model,
     /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
     /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
         guard let (reference, optimized) = try? InferenceSession.optimizedModel(model, configuration: Self.optimizing, runtime: runtime),
               let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
+              let final = try? ShapeAnnotations.remove(from: cleaned.model).model,
+              case let weights = sharedWeights({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
-                  try InferenceSession(model: cleaned.model, configuration: Self.basic(configuration), runtime: runtime)
+                  try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: weights)
               }),
               let expected = try? Self.probe(reference), let actual = try? Self.probe(sessions[sessions.count - 1]),
               Self.matches(actual, expected)
         else { return nil }
-        return (cleaned.model, sessions, expected)
+        return (final, sessions, expected)
+    }
+
+    /// The model's weights held once for all its sessions (`SharedWeights`), when the voice keeps
+    /// more than one: its narrow session then costs little more memory than its graph. Nil for a
+    /// voice of one session, or when the model's weights cannot be read (each session then loads
+    /// its own copy, as ONNX Runtime does by default).
+    private func sharedWeights(_ model: () throws -> [UInt8]) -> SharedWeights? {
+        guard configurations.count > 1, let bytes = try? model() else { return nil }
+        guard let initializers = try? ModelInitializers.read(bytes), !initializers.isEmpty else { return nil }
+        return try? SharedWeights(
+            tensors: initializers.map { .init(name: $0.name, elementType: $0.dataType, shape: $0.dims, bytes: bytes[$0.rawData]) },
+            runtime: runtime)
     }
 
     /// One session per configuration, created at the same time: a session's creation is

@@ -134,6 +134,12 @@ import Testing
             #expect(decision.relativeDifference <= 1e-4)
             #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
             #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
+            // Every round, unless the first already showed the kernel no faster (the screen).
+            let rounds = try #require(decision.rounds)
+            #expect((1...DirectConvolutionChoice.rounds).contains(rounds))
+            if rounds < DirectConvolutionChoice.rounds {
+                #expect(decision.directSeconds > DirectConvolutionChoice.screen * decision.onnxRuntimeSeconds && !decision.used)
+            }
         }
     }
 
