@@ -50,26 +50,37 @@ enum DirectConvolutionChoice {
     /// processes may decide a close case differently; each cache entry records its own decisions).
     private static let decided = Mutex<[DirectConvolutionShape: DirectConvolutionDecision]>([:])
 
+    /// The decisions for `shapes`, in order. Shapes are timed at the same time on every core
+    /// (`concurrentPerform`): a shape's two contenders alternate on one thread and are measured in
+    /// that thread's CPU time, so each comparison stays like for like, and a first build waits
+    /// for the slowest core's share instead of every shape in turn.
     static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
-        shapes.map { shape in
-            if let known = decided.withLock({ $0[shape] }) { return known }
-            let decision: DirectConvolutionDecision
-            do {
-                decision = try decide(shape, runtime: runtime)
-            } catch {
-                decision = DirectConvolutionDecision(
-                    shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
-                    relativeDifference: .infinity, rounds: 0, used: false, problem: "\(error)")
-            }
-            return decided.withLock { known in
-                if let first = known[shape] { return first }
-                known[shape] = decision
-                return decision
-            }
+        let results = Mutex([DirectConvolutionDecision?](repeating: nil, count: shapes.count))
+        DispatchQueue.concurrentPerform(iterations: shapes.count) { index in
+            let decision = decide(shapes[index], runtime: runtime)
+            results.withLock { $0[index] = decision }
+        }
+        return results.withLock { $0 }.map { $0! }
+    }
+
+    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) -> DirectConvolutionDecision {
+        if let known = decided.withLock({ $0[shape] }) { return known }
+        let decision: DirectConvolutionDecision
+        do {
+            decision = try timed(shape, runtime: runtime)
+        } catch {
+            decision = DirectConvolutionDecision(
+                shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
+                relativeDifference: .infinity, rounds: 0, used: false, problem: "\(error)")
+        }
+        return decided.withLock { known in
+            if let first = known[shape] { return first }
+            known[shape] = decision
+            return decision
         }
     }
 
-    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {
+    private static func timed(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {
         var random = SplitMix(seed: UInt64(shape.inputChannels * 1_000_003 + shape.outputChannels * 10_007 + shape.kernel * 101 + shape.dilation))
         let scale = 1 / Float(shape.inputChannels * shape.kernel).squareRoot()
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * scale }

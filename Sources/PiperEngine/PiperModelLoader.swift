@@ -123,17 +123,26 @@ struct PiperModelLoader: Sendable {
     /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
     /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
-        guard let (reference, optimized) = try? InferenceSession.optimizedModel(model, configuration: Self.optimizing, runtime: runtime),
+        guard let (optimized, expected) = optimizedAndProbed(model),
               let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
               let final = try? ShapeAnnotations.remove(from: cleaned.model).model,
               case let weights = sharedWeights({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
                   try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: weights)
               }),
-              let expected = try? Self.probe(reference), let actual = try? Self.probe(sessions[sessions.count - 1]),
-              Self.matches(actual, expected)
+              let actual = try? Self.probe(sessions[sessions.count - 1]), Self.matches(actual, expected)
         else { return nil }
         return (final, sessions, expected)
+    }
+
+    /// `model` as ONNX Runtime optimizes it here, and that graph's audio on the probe. The session
+    /// that optimized it is gone when this returns, before the cleaned model's sessions are
+    /// created: a voice's worth of memory less at a first load's peak.
+    private func optimizedAndProbed(_ model: [UInt8]) -> (model: [UInt8], expected: [Float])? {
+        guard let (reference, optimized) = try? InferenceSession.optimizedModel(model, configuration: Self.optimizing, runtime: runtime),
+              let expected = try? Self.probe(reference)
+        else { return nil }
+        return (optimized, expected)
     }
 
     /// The model's weights held once for all its sessions (`SharedWeights`), when the voice keeps

@@ -43,9 +43,9 @@ import Testing
 
     /// `model` with a `value_info` entry for `name`: a float of shape [1, 2, 5].
     static func withValueInfo(_ model: [UInt8], name: String) throws -> [UInt8] {
-        let (fields, graphField, _) = try #require(try GraphSummary.read(model))
+        let (fields, _, summary) = try #require(try GraphSummary.read(model))
         var graph = ProtoWriter()
-        graph.bytes += model[graphField.payload]
+        for field in summary.fields { graph.copy(field, from: model) }
         try graph.messageField(Field.graphValueInfo) { info in
             info.stringField(1, name)
             try info.messageField(2) { type in
