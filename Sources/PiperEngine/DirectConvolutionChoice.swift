@@ -20,11 +20,14 @@ public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
     public var used: Bool
     /// Why the shape could not be timed (then it is not used).
     public var problem: String?
+    /// The kernel was timed (and is used) in bfloat16 (`--precision bf16`); nil: FP32.
+    public var bf16: Bool?
 }
 
 /// Times each candidate shape both ways once, when a voice's cache entry is built (the decisions
 /// are recorded in the entry; the CPU's features are in its key). The kernel is used for a shape
-/// only where it is faster by a margin and its output matches ONNX Runtime's to 1e-4.
+/// only where it is faster by a margin and its output matches ONNX Runtime's to 1e-4 (bf16:
+/// `bf16Tolerance`).
 enum DirectConvolutionChoice {
     static let samples = 8_192
     static let repeats = 8
@@ -35,39 +38,57 @@ enum DirectConvolutionChoice {
     /// joe voice (bench/direct-conv): with every shape the kernel ran 3–12% faster alone in use,
     /// the voice took 9% more CPU per audio second; conv_post (about 4× faster) pays for it.
     static let margin = 0.8
+    /// bf16 keeps 8 significant bits, so each product is off by up to 2⁻⁸ of its size and the
+    /// sum by up to 2⁻⁸ of Σ|w·x|; on the timing's random data that is about 1e-3 of the largest
+    /// output (measured: 0.8–1.5e-3 over the decoder's shapes, bench/direct-conv-bf16.c). Ten
+    /// times that still catches a broken kernel, whose errors are of the output's own size.
+    static let bf16Tolerance: Float = 1e-2
+    /// Multiply-adds in one timed run (bf16 only, where shapes go up to 1024 channels): the input
+    /// is shortened for large shapes so that timing them stays well under a second.
+    static let timedMultiplyAdds = 1 << 30
 
     /// Each shape is timed once per process: voices share their decoders' shapes, and every
     /// build in a process then makes the same graph (timings vary from run to run, so two
     /// processes may decide a close case differently; each cache entry records its own decisions).
-    private static let decided = Mutex<[DirectConvolutionShape: DirectConvolutionDecision]>([:])
+    private static let decided = Mutex<[Key: DirectConvolutionDecision]>([:])
 
-    static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
+    private struct Key: Hashable {
+        var shape: DirectConvolutionShape
+        var bf16: Bool
+    }
+
+    static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime, bf16: Bool = false) -> [DirectConvolutionDecision] {
         shapes.map { shape in
-            if let known = decided.withLock({ $0[shape] }) { return known }
+            let key = Key(shape: shape, bf16: bf16)
+            if let known = decided.withLock({ $0[key] }) { return known }
             let decision: DirectConvolutionDecision
             do {
-                decision = try decide(shape, runtime: runtime)
+                decision = try decide(shape, runtime: runtime, bf16: bf16)
             } catch {
                 decision = DirectConvolutionDecision(
                     shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
-                    relativeDifference: .infinity, used: false, problem: "\(error)")
+                    relativeDifference: .infinity, used: false, problem: "\(error)", bf16: bf16 ? true : nil)
             }
             return decided.withLock { known in
-                if let first = known[shape] { return first }
-                known[shape] = decision
+                if let first = known[key] { return first }
+                known[key] = decision
                 return decision
             }
         }
     }
 
-    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {
+    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime, bf16: Bool) throws -> DirectConvolutionDecision {
         var random = SplitMix(seed: UInt64(shape.inputChannels * 1_000_003 + shape.outputChannels * 10_007 + shape.kernel * 101 + shape.dilation))
         let scale = 1 / Float(shape.inputChannels * shape.kernel).squareRoot()
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * scale }
         let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() * 0.1 } : nil
-        let models = try DirectConvolutionRewrite.singleConvolution(
-            shape, length: samples, weights: weights, bias: bias, repeats: repeats)
         let keepsShape = shape.inputChannels == shape.outputChannels && shape.padBegin + shape.padEnd == shape.dilation * (shape.kernel - 1)
+        let copies = keepsShape ? repeats : 1
+        // FP32 shapes (at most 64 channels) keep the length they were always timed at.
+        let samples = bf16
+            ? max(1_024, min(Self.samples, Self.timedMultiplyAdds / (shape.multiplyAddsPerSample * copies) / 256 * 256)) : Self.samples
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: samples, weights: weights, bias: bias, bf16: bf16, repeats: repeats)
         let plain = (try? ConvolutionRewrite.apply(to: models.plain).model) ?? models.plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
         let direct = try InferenceSession(model: models.direct, configuration: oneThread, runtime: runtime)
@@ -92,8 +113,8 @@ enum DirectConvolutionChoice {
             referenceBest = min(referenceBest, try seconds { _ = try reference.run(inputs) })
         }
         return DirectConvolutionDecision(
-            shape: shape, samples: samples, repeats: keepsShape ? repeats : 1, directSeconds: directBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
-            used: relative <= 1e-4 && directBest <= margin * referenceBest)
+            shape: shape, samples: samples, repeats: copies, directSeconds: directBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
+            used: relative <= (bf16 ? bf16Tolerance : 1e-4) && directBest <= margin * referenceBest, bf16: bf16 ? true : nil)
     }
 
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the
