@@ -27,6 +27,12 @@ public enum DirectConvolutionRewrite {
     /// In bf16 the kernel does twice the multiply-adds per instruction, so it may beat those
     /// kernels at any size: every convolution up to this is a candidate, and timing decides.
     public static let maximumChannelsBF16 = 1024
+    /// bf16 goes only into the parts of a VITS graph after the phoneme durations are set, by
+    /// node name as Piper's exports have them: the decoder and the flow. In the text encoder or
+    /// the duration predictor its rounding moves a phoneme's length by a frame now and then
+    /// (measured: two frames in one sentence), which shifts all the audio after it; they are
+    /// 12% of the arithmetic. A graph named otherwise gets no bf16 nodes.
+    public static let bf16NamePrefixes = ["/dec/", "/flow/"]
 
     public struct Result: Sendable {
         public let model: [UInt8]
@@ -95,6 +101,7 @@ public enum DirectConvolutionRewrite {
         var plans: [DirectConvPlan] = []
         var claimed: Set<Int> = []
         for (index, node) in graph.nodes where !claimed.contains(index) {
+            if bf16, !bf16NamePrefixes.contains(where: name(of: node, model).hasPrefix) { continue }
             guard let plan = try DirectConvPlan(
                 index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed,
                 maximumChannels: bf16 ? maximumChannelsBF16 : maximumChannels)
@@ -103,6 +110,10 @@ public enum DirectConvolutionRewrite {
             plans.append(plan)
         }
         return plans
+    }
+
+    private static func name(of node: GraphSummary.Node, _ model: [UInt8]) -> String {
+        node.fields.first { $0.number == Field.nodeName && $0.wireType == .lengthDelimited }?.string(in: model) ?? ""
     }
 
     // MARK: - Single-convolution models, for timing and tests
