@@ -189,6 +189,41 @@ import Testing
         #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
     }
 
+    /// The joe voice with every bf16 candidate on the bf16 kernel (the decoder's and the flow's
+    /// convolutions, whatever the timing would choose) at zero noise: the same number of samples
+    /// as the original graph (durations stay FP32), and close to it. The bound is from measurement
+    /// (bench/precision-quality, bench/results/precision-bf16.md): at zero noise bf16's samples
+    /// differ from FP32's by 2.5–15% of the signal's RMS over the 18 sentences of
+    /// bench/text-300.txt (mean 5%), where two FP32 runs at the voice's default noise differ by
+    /// 120–140%. 25% leaves room for other texts; a broken kernel gives noise of the signal's size.
+    @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16"))
+    func joeVoiceInBF16StaysClose() async throws {
+        try await onThread {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+            let candidates = try DirectConvolutionRewrite.candidates(in: bytes, bf16: true)
+            let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates), bf16: true)
+            #expect(direct.replaced > 13, "\(direct.replaced) replaced")
+            let rewritten = try ConvolutionRewrite.apply(to: direct.model)
+            let runtime = try OnnxRuntime.shared.get()
+            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
+            let bf16 = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
+            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
+            let inputs: [InputTensor] = [
+                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
+            ]
+            let a = try original.run(inputs)
+            let b = try bf16.run(inputs)
+            #expect(a.count == b.count && a.count > 10_000)
+            guard a.count == b.count else { return }
+            let rms = (a.reduce(0) { $0 + $1 * $1 } / Float(a.count)).squareRoot()
+            let difference = (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot()
+            #expect(difference > 0, "bf16 gave FP32's exact samples: the bf16 path did not run")
+            #expect(difference <= 0.25 * rms, "RMS difference \(difference / rms) of the signal's RMS")
+        }
+    }
+
     // MARK: - Helpers
 
     /// Runs one shape's plain FP32 model and its bf16 DirectConv on random input: the largest
