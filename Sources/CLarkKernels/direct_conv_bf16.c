@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
-
 int lark_bf16_supported(void) { return lark_bf16_available(); }
 
 int64_t lark_bf16_packed_weight_units(int64_t output_channels, int64_t input_channels, int64_t kernel) {
@@ -53,6 +51,8 @@ void lark_bf16_pack_weights(const float *w, int64_t output_channels, int64_t inp
 int lark_bf16_available(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16"); }
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
 /// One row of the scratch: samples [first, first + count) of channels `a` and `b` (b may be
 /// NULL: an odd channel count's last pair, whose second half is zero), zero outside the input's
