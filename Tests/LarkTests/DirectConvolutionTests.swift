@@ -193,7 +193,7 @@ import Testing
     /// convolutions, whatever the timing would choose) at zero noise: the same number of samples
     /// as the original graph (durations stay FP32), and close to it. The bound is from measurement
     /// (bench/precision-quality, bench/results/precision-bf16.md): at zero noise bf16's samples
-    /// differ from FP32's by 2.5–15% of the signal's RMS over the 18 sentences of
+    /// differ from FP32's by 2.5–18% of the signal's RMS over the 18 sentences of
     /// bench/text-300.txt (mean 5%), where two FP32 runs at the voice's default noise differ by
     /// 120–140%. 25% leaves room for other texts; a broken kernel gives noise of the signal's size.
     @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16"))
