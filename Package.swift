@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "PiperEngine",
             dependencies: [
-                "SpeechCore", "Phonemizer", "OnnxRuntime", "OnnxGraph",
+                "SpeechCore", "Phonemizer", "OnnxRuntime", "OnnxGraph", "CLarkKernels",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

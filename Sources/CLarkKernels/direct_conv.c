@@ -51,8 +51,6 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
 
     float out[LARK_BLOCK_CHANNELS * LARK_BLOCK_SAMPLES] __attribute__((aligned(64)));
     const int64_t w_channel = cin * k;
-    float *y = conv->y + n * cout * conv->output_length;
-    const float *z = conv->z ? conv->z + n * cout * conv->output_length : NULL;
     for (int64_t o0 = 0; o0 < cout; o0 += LARK_BLOCK_CHANNELS) {
         const int64_t channels = cout - o0 < LARK_BLOCK_CHANNELS ? cout - o0 : LARK_BLOCK_CHANNELS;
         for (int64_t i0 = 0; i0 < length; i0 += LARK_BLOCK_SAMPLES) {
@@ -65,21 +63,29 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
                 }
             }
             const int64_t count = length - i0 < LARK_BLOCK_SAMPLES ? length - i0 : LARK_BLOCK_SAMPLES;
-            for (int64_t j = 0; j < channels; j++) {
-                const int64_t o = o0 + j;
-                const float bias = conv->b ? conv->b[o] : 0.0f;
-                float *to = y + o * conv->output_length + t0 + i0;
-                const float *residual = z ? z + o * conv->output_length + t0 + i0 : NULL;
-                const float *from = out + j * LARK_BLOCK_SAMPLES;
-                for (int64_t i = 0; i < count; i++) to[i] = from[i] + bias;
-                if (residual)
-                    for (int64_t i = 0; i < count; i++) to[i] += residual[i];
-                if (conv->has_post_alpha) leaky_relu(to, count, conv->post_alpha);
-            }
+            lark_direct_conv_finish(conv, n, t0 + i0, o0, channels, count, out);
         }
     }
     free(s);
     return 0;
+}
+
+void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
+                             const float *out) {
+    const int64_t cout = conv->output_channels, length = conv->output_length;
+    float *y = conv->y + n * cout * length;
+    const float *z = conv->z ? conv->z + n * cout * length : NULL;
+    for (int64_t j = 0; j < channels; j++) {
+        const int64_t o = o0 + j;
+        const float bias = conv->b ? conv->b[o] : 0.0f;
+        float *to = y + o * length + t;
+        const float *residual = z ? z + o * length + t : NULL;
+        const float *from = out + j * LARK_BLOCK_SAMPLES;
+        for (int64_t i = 0; i < count; i++) to[i] = from[i] + bias;
+        if (residual)
+            for (int64_t i = 0; i < count; i++) to[i] += residual[i];
+        if (conv->has_post_alpha) leaky_relu(to, count, conv->post_alpha);
+    }
 }
 
 // MARK: - The portable path

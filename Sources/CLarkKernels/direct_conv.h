@@ -44,4 +44,26 @@ int64_t lark_direct_conv_tasks(const LarkDirectConv *conv);
 /// Runs task `task` (0 ≤ task < lark_direct_conv_tasks). Returns 0, or -1 when out of memory.
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task);
 
+/// Writes a micro-kernel's block `out` (channels × LARK_BLOCK_SAMPLES, `count` of them valid) to
+/// output channels [o0, o0 + channels) at samples [t, t + count) of batch item `n`, adding the
+/// bias and the residual and applying the post-activation.
+void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
+                             const float *out);
+
+// MARK: - bfloat16 (direct_conv_bf16.c)
+
+/// Whether this CPU can run the bf16 path (AVX512-BF16).
+int lark_bf16_available(void);
+
+/// The size, in 32-bit units, of a [M, C, K] weight tensor packed for the bf16 path.
+int64_t lark_bf16_packed_weight_units(int64_t output_channels, int64_t input_channels, int64_t kernel);
+
+/// Rounds W [M, C, K] to bf16 and packs it: unit (o, p, k) = {W[o][2p][k], W[o][2p+1][k]} (low, high
+/// half; zero past an odd C's last channel).
+void lark_bf16_pack_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, uint32_t *packed);
+
+/// Task `task` of `conv` in bf16 with `packed` weights (`conv->w` unused; `conv->blocks` unused).
+/// Returns 0, or -1 when out of memory or the CPU lacks the path.
+int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packed, int64_t task);
+
 #endif

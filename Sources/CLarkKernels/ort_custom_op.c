@@ -83,6 +83,13 @@ typedef struct DirectConvKernel {
     int has_pre_alpha, has_post_alpha;
     float pre_alpha, post_alpha;
     LarkConvBlocks blocks;
+    // bf16: W packed once (lark_bf16_pack_weights), on the first run. W is an initializer in
+    // every graph Lark writes, so its data stays at one address for the session's life; a W
+    // at another address is packed for that run alone.
+    int bf16;
+    pthread_mutex_t packing;
+    const float *packed_from;
+    uint32_t *packed;
 } DirectConvKernel;
 
 static OrtStatus *failure(const void *api, int code, const char *message) {
@@ -155,6 +162,10 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     kernel.has_pre_alpha = float_attribute(api, info, "pre_alpha", &kernel.pre_alpha);
     kernel.has_post_alpha = float_attribute(api, info, "post_alpha", &kernel.post_alpha);
     int_attribute(api, info, "lark_kernel_path", &path);
+    int64_t bf16 = 0;
+    int_attribute(api, info, "bf16", &bf16);
+    if (bf16 && !lark_bf16_available()) return failure(api, ORT_INVALID_ARGUMENT, "bf16 needs a CPU with AVX512-BF16");
+    kernel.bf16 = bf16 != 0;
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
     if (kernel.dilation < 1 || kernel.pad_begin < 0 || kernel.pad_end < 0) return failure(api, ORT_INVALID_ARGUMENT, "negative padding or dilation");
     switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : (LarkKernelPath)path) {
@@ -166,6 +177,7 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     DirectConvKernel *copy = malloc(sizeof kernel);
     if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     *copy = kernel;
+    pthread_mutex_init(&copy->packing, NULL);
     *out = copy;
     return NULL;
 }
@@ -199,16 +211,40 @@ static int as_sequence(const Tensor *t, int64_t *batch, int64_t *channels, int64
 
 typedef struct Job {
     const LarkDirectConv *conv;
+    const uint32_t *packed;  // bf16 weights, or NULL for the FP32 path
     atomic_int failed;
 } Job;
 
 static void run_task(void *data, size_t task) {
     Job *job = data;
-    if (lark_direct_conv_task(job->conv, (int64_t)task) != 0) atomic_store(&job->failed, 1);
+    const int result = job->packed ? lark_direct_conv_bf16_task(job->conv, job->packed, (int64_t)task)
+                                   : lark_direct_conv_task(job->conv, (int64_t)task);
+    if (result != 0) atomic_store(&job->failed, 1);
+}
+
+static uint32_t *packed_weights(const LarkDirectConv *conv) {
+    const int64_t units = lark_bf16_packed_weight_units(conv->output_channels, conv->input_channels, conv->kernel);
+    uint32_t *packed = malloc((size_t)units * sizeof(uint32_t));
+    if (packed) lark_bf16_pack_weights(conv->w, conv->output_channels, conv->input_channels, conv->kernel, packed);
+    return packed;
+}
+
+/// The kernel's cached bf16 weights for `conv->w`; else (`*owned` set) a copy packed for this run.
+static const uint32_t *bf16_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, uint32_t **owned) {
+    *owned = NULL;
+    pthread_mutex_lock(&kernel->packing);
+    if (!kernel->packed) {
+        kernel->packed = packed_weights(conv);
+        if (kernel->packed) kernel->packed_from = conv->w;
+    }
+    const uint32_t *packed = kernel->packed_from == conv->w ? kernel->packed : NULL;
+    pthread_mutex_unlock(&kernel->packing);
+    if (!packed) packed = *owned = packed_weights(conv);
+    return packed;
 }
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
-    const DirectConvKernel *kernel = opaque;
+    DirectConvKernel *kernel = opaque;
     const void *api = kernel->api;
     size_t inputs = 0;
     OrtStatus *status = KernelContext_GetInputCount(api)(context, &inputs);
@@ -255,17 +291,26 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if ((status = GetTensorMutableData(api)(output, (void **)&conv.y))) return status;
 
     Job job = {.conv = &conv};
+    uint32_t *owned = NULL;
+    if (kernel->bf16 && !(job.packed = bf16_weights(kernel, &conv, &owned))) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     atomic_init(&job.failed, 0);
     const int64_t tasks = lark_direct_conv_tasks(&conv);
     if (tasks == 1) {
         run_task(&job, 0);
     } else if ((status = KernelContext_ParallelFor(api)(context, run_task, (size_t)tasks, 0, &job))) {
+        free(owned);
         return status;
     }
+    free(owned);
     return atomic_load(&job.failed) ? failure(api, ORT_RUNTIME_EXCEPTION, "out of memory") : NULL;
 }
 
-static void destroy_kernel(void *kernel) { free(kernel); }
+static void destroy_kernel(void *opaque) {
+    DirectConvKernel *kernel = opaque;
+    pthread_mutex_destroy(&kernel->packing);
+    free(kernel->packed);
+    free(kernel);
+}
 static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "DirectConv"; }
 static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
 static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }

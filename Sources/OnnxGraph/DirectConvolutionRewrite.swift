@@ -22,8 +22,17 @@
 public enum DirectConvolutionRewrite {
     public static let domain = "ai.lark"
     public static let opType = "DirectConv"
-    /// Larger convolutions are ONNX Runtime's blocked kernels' ground (81–83% of peak).
+    /// Larger convolutions are ONNX Runtime's blocked kernels' ground (81–83% of peak) in FP32.
     public static let maximumChannels = 64
+    /// In bf16 the kernel does twice the multiply-adds per instruction, so it may beat those
+    /// kernels at any size: every convolution up to this is a candidate, and timing decides.
+    public static let maximumChannelsBF16 = 1024
+    /// bf16 goes only into the parts of a VITS graph after the phoneme durations are set, by
+    /// node name as Piper's exports have them: the decoder and the flow. In the text encoder or
+    /// the duration predictor its rounding moves a phoneme's length by a frame now and then
+    /// (measured: two frames in one sentence), which shifts all the audio after it; they are
+    /// 12% of the arithmetic. A graph named otherwise gets no bf16 nodes.
+    public static let bf16NamePrefixes = ["/dec/", "/flow/"]
 
     public struct Result: Sendable {
         public let model: [UInt8]
@@ -33,21 +42,25 @@ public enum DirectConvolutionRewrite {
         public let fusedNodes: Int
     }
 
-    /// The distinct shapes of the convolutions this rewrite could replace, in graph order.
-    public static func candidates(in model: [UInt8]) throws(MalformedProtobuf) -> [DirectConvolutionShape] {
+    /// The distinct shapes of the convolutions this rewrite could replace, in graph order (`bf16`:
+    /// for the bf16 kernel, which takes larger ones).
+    public static func candidates(in model: [UInt8], bf16: Bool = false) throws(MalformedProtobuf) -> [DirectConvolutionShape] {
         guard let (_, _, graph) = try GraphSummary.read(model) else { return [] }
         var seen: Set<DirectConvolutionShape> = []
         var shapes: [DirectConvolutionShape] = []
-        for plan in try plans(graph, model) where seen.insert(plan.shape).inserted { shapes.append(plan.shape) }
+        for plan in try plans(graph, model, bf16: bf16) where seen.insert(plan.shape).inserted { shapes.append(plan.shape) }
         return shapes
     }
 
-    /// `model` with every candidate whose shape is in `chosen` replaced.
-    public static func apply(to model: [UInt8], chosen: Set<DirectConvolutionShape>) throws(MalformedProtobuf) -> Result {
+    /// `model` with every candidate whose shape is in `chosen` replaced; `bf16`: the nodes
+    /// multiply in bfloat16 (their `bf16` attribute).
+    public static func apply(
+        to model: [UInt8], chosen: Set<DirectConvolutionShape>, bf16: Bool = false
+    ) throws(MalformedProtobuf) -> Result {
         guard !chosen.isEmpty, let (modelFields, graphField, graph) = try GraphSummary.read(model) else {
             return Result(model: model, replaced: 0, fusedNodes: 0)
         }
-        let plans = try plans(graph, model).filter { chosen.contains($0.shape) }
+        let plans = try plans(graph, model, bf16: bf16).filter { chosen.contains($0.shape) }
         guard !plans.isEmpty else { return Result(model: model, replaced: 0, fusedNodes: 0) }
         // Each plan's node is written where the last node it absorbs was: by then every input
         // (X, and Z made before the Add) exists.
@@ -60,7 +73,7 @@ public enum DirectConvolutionRewrite {
         var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count + plans.count * 256)
         for (index, field) in graph.fields.enumerated() {
             if let plan = writtenAt[index] {
-                try plan.write(into: &graphWriter)
+                try plan.write(into: &graphWriter, bf16: bf16)
             } else if !dropped.contains(index) {
                 graphWriter.copy(field, from: model)
             }
@@ -78,7 +91,7 @@ public enum DirectConvolutionRewrite {
             model: output.bytes, replaced: plans.count, fusedNodes: plans.reduce(0) { $0 + $1.absorbed.count - 1 })
     }
 
-    private static func plans(_ graph: GraphSummary, _ model: [UInt8]) throws(MalformedProtobuf) -> [DirectConvPlan] {
+    private static func plans(_ graph: GraphSummary, _ model: [UInt8], bf16: Bool) throws(MalformedProtobuf) -> [DirectConvPlan] {
         var producers: [String: (index: Int, node: GraphSummary.Node)] = [:]
         var readers: [String: [(index: Int, node: GraphSummary.Node)]] = [:]
         for (index, node) in graph.nodes {
@@ -88,8 +101,10 @@ public enum DirectConvolutionRewrite {
         var plans: [DirectConvPlan] = []
         var claimed: Set<Int> = []
         for (index, node) in graph.nodes where !claimed.contains(index) {
+            if bf16, !bf16NamePrefixes.contains(where: name(of: node, model).hasPrefix) { continue }
             guard let plan = try DirectConvPlan(
-                index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed)
+                index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed,
+                maximumChannels: bf16 ? maximumChannelsBF16 : maximumChannels)
             else { continue }
             claimed.formUnion(plan.absorbed)
             plans.append(plan)
@@ -97,17 +112,23 @@ public enum DirectConvolutionRewrite {
         return plans
     }
 
+    private static func name(of node: GraphSummary.Node, _ model: [UInt8]) -> String {
+        node.fields.first { $0.number == Field.nodeName && $0.wireType == .lengthDelimited }?.string(in: model) ?? ""
+    }
+
     // MARK: - Single-convolution models, for timing and tests
 
     /// Two models of one input `X [1, C, length]` (and `Z [1, M, length']` with a residual) and
     /// one output `Y`: the plain nodes (`LeakyRelu`, `Conv`, `Add`, `LeakyRelu`, as a voice has
     /// them) and the single `DirectConv` node. `kernelPath` forces one of the kernel's SIMD paths
-    /// (`LarkKernelPath`'s values); nil lets it choose. `repeats` > 1 chains that many copies, each
+    /// (`LarkKernelPath`'s values); nil lets it choose. `bf16`: the DirectConv nodes multiply in
+    /// bfloat16. `repeats` > 1 chains that many copies, each
     /// with weights of its own (as a voice's residual blocks are), each reading the previous one's
     /// output and the same `Z`: only for shapes that keep channels and length; it makes the
     /// convolutions' own time outweigh moving the inputs and outputs when timing them.
     public static func singleConvolution(
-        _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, repeats: Int = 1
+        _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, bf16: Bool = false,
+        repeats: Int = 1
     ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
         let outputLength = Int64(length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1))
         let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
@@ -171,6 +192,7 @@ public enum DirectConvolutionRewrite {
                 try graph.customNode(opType, domain: domain, inputs: inputs, output: output) { node throws(MalformedProtobuf) in
                     try shape.writeDirectAttributes(into: &node)
                     if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+                    if bf16 { node.intAttribute("bf16", 1) }
                 }
                 value = output
             }
@@ -240,7 +262,7 @@ struct DirectConvPlan {
     init?(
         index: Int, node: GraphSummary.Node, graph: GraphSummary, model: [UInt8],
         producers: [String: (index: Int, node: GraphSummary.Node)],
-        readers: [String: [(index: Int, node: GraphSummary.Node)]], claimed: Set<Int>
+        readers: [String: [(index: Int, node: GraphSummary.Node)]], claimed: Set<Int>, maximumChannels: Int
     ) throws(MalformedProtobuf) {
         let isConv = node.opType == "Conv" && (node.domain.isEmpty || node.domain == "ai.onnx")
         let isFused = node.opType == "FusedConv" && node.domain == "com.microsoft"
@@ -249,8 +271,7 @@ struct DirectConvPlan {
               tensor.dataType == 1, !tensor.isExternal
         else { return nil }
         let (outputChannels, inputChannels, kernel) = (Int(tensor.dims[0]), Int(tensor.dims[1]), Int(tensor.dims[2]))
-        guard inputChannels <= DirectConvolutionRewrite.maximumChannels, outputChannels <= DirectConvolutionRewrite.maximumChannels
-        else { return nil }
+        guard inputChannels <= maximumChannels, outputChannels <= maximumChannels else { return nil }
         var bias: String?
         if node.inputs.count >= 3, !node.inputs[2].isEmpty {
             guard let tensor = graph.tensorsByName[node.inputs[2]], tensor.dims == [Int64(outputChannels)] else { return nil }
@@ -321,12 +342,14 @@ struct DirectConvPlan {
             (input, node.inputs[1], bias, residual, output, absorbed)
     }
 
-    func write(into graph: inout ProtoWriter) throws(MalformedProtobuf) {
+    func write(into graph: inout ProtoWriter, bf16: Bool) throws(MalformedProtobuf) {
         var inputs = [input, weight]
         if bias != nil || residual != nil { inputs.append(bias ?? "") }
         if let residual { inputs.append(residual) }
         try graph.customNode(DirectConvolutionRewrite.opType, domain: DirectConvolutionRewrite.domain, inputs: inputs, output: output) {
-            node throws(MalformedProtobuf) in try shape.writeDirectAttributes(into: &node)
+            node throws(MalformedProtobuf) in
+            try shape.writeDirectAttributes(into: &node)
+            if bf16 { node.intAttribute("bf16", 1) }
         }
     }
 

@@ -23,11 +23,14 @@ public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
     public var used: Bool
     /// Why the shape could not be timed (then it is not used).
     public var problem: String?
+    /// The kernel was timed (and is used) in bfloat16 (`--precision bf16`); nil: FP32.
+    public var bf16: Bool?
 }
 
 /// Times each candidate shape both ways once, when a voice's cache entry is built (the decisions
 /// are recorded in the entry; the CPU's features are in its key). The kernel is used for a shape
-/// only where it is faster by a margin and its output matches ONNX Runtime's to 1e-4.
+/// only where it is faster by a margin and its output matches ONNX Runtime's to 1e-4 (bf16:
+/// `bf16Tolerance`).
 enum DirectConvolutionChoice {
     static let samples = 8_192
     static let repeats = 8
@@ -44,44 +47,62 @@ enum DirectConvolutionChoice {
     /// convolutions ONNX Runtime runs in its blocked layout), so a first build times most shapes
     /// once instead of `rounds` times.
     static let screen = 1.0
+    /// bf16 keeps 8 significant bits, so each product is off by up to 2⁻⁸ of its size and the
+    /// sum by up to 2⁻⁸ of Σ|w·x|; on the timing's random data that is about 1e-3 of the largest
+    /// output (measured: 0.8–1.5e-3 over the decoder's shapes, bench/direct-conv-bf16.c). Ten
+    /// times that still catches a broken kernel, whose errors are of the output's own size.
+    static let bf16Tolerance: Float = 1e-2
+    /// Multiply-adds in one timed run (bf16 only, where shapes go up to 1024 channels): the input
+    /// is shortened for large shapes so that timing them stays well under a second.
+    static let timedMultiplyAdds = 1 << 30
 
     /// Each shape is timed once per process: voices share their decoders' shapes, and every
     /// build in a process then makes the same graph (timings vary from run to run, so two
     /// processes may decide a close case differently; each cache entry records its own decisions).
-    private static let decided = Mutex<[DirectConvolutionShape: DirectConvolutionDecision]>([:])
+    private static let decided = Mutex<[Key: DirectConvolutionDecision]>([:])
+
+    private struct Key: Hashable {
+        var shape: DirectConvolutionShape
+        var bf16: Bool
+    }
 
     /// The decisions for `shapes`, in order, timed one after the other: timing two shapes at once
     /// on two cores made the small `conv_post` measure 0.64–0.86 of ONNX Runtime's time from run
     /// to run (0.6 alone), across the 0.8 margin.
-    static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime) -> [DirectConvolutionDecision] {
-        shapes.map { decide($0, runtime: runtime) }
+    static func decide(_ shapes: [DirectConvolutionShape], runtime: OnnxRuntime, bf16: Bool = false) -> [DirectConvolutionDecision] {
+        shapes.map { decide($0, runtime: runtime, bf16: bf16) }
     }
 
-    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) -> DirectConvolutionDecision {
-        if let known = decided.withLock({ $0[shape] }) { return known }
+    private static func decide(_ shape: DirectConvolutionShape, runtime: OnnxRuntime, bf16: Bool) -> DirectConvolutionDecision {
+        let key = Key(shape: shape, bf16: bf16)
+        if let known = decided.withLock({ $0[key] }) { return known }
         let decision: DirectConvolutionDecision
         do {
-            decision = try timed(shape, runtime: runtime)
+            decision = try timed(shape, runtime: runtime, bf16: bf16)
         } catch {
             decision = DirectConvolutionDecision(
                 shape: shape, samples: samples, repeats: 1, directSeconds: .infinity, onnxRuntimeSeconds: .infinity,
-                relativeDifference: .infinity, rounds: 0, used: false, problem: "\(error)")
+                relativeDifference: .infinity, rounds: 0, used: false, problem: "\(error)", bf16: bf16 ? true : nil)
         }
         return decided.withLock { known in
-            if let first = known[shape] { return first }
-            known[shape] = decision
+            if let first = known[key] { return first }
+            known[key] = decision
             return decision
         }
     }
 
-    private static func timed(_ shape: DirectConvolutionShape, runtime: OnnxRuntime) throws -> DirectConvolutionDecision {
+    private static func timed(_ shape: DirectConvolutionShape, runtime: OnnxRuntime, bf16: Bool) throws -> DirectConvolutionDecision {
         var random = SplitMix(seed: UInt64(shape.inputChannels * 1_000_003 + shape.outputChannels * 10_007 + shape.kernel * 101 + shape.dilation))
         let scale = 1 / Float(shape.inputChannels * shape.kernel).squareRoot()
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * scale }
         let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() * 0.1 } : nil
-        let models = try DirectConvolutionRewrite.singleConvolution(
-            shape, length: samples, weights: weights, bias: bias, repeats: repeats)
         let keepsShape = shape.inputChannels == shape.outputChannels && shape.padBegin + shape.padEnd == shape.dilation * (shape.kernel - 1)
+        let copies = keepsShape ? repeats : 1
+        // FP32 shapes (at most 64 channels) keep the length they were always timed at.
+        let samples = bf16
+            ? max(1_024, min(Self.samples, Self.timedMultiplyAdds / (shape.multiplyAddsPerSample * copies) / 256 * 256)) : Self.samples
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: samples, weights: weights, bias: bias, bf16: bf16, repeats: repeats)
         let plain = (try? ConvolutionRewrite.apply(to: models.plain).model) ?? models.plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
         let direct = try InferenceSession(model: models.direct, configuration: oneThread, runtime: runtime)
@@ -100,6 +121,7 @@ enum DirectConvolutionChoice {
         let largest = expected.map(abs).max() ?? 0
         let difference = zip(expected, actual).map { abs($0 - $1) }.max() ?? .infinity
         let relative = expected.count == actual.count ? difference / max(largest, 1e-6) : .infinity
+        let tolerance = bf16 ? bf16Tolerance : 1e-4
 
         var (directBest, referenceBest) = (Double.infinity, Double.infinity)
         var timed = 0
@@ -107,11 +129,11 @@ enum DirectConvolutionChoice {
             directBest = min(directBest, try seconds { _ = try direct.run(inputs) })
             referenceBest = min(referenceBest, try seconds { _ = try reference.run(inputs) })
             timed += 1
-            if relative > 1e-4 || directBest > screen * referenceBest { break }
+            if relative > tolerance || directBest > screen * referenceBest { break }
         }
         return DirectConvolutionDecision(
-            shape: shape, samples: samples, repeats: keepsShape ? repeats : 1, directSeconds: directBest, onnxRuntimeSeconds: referenceBest,
-            relativeDifference: relative, rounds: timed, used: relative <= 1e-4 && directBest <= margin * referenceBest)
+            shape: shape, samples: samples, repeats: copies, directSeconds: directBest, onnxRuntimeSeconds: referenceBest,
+            relativeDifference: relative, rounds: timed, used: relative <= tolerance && directBest <= margin * referenceBest, bf16: bf16 ? true : nil)
     }
 
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the

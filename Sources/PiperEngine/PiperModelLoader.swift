@@ -21,6 +21,8 @@ struct PiperModelLoader: Sendable {
     let cache: OptimizedVoiceCache?
     /// Whether the graph reports its phoneme durations (`DurationOutput`), for word timings.
     var timings = true
+    /// bf16: the convolutions DirectConv wins on multiply in bfloat16 (a cache entry of its own).
+    var precision: ComputePrecision = .fp32
 
     struct Loaded {
         var sessions: [InferenceSession]
@@ -36,7 +38,8 @@ struct PiperModelLoader: Sendable {
         guard rewrite, !configurations[0].useCUDA else { return try plain() }
         // Graphs without the duration output are not cached (they serve benchmarks only).
         let cache = timings ? cache : nil
-        let key = cache.flatMap { try? $0.key(forModelAt: source.modelPath, onnxRuntime: runtime.version, session: Self.optimizingDescription) }
+        let session = Self.optimizingDescription + (precision == .fp32 ? "" : " precision=\(precision.rawValue)")
+        let key = cache.flatMap { try? $0.key(forModelAt: source.modelPath, onnxRuntime: runtime.version, session: session) }
         if let cache, let key, let loaded = cached(cache, key: key) { return loaded }
         if let built = try built(cache: cache, key: key) { return built }
         return try plain()
@@ -109,9 +112,11 @@ struct PiperModelLoader: Sendable {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped) else { return nil }
         var model = [UInt8](data)
-        let decisions = DirectConvolutionChoice.decide((try? DirectConvolutionRewrite.candidates(in: model)) ?? [], runtime: runtime)
+        let bf16 = precision == .bf16
+        let decisions = DirectConvolutionChoice.decide(
+            (try? DirectConvolutionRewrite.candidates(in: model, bf16: bf16)) ?? [], runtime: runtime, bf16: bf16)
         let chosen = Set(decisions.filter(\.used).map(\.shape))
-        if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen), direct.replaced > 0 { model = direct.model }
+        if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen, bf16: bf16), direct.replaced > 0 { model = direct.model }
         guard let result = try? ConvolutionRewrite.apply(to: model), result.convertedConvolutions > 0 else { return nil }
         let timed = timings ? (try? DurationOutput.apply(to: result.model)) ?? nil : nil
         return (timed ?? result.model, result.convertedConvolutions, decisions)

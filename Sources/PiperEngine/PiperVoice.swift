@@ -50,13 +50,20 @@ public final class PiperVoice: SpeechVoice {
     /// (nil: built on every load). See `PiperModelLoader`.
     /// `timings`: the model reports its phoneme durations, and chunks carry word, sentence and
     /// viseme marks (off only to measure what they cost).
+    /// `precision`: bf16 runs the convolutions Lark's kernel wins on in bfloat16 (`ComputePrecision`;
+    /// needs the rewrite and AVX512-BF16: else the voice fails to load with the reason).
     public init(
         source: PiperVoiceSource, concurrency: Int = 1, configuration: SessionConfiguration = .init(),
-        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil, timings: Bool = true
+        rewriteConvolutions: Bool = true, cache: OptimizedVoiceCache? = nil, timings: Bool = true,
+        precision: ComputePrecision = .fp32
     ) throws(SpeechError) {
         let config = try PiperVoiceConfig.load(path: source.configPath)
         guard FileManager.default.fileExists(atPath: source.modelPath) else {
             throw .voiceFileMissing(path: source.modelPath)
+        }
+        if let reason = precision.unsupportedReason { throw .engineUnavailable(reason) }
+        if precision == .bf16, !rewriteConvolutions || configuration.useCUDA {
+            throw .engineUnavailable("precision bf16 runs on the convolution rewrite, on the CPU: not with the rewrite off or CUDA")
         }
         let runtime: OnnxRuntime
         switch OnnxRuntime.shared {
@@ -75,7 +82,7 @@ public final class PiperVoice: SpeechVoice {
         do {
             let result = try PiperModelLoader(
                 source: source, configurations: configurations, runtime: runtime, rewrite: rewriteConvolutions, cache: cache,
-                timings: timings
+                timings: timings, precision: precision
             ).load()
             loaded = result.sessions
             restatedConvolutions = result.restatedConvolutions

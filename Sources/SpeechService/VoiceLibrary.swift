@@ -28,6 +28,8 @@ public struct EngineConfiguration: Sendable {
     public var rewriteConvolutions: Bool
     /// Where Piper voices optimized for this machine are kept between loads (nil: none kept).
     public var voiceCache: OptimizedVoiceCache?
+    /// The arithmetic of Piper voices' convolutions (`ComputePrecision`; bf16 needs the rewrite).
+    public var precision: ComputePrecision = .fp32
     /// Piper voices report their phoneme durations and give word timings (off only to measure
     /// what timings cost: `lark bench --compare-timings`).
     public var timings = true
@@ -206,7 +208,7 @@ public actor VoiceLibrary {
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
                         memory: .init(configuration.memory), profilePrefix: configuration.profilePrefix),
                     rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
-                    timings: configuration.timings)
+                    timings: configuration.timings, precision: configuration.precision)
             }
         }
         models[key] = (task, stamp)

@@ -52,10 +52,13 @@ extension EngineOptions {
         let memory = memory ?? environment["LARK_MEMORY"].flatMap(ModelMemory.init) ?? .keep
         let rewrite = rewriteConvolutions ?? environmentFlag(environment["LARK_REWRITE_CONVOLUTIONS"]) ?? true
         let cached = !noVoiceCache && environmentFlag(environment["LARK_VOICE_CACHE"]) != false
-        return EngineConfiguration(
+        var configuration = EngineConfiguration(
             dataDirectories: directories, espeakDataPath: espeakPath, threadsPerSession: max(0, threads),
             workers: workers, useCUDA: cuda, allowVoicePaths: allowVoicePaths, memory: memory,
             rewriteConvolutions: rewrite, voiceCache: cached ? voiceCache : nil)
+        // validate() has refused a precision that cannot run here before any command starts.
+        configuration.precision = (try? resolvedPrecision()) ?? .fp32
+        return configuration
     }
 
     /// The optimized-voice cache: `--cache-dir`, then `LARK_CACHE_DIR`, then the XDG default.

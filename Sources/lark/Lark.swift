@@ -4,6 +4,7 @@ import Foundation
 #if canImport(Glibc)
 import CMalloc
 #endif
+import PiperEngine
 import SpeechService
 import SpeechCore
 import VoiceCatalog
@@ -72,6 +73,42 @@ struct EngineOptions: ParsableArguments {
     @Flag(name: .customLong("no-voice-cache"),
           help: "Optimize Piper voices on every load instead of keeping them in the cache directory. Env: LARK_VOICE_CACHE=0.")
     var noVoiceCache = false
+
+    @Option(help: "Arithmetic of Piper voices' convolutions: fp32 (default) or bf16 (bfloat16 products where Lark's kernel is faster; needs a CPU with AVX512-BF16 and the convolution rewrite). Env: LARK_PRECISION.")
+    var precision: String?
+
+    /// `--precision`, else `LARK_PRECISION`, else fp32; refused (not silently changed) where it cannot run.
+    func resolvedPrecision() throws -> ComputePrecision {
+        let environment = ProcessInfo.processInfo.environment
+        let text = precision ?? environment["LARK_PRECISION"].flatMap { $0.isEmpty ? nil : $0 } ?? "fp32"
+        let source = precision == nil ? "LARK_PRECISION" : "--precision"
+        guard let value = ComputePrecision(rawValue: text.lowercased()) else {
+            throw PrecisionRefused(message: "\(source) must be fp32 or bf16, not '\(text)'")
+        }
+        if let reason = value.unsupportedReason { throw PrecisionRefused(message: "\(source) \(value.rawValue): \(reason)") }
+        if value == .bf16 {
+            let rewrite = rewriteConvolutions ?? environmentFlag(environment["LARK_REWRITE_CONVOLUTIONS"]) ?? true
+            let cuda = cuda || environmentFlag(environment["LARK_CUDA"]) == true
+            if !rewrite || cuda {
+                throw PrecisionRefused(
+                    message: "\(source) bf16 runs on the convolution rewrite, on the CPU: it cannot be combined with --no-rewrite-convolutions or --cuda")
+            }
+        }
+        return value
+    }
+
+    /// Checked before any command runs, as one line (`fail`) like every other bad input.
+    func validate() throws {
+        do {
+            _ = try resolvedPrecision()
+        } catch let refused as PrecisionRefused {
+            throw fail(refused.message)
+        }
+    }
+}
+
+struct PrecisionRefused: Error {
+    let message: String
 }
 
 /// Writes a one-line error and exits non-zero: the CLI's only way out on bad input.

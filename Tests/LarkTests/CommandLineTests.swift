@@ -111,6 +111,9 @@ import Testing
         (["say", "Hi.", "--format", "mp3", "--sample-rate", "12345", "-o", "/dev/null"], "8000, 16000, 22050, 24000, 44100, 48000"),
         (["say", "Hi.", "--format", "mulaw", "--sample-rate", "16000", "-o", "/dev/null"], "choose one of 8000"),
         (["say", "Hi.", "--format", "flac", "--bitrate", "64000", "-o", "/dev/null"], "flac has no bitrate"),
+        (["say", "Hi.", "--precision", "half", "-o", "/dev/null"], "--precision must be fp32 or bf16, not 'half'"),
+        // Refused either way: for the rewrite it needs, or (a CPU without AVX512-BF16) for the CPU.
+        (["say", "Hi.", "--precision", "bf16", "--no-rewrite-convolutions", "-o", "/dev/null"], "--precision bf16"),
         // A bad default stops the server or worker before it starts, not every request after.
         (["serve", "--port", "1", "--noise-w", "4"], "noise_w must be between 0.0 and 2.0, got 4.0"),
         (["worker", "--length-scale", "20"], "length_scale must be between 0.05 and 5.0, got 20.0"),

@@ -143,7 +143,130 @@ import Testing
         }
     }
 
+    // MARK: - bf16 (`--precision bf16`)
+
+    /// The bf16 path against ONNX Runtime's FP32 Conv on random shapes, within what bf16's
+    /// rounding allows: weights and activations keep 8 significant bits (relative error ≤ 2⁻⁹
+    /// each), so each product is off by at most ~2⁻⁸ of its size and a sum of K products by at
+    /// most 2⁻⁸ · Σ|w·x| (the FP32 sums add ~K·2⁻²⁴, negligible here). The bound is computed per
+    /// output from a second Conv of |W| over |activated X|.
+    @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16: the bf16 path cannot run"))
+    func bf16KernelIsWithinItsRoundingBound() throws {
+        for (shape, length) in Self.randomCases(count: 24, seed: 19) {
+            let excess = try Self.compareBF16(shape, length: length, threads: 1)
+            #expect(excess <= 1, "\(shape), length \(length): error \(excess)× the bf16 bound")
+        }
+        // Large decoder-like shapes (many input channels: long sums) and two threads.
+        let large = DirectConvolutionShape(
+            inputChannels: 128, outputChannels: 128, kernel: 11, dilation: 5, padBegin: 25, padEnd: 25, preAlpha: 0.1, residual: true)
+        #expect(try Self.compareBF16(large, length: 700, threads: 2) <= 1)
+        // The bound is not vacuous: bf16 does differ from FP32, by a visible fraction of it.
+        let plain = DirectConvolutionShape(inputChannels: 64, outputChannels: 8, kernel: 7, padBegin: 3, padEnd: 3)
+        let used = try Self.compareBF16(plain, length: 300, threads: 1)
+        #expect(used > 0.01 && used <= 1, "error \(used)× the bound")
+    }
+
+    /// A bf16 node on a CPU without AVX512-BF16 is refused when the session loads, naming why.
+    @Test(.enabled(if: !ComputePrecision.bf16Supported, "this CPU has AVX512-BF16 (the kernel test covers it)"))
+    func bf16IsRefusedWithoutTheFeature() throws {
+        let shape = DirectConvolutionShape(inputChannels: 4, outputChannels: 4, kernel: 3, padBegin: 1, padEnd: 1)
+        let models = try DirectConvolutionRewrite.singleConvolution(
+            shape, length: 10, weights: [Float](repeating: 0.5, count: 48), bias: [0, 0, 0, 0], bf16: true)
+        #expect(throws: OnnxRuntimeError.self) {
+            _ = try InferenceSession(model: models.direct, configuration: .init(), runtime: try OnnxRuntime.shared.get())
+        }
+        #expect(ComputePrecision.bf16.unsupportedReason?.contains("AVX512-BF16") == true)
+    }
+
+    /// The load-time choice in bf16 takes the decoder's larger convolutions as candidates, times
+    /// the bf16 kernel and checks it to `bf16Tolerance`.
+    @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16"))
+    func bf16ChoiceMeasuresAndChecks() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+        let fp32 = try DirectConvolutionRewrite.candidates(in: bytes)
+        let bf16 = try DirectConvolutionRewrite.candidates(in: bytes, bf16: true)
+        #expect(bf16.count > fp32.count && bf16.contains { $0.inputChannels == 128 && $0.outputChannels == 128 })
+        let shape = DirectConvolutionShape(
+            inputChannels: 128, outputChannels: 128, kernel: 3, dilation: 2, padBegin: 2, padEnd: 2, preAlpha: 0.1, postAlpha: 0.1)
+        let decisions = DirectConvolutionChoice.decide([shape], runtime: try OnnxRuntime.shared.get(), bf16: true)
+        let decision = try #require(decisions.first)
+        #expect(decision.problem == nil && decision.bf16 == true)
+        #expect(decision.relativeDifference > 0 && decision.relativeDifference <= DirectConvolutionChoice.bf16Tolerance)
+        #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
+    }
+
+    /// The joe voice with every bf16 candidate on the bf16 kernel (the decoder's and the flow's
+    /// convolutions, whatever the timing would choose) at zero noise: the same number of samples
+    /// as the original graph (durations stay FP32), and close to it. The bound is from measurement
+    /// (bench/precision-quality, bench/results/precision-bf16.md): at zero noise bf16's samples
+    /// differ from FP32's by 2.5–18% of the signal's RMS over the 18 sentences of
+    /// bench/text-300.txt (mean 5%), where two FP32 runs at the voice's default noise differ by
+    /// 120–140%. 25% leaves room for other texts; a broken kernel gives noise of the signal's size.
+    @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16"))
+    func joeVoiceInBF16StaysClose() async throws {
+        try await onThread {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+            let candidates = try DirectConvolutionRewrite.candidates(in: bytes, bf16: true)
+            let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates), bf16: true)
+            #expect(direct.replaced > 13, "\(direct.replaced) replaced")
+            let rewritten = try ConvolutionRewrite.apply(to: direct.model)
+            let runtime = try OnnxRuntime.shared.get()
+            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
+            let bf16 = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
+            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
+            let inputs: [InputTensor] = [
+                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
+                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
+                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
+            ]
+            let a = try original.run(inputs)
+            let b = try bf16.run(inputs)
+            #expect(a.count == b.count && a.count > 10_000)
+            guard a.count == b.count else { return }
+            let rms = (a.reduce(0) { $0 + $1 * $1 } / Float(a.count)).squareRoot()
+            let difference = (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot()
+            #expect(difference > 0, "bf16 gave FP32's exact samples: the bf16 path did not run")
+            #expect(difference <= 0.25 * rms, "RMS difference \(difference / rms) of the signal's RMS")
+        }
+    }
+
     // MARK: - Helpers
+
+    /// Runs one shape's plain FP32 model and its bf16 DirectConv on random input: the largest
+    /// error as a multiple of its bound (2⁻⁸ · Σ|w·x| per output, plus 1e-6).
+    static func compareBF16(_ shape: DirectConvolutionShape, length: Int, threads: Int) throws -> Float {
+        var random = TestRandom(seed: UInt64(shape.multiplyAddsPerSample * 17 + length))
+        let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() }
+        let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() } : nil
+        let models = try DirectConvolutionRewrite.singleConvolution(shape, length: length, weights: weights, bias: bias, bf16: true)
+        let outputLength = length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
+        let x = (0..<shape.inputChannels * length).map { _ in random.uniform() }
+        var inputs: [InputTensor] = [.float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(length)], values: x)]
+        if shape.residual {
+            inputs.append(.float32(
+                name: "Z", shape: [1, Int64(shape.outputChannels), Int64(outputLength)],
+                values: (0..<shape.outputChannels * outputLength).map { _ in random.uniform() }))
+        }
+        // Σ|w·x| per output: the same convolution, no fusions, of |W| over |activated X|.
+        var magnitude = shape
+        (magnitude.preAlpha, magnitude.postAlpha, magnitude.bias, magnitude.residual) = (nil, nil, false, false)
+        let activated = x.map { value in abs(shape.preAlpha.map { alpha in value < 0 ? value * alpha : value } ?? value) }
+        let sizes = try DirectConvolutionRewrite.singleConvolution(magnitude, length: length, weights: weights.map(abs), bias: nil)
+
+        let runtime = try OnnxRuntime.shared.get()
+        let configuration = SessionConfiguration(intraOpThreads: threads)
+        let expected = try InferenceSession(model: models.plain, configuration: configuration, runtime: runtime).run(inputs)
+        let actual = try InferenceSession(model: models.direct, configuration: configuration, runtime: runtime).run(inputs)
+        let bound = try InferenceSession(model: sizes.plain, configuration: configuration, runtime: runtime)
+            .run([.float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(length)], values: activated)])
+        guard expected.count == shape.outputChannels * outputLength, actual.count == expected.count, bound.count == expected.count
+        else { return .infinity }
+        var worst: Float = 0
+        for i in expected.indices {
+            worst = max(worst, abs(expected[i] - actual[i]) / (bound[i] / 256 + 1e-6))
+        }
+        return worst
+    }
 
     /// Runs one shape's plain and DirectConv models on random input; the largest difference
     /// relative to the largest output.

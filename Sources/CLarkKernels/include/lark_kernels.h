@@ -8,6 +8,8 @@
 //   attributes kernel_shape, dilations, pads, strides (1 only), group (1 only), as Conv;
 //           optional float pre_alpha: LeakyRelu applied to X as it is read;
 //           optional float post_alpha: LeakyRelu applied to the result, after B and Z;
+//           optional int bf16: 1 multiplies in bfloat16 (weights and activations rounded to bf16,
+//           FP32 sums and output), only on CPUs with AVX512-BF16 (lark_bf16_supported);
 //           optional int lark_kernel_path: force one SIMD path (LarkKernelPath), for tests and
 //           benchmarks; absent, the best path this CPU has.
 #ifndef LARK_KERNELS_H
@@ -29,6 +31,9 @@ int lark_kernel_path_available(LarkKernelPath path);
 
 /// The path LARK_PATH_BEST stands for on this CPU.
 LarkKernelPath lark_kernel_best_path(void);
+
+/// Whether this CPU (and this build) can run DirectConv's bf16 mode (AVX512-BF16).
+int lark_bf16_supported(void);
 
 /// A short name for a path ("avx512", "avx2", "neon", "scalar").
 const char *lark_kernel_path_name(LarkKernelPath path);
