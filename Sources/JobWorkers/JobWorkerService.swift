@@ -94,7 +94,10 @@ public final class JobWorkerService: Service {
 
     private func workLoop(name: String) async {
         while !Task.isCancelled {
-            guard let ticket = await scheduler.admitBackground() else { return }
+            // A job's runs give their working memory back after each run: a long text's
+            // thousands of runs of different lengths would otherwise grow and fragment the
+            // engine's pool, which live requests keep warm for speed (bench/results/job-memory.md).
+            guard let ticket = await scheduler.admitBackground(memory: .shrinkAfterRun) else { return }
             let job: Job?
             do {
                 job = try await store.claim(worker: name, lease: configuration.lease, now: Timestamp.now)

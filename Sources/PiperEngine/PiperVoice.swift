@@ -289,23 +289,20 @@ public final class PiperVoice: SpeechVoice {
         }
         let modelInputs = inputs
         let (wide, narrow) = (wide, narrow)
-        // ONNX Runtime's arena grows to the largest run it has seen and keeps that size. A run far
-        // longer than a sentence of ordinary text (its ids times its length scale) gives what it
-        // grew back afterwards, so a few long or stretched texts do not raise a server's memory
-        // for good; ordinary runs keep the arena warm.
         let large = Float(ids.count) * settings.lengthScale > Self.largeRunIDs
+        let requested = admission.memory
         let outputs = try await admission.withPlace { place in
             try Task.checkCancellation()
             let session = place.alone ? wide ?? narrow : narrow
             let cancellation = try RunCancellation(
                 runtime: session.runtime,
-                shrinkArena: session.configuration.memory == .shrinkAfterRun || (large && session.configuration.memory == .arena))
+                shrinkArena: Self.shrinksArena(after: session.configuration.memory, large: large, requested: requested))
             var names = [session.outputNames[0]]
             if session.outputNames.contains(DurationOutput.outputName) { names.append(DurationOutput.outputName) }
-            let requested = names
+            let outputNames = names
             return try await place.runBlocking(interrupt: cancellation.terminate) { () throws -> [[Float]] in
                 do {
-                    return try session.run(modelInputs, outputs: requested, cancellation: cancellation)
+                    return try session.run(modelInputs, outputs: outputNames, cancellation: cancellation)
                 } catch {
                     throw SpeechError.synthesisFailed(Self.firstLine(String(describing: error)))
                 }
@@ -313,6 +310,22 @@ public final class PiperVoice: SpeechVoice {
         }
         try Task.checkCancellation()
         return (PiperPCM.int16Samples(from: outputs[0]), outputs.count > 1 ? outputs[1] : nil)
+    }
+
+    /// Whether a run gives the arena's free memory back once it ends: the one place that decides.
+    /// ONNX Runtime's arena grows to the largest runs it has seen and keeps that size (and
+    /// fragments as runs of different lengths come and go). With the arena kept (`--memory
+    /// arena`, the default), interactive runs keep it warm; a run far longer than a sentence of
+    /// ordinary text (`large`: its ids times its length scale) gives its growth back, so a few
+    /// long or stretched texts do not raise a server's memory for good; so does every run of work
+    /// that asks for it (`requested`: a job, whose thousands of runs would otherwise grow the
+    /// arena for good).
+    static func shrinksArena(after memory: SessionConfiguration.MemoryPolicy, large: Bool, requested: ModelMemory?) -> Bool {
+        switch memory {
+        case .noArena: return false
+        case .shrinkAfterRun: return true
+        case .arena: return large || (requested.map { $0 != .keep } ?? false)
+        }
     }
 
     private static func firstLine(_ message: String) -> String {

@@ -12,6 +12,12 @@ public protocol SynthesisAdmission: Sendable {
     /// Runs an encoder's blocking work (compressing a sentence, writing it to a file) on the
     /// scheduler's encoding threads; it needs no place.
     func encode<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T
+
+    /// What this work asks the engine to do with a run's working memory once the run is over;
+    /// nil: what the engine was configured to do (`--memory`). A long job asks for
+    /// `.shrinkAfterRun`: its thousands of runs of different lengths would otherwise grow and
+    /// fragment the memory pool that interactive requests keep warm. The engine decides.
+    var memory: ModelMemory? { get }
 }
 
 /// One admitted piece of synthesis work's place.

@@ -19,7 +19,10 @@ import Synchronization
 /// on `workers` encoding threads; neither runs on an event loop or Swift's cooperative pool.
 /// A run is `alone` (may use every core: a voice's wide session) only while one request is
 /// synthesizing; once two overlap, every run is narrow until none is left, so a request that is
-/// alone for a moment under steady load does not crowd the cores.
+/// alone for a moment under steady load does not crowd the cores. A job worker's ticket counts
+/// from its first piece of work, not from its admission: an idle worker takes a ticket every
+/// poll to look for a job, and a poll that found nothing must not make a live request's
+/// remaining sentences run narrow.
 public final class SynthesisScheduler: Sendable {
     public let workers: Int
     public let maxQueue: Int
@@ -31,7 +34,10 @@ public final class SynthesisScheduler: Sendable {
     private struct State {
         var running = 0
         var liveRequests = 0
+        /// Job tickets out.
         var backgroundRequests = 0
+        /// Job tickets that have asked for a place (synthesizing, not just looking for a job).
+        var backgroundWorking = 0
         var overlapped = false
         var nextID = 0
         var liveWaiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
@@ -39,7 +45,8 @@ public final class SynthesisScheduler: Sendable {
         /// Job workers waiting for a ticket.
         var ticketWaiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
 
-        var requests: Int { liveRequests + backgroundRequests }
+        /// Requests synthesizing: live ones from admission, jobs from their first piece of work.
+        var requests: Int { liveRequests + backgroundWorking }
         var alone: Bool { requests <= 1 && !overlapped }
 
         mutating func identifier() -> Int {
@@ -81,12 +88,13 @@ public final class SynthesisScheduler: Sendable {
             if state.requests > 1 { state.overlapped = true }
             return true
         }
-        return admitted ? SynthesisTicket(scheduler: self, live: true) : nil
+        return admitted ? SynthesisTicket(scheduler: self, live: true, memory: nil) : nil
     }
 
     /// For a job worker: a ticket once no live work waits for a place and a place is free; nil
-    /// only when the calling task is cancelled while it waits.
-    public func admitBackground() async -> SynthesisTicket? {
+    /// only when the calling task is cancelled while it waits. `memory`: what the job's runs ask
+    /// the engine to do with their working memory (`SynthesisAdmission.memory`).
+    public func admitBackground(memory: ModelMemory? = nil) async -> SynthesisTicket? {
         let id = state.withLock { $0.identifier() }
         let admitted: Bool = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -94,7 +102,6 @@ public final class SynthesisScheduler: Sendable {
                     if Task.isCancelled { return false }
                     if state.liveWaiters.isEmpty, state.running < workers, state.ticketWaiters.isEmpty {
                         state.backgroundRequests += 1
-                        if state.requests > 1 { state.overlapped = true }
                         return true
                     }
                     state.ticketWaiters.append((id, continuation))
@@ -109,12 +116,13 @@ public final class SynthesisScheduler: Sendable {
             }
             waiting?.resume(returning: false)
         }
-        return admitted ? SynthesisTicket(scheduler: self, live: false) : nil
+        return admitted ? SynthesisTicket(scheduler: self, live: false, memory: memory) : nil
     }
 
-    fileprivate func endRequest(live: Bool) {
+    fileprivate func endRequest(live: Bool, working: Bool) {
         let woken = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             if live { state.liveRequests -= 1 } else { state.backgroundRequests -= 1 }
+            if !live, working { state.backgroundWorking -= 1 }
             if state.requests == 0 { state.overlapped = false }
             return takeTicketWaiters(&state)
         }
@@ -127,7 +135,6 @@ public final class SynthesisScheduler: Sendable {
         var woken: [CheckedContinuation<Bool, Never>] = []
         while !state.ticketWaiters.isEmpty, state.liveWaiters.isEmpty, state.running + woken.count < workers {
             state.backgroundRequests += 1
-            if state.requests > 1 { state.overlapped = true }
             woken.append(state.ticketWaiters.removeFirst().continuation)
         }
         return woken
@@ -136,9 +143,16 @@ public final class SynthesisScheduler: Sendable {
     // MARK: - Places
 
     /// Waits for a place (live work ahead of background work); throws `CancellationError` when
-    /// the task is cancelled while it waits. Answers whether the work runs alone.
-    fileprivate func acquirePlace(live: Bool) async throws -> Bool {
-        let id = state.withLock { $0.identifier() }
+    /// the task is cancelled while it waits. Answers whether the work runs alone. `startsJob`:
+    /// a job ticket's first piece of work, from which the job counts as synthesizing.
+    fileprivate func acquirePlace(live: Bool, startsJob: Bool = false) async throws -> Bool {
+        let id = state.withLock { state in
+            if startsJob {
+                state.backgroundWorking += 1
+                if state.requests > 1 { state.overlapped = true }
+            }
+            return state.identifier()
+        }
         let granted: Bool = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let now: Bool? = state.withLock { state in
@@ -215,15 +229,20 @@ public final class SynthesisScheduler: Sendable {
 public final class SynthesisTicket: SynthesisAdmission {
     private let scheduler: SynthesisScheduler
     private let live: Bool
+    public let memory: ModelMemory?
     private let released = Atomic<Bool>(false)
+    /// A job ticket that has asked for a place (see `SynthesisScheduler`'s `alone` rule).
+    private let working = Atomic<Bool>(false)
 
-    fileprivate init(scheduler: SynthesisScheduler, live: Bool) {
+    fileprivate init(scheduler: SynthesisScheduler, live: Bool, memory: ModelMemory?) {
         self.scheduler = scheduler
         self.live = live
+        self.memory = memory
     }
 
     public func withPlace<T: Sendable>(_ body: @Sendable (any SynthesisPlace) async throws -> T) async throws -> T {
-        let alone = try await scheduler.acquirePlace(live: live)
+        let startsJob = !live && !released.load(ordering: .acquiring) && !working.exchange(true, ordering: .acquiringAndReleasing)
+        let alone = try await scheduler.acquirePlace(live: live, startsJob: startsJob)
         defer { scheduler.releasePlace() }
         return try await body(Place(scheduler: scheduler, alone: alone))
     }
@@ -235,7 +254,7 @@ public final class SynthesisTicket: SynthesisAdmission {
     /// Ends the request's turn at the scheduler; any number of calls release it once.
     public func release() {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        scheduler.endRequest(live: live)
+        scheduler.endRequest(live: live, working: working.load(ordering: .acquiring))
     }
 
     deinit {

@@ -6,6 +6,17 @@ import SpeechCore
 import Testing
 
 @Suite struct PiperEngineTests {
+    /// The one place that decides whether a run gives ONNX Runtime's arena back: the server's
+    /// `--memory`, the run's size, and what the work asked for (a job: after every run).
+    @Test func arenaShrinksForLargeRunsAndForWorkThatAsks() {
+        #expect(!PiperVoice.shrinksArena(after: .arena, large: false, requested: nil), "interactive runs keep the arena warm")
+        #expect(!PiperVoice.shrinksArena(after: .arena, large: false, requested: .keep))
+        #expect(PiperVoice.shrinksArena(after: .arena, large: true, requested: nil))
+        #expect(PiperVoice.shrinksArena(after: .arena, large: false, requested: .shrinkAfterRun), "a job's runs give it back")
+        #expect(PiperVoice.shrinksArena(after: .shrinkAfterRun, large: false, requested: .keep), "--memory shrink is for every run")
+        #expect(!PiperVoice.shrinksArena(after: .noArena, large: true, requested: .shrinkAfterRun), "no arena, nothing to shrink")
+    }
+
     @Test func idsFollowPipersLayout() {
         let mapper = PhonemeIDMapper(map: ["^": [1], "_": [0], "$": [2], "a": [14], "b": [15]])
         let (ids, unknown) = mapper.ids(for: ["a", "?", "b"])

@@ -38,6 +38,29 @@ import Testing
         #expect(try await third.withPlace { $0.alone })
     }
 
+    /// An idle job worker takes a ticket every poll to look for a job: a poll that finds none
+    /// must not make a lone streamed text's remaining sentences run narrow.
+    @Test func aJobWorkersTicketCountsFromItsFirstWorkNotFromItsPoll() async throws {
+        let scheduler = SynthesisScheduler(workers: 2, maxQueue: 4)
+        let live = try #require(scheduler.admit())
+        #expect(try await live.withPlace { $0.alone })
+        let poll = try #require(await scheduler.admitBackground())
+        #expect(try await live.withPlace { $0.alone }, "a ticket that only looks for a job is no second request")
+        poll.release()
+        #expect(try await live.withPlace { $0.alone })
+        let job = try #require(await scheduler.admitBackground(memory: .shrinkAfterRun))
+        #expect(job.memory == .shrinkAfterRun && live.memory == nil, "a job asks for its memory policy, a live request keeps the engine's")
+        #expect(try await job.withPlace { $0.alone } == false, "a job working beside a live request overlaps it")
+        #expect(try await live.withPlace { $0.alone } == false)
+        job.release()
+        live.release()
+        let next = try #require(scheduler.admit())
+        #expect(try await next.withPlace { $0.alone }, "both counts went back to zero")
+        next.release()
+        let lone = try #require(await scheduler.admitBackground())
+        #expect(try await lone.withPlace { $0.alone }, "a job alone may use every core")
+    }
+
     @Test func liveWorkGoesBeforeJobsAndWaitersCanBeCancelled() async throws {
         let scheduler = SynthesisScheduler(workers: 1, maxQueue: 4)
         let holder = try #require(scheduler.admit())
