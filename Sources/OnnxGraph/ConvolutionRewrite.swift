@@ -24,8 +24,10 @@ public enum ConvolutionRewrite {
     /// `BlockedLayoutCleanup`): change it with any change to their output, so that optimized
     /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
     /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`;
-    /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes.)
-    public static let version = "2026-12-01.4"
+    /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes;
+    /// `.5-smallops`: spline flows and layer normalizations are `SplineFlowRewrite`'s and
+    /// `ChannelLayerNormRewrite`'s nodes.)
+    public static let version = "2026-12-01.5-smallops"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

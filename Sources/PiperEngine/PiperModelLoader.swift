@@ -98,7 +98,8 @@ struct PiperModelLoader: Sendable {
         return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
     }
 
-    /// The model file with its small convolutions on Lark's own kernel where that is faster here
+    /// The model file with its duration predictor's spline flows and its layer normalizations as
+    /// one node each (`SplineFlowRewrite`, `ChannelLayerNormRewrite`), its small convolutions on Lark's own kernel where that is faster here
     /// (`DirectConvolutionRewrite`, decided by timing each shape: `DirectConvolutionChoice`), its
     /// other 1-D convolutions restated and its phoneme durations as an extra output
     /// (`DurationOutput`, where the graph has them), with the timing decisions; nil when the file
@@ -108,6 +109,8 @@ struct PiperModelLoader: Sendable {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped) else { return nil }
         var model = [UInt8](data)
+        if let flows = try? SplineFlowRewrite.apply(to: model), flows.replaced > 0 { model = flows.model }
+        if let norms = try? ChannelLayerNormRewrite.apply(to: model), norms.replaced > 0 { model = norms.model }
         let decisions = DirectConvolutionChoice.decide((try? DirectConvolutionRewrite.candidates(in: model)) ?? [], runtime: runtime)
         let chosen = Set(decisions.filter(\.used).map(\.shape))
         if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen), direct.replaced > 0 { model = direct.model }
