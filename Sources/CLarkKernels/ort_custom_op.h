@@ -73,5 +73,7 @@ _Static_assert(offsetof(LarkOrtCustomOp, CreateKernelV2) == 17 * sizeof(void *),
 /// The ai.lark domain's other operators, each in its own file.
 extern const LarkOrtCustomOp lark_spline_flow_inverse_op;  // spline_flow.c
 extern const LarkOrtCustomOp lark_channel_layer_norm_op;  // channel_layer_norm.c
+extern const LarkOrtCustomOp lark_relative_key_logits_op;  // relative_attention.c
+extern const LarkOrtCustomOp lark_relative_value_weights_op;  // relative_attention.c
 
 #endif

@@ -37,9 +37,9 @@ import Testing
         }
     }
 
-    /// The voice with its flows and layer normalizations replaced (`ChannelLayerNormRewrite`),
-    /// restated and optimized as the loader builds it, speaks within 1e-3 of the original graph at
-    /// zero noise; some 1,300 nodes fewer.
+    /// The voice with its flows, layer normalizations (`ChannelLayerNormRewrite`) and attention
+    /// terms (`RelativeAttentionRewrite`) replaced, restated and optimized as the loader builds it,
+    /// speaks within 1e-3 of the original graph at zero noise.
     @Test func joeVoiceGivesTheSameAudio() async throws {
         try await onThread {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
@@ -48,7 +48,10 @@ import Testing
             #expect(flows.removedNodes > 900, "\(flows.removedNodes) nodes removed")
             let norms = try ChannelLayerNormRewrite.apply(to: flows.model)
             #expect(norms.replaced == 36, "\(norms.replaced) normalizations replaced")  // 12 in the text encoder, 24 in the duration predictor
-            let rewritten = try ConvolutionRewrite.apply(to: norms.model)
+            let attention = try RelativeAttentionRewrite.apply(to: norms.model)
+            #expect(attention.replaced == 12, "\(attention.replaced) attention terms replaced")  // 2 in each of 6 layers
+            #expect(attention.removedNodes > 300, "\(attention.removedNodes) nodes removed")
+            let rewritten = try ConvolutionRewrite.apply(to: attention.model)
             let runtime = try OnnxRuntime.shared.get()
             let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
             let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
