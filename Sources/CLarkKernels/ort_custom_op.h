@@ -75,5 +75,6 @@ extern const LarkOrtCustomOp lark_spline_flow_inverse_op;  // spline_flow.c
 extern const LarkOrtCustomOp lark_channel_layer_norm_op;  // channel_layer_norm.c
 extern const LarkOrtCustomOp lark_relative_key_logits_op;  // relative_attention.c
 extern const LarkOrtCustomOp lark_relative_value_weights_op;  // relative_attention.c
+extern const LarkOrtCustomOp lark_gated_tanh_op;  // gated_tanh.c
 
 #endif

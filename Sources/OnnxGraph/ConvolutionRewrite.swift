@@ -25,8 +25,8 @@ public enum ConvolutionRewrite {
     /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
     /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`;
     /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes;
-    /// `.5-smallops`: spline flows, layer normalizations and relative-attention terms are
-    /// `SplineFlowRewrite`'s, `ChannelLayerNormRewrite`'s and `RelativeAttentionRewrite`'s nodes.)
+    /// `.5-smallops`: spline flows, layer normalizations, relative-attention terms and gates are
+    /// `ai.lark` nodes, scales by one are gone: the rewrites before this one in `PiperModelLoader`.)
     public static let version = "2026-12-01.5-smallops"
 
     public struct Result: Sendable {

@@ -15,7 +15,8 @@
 /// - `MatMul(Slice(Reshape(Pad(Reshape(Pad(P))))), Unsqueeze(Slice(Pad(E))))` →
 ///   `RelativeValueWeights(P, E)`;
 /// each E a float initializer `[1 or H, 2w + 1, D]`. The nodes that then compute nothing anyone
-/// reads (the padding and reshaping, and the shape arithmetic only they used) are removed.
+/// reads (the padding and reshaping, and the shape arithmetic only they used) are removed
+/// (`NodeReplacement`).
 public enum RelativeAttentionRewrite {
     public static let domain = DirectConvolutionRewrite.domain
 
@@ -31,56 +32,15 @@ public enum RelativeAttentionRewrite {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replaced: 0, removedNodes: 0) }
         let plans = RelativeTermPlan.all(in: graph)
         guard !plans.isEmpty else { return Result(model: model, replaced: 0, removedNodes: 0) }
-        let byField = graph.nodesByField
-        var writtenAt: [Int: RelativeTermPlan] = [:]
-        for plan in plans { writtenAt[plan.finalNode] = plan }
-
-        // Uses after the replacement, then every node left unread is removed, back to the inputs.
-        var uses = graph.uses
-        var producers: [String: Int] = [:]
-        for (index, node) in graph.nodes {
-            for output in node.outputs where !output.isEmpty { producers[output] = index }
-        }
-        var removed: Set<Int> = []
-        var pending: [String] = []
+        var replacements: [Int: NodeReplacement] = [:]
         for plan in plans {
-            for input in byField[plan.finalNode]!.inputs where !input.isEmpty {
-                uses[input, default: 0] -= 1
-                pending.append(input)
-            }
-            for input in plan.inputs { uses[input, default: 0] += 1 }
-        }
-        while let value = pending.popLast() {
-            guard uses[value, default: 0] == 0, !graph.outputs.contains(value), let index = producers[value], !removed.contains(index),
-                  writtenAt[index] == nil, let node = byField[index],
-                  node.outputs.allSatisfy({ $0.isEmpty || (uses[$0, default: 0] == 0 && !graph.outputs.contains($0)) })
-            else { continue }
-            removed.insert(index)
-            for input in node.inputs where !input.isEmpty {
-                uses[input, default: 0] -= 1
-                pending.append(input)
-            }
-        }
-
-        var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count)
-        for (index, field) in graph.fields.enumerated() {
-            if let plan = writtenAt[index] {
+            replacements[plan.finalNode] = NodeReplacement(inputs: plan.inputs) { graphWriter throws(MalformedProtobuf) in
                 try plan.write(into: &graphWriter)
-            } else if removed.contains(index) {
-                continue
-            } else if field.number == Field.graphInitializer, let tensor = graph.tensors[index], uses[tensor.name, default: 0] <= 0,
-                      graph.uses[tensor.name, default: 0] > 0, !graph.declared.contains(tensor.name) {
-                continue  // a constant only the removed nodes read
-            } else {
-                graphWriter.copy(field, from: model)
             }
         }
-        var output = ProtoWriter(reservingCapacity: model.count)
-        for field in modelFields {
-            if field.number == Field.modelGraph { output.bytesField(Field.modelGraph, graphWriter.bytes) } else { output.copy(field, from: model) }
-        }
-        if try !SplineFlowRewrite.imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
-        return Result(model: output.bytes, replaced: plans.count, removedNodes: removed.count + plans.count)
+        let (rewritten, removed) = try NodeReplacement.apply(
+            replacements, to: model, modelFields: modelFields, graphField: graphField, graph: graph, domain: domain)
+        return Result(model: rewritten, replaced: plans.count, removedNodes: removed)
     }
 
     /// The first `count` terms of each kind, each as two models: the nodes that compute it in

@@ -98,9 +98,10 @@ struct PiperModelLoader: Sendable {
         return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
     }
 
-    /// The model file with its duration predictor's spline flows, its layer normalizations and its
-    /// attention's relative-position terms as one node each (`SplineFlowRewrite`,
-    /// `ChannelLayerNormRewrite`, `RelativeAttentionRewrite`), its small convolutions on Lark's own kernel where that is faster here
+    /// The model file with its duration predictor's spline flows, its layer normalizations, its
+    /// attention's relative-position terms and its flows' gates as one node each
+    /// (`SplineFlowRewrite`, `ChannelLayerNormRewrite`, `RelativeAttentionRewrite`,
+    /// `GatedActivationRewrite`), its flows' scales by one removed (`UnitScaleRewrite`), its small convolutions on Lark's own kernel where that is faster here
     /// (`DirectConvolutionRewrite`, decided by timing each shape: `DirectConvolutionChoice`), its
     /// other 1-D convolutions restated and its phoneme durations as an extra output
     /// (`DurationOutput`, where the graph has them), with the timing decisions; nil when the file
@@ -113,6 +114,8 @@ struct PiperModelLoader: Sendable {
         if let flows = try? SplineFlowRewrite.apply(to: model), flows.replaced > 0 { model = flows.model }
         if let norms = try? ChannelLayerNormRewrite.apply(to: model), norms.replaced > 0 { model = norms.model }
         if let attention = try? RelativeAttentionRewrite.apply(to: model), attention.replaced > 0 { model = attention.model }
+        if let gates = try? GatedActivationRewrite.apply(to: model), gates.replaced > 0 { model = gates.model }
+        if let scales = try? UnitScaleRewrite.apply(to: model), scales.removed > 0 { model = scales.model }
         let decisions = DirectConvolutionChoice.decide((try? DirectConvolutionRewrite.candidates(in: model)) ?? [], runtime: runtime)
         let chosen = Set(decisions.filter(\.used).map(\.shape))
         if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen), direct.replaced > 0 { model = direct.model }

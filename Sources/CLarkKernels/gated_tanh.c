@@ -1,0 +1,96 @@
+// GatedTanh (domain "ai.lark"): WaveNet's gated activation as VITS's flows use it
+// (`fused_add_tanh_sigmoid_multiply` with no speaker conditioning): the first half of the
+// channels through tanh times the second half through a sigmoid. Exported to ONNX that is a
+// zero tensor made and added (Shape, ConstantOfShape, Add), two slices, two activations and a
+// product: eight nodes per layer, sixteen layers; here it is one pass.
+//
+//   input   X [N, 2C, T] (or [N, 2C, 1, T]);
+//   output  Y [N, C, T] (or [N, C, 1, T]) = tanh(X[:, :C]) · sigmoid(X[:, C:]).
+#include "ort_custom_op.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct GatedTanhKernel {
+    const void *api;
+} GatedTanhKernel;
+
+static OrtStatus *failure(const void *api, const char *message) {
+    char text[256];
+    snprintf(text, sizeof text, "ai.lark.GatedTanh: %s", message);
+    return CreateStatus(api)(ORT_INVALID_ARGUMENT, text);
+}
+
+static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
+    (void)op, (void)info;
+    GatedTanhKernel *kernel = malloc(sizeof *kernel);
+    if (!kernel) return CreateStatus(api)(ORT_RUNTIME_EXCEPTION, "ai.lark.GatedTanh: out of memory");
+    kernel->api = api;
+    *out = kernel;
+    return NULL;
+}
+
+static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
+    const void *api = ((const GatedTanhKernel *)opaque)->api;
+    const OrtValue *value = NULL;
+    OrtStatus *status = KernelContext_GetInput(api)(context, 0, &value);
+    if (status) return status;
+    if (!value) return failure(api, "X is required");
+    OrtShapeInfo *info;
+    if ((status = GetTensorTypeAndShape(api)(value, &info))) return status;
+    size_t rank = 0;
+    int64_t dims[4] = {0};
+    status = GetDimensionsCount(api)(info, &rank);
+    if (!status && (rank < 3 || rank > 4)) status = failure(api, "X must be [N, 2C, T] or [N, 2C, 1, T]");
+    if (!status) status = GetDimensions(api)(info, dims, rank);
+    ReleaseShapeInfo(api)(info);
+    if (status) return status;
+    if (rank == 4 && dims[2] != 1) return failure(api, "X must be [N, 2C, T] or [N, 2C, 1, T]");
+    if (dims[1] % 2 != 0) return failure(api, "X must have an even number of channels");
+    float *x;
+    if ((status = GetTensorMutableData(api)((OrtValue *)value, (void **)&x))) return status;
+    const int64_t batch = dims[0], half = dims[1] / 2, length = dims[rank - 1];
+    dims[1] = half;
+    OrtValue *output;
+    if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
+    float *y;
+    if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
+    for (int64_t n = 0; n < batch; n++) {
+        const float *first = x + n * 2 * half * length, *second = first + half * length;
+        float *out = y + n * half * length;
+        for (int64_t i = 0; i < half * length; i++) out[i] = tanhf(first[i]) / (1.0f + expf(-second[i]));
+    }
+    return NULL;
+}
+
+static void destroy_kernel(void *kernel) { free(kernel); }
+static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "GatedTanh"; }
+static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
+static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
+static size_t one_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
+static int required(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
+static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
+static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+
+const LarkOrtCustomOp lark_gated_tanh_op = {
+    .version = 16,
+    .CreateKernel = NULL,  // CreateKernelV2 and KernelComputeV2 are used (version ≥ 16)
+    .GetName = op_name,
+    .GetExecutionProviderType = op_provider,
+    .GetInputType = float_type,
+    .GetInputTypeCount = one_count,
+    .GetOutputType = float_type,
+    .GetOutputTypeCount = one_count,
+    .KernelCompute = NULL,
+    .KernelDestroy = destroy_kernel,
+    .GetInputCharacteristic = required,
+    .GetOutputCharacteristic = required,
+    .GetInputMemoryType = default_memory,
+    .GetVariadicInputMinArity = one,
+    .GetVariadicInputHomogeneity = one,
+    .GetVariadicOutputMinArity = one,
+    .GetVariadicOutputHomogeneity = one,
+    .CreateKernelV2 = create_kernel,
+    .KernelComputeV2 = compute,
+};
