@@ -8,9 +8,9 @@
 //   output  Y [N, C, T] (or [N, C, 1, T]) = tanh(X[:, :C]) · sigmoid(X[:, C:]).
 #include "ort_custom_op.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct GatedTanhKernel {
     const void *api;
@@ -29,6 +29,34 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     kernel->api = api;
     *out = kernel;
     return NULL;
+}
+
+/// e^x for x in about [−87, 88] (clamped), to about 2 ulp: Cody and Waite's reduction by ln 2
+/// and Cephes's polynomial. Plain arithmetic, without libm's calls, so that the loops below are
+/// vectorized (libm's tanhf and expf made this operator slower than ONNX Runtime's own nodes).
+static inline float exponential(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float shifter = 12582912.0f;  // 1.5 · 2^23: adding it rounds to an integer
+    const float n = (x * 1.44269504088896341f + shifter) - shifter;
+    const float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;  // 2^n
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/// tanh(a) · sigmoid(b); tanh through e^(2a), its argument clamped where tanh is ±1 in floats.
+static inline float gate(float a, float b) {
+    a = a > 9.0f ? 9.0f : (a < -9.0f ? -9.0f : a);
+    const float e = exponential(2.0f * a);
+    return ((e - 1.0f) / (e + 1.0f)) / (1.0f + exponential(-b));
 }
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
@@ -59,7 +87,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     for (int64_t n = 0; n < batch; n++) {
         const float *first = x + n * 2 * half * length, *second = first + half * length;
         float *out = y + n * half * length;
-        for (int64_t i = 0; i < half * length; i++) out[i] = tanhf(first[i]) / (1.0f + expf(-second[i]));
+        for (int64_t i = 0; i < half * length; i++) out[i] = gate(first[i], second[i]);
     }
     return NULL;
 }
