@@ -1,11 +1,9 @@
 // DirectConv as an ONNX Runtime custom operator (domain "ai.lark"), through the C API's
 // custom-op interface: an OrtCustomOp table of callbacks, added to a custom-op domain, which
-// is added to each session's options.
-//
-// ONNX Runtime's header is not on this machine (see Sources/COnnxRuntime/ort_abi.h), so the
-// few OrtApi members this file calls are reached by their fixed slot in the table (0-based, in
-// the official header's member order; the same numbering as ort_abi.h), and the OrtCustomOp
-// layout below follows the official header's member order up to version 16 of that struct.
+// is added to each session's options. The domain also holds SplineFlowInverse (spline_flow.c) and
+// ChannelLayerNorm (channel_layer_norm.c), RelativeKeyLogits and RelativeValueWeights
+// (relative_attention.c), and GatedTanh (gated_tanh.c).
+// What this file needs of ONNX Runtime's C API is declared in ort_custom_op.h.
 #include "direct_conv.h"
 
 #include <pthread.h>
@@ -14,66 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct OrtStatus OrtStatus;
-typedef struct OrtKernelInfo OrtKernelInfo;
-typedef struct OrtKernelContext OrtKernelContext;
-typedef struct OrtValue OrtValue;
-typedef struct OrtShapeInfo OrtShapeInfo;  // OrtTensorTypeAndShapeInfo
-typedef struct OrtCustomOpDomain OrtCustomOpDomain;
-typedef struct OrtSessionOptions OrtSessionOptions;
-
-enum { ORT_INVALID_ARGUMENT = 2, ORT_RUNTIME_EXCEPTION = 6 };
-enum { ELEMENT_FLOAT = 1 };
-enum { CHARACTERISTIC_REQUIRED = 0, CHARACTERISTIC_OPTIONAL = 1 };
-
-// MARK: - The OrtApi members used, by slot
-
-#define SLOT(api, index, type) ((type)(((void *const *)(api))[index]))
-#define CreateStatus(api) SLOT(api, 0, OrtStatus *(*)(int, const char *))
-#define CreateCustomOpDomain(api) SLOT(api, 26, OrtStatus *(*)(const char *, OrtCustomOpDomain **))
-#define CustomOpDomain_Add(api) SLOT(api, 27, OrtStatus *(*)(OrtCustomOpDomain *, const void *))
-#define AddCustomOpDomain(api) SLOT(api, 28, OrtStatus *(*)(OrtSessionOptions *, OrtCustomOpDomain *))
-#define GetTensorMutableData(api) SLOT(api, 51, OrtStatus *(*)(OrtValue *, void **))
-#define GetDimensionsCount(api) SLOT(api, 61, OrtStatus *(*)(const OrtShapeInfo *, size_t *))
-#define GetDimensions(api) SLOT(api, 62, OrtStatus *(*)(const OrtShapeInfo *, int64_t *, size_t))
-#define GetTensorTypeAndShape(api) SLOT(api, 65, OrtStatus *(*)(const OrtValue *, OrtShapeInfo **))
-#define KernelInfoGetAttribute_float(api) SLOT(api, 85, OrtStatus *(*)(const OrtKernelInfo *, const char *, float *))
-#define KernelInfoGetAttribute_int64(api) SLOT(api, 86, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *))
-#define KernelContext_GetInputCount(api) SLOT(api, 88, OrtStatus *(*)(const OrtKernelContext *, size_t *))
-#define KernelContext_GetInput(api) SLOT(api, 90, OrtStatus *(*)(const OrtKernelContext *, size_t, const OrtValue **))
-#define KernelContext_GetOutput(api) SLOT(api, 91, OrtStatus *(*)(OrtKernelContext *, size_t, const int64_t *, size_t, OrtValue **))
-#define ReleaseStatus(api) SLOT(api, 93, void (*)(OrtStatus *))
-#define ReleaseShapeInfo(api) SLOT(api, 99, void (*)(OrtShapeInfo *))
-#define KernelInfoGetAttributeArray_int64(api) SLOT(api, 163, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *, size_t *))
-#define KernelContext_ParallelFor(api) \
-    SLOT(api, 274, OrtStatus *(*)(const OrtKernelContext *, void (*)(void *, size_t), size_t, size_t, void *))
-
-// MARK: - The custom-op table (official member order; version 16 reads every member below)
-
-typedef struct LarkOrtCustomOp {
-    uint32_t version;
-    void *(*CreateKernel)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info);
-    const char *(*GetName)(const struct LarkOrtCustomOp *op);
-    const char *(*GetExecutionProviderType)(const struct LarkOrtCustomOp *op);
-    int (*GetInputType)(const struct LarkOrtCustomOp *op, size_t index);
-    size_t (*GetInputTypeCount)(const struct LarkOrtCustomOp *op);
-    int (*GetOutputType)(const struct LarkOrtCustomOp *op, size_t index);
-    size_t (*GetOutputTypeCount)(const struct LarkOrtCustomOp *op);
-    void (*KernelCompute)(void *kernel, OrtKernelContext *context);
-    void (*KernelDestroy)(void *kernel);
-    int (*GetInputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
-    int (*GetOutputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
-    int (*GetInputMemoryType)(const struct LarkOrtCustomOp *op, size_t index);
-    int (*GetVariadicInputMinArity)(const struct LarkOrtCustomOp *op);
-    int (*GetVariadicInputHomogeneity)(const struct LarkOrtCustomOp *op);
-    int (*GetVariadicOutputMinArity)(const struct LarkOrtCustomOp *op);
-    int (*GetVariadicOutputHomogeneity)(const struct LarkOrtCustomOp *op);
-    OrtStatus *(*CreateKernelV2)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **kernel);
-    OrtStatus *(*KernelComputeV2)(void *kernel, OrtKernelContext *context);
-} LarkOrtCustomOp;
-
-_Static_assert(offsetof(LarkOrtCustomOp, KernelCompute) == 8 * sizeof(void *), "KernelCompute is member 8");
-_Static_assert(offsetof(LarkOrtCustomOp, CreateKernelV2) == 17 * sizeof(void *), "CreateKernelV2 is member 17");
+#include "ort_custom_op.h"
 
 // MARK: - The kernel
 
@@ -357,6 +296,11 @@ static void create_domain(void) {
     const void *api = domain_api;
     domain_status = CreateCustomOpDomain(api)("ai.lark", &domain);
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &direct_conv_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_spline_flow_inverse_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_channel_layer_norm_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_key_logits_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_value_weights_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_gated_tanh_op);
 }
 
 void *lark_kernels_register(const void *ort_api, void *session_options) {

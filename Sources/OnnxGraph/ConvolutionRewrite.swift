@@ -25,8 +25,10 @@ public enum ConvolutionRewrite {
     /// voices cached by an earlier version are built again instead of used. (`.2`: the cached
     /// graph also carries `DurationOutput`'s phoneme durations; `.3`: `ScaleFolding`, `TimeChunks`;
     /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes;
-    /// `.5-startup`: the cached graph has no shape annotations, `ShapeAnnotations`.)
-    public static let version = "2026-12-01.5-startup"
+    /// `.5`: the cached graph has no shape annotations, `ShapeAnnotations`; spline flows, layer
+    /// normalizations, relative-attention terms and gates are `ai.lark` nodes, scales by one are
+    /// gone: the rewrites before this one in `PiperModelLoader`.)
+    public static let version = "2026-12-01.5"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

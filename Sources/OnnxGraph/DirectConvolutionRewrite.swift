@@ -86,7 +86,7 @@ public enum DirectConvolutionRewrite {
                 output.copy(field, from: model)
             }
         }
-        output.opsetImport(domain: domain, version: 1)
+        if try !SplineFlowRewrite.imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
         return Result(
             model: output.bytes, replaced: plans.count, fusedNodes: plans.reduce(0) { $0 + $1.absorbed.count - 1 })
     }

@@ -102,7 +102,10 @@ struct PiperModelLoader: Sendable {
         return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
     }
 
-    /// The model file with its small convolutions on Lark's own kernel where that is faster here
+    /// The model file with its duration predictor's spline flows, its layer normalizations, its
+    /// attention's relative-position terms and its flows' gates as one node each
+    /// (`SplineFlowRewrite`, `ChannelLayerNormRewrite`, `RelativeAttentionRewrite`,
+    /// `GatedActivationRewrite`), its flows' scales by one removed (`UnitScaleRewrite`), its small convolutions on Lark's own kernel where that is faster here
     /// (`DirectConvolutionRewrite`, decided by timing each shape: `DirectConvolutionChoice`), its
     /// other 1-D convolutions restated and its phoneme durations as an extra output
     /// (`DurationOutput`, where the graph has them), with the timing decisions; nil when the file
@@ -112,6 +115,11 @@ struct PiperModelLoader: Sendable {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped) else { return nil }
         var model = [UInt8](data)
+        if let flows = try? SplineFlowRewrite.apply(to: model), flows.replaced > 0 { model = flows.model }
+        if let norms = try? ChannelLayerNormRewrite.apply(to: model), norms.replaced > 0 { model = norms.model }
+        if let attention = try? RelativeAttentionRewrite.apply(to: model), attention.replaced > 0 { model = attention.model }
+        if let gates = try? GatedActivationRewrite.apply(to: model), gates.replaced > 0 { model = gates.model }
+        if let scales = try? UnitScaleRewrite.apply(to: model), scales.removed > 0 { model = scales.model }
         let bf16 = precision == .bf16
         let decisions = DirectConvolutionChoice.decide(
             (try? DirectConvolutionRewrite.candidates(in: model, bf16: bf16)) ?? [], runtime: runtime, bf16: bf16)

@@ -1,0 +1,134 @@
+// ChannelLayerNorm (domain "ai.lark"): layer normalization over the channels of [N, C, T], as
+// VITS writes it (transpose to [N, T, C], normalize the last axis, transpose back). Exported to
+// ONNX that is eleven nodes (two transposes, two means, a power, a square root...) that ONNX
+// Runtime does not fuse; here it is one pass over the values.
+//
+//   inputs  X [N, C, T], gamma [C], beta [C];
+//   output  Y [N, C, T]: (X − mean) / √(variance + epsilon) · gamma + beta, the mean and the
+//           (biased) variance taken over C for each n and t;
+//   attribute epsilon (float, 1e-5 when absent).
+#include "ort_custom_op.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ChannelLayerNormKernel {
+    const void *api;
+    float epsilon;
+} ChannelLayerNormKernel;
+
+static OrtStatus *failure(const void *api, int code, const char *message) {
+    char text[256];
+    snprintf(text, sizeof text, "ai.lark.ChannelLayerNorm: %s", message);
+    return CreateStatus(api)(code, text);
+}
+
+static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
+    (void)op;
+    ChannelLayerNormKernel kernel = {.api = api, .epsilon = 1e-5f};
+    OrtStatus *status = KernelInfoGetAttribute_float(api)(info, "epsilon", &kernel.epsilon);
+    if (status) ReleaseStatus(api)(status);
+    if (!(kernel.epsilon >= 0) || !isfinite(kernel.epsilon)) return failure(api, ORT_INVALID_ARGUMENT, "epsilon must be finite, not negative");
+    ChannelLayerNormKernel *copy = malloc(sizeof kernel);
+    if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
+    *copy = kernel;
+    *out = copy;
+    return NULL;
+}
+
+static OrtStatus *read_tensor(const void *api, const OrtValue *value, size_t expected_rank, int64_t *dims, float **data) {
+    OrtShapeInfo *info;
+    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
+    if (status) return status;
+    size_t rank = 0;
+    status = GetDimensionsCount(api)(info, &rank);
+    if (!status && rank != expected_rank) status = failure(api, ORT_INVALID_ARGUMENT, "X must be [N, C, T], gamma and beta [C]");
+    if (!status) status = GetDimensions(api)(info, dims, rank);
+    ReleaseShapeInfo(api)(info);
+    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)data);
+    return status;
+}
+
+/// Sums over channels with the time axis innermost, so that each step is a vector operation
+/// over a row of T values; `scratch` holds 2·T floats.
+static void normalize(const float *x, int64_t channels, int64_t length, const float *gamma, const float *beta, float epsilon,
+                      float *scratch, float *y) {
+    float *mean = scratch, *scale = scratch + length;
+    memset(mean, 0, (size_t)length * sizeof(float));
+    memset(scale, 0, (size_t)length * sizeof(float));
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t t = 0; t < length; t++) mean[t] += x[c * length + t];
+    const float inverse_channels = 1.0f / (float)channels;
+    for (int64_t t = 0; t < length; t++) mean[t] *= inverse_channels;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t t = 0; t < length; t++) {
+            const float d = x[c * length + t] - mean[t];
+            scale[t] += d * d;
+        }
+    for (int64_t t = 0; t < length; t++) scale[t] = 1.0f / sqrtf(scale[t] * inverse_channels + epsilon);
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t t = 0; t < length; t++) y[c * length + t] = (x[c * length + t] - mean[t]) * scale[t] * gamma[c] + beta[c];
+}
+
+static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
+    const ChannelLayerNormKernel *kernel = opaque;
+    const void *api = kernel->api;
+    int64_t dims[3][3];
+    float *data[3];
+    static const size_t ranks[3] = {3, 1, 1};
+    for (size_t i = 0; i < 3; i++) {
+        const OrtValue *value = NULL;
+        OrtStatus *status = KernelContext_GetInput(api)(context, i, &value);
+        if (status) return status;
+        if (!value) return failure(api, ORT_INVALID_ARGUMENT, "X, gamma and beta are required");
+        if ((status = read_tensor(api, value, ranks[i], dims[i], &data[i]))) return status;
+    }
+    const int64_t batch = dims[0][0], channels = dims[0][1], length = dims[0][2];
+    if (dims[1][0] != channels || dims[2][0] != channels) return failure(api, ORT_INVALID_ARGUMENT, "gamma and beta must be [C]");
+    OrtValue *output;
+    OrtStatus *status = KernelContext_GetOutput(api)(context, 0, dims[0], 3, &output);
+    if (status) return status;
+    float *y;
+    if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
+    if (batch * channels * length == 0) return NULL;
+    float *scratch = malloc(2 * (size_t)length * sizeof(float));
+    if (!scratch) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
+    for (int64_t n = 0; n < batch; n++)
+        normalize(data[0] + n * channels * length, channels, length, data[1], data[2], kernel->epsilon, scratch, y + n * channels * length);
+    free(scratch);
+    return NULL;
+}
+
+static void destroy_kernel(void *kernel) { free(kernel); }
+static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "ChannelLayerNorm"; }
+static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
+static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
+static size_t input_count(const LarkOrtCustomOp *op) { (void)op; return 3; }
+static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
+static int required(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
+static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
+static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+
+const LarkOrtCustomOp lark_channel_layer_norm_op = {
+    .version = 16,
+    .CreateKernel = NULL,  // CreateKernelV2 and KernelComputeV2 are used (version ≥ 16)
+    .GetName = op_name,
+    .GetExecutionProviderType = op_provider,
+    .GetInputType = float_type,
+    .GetInputTypeCount = input_count,
+    .GetOutputType = float_type,
+    .GetOutputTypeCount = output_count,
+    .KernelCompute = NULL,
+    .KernelDestroy = destroy_kernel,
+    .GetInputCharacteristic = required,
+    .GetOutputCharacteristic = required,
+    .GetInputMemoryType = default_memory,
+    .GetVariadicInputMinArity = one,
+    .GetVariadicInputHomogeneity = one,
+    .GetVariadicOutputMinArity = one,
+    .GetVariadicOutputHomogeneity = one,
+    .CreateKernelV2 = create_kernel,
+    .KernelComputeV2 = compute,
+};

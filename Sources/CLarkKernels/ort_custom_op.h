@@ -1,0 +1,80 @@
+// What Lark's custom operators need of ONNX Runtime's C API, declared in our own words (ONNX
+// Runtime's header is not on this machine: see Sources/COnnxRuntime/ort_abi.h). The OrtApi
+// members are reached by their fixed slot in the table (0-based, in the official header's member
+// order; the same numbering as ort_abi.h), and the OrtCustomOp layout follows the official
+// header's member order up to version 16 of that struct. Internal to CLarkKernels.
+#ifndef LARK_ORT_CUSTOM_OP_H
+#define LARK_ORT_CUSTOM_OP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct OrtStatus OrtStatus;
+typedef struct OrtKernelInfo OrtKernelInfo;
+typedef struct OrtKernelContext OrtKernelContext;
+typedef struct OrtValue OrtValue;
+typedef struct OrtShapeInfo OrtShapeInfo;  // OrtTensorTypeAndShapeInfo
+typedef struct OrtCustomOpDomain OrtCustomOpDomain;
+typedef struct OrtSessionOptions OrtSessionOptions;
+
+enum { ORT_INVALID_ARGUMENT = 2, ORT_RUNTIME_EXCEPTION = 6 };
+enum { ELEMENT_FLOAT = 1 };
+enum { CHARACTERISTIC_REQUIRED = 0, CHARACTERISTIC_OPTIONAL = 1 };
+
+// MARK: - The OrtApi members used, by slot
+
+#define SLOT(api, index, type) ((type)(((void *const *)(api))[index]))
+#define CreateStatus(api) SLOT(api, 0, OrtStatus *(*)(int, const char *))
+#define CreateCustomOpDomain(api) SLOT(api, 26, OrtStatus *(*)(const char *, OrtCustomOpDomain **))
+#define CustomOpDomain_Add(api) SLOT(api, 27, OrtStatus *(*)(OrtCustomOpDomain *, const void *))
+#define AddCustomOpDomain(api) SLOT(api, 28, OrtStatus *(*)(OrtSessionOptions *, OrtCustomOpDomain *))
+#define GetTensorMutableData(api) SLOT(api, 51, OrtStatus *(*)(OrtValue *, void **))
+#define GetDimensionsCount(api) SLOT(api, 61, OrtStatus *(*)(const OrtShapeInfo *, size_t *))
+#define GetDimensions(api) SLOT(api, 62, OrtStatus *(*)(const OrtShapeInfo *, int64_t *, size_t))
+#define GetTensorTypeAndShape(api) SLOT(api, 65, OrtStatus *(*)(const OrtValue *, OrtShapeInfo **))
+#define KernelInfoGetAttribute_float(api) SLOT(api, 85, OrtStatus *(*)(const OrtKernelInfo *, const char *, float *))
+#define KernelInfoGetAttribute_int64(api) SLOT(api, 86, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *))
+#define KernelContext_GetInputCount(api) SLOT(api, 88, OrtStatus *(*)(const OrtKernelContext *, size_t *))
+#define KernelContext_GetInput(api) SLOT(api, 90, OrtStatus *(*)(const OrtKernelContext *, size_t, const OrtValue **))
+#define KernelContext_GetOutput(api) SLOT(api, 91, OrtStatus *(*)(OrtKernelContext *, size_t, const int64_t *, size_t, OrtValue **))
+#define ReleaseStatus(api) SLOT(api, 93, void (*)(OrtStatus *))
+#define ReleaseShapeInfo(api) SLOT(api, 99, void (*)(OrtShapeInfo *))
+#define KernelInfoGetAttributeArray_int64(api) SLOT(api, 163, OrtStatus *(*)(const OrtKernelInfo *, const char *, int64_t *, size_t *))
+#define KernelContext_ParallelFor(api) \
+    SLOT(api, 274, OrtStatus *(*)(const OrtKernelContext *, void (*)(void *, size_t), size_t, size_t, void *))
+
+// MARK: - The custom-op table (official member order; version 16 reads every member below)
+
+typedef struct LarkOrtCustomOp {
+    uint32_t version;
+    void *(*CreateKernel)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info);
+    const char *(*GetName)(const struct LarkOrtCustomOp *op);
+    const char *(*GetExecutionProviderType)(const struct LarkOrtCustomOp *op);
+    int (*GetInputType)(const struct LarkOrtCustomOp *op, size_t index);
+    size_t (*GetInputTypeCount)(const struct LarkOrtCustomOp *op);
+    int (*GetOutputType)(const struct LarkOrtCustomOp *op, size_t index);
+    size_t (*GetOutputTypeCount)(const struct LarkOrtCustomOp *op);
+    void (*KernelCompute)(void *kernel, OrtKernelContext *context);
+    void (*KernelDestroy)(void *kernel);
+    int (*GetInputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetOutputCharacteristic)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetInputMemoryType)(const struct LarkOrtCustomOp *op, size_t index);
+    int (*GetVariadicInputMinArity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicInputHomogeneity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicOutputMinArity)(const struct LarkOrtCustomOp *op);
+    int (*GetVariadicOutputHomogeneity)(const struct LarkOrtCustomOp *op);
+    OrtStatus *(*CreateKernelV2)(const struct LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **kernel);
+    OrtStatus *(*KernelComputeV2)(void *kernel, OrtKernelContext *context);
+} LarkOrtCustomOp;
+
+_Static_assert(offsetof(LarkOrtCustomOp, KernelCompute) == 8 * sizeof(void *), "KernelCompute is member 8");
+_Static_assert(offsetof(LarkOrtCustomOp, CreateKernelV2) == 17 * sizeof(void *), "CreateKernelV2 is member 17");
+
+/// The ai.lark domain's other operators, each in its own file.
+extern const LarkOrtCustomOp lark_spline_flow_inverse_op;  // spline_flow.c
+extern const LarkOrtCustomOp lark_channel_layer_norm_op;  // channel_layer_norm.c
+extern const LarkOrtCustomOp lark_relative_key_logits_op;  // relative_attention.c
+extern const LarkOrtCustomOp lark_relative_value_weights_op;  // relative_attention.c
+extern const LarkOrtCustomOp lark_gated_tanh_op;  // gated_tanh.c
+
+#endif

@@ -1,0 +1,127 @@
+// The two relative-position terms of VITS's windowed self-attention (Shaw et al.), as ONNX
+// Runtime custom operators (domain "ai.lark"). Exported to ONNX each is some 35 nodes of padding,
+// reshaping and slicing per layer (VITS's `_get_relative_embeddings`,
+// `_relative_position_to_absolute_position` and back) around a small matrix product; the
+// attention's two large products stay ONNX Runtime's. With w the window and E an embedding table
+// of 2w + 1 rows (shared by the heads, or one table per head):
+//
+// RelativeKeyLogits: inputs Q [N, H, T, D] (the scaled queries), E [1 or H, 2w + 1, D];
+//   output [N, H, T, T] with entry (i, j) = Q[i] · E[j − i + w] where |j − i| ≤ w, else 0.
+// RelativeValueWeights: inputs P [N, H, T, T] (the attention weights), E [1 or H, 2w + 1, D];
+//   output [N, H, T, D] with row i = Σ over |j − i| ≤ w of P[i, j] · E[j − i + w].
+#include "ort_custom_op.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct RelativeKernel {
+    const void *api;
+    int values;  // 0: RelativeKeyLogits, 1: RelativeValueWeights
+} RelativeKernel;
+
+static OrtStatus *failure(const void *api, int values, const char *message) {
+    char text[256];
+    snprintf(text, sizeof text, "ai.lark.%s: %s", values ? "RelativeValueWeights" : "RelativeKeyLogits", message);
+    return CreateStatus(api)(ORT_INVALID_ARGUMENT, text);
+}
+
+typedef struct Tensor4 {
+    size_t rank;
+    int64_t dims[4];
+    float *data;
+} Tensor4;
+
+static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor4 *tensor) {
+    OrtShapeInfo *info;
+    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
+    if (status) return status;
+    status = GetDimensionsCount(api)(info, &tensor->rank);
+    if (!status && tensor->rank > 4) tensor->rank = 0;
+    if (!status && tensor->rank) status = GetDimensions(api)(info, tensor->dims, tensor->rank);
+    ReleaseShapeInfo(api)(info);
+    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
+    return status;
+}
+
+static OrtStatus *compute(void *opaque, OrtKernelContext *context, int values) {
+    const void *api = ((const RelativeKernel *)opaque)->api;
+    Tensor4 x, e;
+    const OrtValue *value = NULL;
+    OrtStatus *status = KernelContext_GetInput(api)(context, 0, &value);
+    if (!status && value) status = read_tensor(api, value, &x);
+    if (status) return status;
+    if (!value || (status = KernelContext_GetInput(api)(context, 1, &value)) || !value) return status ? status : failure(api, values, "two inputs are required");
+    if ((status = read_tensor(api, value, &e))) return status;
+    if (x.rank != 4 || e.rank != 3) return failure(api, values, "the first input must be 4-D, E [1 or H, 2w + 1, D]");
+    const int64_t batch = x.dims[0], heads = x.dims[1], length = x.dims[2];
+    const int64_t rows = e.dims[1], depth = e.dims[2], window = (rows - 1) / 2;
+    if (rows % 2 == 0 || (e.dims[0] != 1 && e.dims[0] != heads)) return failure(api, values, "E must be [1 or H, 2w + 1, D]");
+    if (values ? x.dims[3] != length : x.dims[3] != depth)
+        return failure(api, values, values ? "P must be [N, H, T, T]" : "Q must be [N, H, T, D] with E's D");
+    const int64_t out_dims[4] = {batch, heads, length, values ? depth : length};
+    OrtValue *output;
+    if ((status = KernelContext_GetOutput(api)(context, 0, out_dims, 4, &output))) return status;
+    float *y;
+    if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
+    const int64_t width = out_dims[3];
+    memset(y, 0, (size_t)(batch * heads * length * width) * sizeof(float));
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t h = 0; h < heads; h++) {
+            const float *table = e.data + (e.dims[0] == 1 ? 0 : h) * rows * depth;
+            const float *in = x.data + (b * heads + h) * length * x.dims[3];
+            float *out = y + (b * heads + h) * length * width;
+            for (int64_t i = 0; i < length; i++) {
+                const int64_t first = i - window < 0 ? 0 : i - window, last = i + window >= length ? length - 1 : i + window;
+                for (int64_t j = first; j <= last; j++) {
+                    const float *row = table + (j - i + window) * depth;
+                    if (values) {
+                        const float weight = in[i * length + j];
+                        for (int64_t c = 0; c < depth; c++) out[i * depth + c] += weight * row[c];
+                    } else {
+                        float sum = 0;
+                        for (int64_t c = 0; c < depth; c++) sum += in[i * depth + c] * row[c];
+                        out[i * length + j] = sum;
+                    }
+                }
+            }
+        }
+    return NULL;
+}
+
+static OrtStatus *compute_keys(void *kernel, OrtKernelContext *context) { return compute(kernel, context, 0); }
+static OrtStatus *compute_values(void *kernel, OrtKernelContext *context) { return compute(kernel, context, 1); }
+
+static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
+    (void)info;
+    RelativeKernel *kernel = malloc(sizeof *kernel);
+    if (!kernel) return CreateStatus(api)(ORT_RUNTIME_EXCEPTION, "ai.lark relative attention: out of memory");
+    kernel->api = api;
+    kernel->values = op->KernelComputeV2 == compute_values;
+    *out = kernel;
+    return NULL;
+}
+
+static void destroy_kernel(void *kernel) { free(kernel); }
+static const char *keys_name(const LarkOrtCustomOp *op) { (void)op; return "RelativeKeyLogits"; }
+static const char *values_name(const LarkOrtCustomOp *op) { (void)op; return "RelativeValueWeights"; }
+static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
+static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
+static size_t two(const LarkOrtCustomOp *op) { (void)op; return 2; }
+static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
+static int required(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
+static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
+static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+
+#define RELATIVE_OP(op_name_function, compute_function)                                                                         \
+    {                                                                                                                            \
+        .version = 16, .CreateKernel = NULL, .GetName = op_name_function, .GetExecutionProviderType = op_provider,             \
+        .GetInputType = float_type, .GetInputTypeCount = two, .GetOutputType = float_type, .GetOutputTypeCount = output_count, \
+        .KernelCompute = NULL, .KernelDestroy = destroy_kernel, .GetInputCharacteristic = required,                            \
+        .GetOutputCharacteristic = required, .GetInputMemoryType = default_memory, .GetVariadicInputMinArity = one,            \
+        .GetVariadicInputHomogeneity = one, .GetVariadicOutputMinArity = one, .GetVariadicOutputHomogeneity = one,             \
+        .CreateKernelV2 = create_kernel, .KernelComputeV2 = compute_function,                                                  \
+    }
+
+const LarkOrtCustomOp lark_relative_key_logits_op = RELATIVE_OP(keys_name, compute_keys);
+const LarkOrtCustomOp lark_relative_value_weights_op = RELATIVE_OP(values_name, compute_values);
