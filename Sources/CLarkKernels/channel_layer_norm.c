@@ -101,34 +101,4 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     return NULL;
 }
 
-static void destroy_kernel(void *kernel) { free(kernel); }
-static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "ChannelLayerNorm"; }
-static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
-static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
-static size_t input_count(const LarkOrtCustomOp *op) { (void)op; return 3; }
-static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
-static int required(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
-static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
-static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
-
-const LarkOrtCustomOp lark_channel_layer_norm_op = {
-    .version = 16,
-    .CreateKernel = NULL,  // CreateKernelV2 and KernelComputeV2 are used (version ≥ 16)
-    .GetName = op_name,
-    .GetExecutionProviderType = op_provider,
-    .GetInputType = float_type,
-    .GetInputTypeCount = input_count,
-    .GetOutputType = float_type,
-    .GetOutputTypeCount = output_count,
-    .KernelCompute = NULL,
-    .KernelDestroy = destroy_kernel,
-    .GetInputCharacteristic = required,
-    .GetOutputCharacteristic = required,
-    .GetInputMemoryType = default_memory,
-    .GetVariadicInputMinArity = one,
-    .GetVariadicInputHomogeneity = one,
-    .GetVariadicOutputMinArity = one,
-    .GetVariadicOutputHomogeneity = one,
-    .CreateKernelV2 = create_kernel,
-    .KernelComputeV2 = compute,
-};
+const LarkOperator lark_channel_layer_norm_op = LARK_OPERATOR("ChannelLayerNorm", 3, 3, 1, create_kernel, compute, lark_operator_free_kernel);

@@ -250,40 +250,23 @@ static void destroy_kernel(void *opaque) {
     free(kernel->packed);
     free(kernel);
 }
-static const char *op_name(const LarkOrtCustomOp *op) { (void)op; return "DirectConv"; }
-static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
-static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
-static size_t input_count(const LarkOrtCustomOp *op) { (void)op; return 4; }
-static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
-static int input_characteristic(const LarkOrtCustomOp *op, size_t index) {
-    (void)op;
-    return index < 2 ? CHARACTERISTIC_REQUIRED : CHARACTERISTIC_OPTIONAL;
-}
-static int output_characteristic(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
-static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
-static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+static const LarkOperator direct_conv_op = LARK_OPERATOR("DirectConv", 4, 2, 1, create_kernel, compute, destroy_kernel);
 
-static const LarkOrtCustomOp direct_conv_op = {
-    .version = 16,
-    .CreateKernel = NULL,  // CreateKernelV2 and KernelComputeV2 are used (version ≥ 16)
-    .GetName = op_name,
-    .GetExecutionProviderType = op_provider,
-    .GetInputType = float_type,
-    .GetInputTypeCount = input_count,
-    .GetOutputType = float_type,
-    .GetOutputTypeCount = output_count,
-    .KernelCompute = NULL,
-    .KernelDestroy = destroy_kernel,
-    .GetInputCharacteristic = input_characteristic,
-    .GetOutputCharacteristic = output_characteristic,
-    .GetInputMemoryType = default_memory,
-    .GetVariadicInputMinArity = one,
-    .GetVariadicInputHomogeneity = one,
-    .GetVariadicOutputMinArity = one,
-    .GetVariadicOutputHomogeneity = one,
-    .CreateKernelV2 = create_kernel,
-    .KernelComputeV2 = compute,
-};
+// MARK: - The callbacks every ai.lark operator shares
+
+static const LarkOperator *operator_of(const LarkOrtCustomOp *op) { return (const LarkOperator *)op; }
+const char *lark_operator_name(const LarkOrtCustomOp *op) { return operator_of(op)->name; }
+const char *lark_operator_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
+int lark_operator_float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
+size_t lark_operator_inputs(const LarkOrtCustomOp *op) { return operator_of(op)->inputs; }
+size_t lark_operator_outputs(const LarkOrtCustomOp *op) { return operator_of(op)->outputs; }
+int lark_operator_input_characteristic(const LarkOrtCustomOp *op, size_t index) {
+    return index < operator_of(op)->required_inputs ? CHARACTERISTIC_REQUIRED : CHARACTERISTIC_OPTIONAL;
+}
+int lark_operator_output_characteristic(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
+int lark_operator_default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
+int lark_operator_one(const LarkOrtCustomOp *op) { (void)op; return 1; }
+void lark_operator_free_kernel(void *kernel) { free(kernel); }
 
 // MARK: - Registration
 
@@ -295,12 +278,12 @@ static const void *domain_api;
 static void create_domain(void) {
     const void *api = domain_api;
     domain_status = CreateCustomOpDomain(api)("ai.lark", &domain);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &direct_conv_op);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_spline_flow_inverse_op);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_channel_layer_norm_op);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_key_logits_op);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_value_weights_op);
-    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_gated_tanh_op);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &direct_conv_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_spline_flow_inverse_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_channel_layer_norm_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_key_logits_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_value_weights_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_gated_tanh_op.table);
 }
 
 void *lark_kernels_register(const void *ort_api, void *session_options) {

@@ -70,11 +70,50 @@ typedef struct LarkOrtCustomOp {
 _Static_assert(offsetof(LarkOrtCustomOp, KernelCompute) == 8 * sizeof(void *), "KernelCompute is member 8");
 _Static_assert(offsetof(LarkOrtCustomOp, CreateKernelV2) == 17 * sizeof(void *), "CreateKernelV2 is member 17");
 
-/// The ai.lark domain's other operators, each in its own file.
-extern const LarkOrtCustomOp lark_spline_flow_inverse_op;  // spline_flow.c
-extern const LarkOrtCustomOp lark_channel_layer_norm_op;  // channel_layer_norm.c
-extern const LarkOrtCustomOp lark_relative_key_logits_op;  // relative_attention.c
-extern const LarkOrtCustomOp lark_relative_value_weights_op;  // relative_attention.c
-extern const LarkOrtCustomOp lark_gated_tanh_op;  // gated_tanh.c
+/// One ai.lark operator: ONNX Runtime's table first (so the pointer ONNX Runtime hands back to the
+/// table's callbacks is this struct's), then what the shared callbacks below answer from. Every
+/// input and output is float; inputs past `required_inputs` are optional.
+typedef struct LarkOperator {
+    LarkOrtCustomOp table;
+    const char *name;
+    size_t inputs, required_inputs, outputs;
+} LarkOperator;
 
+// The callbacks every ai.lark operator shares (ort_custom_op.c).
+const char *lark_operator_name(const LarkOrtCustomOp *op);
+const char *lark_operator_provider(const LarkOrtCustomOp *op);
+int lark_operator_float_type(const LarkOrtCustomOp *op, size_t index);
+size_t lark_operator_inputs(const LarkOrtCustomOp *op);
+size_t lark_operator_outputs(const LarkOrtCustomOp *op);
+int lark_operator_input_characteristic(const LarkOrtCustomOp *op, size_t index);
+int lark_operator_output_characteristic(const LarkOrtCustomOp *op, size_t index);
+int lark_operator_default_memory(const LarkOrtCustomOp *op, size_t index);
+int lark_operator_one(const LarkOrtCustomOp *op);
+/// KernelDestroy for a kernel that is one malloc'd block.
+void lark_operator_free_kernel(void *kernel);
+
+/// An ai.lark operator's definition: its name, input counts, and its own create, compute and
+/// destroy functions (CreateKernelV2 and KernelComputeV2: ONNX Runtime uses those from version 16).
+#define LARK_OPERATOR(NAME, INPUTS, REQUIRED_INPUTS, OUTPUTS, CREATE, COMPUTE, DESTROY)                                   \
+    {                                                                                                                     \
+        .table = {                                                                                                        \
+            .version = 16, .CreateKernel = NULL, .GetName = lark_operator_name,                                           \
+            .GetExecutionProviderType = lark_operator_provider, .GetInputType = lark_operator_float_type,                 \
+            .GetInputTypeCount = lark_operator_inputs, .GetOutputType = lark_operator_float_type,                         \
+            .GetOutputTypeCount = lark_operator_outputs, .KernelCompute = NULL, .KernelDestroy = DESTROY,                 \
+            .GetInputCharacteristic = lark_operator_input_characteristic,                                                 \
+            .GetOutputCharacteristic = lark_operator_output_characteristic,                                               \
+            .GetInputMemoryType = lark_operator_default_memory, .GetVariadicInputMinArity = lark_operator_one,            \
+            .GetVariadicInputHomogeneity = lark_operator_one, .GetVariadicOutputMinArity = lark_operator_one,             \
+            .GetVariadicOutputHomogeneity = lark_operator_one, .CreateKernelV2 = CREATE, .KernelComputeV2 = COMPUTE,      \
+        },                                                                                                                \
+        .name = NAME, .inputs = INPUTS, .required_inputs = REQUIRED_INPUTS, .outputs = OUTPUTS,                           \
+    }
+
+/// The ai.lark domain's other operators, each in its own file.
+extern const LarkOperator lark_spline_flow_inverse_op;  // spline_flow.c
+extern const LarkOperator lark_channel_layer_norm_op;  // channel_layer_norm.c
+extern const LarkOperator lark_relative_key_logits_op;  // relative_attention.c
+extern const LarkOperator lark_relative_value_weights_op;  // relative_attention.c
+extern const LarkOperator lark_gated_tanh_op;  // gated_tanh.c
 #endif

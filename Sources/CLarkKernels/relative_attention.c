@@ -102,26 +102,7 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     return NULL;
 }
 
-static void destroy_kernel(void *kernel) { free(kernel); }
-static const char *keys_name(const LarkOrtCustomOp *op) { (void)op; return "RelativeKeyLogits"; }
-static const char *values_name(const LarkOrtCustomOp *op) { (void)op; return "RelativeValueWeights"; }
-static const char *op_provider(const LarkOrtCustomOp *op) { (void)op; return NULL; }  // CPU
-static int float_type(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return ELEMENT_FLOAT; }
-static size_t two(const LarkOrtCustomOp *op) { (void)op; return 2; }
-static size_t output_count(const LarkOrtCustomOp *op) { (void)op; return 1; }
-static int required(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return CHARACTERISTIC_REQUIRED; }
-static int default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
-static int one(const LarkOrtCustomOp *op) { (void)op; return 1; }
-
-#define RELATIVE_OP(op_name_function, compute_function)                                                                         \
-    {                                                                                                                            \
-        .version = 16, .CreateKernel = NULL, .GetName = op_name_function, .GetExecutionProviderType = op_provider,             \
-        .GetInputType = float_type, .GetInputTypeCount = two, .GetOutputType = float_type, .GetOutputTypeCount = output_count, \
-        .KernelCompute = NULL, .KernelDestroy = destroy_kernel, .GetInputCharacteristic = required,                            \
-        .GetOutputCharacteristic = required, .GetInputMemoryType = default_memory, .GetVariadicInputMinArity = one,            \
-        .GetVariadicInputHomogeneity = one, .GetVariadicOutputMinArity = one, .GetVariadicOutputHomogeneity = one,             \
-        .CreateKernelV2 = create_kernel, .KernelComputeV2 = compute_function,                                                  \
-    }
-
-const LarkOrtCustomOp lark_relative_key_logits_op = RELATIVE_OP(keys_name, compute_keys);
-const LarkOrtCustomOp lark_relative_value_weights_op = RELATIVE_OP(values_name, compute_values);
+const LarkOperator lark_relative_key_logits_op =
+    LARK_OPERATOR("RelativeKeyLogits", 2, 2, 1, create_kernel, compute_keys, lark_operator_free_kernel);
+const LarkOperator lark_relative_value_weights_op =
+    LARK_OPERATOR("RelativeValueWeights", 2, 2, 1, create_kernel, compute_values, lark_operator_free_kernel);
