@@ -99,22 +99,10 @@ import Testing
             // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2), and conv_post.
             #expect(direct.replaced == 13, "\(direct.replaced) replaced")
             let rewritten = try ConvolutionRewrite.apply(to: direct.model)
-            let runtime = try OnnxRuntime.shared.get()
-            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
-            let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
-            let cleaned = try BlockedLayoutCleanup.apply(to: optimized)
-            let final = try InferenceSession(model: cleaned.model, configuration: .init(optimization: .basic), runtime: runtime)
-            // "This is a test." as Piper's ids for the joe voice, framed by ^ and $.
-            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
-            let inputs: [InputTensor] = [
-                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
-                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
-                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
-            ]
-            let a = try original.run(inputs)
-            let b = try final.run(inputs)
-            #expect(a.count == b.count && a.count > 10_000)
-            let largest = zip(a, b).map { abs($0 - $1) }.max() ?? 1
+            let a = try JoeProbeAudio.original()
+            let b = try JoeProbeAudio.audio(of: rewritten.model)
+            #expect(a.count > 10_000)
+            let largest = JoeProbeAudio.largestDifference(a, b)
             #expect(largest < 1e-3, "largest difference \(largest)")
         }
     }
@@ -210,17 +198,8 @@ import Testing
             let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates), bf16: true)
             #expect(direct.replaced > 13, "\(direct.replaced) replaced")
             let rewritten = try ConvolutionRewrite.apply(to: direct.model)
-            let runtime = try OnnxRuntime.shared.get()
-            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
-            let bf16 = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
-            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
-            let inputs: [InputTensor] = [
-                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
-                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
-                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
-            ]
-            let a = try original.run(inputs)
-            let b = try bf16.run(inputs)
+            let a = try JoeProbeAudio.original()
+            let b = try JoeProbeAudio.audio(of: rewritten.model, optimized: false)
             #expect(a.count == b.count && a.count > 10_000)
             guard a.count == b.count else { return }
             let rms = (a.reduce(0) { $0 + $1 * $1 } / Float(a.count)).squareRoot()

@@ -128,32 +128,16 @@ import Testing
         // The decoder's 64- and 32-channel end runs as pieces of time (`TimeChunks`), so the
         // comparisons below check it too: "This is a test." is long enough to be cut.
         #expect(rewritten.timePieces == 2)
-        let runtime = try OnnxRuntime.shared.get()
-        let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
-        let restated = try InferenceSession(model: rewritten.model, configuration: .init(), runtime: runtime)
-        // "This is a test." as Piper's ids for the joe voice, framed by ^ and $.
-        let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
-        let inputs: [InputTensor] = [
-            .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
-            .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
-            .float32(name: "scales", shape: [3], values: [0, 1, 0]),
-        ]
-        let a = try original.run(inputs)
-        let b = try restated.run(inputs)
-        #expect(a.count == b.count)
+        let a = try JoeProbeAudio.original()
         #expect(a.count > 10_000)
-        let largest = zip(a, b).map { abs($0 - $1) }.max() ?? 1
+        let largest = JoeProbeAudio.largestDifference(a, try JoeProbeAudio.audio(of: rewritten.model, optimized: false))
         #expect(largest < 1e-3, "largest difference \(largest)")
 
         // As PiperVoice loads it: optimized by ONNX Runtime here, then the blocked layout's
         // stand-in depthwise convolutions made elementwise again.
-        let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
-        let cleaned = try BlockedLayoutCleanup.apply(to: optimized)
-        #expect(cleaned.replacedNodes >= 10, "\(cleaned.replacedNodes) replaced")
-        let final = try InferenceSession(model: cleaned.model, configuration: .init(optimization: .basic), runtime: runtime)
-        let c = try final.run(inputs)
-        #expect(c.count == a.count)
-        let largestFinal = zip(a, c).map { abs($0 - $1) }.max() ?? 1
+        let final = try JoeProbeAudio.loaded(rewritten.model)
+        #expect(final.cleanedNodes >= 10, "\(final.cleanedNodes) replaced")
+        let largestFinal = JoeProbeAudio.largestDifference(a, final.audio)
         #expect(largestFinal < 1e-3, "largest difference \(largestFinal)")
     }
 

@@ -56,22 +56,10 @@ import Testing
             let scales = try UnitScaleRewrite.apply(to: gates.model)
             #expect(scales.removed == 4, "\(scales.removed) scales removed")
             let rewritten = try ConvolutionRewrite.apply(to: scales.model)
-            let runtime = try OnnxRuntime.shared.get()
-            let original = try InferenceSession(modelPath: Checkout.joeModel, configuration: .init(), runtime: runtime)
-            let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
-            let cleaned = try BlockedLayoutCleanup.apply(to: optimized)
-            let final = try InferenceSession(model: cleaned.model, configuration: .init(optimization: .basic), runtime: runtime)
-            // "This is a test." as Piper's ids for the joe voice, framed by ^ and $.
-            let ids: [Int64] = [1, 0, 41, 0, 74, 0, 31, 0, 3, 0, 74, 0, 38, 0, 3, 0, 14, 0, 3, 0, 32, 0, 120, 0, 61, 0, 31, 0, 32, 0, 10, 0, 2]
-            let inputs: [InputTensor] = [
-                .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),
-                .int64(name: "input_lengths", shape: [1], values: [Int64(ids.count)]),
-                .float32(name: "scales", shape: [3], values: [0, 1, 0]),
-            ]
-            let a = try original.run(inputs)
-            let b = try final.run(inputs)
-            #expect(a.count == b.count && a.count > 10_000)
-            let largest = zip(a, b).map { abs($0 - $1) }.max() ?? 1
+            let a = try JoeProbeAudio.original()
+            let b = try JoeProbeAudio.audio(of: rewritten.model)
+            #expect(a.count > 10_000)
+            let largest = JoeProbeAudio.largestDifference(a, b)
             #expect(largest < 1e-3, "largest difference \(largest)")
         }
     }
