@@ -13,12 +13,8 @@ public enum GatedActivationRewrite {
     public static let domain = DirectConvolutionRewrite.domain
     public static let opType = "GatedTanh"
 
-    public struct Result: Sendable {
-        public let model: [UInt8]
-        /// How many gates became one node.
-        public let replaced: Int
-        public let removedNodes: Int
-    }
+    /// `replaced`: how many gates became one node.
+    public typealias Result = FusionResult
 
     public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replaced: 0, removedNodes: 0) }

@@ -3,6 +3,14 @@
 /// inputs), nor the constants only those read. The fusing rewrites that match a result by its
 /// data path (`RelativeAttentionRewrite`, `GatedActivationRewrite`) use it: what led to the
 /// result, shape arithmetic included, goes with it unless something else still reads it.
+/// What a fusing rewrite did: the model, how many results became one node each, and how many
+/// nodes are gone in all (the replaced ones and those left unread).
+public struct FusionResult: Sendable {
+    public let model: [UInt8]
+    public let replaced: Int
+    public let removedNodes: Int
+}
+
 struct NodeReplacement {
     /// The new node's inputs, and how to write it.
     let inputs: [String]

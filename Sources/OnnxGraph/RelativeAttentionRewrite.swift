@@ -20,13 +20,8 @@
 public enum RelativeAttentionRewrite {
     public static let domain = DirectConvolutionRewrite.domain
 
-    public struct Result: Sendable {
-        public let model: [UInt8]
-        /// How many terms became one node.
-        public let replaced: Int
-        /// How many nodes are gone in all (the replaced ones and those left unread).
-        public let removedNodes: Int
-    }
+    /// `replaced`: how many relative-attention terms became one node.
+    public typealias Result = FusionResult
 
     public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replaced: 0, removedNodes: 0) }

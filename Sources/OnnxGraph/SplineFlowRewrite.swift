@@ -18,13 +18,8 @@ public enum SplineFlowRewrite {
     public static let domain = DirectConvolutionRewrite.domain
     public static let opType = "SplineFlowInverse"
 
-    public struct Result: Sendable {
-        public let model: [UInt8]
-        /// How many flows became one node.
-        public let replaced: Int
-        /// How many nodes they were.
-        public let removedNodes: Int
-    }
+    /// `replaced`: how many spline flows became one node.
+    public typealias Result = FusionResult
 
     public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replaced: 0, removedNodes: 0) }
