@@ -19,11 +19,7 @@ typedef struct ChannelLayerNormKernel {
     float epsilon;
 } ChannelLayerNormKernel;
 
-static OrtStatus *failure(const void *api, int code, const char *message) {
-    char text[256];
-    snprintf(text, sizeof text, "ai.lark.ChannelLayerNorm: %s", message);
-    return CreateStatus(api)(code, text);
-}
+static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "ChannelLayerNorm", message); }
 
 static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
     (void)op;

@@ -16,11 +16,7 @@ typedef struct GatedTanhKernel {
     const void *api;
 } GatedTanhKernel;
 
-static OrtStatus *failure(const void *api, const char *message) {
-    char text[256];
-    snprintf(text, sizeof text, "ai.lark.GatedTanh: %s", message);
-    return CreateStatus(api)(ORT_INVALID_ARGUMENT, text);
-}
+static OrtStatus *failure(const void *api, const char *message) { return lark_operator_failure(api, ORT_INVALID_ARGUMENT, "GatedTanh", message); }
 
 static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
     (void)op, (void)info;

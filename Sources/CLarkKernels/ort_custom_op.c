@@ -31,11 +31,7 @@ typedef struct DirectConvKernel {
     uint32_t *packed;
 } DirectConvKernel;
 
-static OrtStatus *failure(const void *api, int code, const char *message) {
-    char text[256];
-    snprintf(text, sizeof text, "ai.lark.DirectConv: %s", message);
-    return CreateStatus(api)(code, text);
-}
+static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "DirectConv", message); }
 
 /// Reads an int64 array attribute into `values` (at most `capacity`); 0 when absent.
 static size_t ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity) {
@@ -267,6 +263,11 @@ int lark_operator_output_characteristic(const LarkOrtCustomOp *op, size_t index)
 int lark_operator_default_memory(const LarkOrtCustomOp *op, size_t index) { (void)op, (void)index; return 0; }
 int lark_operator_one(const LarkOrtCustomOp *op) { (void)op; return 1; }
 void lark_operator_free_kernel(void *kernel) { free(kernel); }
+OrtStatus *lark_operator_failure(const void *api, int code, const char *operator_name, const char *message) {
+    char text[256];
+    snprintf(text, sizeof text, "ai.lark.%s: %s", operator_name, message);
+    return CreateStatus(api)(code, text);
+}
 
 // MARK: - Registration
 

@@ -89,6 +89,8 @@ int lark_operator_input_characteristic(const LarkOrtCustomOp *op, size_t index);
 int lark_operator_output_characteristic(const LarkOrtCustomOp *op, size_t index);
 int lark_operator_default_memory(const LarkOrtCustomOp *op, size_t index);
 int lark_operator_one(const LarkOrtCustomOp *op);
+/// An error status whose message names the operator: "ai.lark.NAME: message".
+OrtStatus *lark_operator_failure(const void *api, int code, const char *operator_name, const char *message);
 /// KernelDestroy for a kernel that is one malloc'd block.
 void lark_operator_free_kernel(void *kernel);
 

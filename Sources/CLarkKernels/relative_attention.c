@@ -21,9 +21,7 @@ typedef struct RelativeKernel {
 } RelativeKernel;
 
 static OrtStatus *failure(const void *api, int values, const char *message) {
-    char text[256];
-    snprintf(text, sizeof text, "ai.lark.%s: %s", values ? "RelativeValueWeights" : "RelativeKeyLogits", message);
-    return CreateStatus(api)(ORT_INVALID_ARGUMENT, text);
+    return lark_operator_failure(api, ORT_INVALID_ARGUMENT, values ? "RelativeValueWeights" : "RelativeKeyLogits", message);
 }
 
 typedef struct Tensor4 {

@@ -33,11 +33,7 @@ typedef struct SplineFlowKernel {
     float edge_logit;
 } SplineFlowKernel;
 
-static OrtStatus *failure(const void *api, int code, const char *message) {
-    char text[256];
-    snprintf(text, sizeof text, "ai.lark.SplineFlowInverse: %s", message);
-    return CreateStatus(api)(code, text);
-}
+static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "SplineFlowInverse", message); }
 
 static float float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float fallback) {
     float value = fallback;

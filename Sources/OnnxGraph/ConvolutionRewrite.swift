@@ -281,18 +281,31 @@ struct GraphSummary {
     func constantNodeTensors(in model: [UInt8]) throws(MalformedProtobuf) -> [String: Tensor] {
         var tensors: [String: Tensor] = [:]
         for (_, node) in nodes where node.opType == "Constant" && node.outputs.count == 1 {
-            for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-                var reader = ProtoReader(model, range: entry.payload)
-                var name = ""
-                var tensorField: ProtoField?
-                while let field = try reader.next() {
-                    if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
-                    if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
-                }
-                if name == "value", let tensorField { tensors[node.outputs[0]] = try Self.tensor(tensorField, in: model) }
-            }
+            if let value = try Self.valueAttribute(of: node, in: model), let tensor = value.tensor { tensors[node.outputs[0]] = tensor }
         }
         return tensors
+    }
+
+    /// A node's `value` attribute (as `Constant` and `ConstantOfShape` have), with its tensor
+    /// when it holds one; nil when the node has no such attribute.
+    struct ValueAttribute {
+        let tensor: Tensor?
+    }
+
+    static func valueAttribute(of node: Node, in model: [UInt8]) throws(MalformedProtobuf) -> ValueAttribute? {
+        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
+            var reader = ProtoReader(model, range: entry.payload)
+            var name = ""
+            var tensorField: ProtoField?
+            while let field = try reader.next() {
+                if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
+                if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
+            }
+            guard name == "value" else { continue }
+            guard let tensorField else { return ValueAttribute(tensor: nil) }
+            return ValueAttribute(tensor: try tensor(tensorField, in: model))
+        }
+        return nil
     }
 
     static func tensor(_ field: ProtoField, in model: [UInt8]) throws(MalformedProtobuf) -> Tensor {

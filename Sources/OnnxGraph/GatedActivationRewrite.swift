@@ -120,20 +120,8 @@ public enum GatedActivationRewrite {
 
     /// Whether a `ConstantOfShape` fills with float zeros (its default when it has no value).
     static func isZero(_ node: GraphSummary.Node, _ model: [UInt8]) throws(MalformedProtobuf) -> Bool {
-        for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
-            var reader = ProtoReader(model, range: entry.payload)
-            var name = ""
-            var tensorField: ProtoField?
-            while let field = try reader.next() {
-                if field.number == Field.attributeName, field.wireType == .lengthDelimited { name = field.string(in: model) }
-                if field.number == Field.attributeTensor, field.wireType == .lengthDelimited { tensorField = field }
-            }
-            guard name == "value" else { continue }
-            guard let tensorField else { return false }
-            let tensor = try GraphSummary.tensor(tensorField, in: model)
-            guard tensor.dataType == 1, let raw = tensor.rawData else { return false }
-            return littleEndianFloats(model, raw).allSatisfy { $0 == 0 }
-        }
-        return true
+        guard let value = try GraphSummary.valueAttribute(of: node, in: model) else { return true }
+        guard let tensor = value.tensor, tensor.dataType == 1, let raw = tensor.rawData else { return false }
+        return littleEndianFloats(model, raw).allSatisfy { $0 == 0 }
     }
 }
