@@ -13,9 +13,10 @@ import Testing
     static let paths: [LarkKernelPath] = [LARK_PATH_SCALAR, LARK_PATH_AVX2, LARK_PATH_AVX512, LARK_PATH_NEON]
         .filter { lark_kernel_path_available($0) != 0 }
 
-    /// Random shapes: channel counts around and off the 4-channel blocks, kernels 1–11,
-    /// dilations 1–5, symmetric, asymmetric and no padding, lengths that are and are not whole
-    /// vectors and tiles, each fusion on and off.
+    /// Random shapes: channel counts around and off the 4- and 8-channel blocks (whole blocks plus
+    /// a remainder of 1–7), kernels 1–11, dilations 1–5, symmetric, asymmetric and no padding,
+    /// lengths that are and are not whole vectors, 48-sample blocks and 384-sample tiles, each
+    /// fusion on and off.
     static func randomCases(count: Int, seed: UInt64) -> [(shape: DirectConvolutionShape, length: Int)] {
         var random = TestRandom(seed: seed)
         return (0..<count).map { index in
@@ -24,9 +25,9 @@ import Testing
             let reach = dilation * (kernel - 1)
             let padBegin = [0, reach / 2, reach, random.below(reach + 1)][random.below(4)]
             let padEnd = [0, reach - padBegin, random.below(reach + 1)][random.below(3)]
-            let length = max(reach - padBegin - padEnd + 1, [1, 17, 64, 129, 300, 513][random.below(6)] + random.below(3))
+            let length = max(reach - padBegin - padEnd + 1, [1, 17, 48, 64, 129, 300, 385, 513][random.below(8)] + random.below(3))
             let shape = DirectConvolutionShape(
-                inputChannels: index == 0 ? 32 : 1 + random.below(40), outputChannels: index == 0 ? 32 : [1, 3, 4, 8, 9, 32][random.below(6)],
+                inputChannels: index == 0 ? 32 : 1 + random.below(40), outputChannels: index == 0 ? 32 : [1, 3, 4, 8, 9, 12, 20, 32, 45][random.below(9)],
                 kernel: kernel, dilation: dilation, padBegin: padBegin, padEnd: padEnd,
                 preAlpha: random.below(2) == 0 ? nil : 0.1, postAlpha: random.below(2) == 0 ? nil : 0.2,
                 bias: random.below(3) != 0, residual: random.below(2) == 0)
