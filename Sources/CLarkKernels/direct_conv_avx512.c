@@ -165,6 +165,23 @@ static inline void prefetch_rows(const float *values, int64_t channels, int64_t 
     }
 }
 
+/// Asks for rows [first_row, last_row) of the next tile's input window, into L2: the scratch
+/// copy reads C rows of X, each a short stream the hardware prefetcher picks up only after a few
+/// misses, so without this each tile begins with C rows' worth of waits for memory.
+static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t first_row, int64_t last_row) {
+    const int64_t next = t0 + LARK_TILE_SAMPLES;
+    if (next >= conv->output_length) return;
+    int64_t begin = next - conv->pad_begin, end = begin + LARK_TILE_SAMPLES + (conv->kernel - 1) * conv->dilation;
+    if (begin < 0) begin = 0;
+    if (end > conv->input_length) end = conv->input_length;
+    const float *x = conv->x + n * conv->input_channels * conv->input_length;
+    for (int64_t c = first_row; c < last_row; c++) {
+        const float *row = x + c * conv->input_length;
+        for (int64_t i = begin; i < end; i += 16) __builtin_prefetch(row + i, 0, 2);
+        if (end > begin) __builtin_prefetch(row + end - 1, 0, 2);
+    }
+}
+
 int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
     const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
     const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
@@ -182,16 +199,20 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
     prefetch_rows(y, packed_channels, out_length, 1);
     for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
-        // The next block's Z and Y, while this one computes.
-        if (length - i0 > LARK_PACKED_SAMPLES) {
-            if (z) prefetch_rows(z + i0 + LARK_PACKED_SAMPLES, packed_channels, out_length, 0);
-            prefetch_rows(y + i0 + LARK_PACKED_SAMPLES, packed_channels, out_length, 1);
-        }
+        // The next tile's input, an eighth of its rows per block (a tile has 8 blocks).
+        const int64_t block = i0 / LARK_PACKED_SAMPLES, rows = (cin + 7) / 8;
+        prefetch_next_input(conv, n, t0, block * rows < cin ? block * rows : cin, (block + 1) * rows < cin ? (block + 1) * rows : cin);
         const int vectors = (int)((count + 15) / 16);
         const int64_t tail = count - 16 * (vectors - 1);
         const Tile run = tile_for(k, vectors);
         for (int64_t b = 0; b < blocks; b++) {
             const int64_t at = b * LARK_PACKED_CHANNELS * out_length + i0;
+            // The same channels' Z and Y for the next block, while this one computes: spread over
+            // the blocks of channels, so that few requests are in flight at once.
+            if (length - i0 > LARK_PACKED_SAMPLES) {
+                if (z) prefetch_rows(z + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 0);
+                prefetch_rows(y + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 1);
+            }
             const Epilogue e = {
                 .bias = conv->b ? conv->b + b * LARK_PACKED_CHANNELS : NULL,
                 .z = z ? z + at : NULL,
