@@ -1,4 +1,4 @@
-// The direct convolution's FP32 (AVX-512) and bf16 (AVX512-BF16) paths alone, on the decoder's
+// The direct convolution's FP32 (AVX-512, packed weights) and bf16 (AVX512-BF16) paths alone, on the decoder's
 // shapes: GFLOP/s on one thread, and each path's largest error against a double-precision
 // reference relative to the output's largest value. ONNX Runtime's own Conv is compared in
 // `lark bench --direct-conv` style through the voice-cache build (bench/direct-conv); this
@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
                 const float scale = 1 / sqrtf((float)(c * k));
                 for (int64_t i = 0; i < c * c * k; i++) w[i] = uniform(&state) * scale;
                 for (int64_t i = 0; i < c; i++) b[i] = uniform(&state) * 0.1f;
+                float *packed32 = malloc(sizeof(float) * (size_t)(lark_packed_weight_floats(c, c, k) + 1));
                 uint32_t *packed = aligned_alloc(64, ((size_t)lark_bf16_packed_weight_units(c, c, k) * 4 + 63) / 64 * 64);
                 LarkDirectConv conv = {
                     .batch = 1, .input_channels = c, .output_channels = c, .input_length = samples, .output_length = samples,
@@ -54,8 +55,9 @@ int main(int argc, char **argv) {
                 double best32 = 1e9, best16 = 1e9;
                 for (int r = 0; r < rounds; r++) {
                     double start = now();
+                    lark_pack_weights(w, c, c, k, packed32);
                     conv.y = y32;
-                    for (int64_t t = 0; t < lark_direct_conv_tasks(&conv); t++) lark_direct_conv_task(&conv, t);
+                    for (int64_t t = 0; t < lark_direct_conv_tasks(&conv); t++) lark_direct_conv_packed_task(&conv, packed32, t);
                     double middle = now();
                     lark_bf16_pack_weights(w, c, c, k, packed);
                     conv.y = y16;
@@ -86,7 +88,7 @@ int main(int argc, char **argv) {
                 printf("%-24s | %10.1f | %10.1f | %6.2f | %9.2e | %9.2e\n", name, flops / best32 / 1e9, flops / best16 / 1e9,
                        best32 / best16, e32 / largest, e16 / largest);
                 fflush(stdout);
-                free(x), free(w), free(b), free(z), free(y32), free(y16), free(packed);
+                free(x), free(w), free(b), free(z), free(y32), free(y16), free(packed), free(packed32);
             }
         }
     }

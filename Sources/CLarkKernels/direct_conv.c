@@ -21,19 +21,14 @@ int64_t lark_direct_conv_tasks(const LarkDirectConv *conv) {
     return conv->batch * tiles;
 }
 
-int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
-    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
-    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
-    int64_t length = conv->output_length - t0;
-    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
-    const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
-
+float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride_out) {
+    const int64_t cin = conv->input_channels, k = conv->kernel, d = conv->dilation;
     // The input this tile reads: whole blocks of output, plus the kernel's reach, plus one
     // vector of slack so that micro-kernels may read past the end into zeros.
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (k - 1) * d;
     const int64_t stride = round_up(span + 16, 16);
     float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
-    if (!s) return -1;
+    if (!s) return NULL;
     const float *x = conv->x + n * cin * conv->input_length;
     const int64_t first = t0 - conv->pad_begin;  // the input index of each scratch row's start
     const int64_t begin = first < 0 ? -first : 0;  // scratch columns [begin, end) hold input samples
@@ -48,10 +43,16 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
         // Branch-free (a select), so that the signs of real audio cost no mispredictions.
         if (conv->has_pre_alpha) leaky_relu(row + begin, end - begin, conv->pre_alpha);
     }
+    *stride_out = stride;
+    return s;
+}
 
+void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64_t stride, int64_t n, int64_t t0, int64_t length,
+                               int64_t first_channel) {
+    const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
     float out[LARK_BLOCK_CHANNELS * LARK_BLOCK_SAMPLES] __attribute__((aligned(64)));
     const int64_t w_channel = cin * k;
-    for (int64_t o0 = 0; o0 < cout; o0 += LARK_BLOCK_CHANNELS) {
+    for (int64_t o0 = first_channel; o0 < cout; o0 += LARK_BLOCK_CHANNELS) {
         const int64_t channels = cout - o0 < LARK_BLOCK_CHANNELS ? cout - o0 : LARK_BLOCK_CHANNELS;
         for (int64_t i0 = 0; i0 < length; i0 += LARK_BLOCK_SAMPLES) {
             if (channels == LARK_BLOCK_CHANNELS) {
@@ -66,6 +67,17 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
             lark_direct_conv_finish(conv, n, t0 + i0, o0, channels, count, out);
         }
     }
+}
+
+int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
+    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
+    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
+    int64_t length = conv->output_length - t0;
+    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
+    int64_t stride;
+    float *s = lark_direct_conv_scratch(conv, n, t0, length, &stride);
+    if (!s) return -1;
+    lark_direct_conv_channels(conv, s, stride, n, t0, length, 0);
     free(s);
     return 0;
 }

@@ -35,8 +35,9 @@ typedef struct LarkDirectConv {
     LarkConvBlocks blocks;
 } LarkDirectConv;
 
-// Time tiles: the unit of work handed to one thread.
-#define LARK_TILE_SAMPLES 256
+// Time tiles: the unit of work handed to one thread (a multiple of LARK_BLOCK_SAMPLES and of
+// LARK_PACKED_SAMPLES, so that only a sequence's last tile has a partial block).
+#define LARK_TILE_SAMPLES 384
 
 /// How many independent tasks `conv` splits into (batch items × time tiles).
 int64_t lark_direct_conv_tasks(const LarkDirectConv *conv);
@@ -44,11 +45,43 @@ int64_t lark_direct_conv_tasks(const LarkDirectConv *conv);
 /// Runs task `task` (0 ≤ task < lark_direct_conv_tasks). Returns 0, or -1 when out of memory.
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task);
 
+/// A tile's padded and activated copy of the input: for each input channel, samples from
+/// `t0 - pad_begin` on, enough for the tile's whole LARK_BLOCK_SAMPLES blocks plus the kernel's
+/// reach plus a vector of slack, zero outside the input. Its row stride goes to `*stride`;
+/// NULL when out of memory; the caller frees it.
+float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride);
+
+/// Output channels [first_channel, M) of a tile from its scratch, with `conv->blocks`, finished.
+void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64_t stride, int64_t n, int64_t t0, int64_t length,
+                               int64_t first_channel);
+
 /// Writes a micro-kernel's block `out` (channels × LARK_BLOCK_SAMPLES, `count` of them valid) to
 /// output channels [o0, o0 + channels) at samples [t, t + count) of batch item `n`, adding the
 /// bias and the residual and applying the post-activation.
 void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
                              const float *out);
+
+// MARK: - FP32 with packed weights on AVX-512 (direct_conv_avx512.c)
+
+// Output channels and 16-sample vectors of the packed path's register tile.
+#define LARK_PACKED_CHANNELS 8
+#define LARK_PACKED_VECTORS 3
+#define LARK_PACKED_SAMPLES (16 * LARK_PACKED_VECTORS)
+
+/// Whether this CPU can run the packed FP32 path (AVX-512F).
+int lark_packed_available(void);
+
+/// The size, in floats, of a [M, C, K] weight tensor packed for the path: whole blocks of
+/// LARK_PACKED_CHANNELS output channels only (the others run on `conv->blocks`).
+int64_t lark_packed_weight_floats(int64_t output_channels, int64_t input_channels, int64_t kernel);
+
+/// Packs W [M, C, K]: float (b, c, k, j) = W[b * LARK_PACKED_CHANNELS + j][c][k], so that one
+/// step of the reduction reads the block's weights from one 32-byte run.
+void lark_pack_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, float *packed);
+
+/// Task `task` of `conv` with `packed` weights: whole blocks of channels on the packed kernel,
+/// the rest on `conv->blocks` (which must be AVX-512's). Returns 0, or -1 when out of memory.
+int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task);
 
 // MARK: - bfloat16 (direct_conv_bf16.c)
 

@@ -22,13 +22,13 @@ typedef struct DirectConvKernel {
     int has_pre_alpha, has_post_alpha;
     float pre_alpha, post_alpha;
     LarkConvBlocks blocks;
-    // bf16: W packed once (lark_bf16_pack_weights), on the first run. W is an initializer in
-    // every graph Lark writes, so its data stays at one address for the session's life; a W
-    // at another address is packed for that run alone.
-    int bf16;
+    // bf16 (lark_bf16_pack_weights) and FP32 on AVX-512 (lark_pack_weights): W packed once, on
+    // the first run. W is an initializer in every graph Lark writes, so its data stays at one
+    // address for the session's life; a W at another address is packed for that run alone.
+    int bf16, fp32_packed;
     pthread_mutex_t packing;
     const float *packed_from;
-    uint32_t *packed;
+    void *packed;
 } DirectConvKernel;
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "DirectConv", message); }
@@ -104,7 +104,10 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
     if (kernel.dilation < 1 || kernel.pad_begin < 0 || kernel.pad_end < 0) return failure(api, ORT_INVALID_ARGUMENT, "negative padding or dilation");
     switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : (LarkKernelPath)path) {
-    case LARK_PATH_AVX512: kernel.blocks = lark_conv_blocks_avx512(); break;
+    case LARK_PATH_AVX512:
+        kernel.blocks = lark_conv_blocks_avx512();
+        kernel.fp32_packed = !kernel.bf16 && lark_packed_available();
+        break;
     case LARK_PATH_AVX2: kernel.blocks = lark_conv_blocks_avx2(); break;
     case LARK_PATH_NEON: kernel.blocks = lark_conv_blocks_neon(); break;
     default: kernel.blocks = lark_conv_blocks_scalar(); break;
@@ -146,35 +149,43 @@ static int as_sequence(const Tensor *t, int64_t *batch, int64_t *channels, int64
 
 typedef struct Job {
     const LarkDirectConv *conv;
-    const uint32_t *packed;  // bf16 weights, or NULL for the FP32 path
+    int bf16;
+    const void *packed;  // bf16 or FP32 packed weights, or NULL for the FP32 path of conv->blocks
     atomic_int failed;
 } Job;
 
 static void run_task(void *data, size_t task) {
     Job *job = data;
-    const int result = job->packed ? lark_direct_conv_bf16_task(job->conv, job->packed, (int64_t)task)
-                                   : lark_direct_conv_task(job->conv, (int64_t)task);
+    const int result = !job->packed ? lark_direct_conv_task(job->conv, (int64_t)task)
+                       : job->bf16  ? lark_direct_conv_bf16_task(job->conv, job->packed, (int64_t)task)
+                                    : lark_direct_conv_packed_task(job->conv, job->packed, (int64_t)task);
     if (result != 0) atomic_store(&job->failed, 1);
 }
 
-static uint32_t *packed_weights(const LarkDirectConv *conv) {
-    const int64_t units = lark_bf16_packed_weight_units(conv->output_channels, conv->input_channels, conv->kernel);
-    uint32_t *packed = malloc((size_t)units * sizeof(uint32_t));
-    if (packed) lark_bf16_pack_weights(conv->w, conv->output_channels, conv->input_channels, conv->kernel, packed);
+static void *packed_weights(const LarkDirectConv *conv, int bf16) {
+    const int64_t m = conv->output_channels, c = conv->input_channels, k = conv->kernel;
+    if (bf16) {
+        uint32_t *packed = malloc((size_t)lark_bf16_packed_weight_units(m, c, k) * sizeof(uint32_t));
+        if (packed) lark_bf16_pack_weights(conv->w, m, c, k, packed);
+        return packed;
+    }
+    // One float more than needed, so that a convolution with no whole block still gets a pointer.
+    float *packed = malloc((size_t)(lark_packed_weight_floats(m, c, k) + 1) * sizeof(float));
+    if (packed) lark_pack_weights(conv->w, m, c, k, packed);
     return packed;
 }
 
-/// The kernel's cached bf16 weights for `conv->w`; else (`*owned` set) a copy packed for this run.
-static const uint32_t *bf16_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, uint32_t **owned) {
+/// The kernel's cached packed weights for `conv->w`; else (`*owned` set) a copy packed for this run.
+static const void *cached_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, void **owned) {
     *owned = NULL;
     pthread_mutex_lock(&kernel->packing);
     if (!kernel->packed) {
-        kernel->packed = packed_weights(conv);
+        kernel->packed = packed_weights(conv, kernel->bf16);
         if (kernel->packed) kernel->packed_from = conv->w;
     }
-    const uint32_t *packed = kernel->packed_from == conv->w ? kernel->packed : NULL;
+    const void *packed = kernel->packed_from == conv->w ? kernel->packed : NULL;
     pthread_mutex_unlock(&kernel->packing);
-    if (!packed) packed = *owned = packed_weights(conv);
+    if (!packed) packed = *owned = packed_weights(conv, kernel->bf16);
     return packed;
 }
 
@@ -225,9 +236,10 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
     if ((status = GetTensorMutableData(api)(output, (void **)&conv.y))) return status;
 
-    Job job = {.conv = &conv};
-    uint32_t *owned = NULL;
-    if (kernel->bf16 && !(job.packed = bf16_weights(kernel, &conv, &owned))) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
+    Job job = {.conv = &conv, .bf16 = kernel->bf16};
+    void *owned = NULL;
+    if ((kernel->bf16 || kernel->fp32_packed) && !(job.packed = cached_weights(kernel, &conv, &owned)))
+        return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     atomic_init(&job.failed, 0);
     const int64_t tasks = lark_direct_conv_tasks(&conv);
     if (tasks == 1) {

@@ -40,6 +40,9 @@ enum DirectConvolutionChoice {
     /// (NCHWc) convolutions also costs a layout reorder of its input and output. Measured on the
     /// joe voice (bench/direct-conv): with every shape the kernel ran 3–12% faster alone in use,
     /// the voice took 9% more CPU per audio second; conv_post (about 4× faster) pays for it.
+    /// Measured again with the packed AVX-512 path (0.95–1.18× ONNX Runtime's speed per shape):
+    /// every residual shape routed took 10% more CPU at one thread, the 32-channel stage alone
+    /// 0–5% more (bench/results/direct-conv-fp32.md), so the margin stands.
     static let margin = 0.8
     /// After the first timed round, a shape where the kernel is not faster than ONNX Runtime at
     /// all (above this fraction of its time) is settled without the other rounds: it would have

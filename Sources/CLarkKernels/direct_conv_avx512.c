@@ -1,0 +1,242 @@
+// The direct convolution's FP32 path for AVX-512 with packed weights: the path DirectConv takes
+// on AVX-512 CPUs unless told otherwise (direct_conv_x86.c's 4-channel micro-kernel remains for
+// a convolution's last few output channels and for tests that force it).
+//
+// Register tile: 8 output channels × 3 vectors of 16 samples = 24 accumulators, plus 3 input
+// vectors and a broadcast weight, of 32 registers. Each step of the (channel, tap) reduction
+// loads 3 input vectors and broadcasts 8 weights for 24 FMAs; the weights of a block of 8
+// output channels are packed (lark_pack_weights) so that those 8 come from one 32-byte run
+// instead of 8 rows, and the reduction walks them in order.
+//
+// Loop order: sample blocks outer, channel blocks inner, so that one block's input window
+// (C channels × (48 + the kernel's reach) samples: ≤ 30 KB for 64 channels) stays in L1 while
+// every block of output channels reads it; the packed weights stream from L2.
+//
+// Epilogue: bias, residual Z and post-LeakyRelu are applied to the accumulators and the result
+// is stored straight to Y (masked at a sequence's end), with no second pass over the output.
+#include "direct_conv.h"
+
+#include <stdlib.h>
+
+int64_t lark_packed_weight_floats(int64_t output_channels, int64_t input_channels, int64_t kernel) {
+    return output_channels / LARK_PACKED_CHANNELS * LARK_PACKED_CHANNELS * input_channels * kernel;
+}
+
+void lark_pack_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, float *packed) {
+    const int64_t blocks = output_channels / LARK_PACKED_CHANNELS;
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t c = 0; c < input_channels; c++)
+            for (int64_t k = 0; k < kernel; k++)
+                for (int64_t j = 0; j < LARK_PACKED_CHANNELS; j++)
+                    packed[((b * input_channels + c) * kernel + k) * LARK_PACKED_CHANNELS + j] =
+                        w[((b * LARK_PACKED_CHANNELS + j) * input_channels + c) * kernel + k];
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int lark_packed_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/// Where one register tile's results go, and what is added to them on the way.
+typedef struct Epilogue {
+    const float *bias;  // the block's LARK_PACKED_CHANNELS biases, or NULL
+    const float *z;     // the residual at the block's first channel and the tile's first sample, or NULL
+    float *y;           // the output, likewise
+    int64_t row;        // the distance between two channels' rows in Z and Y (the output's length)
+    int has_post;
+    float post_alpha;
+    __mmask16 last;     // the lanes of the tile's last vector that lie inside the output
+} Epilogue;
+
+/// One register tile: LARK_PACKED_CHANNELS channels × `vectors` (1–3) vectors, `k` taps. Inlined
+/// into copies with constant `vectors` (and `k` for the common sizes) whose loops the compiler
+/// unrolls, so the accumulators stay in registers.
+AVX512 static inline __attribute__((always_inline)) void tile(
+    const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const int vectors, const Epilogue *e) {
+    __m512 acc[LARK_PACKED_CHANNELS][LARK_PACKED_VECTORS];
+    for (int j = 0; j < LARK_PACKED_CHANNELS; j++)
+        for (int v = 0; v < vectors; v++) acc[j][v] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cin; c++) {
+        const float *row = s + c * ss;
+        const float *wc = w + c * k * LARK_PACKED_CHANNELS;
+        for (int64_t kk = 0; kk < k; kk++) {
+            const float *p = row + kk * d;
+            const float *wk = wc + kk * LARK_PACKED_CHANNELS;
+            __m512 x[LARK_PACKED_VECTORS];
+            for (int v = 0; v < vectors; v++) x[v] = _mm512_loadu_ps(p + 16 * v);
+            for (int j = 0; j < LARK_PACKED_CHANNELS; j++) {
+                const __m512 weight = _mm512_set1_ps(wk[j]);
+                for (int v = 0; v < vectors; v++) acc[j][v] = _mm512_fmadd_ps(weight, x[v], acc[j][v]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps(), alpha = _mm512_set1_ps(e->post_alpha);
+    for (int j = 0; j < LARK_PACKED_CHANNELS; j++) {
+        const __m512 bias = e->bias ? _mm512_set1_ps(e->bias[j]) : zero;
+        for (int v = 0; v < vectors; v++) {
+            const __mmask16 lanes = v == vectors - 1 ? e->last : (__mmask16)0xFFFF;
+            __m512 r = _mm512_add_ps(acc[j][v], bias);
+            if (e->z) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lanes, e->z + j * e->row + 16 * v));
+            if (e->has_post) r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), r, alpha);
+            _mm512_mask_storeu_ps(e->y + j * e->row + 16 * v, lanes, r);
+        }
+    }
+}
+
+typedef void (*Tile)(const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const Epilogue *e);
+
+#define TILE(name, taps, vectors)                                                                                        \
+    AVX512 static void name(const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const Epilogue *e) { \
+        (void)k;                                                                                                         \
+        tile(s, ss, w, cin, taps, d, vectors, e);                                                                        \
+    }
+TILE(tile_k3_v1, 3, 1)
+TILE(tile_k3_v2, 3, 2)
+TILE(tile_k3_v3, 3, 3)
+TILE(tile_k5_v1, 5, 1)
+TILE(tile_k5_v2, 5, 2)
+TILE(tile_k5_v3, 5, 3)
+TILE(tile_k7_v1, 7, 1)
+TILE(tile_k7_v2, 7, 2)
+TILE(tile_k7_v3, 7, 3)
+TILE(tile_kn_v1, k, 1)
+TILE(tile_kn_v2, k, 2)
+TILE(tile_kn_v3, k, 3)
+
+static Tile tile_for(int64_t k, int vectors) {
+    static const Tile tiles[4][3] = {
+        {tile_k3_v1, tile_k3_v2, tile_k3_v3},
+        {tile_k5_v1, tile_k5_v2, tile_k5_v3},
+        {tile_k7_v1, tile_k7_v2, tile_k7_v3},
+        {tile_kn_v1, tile_kn_v2, tile_kn_v3},
+    };
+    const int row = k == 3 ? 0 : k == 5 ? 1 : k == 7 ? 2 : 3;
+    return tiles[row][vectors - 1];
+}
+
+static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+/// The tile's padded, activated copy of the input, as lark_direct_conv_scratch makes it, in one
+/// vectorized pass per row (masked loads at the input's ends, LeakyRelu on the way).
+AVX512 static float *scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride_out) {
+    const int64_t cin = conv->input_channels, in_length = conv->input_length;
+    const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
+    const int64_t stride = round_up(span + 16, 16);
+    float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
+    if (!s) return NULL;
+    const float *x = conv->x + n * cin * in_length;
+    const int64_t first = t0 - conv->pad_begin;
+    const __m512 alpha = _mm512_set1_ps(conv->pre_alpha), zero = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cin; c++) {
+        const float *from = x + c * in_length;
+        float *row = s + c * stride;
+        for (int64_t i = 0; i < stride; i += 16) {
+            const int64_t t = first + i;  // the input index of lane 0
+            __m512 v;
+            if (t >= 0 && t + 16 <= in_length) {
+                v = _mm512_loadu_ps(from + t);
+            } else {
+                const int64_t lo = t < 0 ? (-t < 16 ? -t : 16) : 0;
+                const int64_t hi = in_length - t < 16 ? (in_length - t > 0 ? in_length - t : 0) : 16;
+                const __mmask16 inside = hi > lo ? (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1)) : 0;
+                v = _mm512_maskz_loadu_ps(inside, from + t);
+            }
+            if (conv->has_pre_alpha) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
+            _mm512_store_ps(row + i, v);
+        }
+    }
+    *stride_out = stride;
+    return s;
+}
+
+/// Asks for the lines of rows [0, channels) of `values` (rows `row` apart) at samples [0, 48)
+/// ahead of their use: Z and Y are megabytes per sentence, far out of cache, and each
+/// tile touches 2 × 8 rows of them, too many streams for the hardware prefetcher to follow.
+static inline void prefetch_rows(const float *values, int64_t channels, int64_t row, int write) {
+    for (int64_t o = 0; o < channels; o++) {
+        const float *p = values + o * row;
+        if (write) {
+            __builtin_prefetch(p, 1, 3), __builtin_prefetch(p + 16, 1, 3), __builtin_prefetch(p + 32, 1, 3), __builtin_prefetch(p + 47, 1, 3);
+        } else {
+            __builtin_prefetch(p, 0, 3), __builtin_prefetch(p + 16, 0, 3), __builtin_prefetch(p + 32, 0, 3), __builtin_prefetch(p + 47, 0, 3);
+        }
+    }
+}
+
+/// Asks for rows [first_row, last_row) of the next tile's input window, into L2: the scratch
+/// copy reads C rows of X, each a short stream the hardware prefetcher picks up only after a few
+/// misses, so without this each tile begins with C rows' worth of waits for memory.
+static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t first_row, int64_t last_row) {
+    const int64_t next = t0 + LARK_TILE_SAMPLES;
+    if (next >= conv->output_length) return;
+    int64_t begin = next - conv->pad_begin, end = begin + LARK_TILE_SAMPLES + (conv->kernel - 1) * conv->dilation;
+    if (begin < 0) begin = 0;
+    if (end > conv->input_length) end = conv->input_length;
+    const float *x = conv->x + n * conv->input_channels * conv->input_length;
+    for (int64_t c = first_row; c < last_row; c++) {
+        const float *row = x + c * conv->input_length;
+        for (int64_t i = begin; i < end; i += 16) __builtin_prefetch(row + i, 0, 2);
+        if (end > begin) __builtin_prefetch(row + end - 1, 0, 2);
+    }
+}
+
+int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
+    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
+    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
+    int64_t length = conv->output_length - t0;
+    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
+    int64_t stride;
+    float *s = scratch(conv, n, t0, length, &stride);
+    if (!s) return -1;
+    const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
+    const int64_t out_length = conv->output_length, blocks = cout / LARK_PACKED_CHANNELS;
+    float *y = conv->y + n * cout * out_length + t0;
+    const float *z = conv->z ? conv->z + n * cout * out_length + t0 : NULL;
+    const int64_t packed_channels = blocks * LARK_PACKED_CHANNELS;
+    if (z) prefetch_rows(z, packed_channels, out_length, 0);
+    prefetch_rows(y, packed_channels, out_length, 1);
+    for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
+        const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
+        // The next tile's input, an eighth of its rows per block (a tile has 8 blocks).
+        const int64_t block = i0 / LARK_PACKED_SAMPLES, rows = (cin + 7) / 8;
+        prefetch_next_input(conv, n, t0, block * rows < cin ? block * rows : cin, (block + 1) * rows < cin ? (block + 1) * rows : cin);
+        const int vectors = (int)((count + 15) / 16);
+        const int64_t tail = count - 16 * (vectors - 1);
+        const Tile run = tile_for(k, vectors);
+        for (int64_t b = 0; b < blocks; b++) {
+            const int64_t at = b * LARK_PACKED_CHANNELS * out_length + i0;
+            // The same channels' Z and Y for the next block, while this one computes: spread over
+            // the blocks of channels, so that few requests are in flight at once.
+            if (length - i0 > LARK_PACKED_SAMPLES) {
+                if (z) prefetch_rows(z + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 0);
+                prefetch_rows(y + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 1);
+            }
+            const Epilogue e = {
+                .bias = conv->b ? conv->b + b * LARK_PACKED_CHANNELS : NULL,
+                .z = z ? z + at : NULL,
+                .y = y + at,
+                .row = out_length,
+                .has_post = conv->has_post_alpha,
+                .post_alpha = conv->post_alpha,
+                .last = (__mmask16)(tail == 16 ? 0xFFFF : (1u << tail) - 1),
+            };
+            run(s + i0, stride, packed + b * cin * k * LARK_PACKED_CHANNELS, cin, k, d, &e);
+        }
+    }
+    if (packed_channels < cout) lark_direct_conv_channels(conv, s, stride, n, t0, length, packed_channels);
+    free(s);
+    return 0;
+}
+
+#else
+
+int lark_packed_available(void) { return 0; }
+
+int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
+    (void)conv, (void)packed, (void)task;
+    return -1;
+}
+
+#endif
