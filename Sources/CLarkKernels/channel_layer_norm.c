@@ -7,6 +7,7 @@
 //   output  Y [N, C, T]: (X − mean) / √(variance + epsilon) · gamma + beta, the mean and the
 //           (biased) variance taken over C for each n and t;
 //   attribute epsilon (float, 1e-5 when absent).
+// Runs of columns (time steps) are shared among ONNX Runtime's threads when there are enough.
 #include "ort_custom_op.h"
 
 #include <math.h>
@@ -47,25 +48,47 @@ static OrtStatus *read_tensor(const void *api, const OrtValue *value, size_t exp
     return status;
 }
 
-/// Sums over channels with the time axis innermost, so that each step is a vector operation
-/// over a row of T values; `scratch` holds 2·T floats.
-static void normalize(const float *x, int64_t channels, int64_t length, const float *gamma, const float *beta, float epsilon,
-                      float *scratch, float *y) {
-    float *mean = scratch, *scale = scratch + length;
-    memset(mean, 0, (size_t)length * sizeof(float));
-    memset(scale, 0, (size_t)length * sizeof(float));
+/// Normalizes `count` columns of one batch item (each row `length` long) from column 0 of `x` and
+/// `y`. Sums over channels with the time axis innermost, so that each step is a vector operation
+/// over a run of columns; `scratch` holds 2·count floats.
+static void normalize(const float *x, int64_t channels, int64_t length, int64_t count, const float *gamma, const float *beta,
+                      float epsilon, float *scratch, float *y) {
+    float *mean = scratch, *scale = scratch + count;
+    memset(mean, 0, (size_t)count * sizeof(float));
+    memset(scale, 0, (size_t)count * sizeof(float));
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t t = 0; t < length; t++) mean[t] += x[c * length + t];
+        for (int64_t t = 0; t < count; t++) mean[t] += x[c * length + t];
     const float inverse_channels = 1.0f / (float)channels;
-    for (int64_t t = 0; t < length; t++) mean[t] *= inverse_channels;
+    for (int64_t t = 0; t < count; t++) mean[t] *= inverse_channels;
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t t = 0; t < length; t++) {
+        for (int64_t t = 0; t < count; t++) {
             const float d = x[c * length + t] - mean[t];
             scale[t] += d * d;
         }
-    for (int64_t t = 0; t < length; t++) scale[t] = 1.0f / sqrtf(scale[t] * inverse_channels + epsilon);
+    for (int64_t t = 0; t < count; t++) scale[t] = 1.0f / sqrtf(scale[t] * inverse_channels + epsilon);
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t t = 0; t < length; t++) y[c * length + t] = (x[c * length + t] - mean[t]) * scale[t] * gamma[c] + beta[c];
+        for (int64_t t = 0; t < count; t++) y[c * length + t] = (x[c * length + t] - mean[t]) * scale[t] * gamma[c] + beta[c];
+}
+
+/// Each task normalizes a run of at most `columns` columns of one batch item (columns are
+/// independent), with scratch of its own on the stack.
+enum { most_columns = 1024 };
+typedef struct Job {
+    const float *x, *gamma, *beta;
+    float *y, epsilon;
+    int64_t channels, length, columns, tasks_per_item;
+} Job;
+
+/// Fewer values than this a task is not worth handing to another thread.
+static const int64_t values_per_task = 32768;
+
+static void run_task(void *data, size_t task) {
+    const Job *job = data;
+    const int64_t n = (int64_t)task / job->tasks_per_item, from = ((int64_t)task % job->tasks_per_item) * job->columns;
+    const int64_t count = job->length - from < job->columns ? job->length - from : job->columns;
+    float scratch[2 * most_columns];
+    const int64_t offset = n * job->channels * job->length + from;
+    normalize(job->x + offset, job->channels, job->length, count, job->gamma, job->beta, job->epsilon, scratch, job->y + offset);
 }
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
@@ -89,12 +112,19 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     float *y;
     if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
     if (batch * channels * length == 0) return NULL;
-    float *scratch = malloc(2 * (size_t)length * sizeof(float));
-    if (!scratch) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
-    for (int64_t n = 0; n < batch; n++)
-        normalize(data[0] + n * channels * length, channels, length, data[1], data[2], kernel->epsilon, scratch, y + n * channels * length);
-    free(scratch);
-    return NULL;
+    Job job = {.x = data[0], .gamma = data[1], .beta = data[2], .y = y, .epsilon = kernel->epsilon, .channels = channels, .length = length};
+    // Runs of whole vectors of columns, as many as the work pays for, each at most `most_columns`.
+    const int64_t wanted = (channels * length + values_per_task - 1) / values_per_task;
+    job.columns = (length + wanted - 1) / wanted;
+    job.columns = (job.columns + 15) / 16 * 16;
+    if (job.columns > most_columns) job.columns = most_columns;
+    job.tasks_per_item = (length + job.columns - 1) / job.columns;
+    const int64_t tasks = batch * job.tasks_per_item;
+    if (tasks == 1) {
+        run_task(&job, 0);
+        return NULL;
+    }
+    return KernelContext_ParallelFor(api)(context, run_task, (size_t)tasks, 0, &job);
 }
 
 const LarkOperator lark_channel_layer_norm_op = LARK_OPERATOR("ChannelLayerNorm", 3, 3, 1, create_kernel, compute, lark_operator_free_kernel);

@@ -6,6 +6,7 @@
 //
 //   input   X [N, 2C, T] (or [N, 2C, 1, T]);
 //   output  Y [N, C, T] (or [N, C, 1, T]) = tanh(X[:, :C]) · sigmoid(X[:, C:]).
+// Runs of the output are shared among ONNX Runtime's threads when there are enough of them.
 #include "ort_custom_op.h"
 
 #include <stdio.h>
@@ -68,6 +69,24 @@ WIDEST_VECTORS void lark_gated_tanh_rows(const float *first, const float *second
     for (int64_t i = 0; i < count; i++) out[i] = gate(first[i], second[i]);
 }
 
+/// One batch item's `count` outputs are cut into runs of at most `per_task`, one task each.
+typedef struct Job {
+    const float *x;
+    float *y;
+    int64_t count, per_task, tasks_per_item;
+} Job;
+
+/// Fewer values than this a task is not worth handing to another thread (~10 µs of gates).
+static const int64_t values_per_task = 16384;
+
+static void run_task(void *data, size_t task) {
+    const Job *job = data;
+    const int64_t n = (int64_t)task / job->tasks_per_item, from = ((int64_t)task % job->tasks_per_item) * job->per_task;
+    const int64_t count = job->count - from < job->per_task ? job->count - from : job->per_task;
+    const float *first = job->x + n * 2 * job->count + from, *second = first + job->count;
+    lark_gated_tanh_rows(first, second, count, job->y + n * job->count + from);
+}
+
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     const void *api = ((const GatedTanhKernel *)opaque)->api;
     const OrtValue *value = NULL;
@@ -93,12 +112,17 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
     float *y;
     if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
-    for (int64_t n = 0; n < batch; n++) {
-        const float *first = x + n * 2 * half * length, *second = first + half * length;
-        float *out = y + n * half * length;
-        lark_gated_tanh_rows(first, second, half * length, out);
+    Job job = {.x = x, .y = y, .count = half * length};
+    if (job.count == 0 || batch == 0) return NULL;
+    const int64_t wanted = (job.count + values_per_task - 1) / values_per_task;
+    job.per_task = (job.count + wanted - 1) / wanted;
+    job.tasks_per_item = (job.count + job.per_task - 1) / job.per_task;
+    const int64_t tasks = batch * job.tasks_per_item;
+    if (tasks == 1) {
+        run_task(&job, 0);
+        return NULL;
     }
-    return NULL;
+    return KernelContext_ParallelFor(api)(context, run_task, (size_t)tasks, 0, &job);
 }
 
 const LarkOperator lark_gated_tanh_op = LARK_OPERATOR("GatedTanh", 1, 1, 1, create_kernel, compute, lark_operator_free_kernel);

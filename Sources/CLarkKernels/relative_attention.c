@@ -9,6 +9,7 @@
 //   output [N, H, T, T] with entry (i, j) = Q[i] · E[j − i + w] where |j − i| ≤ w, else 0.
 // RelativeValueWeights: inputs P [N, H, T, T] (the attention weights), E [1 or H, 2w + 1, D];
 //   output [N, H, T, D] with row i = Σ over |j − i| ≤ w of P[i, j] · E[j − i + w].
+// Rows of the output are shared among ONNX Runtime's threads when there is enough work.
 #include "ort_custom_op.h"
 
 #include <stdio.h>
@@ -42,6 +43,45 @@ static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor4 *t
     return status;
 }
 
+/// Rows of the output (one query i of one batch item and head each) are independent: each task
+/// computes a run of `rows_per_task` of them.
+typedef struct Job {
+    const float *x, *table;
+    float *y;
+    int values, shared_table;
+    int64_t heads, length, depth, window, width, rows, rows_per_task;
+} Job;
+
+/// Less work than this (values cleared or multiplied) a task is not worth handing to another thread.
+static const int64_t values_per_task = 32768;
+
+static void run_task(void *data, size_t task) {
+    const Job *job = data;
+    const int64_t first_row = (int64_t)task * job->rows_per_task;
+    const int64_t end_row = first_row + job->rows_per_task < job->rows ? first_row + job->rows_per_task : job->rows;
+    const int64_t length = job->length, depth = job->depth, window = job->window, width = job->width;
+    const int64_t in_width = job->values ? length : depth;
+    for (int64_t row = first_row; row < end_row; row++) {
+        const int64_t item = row / length, i = row % length, h = item % job->heads;
+        const float *table = job->table + (job->shared_table ? 0 : h) * (2 * window + 1) * depth;
+        const float *in = job->x + row * in_width;
+        float *out = job->y + row * width;
+        memset(out, 0, (size_t)width * sizeof(float));
+        const int64_t first = i - window < 0 ? 0 : i - window, last = i + window >= length ? length - 1 : i + window;
+        for (int64_t j = first; j <= last; j++) {
+            const float *entry = table + (j - i + window) * depth;
+            if (job->values) {
+                const float weight = in[j];
+                for (int64_t c = 0; c < depth; c++) out[c] += weight * entry[c];
+            } else {
+                float sum = 0;
+                for (int64_t c = 0; c < depth; c++) sum += in[c] * entry[c];
+                out[j] = sum;
+            }
+        }
+    }
+}
+
 static OrtStatus *compute(void *opaque, OrtKernelContext *context, int values) {
     const void *api = ((const RelativeKernel *)opaque)->api;
     Tensor4 x, e;
@@ -62,29 +102,22 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context, int values) {
     if ((status = KernelContext_GetOutput(api)(context, 0, out_dims, 4, &output))) return status;
     float *y;
     if ((status = GetTensorMutableData(api)(output, (void **)&y))) return status;
-    const int64_t width = out_dims[3];
-    memset(y, 0, (size_t)(batch * heads * length * width) * sizeof(float));
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t h = 0; h < heads; h++) {
-            const float *table = e.data + (e.dims[0] == 1 ? 0 : h) * rows * depth;
-            const float *in = x.data + (b * heads + h) * length * x.dims[3];
-            float *out = y + (b * heads + h) * length * width;
-            for (int64_t i = 0; i < length; i++) {
-                const int64_t first = i - window < 0 ? 0 : i - window, last = i + window >= length ? length - 1 : i + window;
-                for (int64_t j = first; j <= last; j++) {
-                    const float *row = table + (j - i + window) * depth;
-                    if (values) {
-                        const float weight = in[i * length + j];
-                        for (int64_t c = 0; c < depth; c++) out[i * depth + c] += weight * row[c];
-                    } else {
-                        float sum = 0;
-                        for (int64_t c = 0; c < depth; c++) sum += in[i * depth + c] * row[c];
-                        out[i * length + j] = sum;
-                    }
-                }
-            }
-        }
-    return NULL;
+    Job job = {
+        .x = x.data, .table = e.data, .y = y, .values = values, .heads = heads, .length = length, .depth = depth, .window = window,
+        .width = out_dims[3], .shared_table = e.dims[0] == 1,
+    };
+    // Each row costs its output's width (cleared) and up to 2w + 1 products of D.
+    const int64_t rows_total = batch * heads * length, row_cost = job.width + (2 * window + 1) * depth;
+    const int64_t wanted = rows_total * row_cost / values_per_task;
+    const int64_t tasks = wanted < 1 ? 1 : (wanted < rows_total ? wanted : rows_total);
+    job.rows_per_task = (rows_total + tasks - 1) / tasks;
+    job.rows = rows_total;
+    const int64_t used = rows_total == 0 ? 0 : (rows_total + job.rows_per_task - 1) / job.rows_per_task;
+    if (used <= 1) {
+        if (used == 1) run_task(&job, 0);
+        return NULL;
+    }
+    return KernelContext_ParallelFor(api)(context, run_task, (size_t)used, 0, &job);
 }
 
 static OrtStatus *compute_keys(void *kernel, OrtKernelContext *context) { return compute(kernel, context, 0); }

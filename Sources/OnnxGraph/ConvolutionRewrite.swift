@@ -27,8 +27,9 @@ public enum ConvolutionRewrite {
     /// `.4`: small convolutions may be `DirectConvolutionRewrite`'s `ai.lark.DirectConv` nodes;
     /// `.5`: the cached graph has no shape annotations, `ShapeAnnotations`; spline flows, layer
     /// normalizations, relative-attention terms and gates are `ai.lark` nodes, scales by one are
-    /// gone: the rewrites before this one in `PiperModelLoader`.)
-    public static let version = "2026-12-01.5"
+    /// gone: the rewrites before this one in `PiperModelLoader`; `.6-subpixel`: the sub-pixel
+    /// interleave and crop are one `ai.lark.SubpixelInterleave` node.)
+    public static let version = "2026-12-01.6-subpixel"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
@@ -65,7 +66,6 @@ public enum ConvolutionRewrite {
         }
         guard !plans.isEmpty || !transposedPlans.isEmpty else { return Result(model: original, convertedConvolutions: 0) }
         let axes = unique("lark_2d_axes", in: &names)
-        let timeAxis = unique("lark_time_axis", in: &names)
         let chains = try FourDimensionalChains(
             graph: graph, model: model, convolutions: plans, transposed: transposedPlans, names: &names)
         var constants = BlockedConstants(names: names)
@@ -81,7 +81,7 @@ public enum ConvolutionRewrite {
                     input4D: chains.values[plan.input]?.name4D, squeezed: chains.needsThreeD.contains(plan.output))
             } else if let plan = transposedPlans[index] {
                 try plan.write(
-                    into: &graphWriter, from: model, graphSummary: graph, axes: axes, timeAxis: timeAxis,
+                    into: &graphWriter, from: model, graphSummary: graph, axes: axes,
                     input4D: chains.values[plan.input]?.name4D, constants: &constants)
                 if chains.needsThreeD.contains(plan.output) { try squeeze(plan.output4D, plan.output, &graphWriter) }
             } else if let step = chains.steps[index] {
@@ -100,10 +100,15 @@ public enum ConvolutionRewrite {
         if opset >= 13 {
             // Unsqueeze and Squeeze take their axes as an input from opset 13 on.
             try graphWriter.int64Tensor(axes, values: [2])
-            try graphWriter.int64Tensor(timeAxis, values: [3])
         }
 
-        let rewritten = GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes)
+        var rewritten = GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes)
+        if !transposedPlans.isEmpty, try !SplineFlowRewrite.imports(DirectConvolutionRewrite.domain, modelFields, model) {
+            // The interleaves are ai.lark nodes; a model's fields may come in any order.
+            var domainImport = ProtoWriter()
+            domainImport.opsetImport(domain: DirectConvolutionRewrite.domain, version: 1)
+            rewritten += domainImport.bytes
+        }
         let upsamplings = transposedPlans.sorted { $0.key < $1.key }.map(\.value)
         let chunked = try TimeChunks.apply(
             to: rewritten, candidates: upsamplings.filter { $0.outputChannels <= TimeChunks.narrowChannels }.map(\.cropped),

@@ -87,7 +87,8 @@ enum TimeChunks {
                 guard !inside.isEmpty else { continue }
                 let othersConstant = node.inputs.allSatisfy { $0.isEmpty || values.contains($0) || constants.contains($0) }
                 guard othersConstant, node.outputs.count == 1, !node.outputs[0].isEmpty,
-                      node.domain.isEmpty || node.domain == "ai.onnx" || (node.domain == "ai.lark" && node.opType == "DirectConv"),
+                      node.domain.isEmpty || node.domain == "ai.onnx"
+                          || (node.domain == "ai.lark" && (node.opType == "DirectConv" || node.opType == SubpixelInterleave.opType)),
                       let nodeReach = try Self.reach(of: node, inside: values, model: model, constants: constants)
                 else {
                     readOutside.formUnion(inside)
@@ -129,6 +130,10 @@ enum TimeChunks {
                 let dilation = ints("dilations")?.last ?? 1
                 return Int(dilation * (kernel - 1))
             case "LeakyRelu", "Tanh", "Relu", "Sigmoid", "Identity":
+                return 0
+            case SubpixelInterleave.opType:
+                // Lark's interleave (`TransposedConvPlan`) keeps batch items apart and reads no
+                // neighbours; its crop takes the same count off every piece, like the `Slice` it stands for.
                 return 0
             case "Add", "Sub", "Mul", "Div":
                 // A constant broadcasts over the batch only when it has no batch axis of its own.

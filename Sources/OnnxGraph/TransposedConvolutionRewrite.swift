@@ -12,9 +12,11 @@
 /// `s · C_out` output channels computes all phases at once:
 /// - weight `W2[r·C_out + o, c, 0, i] = W[c, o, (m − 1 − i)·s + r]`, bias repeated `s` times,
 ///   padding `m − 1` on both sides, so its output has `T + m − 1` positions;
-/// - `Reshape [N, s, C_out, T']` → `Transpose [0, 2, 3, 1]` → `Reshape [N, C_out, T'·s]` puts
-///   the phases side by side in time;
-/// - `Slice` crops `pads` at both ends, as `ConvTranspose` does.
+/// - `ai.lark.SubpixelInterleave` (CLarkKernels, `subpixel_interleave.c`) puts the phases side by
+///   side in time and crops `pads` at both ends, as `ConvTranspose` does, in one pass over ONNX
+///   Runtime's threads. (As ONNX nodes that is `Reshape [N, s, C_out, T']`, `Transpose [0, 2, 3, 1]`,
+///   `Reshape [N, C_out, T'·s]` and `Slice`: two copies, and ONNX Runtime's `Transpose` ran slower
+///   with two threads than with one.)
 /// The result is left 4-D (`[N, C_out, 1, T·s]`) for `FourDimensionalChains`, and passed through a
 /// 1×1 depthwise convolution of weight 1, so that ONNX Runtime holds it in its blocked layout for
 /// the residual blocks that read it.
@@ -28,8 +30,8 @@ struct TransposedConvPlan {
     var output4D: String { names.output }
     /// The cropped result before its blocked-layout stand-in: where `TimeChunks` may cut time.
     var cropped: String { names.cropped }
-    /// The interleaved phases, at `stride` times the input's rate (for `TimeChunks`' reach).
-    var interleaved: (value: String, rate: Int) { (names.joined, stride) }
+    /// The interleaved, cropped phases, at `stride` times the input's rate (for `TimeChunks`' reach).
+    var interleaved: (value: String, rate: Int) { (names.cropped, stride) }
     let outputChannels: Int64
     private let inputChannels: Int
     private let stride: Int
@@ -40,14 +42,12 @@ struct TransposedConvPlan {
 
     /// The values and initializers the replacement writes, named after the node's output.
     private struct Names {
-        let input, weight, bias, phases, split, interleaved, joined, cropped, output: String
-        let phaseShape, joinedShape, starts, ends: String
+        let input, weight, bias, phases, cropped, output: String
 
         init(output: String, taken names: inout Set<String>) {
             func name(_ part: String) -> String { ConvolutionRewrite.unique(output + "/lark_subpixel_" + part, in: &names) }
-            (input, weight, bias, phases, split) = (name("input"), name("weight"), name("bias"), name("phases"), name("split"))
-            (interleaved, joined, cropped, self.output) = (name("interleaved"), name("joined"), name("cropped"), name("output"))
-            (phaseShape, joinedShape, starts, ends) = (name("phase_shape"), name("joined_shape"), name("starts"), name("ends"))
+            (input, weight, bias, phases) = (name("input"), name("weight"), name("bias"), name("phases"))
+            (cropped, self.output) = (name("cropped"), name("output"))
         }
     }
 
@@ -115,7 +115,7 @@ struct TransposedConvPlan {
     /// Writes the replacement nodes, and the initializers they read, in place of the node: they
     /// read `input4D` when the input is already 4-D, and leave the result 4-D in `output4D`.
     func write(
-        into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String, timeAxis: String,
+        into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String,
         input4D existing: String?, constants: inout BlockedConstants
     ) throws(MalformedProtobuf) {
         let input4D = existing ?? names.input
@@ -141,22 +141,13 @@ struct TransposedConvPlan {
         let channels = Int64(outputChannels)
         try graph.floatTensor(names.weight, dims: [Int64(stride) * channels, Int64(inputChannels), 1, Int64(taps)], values: restated)
         try graph.floatTensor(names.bias, dims: [Int64(stride) * channels], values: repeatedBias)
-        try graph.int64Tensor(names.phaseShape, values: [0, Int64(stride), channels, -1])
-        try graph.int64Tensor(names.joinedShape, values: [0, channels, 1, -1])
-        try graph.int64Tensor(names.starts, values: [padBegin])
-        try graph.int64Tensor(names.ends, values: [padEnd == 0 ? Int64.max : -padEnd])
 
         if existing == nil { try graph.node("Unsqueeze", inputs: [node.inputs[0], axes], output: input4D) }
         try graph.node("Conv", inputs: [input4D, names.weight, names.bias], output: names.phases) { conv throws(MalformedProtobuf) in
             try conv.intsAttribute("kernel_shape", [1, Int64(taps)])
             try conv.intsAttribute("pads", [0, Int64(taps - 1), 0, Int64(taps - 1)])
         }
-        try graph.node("Reshape", inputs: [names.phases, names.phaseShape], output: names.split)
-        try graph.node("Transpose", inputs: [names.split], output: names.interleaved) { transpose throws(MalformedProtobuf) in
-            try transpose.intsAttribute("perm", [0, 2, 3, 1])
-        }
-        try graph.node("Reshape", inputs: [names.interleaved, names.joinedShape], output: names.joined)
-        try graph.node("Slice", inputs: [names.joined, names.starts, names.ends, timeAxis], output: names.cropped)
+        try graph.subpixelInterleave(names.phases, output: names.cropped, stride: Int64(stride), pads: [padBegin, padEnd])
         if FourDimensionalChains.fillsBlocks(channels) {
             try graph.depthwise(names.cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
         } else {
@@ -174,7 +165,22 @@ struct TransposedConvPlan {
     }
 }
 
+/// Lark's interleave operator (`ai.lark`, `subpixel_interleave.c`).
+enum SubpixelInterleave {
+    static let opType = "SubpixelInterleave"
+}
+
 extension ProtoWriter {
+    /// An `ai.lark.SubpixelInterleave` node: `phases` `[N, s·C, 1, T]` (phase `r` of channel `o`
+    /// in channel `r·C + o`) interleaved along time and cropped by `pads`, `[N, C, 1, T·s − b − e]`.
+    mutating func subpixelInterleave(_ phases: String, output: String, stride: Int64, pads: [Int64]) throws(MalformedProtobuf) {
+        try customNode(SubpixelInterleave.opType, domain: DirectConvolutionRewrite.domain, inputs: [phases], output: output) {
+            (node: inout ProtoWriter) throws(MalformedProtobuf) in
+            node.intAttribute("stride", stride)
+            try node.intsAttribute("pads", pads)
+        }
+    }
+
     /// A graph node in the default domain, named after its output.
     mutating func node(
         _ opType: String, inputs: [String], output: String,
