@@ -104,6 +104,7 @@ def p90(values):
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lark", default=os.path.join(ROOT, ".build/release/lark"), help="the lark binary to measure")
     parser.add_argument("--lark-port", type=int, default=10301)
     parser.add_argument("--piper-port", type=int, default=10302)
     parser.add_argument("--json", help="write the figures here too")
@@ -111,7 +112,7 @@ async def main():
 
     load_before = os.getloadavg()
     lark = Server("lark", [
-        os.path.join(ROOT, ".build/release/lark"), "wyoming", "--port", str(args.lark_port), "-m", VOICE,
+        args.lark, "wyoming", "--port", str(args.lark_port), "-m", VOICE,
         "--data-dir", os.path.join(DEPS, "voices"), "--espeak-data", DEPS,
     ], args.lark_port)
     piper = Server("wyoming-piper", [

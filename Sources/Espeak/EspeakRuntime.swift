@@ -178,6 +178,18 @@ public actor EspeakRuntime {
         }
     }
 
+    /// `clauses(of:voice:)`, then each clause's words (`wordsOf(clauses)`, one list per clause)
+    /// translated alone as `phonemesOfWords` does, in one turn of espeak-ng's thread: a text's
+    /// phonemes with word timings cost one trip there, not one per clause (each trip waits for
+    /// a thread to resume the caller, which on a busy machine is the larger part of the cost).
+    public func clausesAndWords(
+        of text: String, voice: String, wordsOf: @Sendable ([EspeakClause]) -> [[String]]
+    ) throws(SpeechError) -> (clauses: [EspeakClause], wordPhonemes: [[String]]) {
+        let clauses = try clauses(of: text, voice: voice)
+        let words = try wordsOf(clauses).map { words throws(SpeechError) in try phonemesOfWords(words, voice: voice) }
+        return (clauses, words)
+    }
+
     /// Each of `words` translated alone, in IPA without separators (spaces between the words
     /// espeak-ng makes of it, "1984" → three): what word timings align with a clause's phonemes.
     public func phonemesOfWords(_ words: [String], voice: String) throws(SpeechError) -> [String] {

@@ -90,27 +90,21 @@ public struct PiperPhonemizer: Sendable {
     /// sentences by Piper's rules.
     private func espeakSentences(_ text: String, offset: Int, withWords: Bool) async throws(SpeechError) -> [PhonemizedSentence] {
         guard !text.isEmpty else { return [] }
-        let clauses = try await runtime.clauses(of: text, voice: espeakVoice)
+        // One trip to espeak-ng's thread for the clauses and every clause's words.
+        let (clauses, clauseWordPhonemes) = try await runtime.clausesAndWords(of: text, voice: espeakVoice) { clauses in
+            withWords ? Self.clauseBytes(of: clauses).map { TextWords.words(in: text, bytes: $0).map(\.text) } : []
+        }
         var sentences: [PhonemizedSentence] = []
         var current = PhonemizedSentence()
-        var clauseStart = 0
         let utf8 = Array(text.utf8)
-        for clause in clauses {
+        for (index, (clause, clauseBytes)) in zip(clauses, Self.clauseBytes(of: clauses)).enumerated() {
             let terminator = EspeakTerminator(consumedText: clause.consumedText, isLast: clause.isLast)
             let spoken = Self.codePoints(Self.removeLanguageFlags(GlideRule.apply(ipa: clause.phonemes, mnemonics: clause.mnemonics)))
-            // The clause's own text: espeak-ng read one character ahead, which the next clause speaks.
-            var clauseEnd = clause.consumedBytes.upperBound
-            if !clause.isLast, let last = clause.consumedText.last, last.isLetter || last.isNumber {
-                clauseEnd -= last.utf8.count
-            }
-            let clauseBytes = clauseStart..<max(clauseStart, clauseEnd)
-            clauseStart = clauseBytes.upperBound
             var owners = [Int?](repeating: nil, count: spoken.count)
             var words: [TextWord] = []
             if withWords {
                 words = TextWords.words(in: text, bytes: clauseBytes)
-                let wordPhonemes = try await runtime.phonemesOfWords(words.map(\.text), voice: espeakVoice)
-                owners = WordAlignment.owners(of: spoken, words: wordPhonemes.map(Self.codePoints))
+                owners = WordAlignment.owners(of: spoken, words: clauseWordPhonemes[index].map(Self.codePoints))
                 words = words.map { TextWord(text: $0.text, bytes: $0.bytes.lowerBound + offset..<$0.bytes.upperBound + offset) }
             }
             var tail = terminator.punctuation
@@ -125,6 +119,21 @@ public struct PiperPhonemizer: Sendable {
         }
         if !current.phonemes.isEmpty { sentences.append(current.mergingVowelClusters(vowelClusters)) }
         return sentences
+    }
+
+    /// Each clause's own text, in UTF-8 bytes: espeak-ng read one character ahead, which the
+    /// next clause speaks.
+    static func clauseBytes(of clauses: [EspeakClause]) -> [Range<Int>] {
+        var clauseStart = 0
+        return clauses.map { clause in
+            var clauseEnd = clause.consumedBytes.upperBound
+            if !clause.isLast, let last = clause.consumedText.last, last.isLetter || last.isNumber {
+                clauseEnd -= last.utf8.count
+            }
+            let bytes = clauseStart..<max(clauseStart, clauseEnd)
+            clauseStart = bytes.upperBound
+            return bytes
+        }
     }
 
     /// Removes espeak-ng's language-switch markers such as `(en)` or `(fr)`.

@@ -91,6 +91,12 @@ public protocol AudioChunkProducer: Sendable {
 /// until the consumer asks. A consumer that stops reading therefore stops the synthesis one chunk
 /// later, holding no synthesis place and no audio beyond that chunk. Cancelling the consuming
 /// task, or dropping the iterator, cancels the chunk being made.
+///
+/// The first chunk is the exception: the second is started only when the consumer asks for it,
+/// so the first audio is encoded and written before the next model run starts. A run alone takes
+/// every core (a voice's wide session), and the threads that send the first audio (the
+/// consumer's, the event loop's, the client's) would otherwise wait for them; the second
+/// sentence still has the whole first one's playing time to be made.
 public struct SpeechStream: AsyncSequence, Sendable {
     public typealias Element = AudioChunk
     private let makeProducer: @Sendable () -> any AudioChunkProducer
@@ -109,6 +115,7 @@ public struct SpeechStream: AsyncSequence, Sendable {
         /// The next chunk, being made while the consumer holds the current one.
         private var ahead: Task<AudioChunk?, any Error>?
         private var finished = false
+        private var delivered = 0
 
         init(producer: any AudioChunkProducer) {
             self.producer = producer
@@ -136,7 +143,8 @@ public struct SpeechStream: AsyncSequence, Sendable {
                 finished = true
                 return nil
             }
-            ahead = Task { try await producer.next() }
+            delivered += 1
+            if delivered > 1 { ahead = Task { try await producer.next() } }
             return chunk
         }
 

@@ -57,7 +57,10 @@ public struct WyomingServer: Service {
                             group.addTask {
                                 do {
                                     try await connection.executeThenClose { inbound, outbound in
-                                        await session.run(inbound, outbound)
+                                        // Writes reach the event loop in order: once a task queued
+                                        // after them has run there, they are on the socket.
+                                        let loop = connection.channel.eventLoop
+                                        await session.run(inbound, outbound) { try? await loop.submit {}.get() }
                                     }
                                 } catch {
                                     logger.debug("wyoming connection ended", metadata: ["error": "\(error)"])

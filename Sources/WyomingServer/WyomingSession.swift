@@ -43,7 +43,11 @@ struct WyomingSession: Sendable {
     /// Queued items of any kind (errors included) before the connection is closed.
     static let maxBacklog = 4096
 
-    func run(_ inbound: NIOAsyncChannelInboundStream<WyomingFrame>, _ outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>) async {
+    /// `sent`: returns once what was written so far is on the socket (see `say`).
+    func run(
+        _ inbound: NIOAsyncChannelInboundStream<WyomingFrame>, _ outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>,
+        sent: @escaping @Sendable () async -> Void = {}
+    ) async {
         let (work, queue) = AsyncStream<Work>.makeStream()
         let backlog = Backlog()
         await withGracefulShutdownHandler {
@@ -57,7 +61,7 @@ struct WyomingSession: Sendable {
                 }
                 group.addTask {
                     do {
-                        try await speak(work, to: outbound, backlog: backlog)
+                        try await speak(work, to: outbound, sent: sent, backlog: backlog)
                     } catch {
                         logger.debug("wyoming connection closed while writing", metadata: ["error": "\(error)"])
                     }
@@ -205,7 +209,10 @@ struct WyomingSession: Sendable {
 
     // MARK: - Speaking
 
-    private func speak(_ work: AsyncStream<Work>, to outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>, backlog: Backlog) async throws {
+    private func speak(
+        _ work: AsyncStream<Work>, to outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>, sent: @Sendable () async -> Void,
+        backlog: Backlog
+    ) async throws {
         /// The voice of the open stream, or why it has none (reported once, at its start).
         var streamVoice: Result<(id: String, options: SynthesisOptions), any Error>?
         var streamMarkup = SpeechInput.Markup.text
@@ -221,7 +228,7 @@ struct WyomingSession: Sendable {
                 defer { backlog.requests.wrappingSubtract(1, ordering: .relaxed) }
                 do {
                     let voice = try await resolve(request)
-                    try await say(SpeechInput(text, markup: markup, normalize: configuration.normalize), voice: voice, received: received, to: outbound)
+                    try await say(SpeechInput(text, markup: markup, normalize: configuration.normalize), voice: voice, received: received, to: outbound, sent: sent)
                 } catch let error as SessionError {
                     try await outbound.write(error.event)
                 }
@@ -239,7 +246,7 @@ struct WyomingSession: Sendable {
             case .streamSentence(let text, let received):
                 guard case .success(let voice)? = streamVoice else { continue }
                 do {
-                    try await say(SpeechInput(text, markup: streamMarkup, normalize: configuration.normalize), voice: voice, received: received, to: outbound)
+                    try await say(SpeechInput(text, markup: streamMarkup, normalize: configuration.normalize), voice: voice, received: received, to: outbound, sent: sent)
                 } catch let error as SessionError {
                     try await outbound.write(error.event)
                 }
@@ -268,10 +275,13 @@ struct WyomingSession: Sendable {
 
     /// Speaks one text as one audio stream: `audio-start`, `audio-chunk`s as each sentence is
     /// made, `audio-stop`. Throws `SessionError` for what the client is told (before or after
-    /// `audio-start`), anything else when writing failed.
+    /// `audio-start`), anything else when writing failed. The first audio chunk is written
+    /// alone and is on the socket (`sent`) before the rest of its sentence is cut into events
+    /// and before the next sentence's model run starts (`SpeechStream`), which would take the
+    /// cores the event loop and the client need to pass it on.
     private func say(
         _ input: SpeechInput, voice: (id: String, options: SynthesisOptions), received: ContinuousClock.Instant,
-        to outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>
+        to outbound: NIOAsyncChannelOutboundWriter<WyomingEvent>, sent: @Sendable () async -> Void
     ) async throws {
         let prepared: PreparedSynthesis
         do {
@@ -303,15 +313,19 @@ struct WyomingSession: Sendable {
             }
             try Task.checkCancellation()
             guard let chunk else { break }
-            var events: [WyomingEvent] = []
+            metrics.produced(chunk, voice: prepared.voice.id)
+            var samples = chunk.samples[...]
             if !started {
                 started = true
                 metrics.timeToFirstAudio(ContinuousClock.now - received)
-                events.append(WyomingEvents.audioStart(rate: rate))
+                let first = samples.prefix(configuration.samplesPerChunk)
+                try await outbound.write(contentsOf: [WyomingEvents.audioStart(rate: rate)] + audioChunks(first, rate: rate, from: samplesSent))
+                await sent()
+                samplesSent += first.count
+                samples = samples.dropFirst(first.count)
             }
-            metrics.produced(chunk, voice: prepared.voice.id)
-            events += audioChunks(chunk.samples, rate: rate, from: samplesSent)
-            samplesSent += chunk.samples.count
+            let events = audioChunks(samples, rate: rate, from: samplesSent)
+            samplesSent += samples.count
             try await outbound.write(contentsOf: events)
             if Double(samplesSent) > maxSamples {
                 try await outbound.write(WyomingEvents.audioStop(timestamp: milliseconds(samplesSent, rate)))
@@ -324,14 +338,15 @@ struct WyomingSession: Sendable {
 
     /// 16-bit little-endian PCM cut into events of at most `samplesPerChunk` samples, each
     /// stamped with its start in milliseconds from the audio's start.
-    private func audioChunks(_ samples: [Int16], rate: Int, from offset: Int) -> [WyomingEvent] {
+    private func audioChunks(_ samples: ArraySlice<Int16>, rate: Int, from offset: Int) -> [WyomingEvent] {
         var events: [WyomingEvent] = []
-        var start = 0
-        while start < samples.count {
-            let end = min(samples.count, start + configuration.samplesPerChunk)
+        var start = samples.startIndex
+        while start < samples.endIndex {
+            let end = min(samples.endIndex, start + configuration.samplesPerChunk)
             var buffer = ByteBufferAllocator().buffer(capacity: (end - start) * 2)
             for sample in samples[start..<end] { buffer.writeInteger(sample, endianness: .little) }
-            events.append(WyomingEvents.audioChunk(rate: rate, timestamp: milliseconds(offset + start, rate), audio: buffer))
+            let position = offset + start - samples.startIndex
+            events.append(WyomingEvents.audioChunk(rate: rate, timestamp: milliseconds(position, rate), audio: buffer))
             start = end
         }
         return events

@@ -52,6 +52,26 @@ import Testing
         }
     }
 
+    /// A text's clauses and every clause's words come from espeak-ng in one turn of its thread:
+    /// exactly what the two calls give one after the other.
+    @Test func clausesAndWordsInOneTurnAreTheSeparateCalls() async throws {
+        try await EspeakRuntime.shared.start(dataPath: Checkout.deps)
+        let text = "On 3 May 1984, Dr. Smith paid $12.50 for it; really? Yes, twice. Then home"
+        let wordsOf: @Sendable ([EspeakClause]) -> [[String]] = { clauses in
+            clauses.map { clause in clause.consumedText.split(separator: " ").map(String.init) }
+        }
+        let together = try await EspeakRuntime.shared.clausesAndWords(of: text, voice: "en-us", wordsOf: wordsOf)
+        let clauses = try await EspeakRuntime.shared.clauses(of: text, voice: "en-us")
+        var words: [[String]] = []
+        for clauseWords in wordsOf(clauses) {
+            words.append(try await EspeakRuntime.shared.phonemesOfWords(clauseWords, voice: "en-us"))
+        }
+        #expect(clauses.count > 4)
+        #expect(together.clauses == clauses)
+        #expect(together.wordPhonemes == words)
+        #expect(together.wordPhonemes.joined().contains { !$0.isEmpty })
+    }
+
     @Test func durationOutputIsAddedOnceToTheOneCeil() throws {
         let model = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
         let timed = try #require(try DurationOutput.apply(to: model))

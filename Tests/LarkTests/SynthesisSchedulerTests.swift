@@ -126,17 +126,33 @@ import Testing
         let stream = SpeechStream { producer }
         let iterator = stream.makeAsyncIterator()
         #expect(try await iterator.next()?.sentenceIndex == 1)
+        #expect(try await iterator.next()?.sentenceIndex == 2)
         // The reader stalls: the next chunk is made, then nothing more, and no place is held.
         for _ in 0..<500 {
-            if await producer.calls == 2, scheduler.load.running == 0 { break }
+            if await producer.calls == 3, scheduler.load.running == 0 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
         try await Task.sleep(for: .milliseconds(200))
-        #expect(await producer.calls == 2, "one chunk ahead, no more")
+        #expect(await producer.calls == 3, "one chunk ahead, no more")
         #expect(scheduler.load.running == 0, "a stalled stream holds no place")
+        #expect(try await iterator.next()?.sentenceIndex == 3)
+        for _ in 0..<500 where await producer.calls < 4 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await producer.calls == 4)
+    }
+
+    /// The first audio goes out before the next sentence's run takes the cores: while the
+    /// consumer holds the first chunk nothing is made; the second starts when it is asked for.
+    @Test func nothingIsMadeWhileTheConsumerHoldsTheFirstChunk() async throws {
+        let scheduler = SynthesisScheduler(workers: 1, maxQueue: 4)
+        let ticket = try #require(scheduler.admit())
+        let producer = CountingProducer(admission: ticket)
+        let iterator = SpeechStream { producer }.makeAsyncIterator()
+        #expect(try await iterator.next()?.sentenceIndex == 1)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await producer.calls == 1, "the second chunk was started while the first was still being sent")
         #expect(try await iterator.next()?.sentenceIndex == 2)
         for _ in 0..<500 where await producer.calls < 3 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(await producer.calls == 3)
+        #expect(await producer.calls == 3, "from the second chunk on, one is made ahead")
     }
 
     /// Two first requests for one voice (by name, by file name and by path) load it once.
