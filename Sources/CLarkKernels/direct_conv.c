@@ -16,9 +16,14 @@ static void leaky_relu(float *values, int64_t count, float alpha) {
 
 static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-int64_t lark_direct_conv_tasks(const LarkDirectConv *conv) {
-    int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
-    return conv->batch * tiles;
+static int64_t tiles_per_item(const LarkDirectConv *conv) { return (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES; }
+
+int64_t lark_direct_conv_tasks(const LarkDirectConv *conv) { return conv->batch * tiles_per_item(conv); }
+
+LarkConvTile lark_direct_conv_tile(const LarkDirectConv *conv, int64_t task) {
+    const int64_t tiles = tiles_per_item(conv), t0 = (task % tiles) * LARK_TILE_SAMPLES;
+    const int64_t left = conv->output_length - t0;
+    return (LarkConvTile){.n = task / tiles, .t0 = t0, .length = left < LARK_TILE_SAMPLES ? left : LARK_TILE_SAMPLES};
 }
 
 float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride_out) {
@@ -70,10 +75,8 @@ void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64
 }
 
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
-    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
-    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
-    int64_t length = conv->output_length - t0;
-    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
+    const LarkConvTile tile = lark_direct_conv_tile(conv, task);
+    const int64_t n = tile.n, t0 = tile.t0, length = tile.length;
     int64_t stride;
     float *s = lark_direct_conv_scratch(conv, n, t0, length, &stride);
     if (!s) return -1;

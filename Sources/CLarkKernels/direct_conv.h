@@ -42,6 +42,12 @@ typedef struct LarkDirectConv {
 /// How many independent tasks `conv` splits into (batch items × time tiles).
 int64_t lark_direct_conv_tasks(const LarkDirectConv *conv);
 
+/// Task `task`'s place: batch item `n`, first output sample `t0` and `length` samples of output.
+typedef struct LarkConvTile {
+    int64_t n, t0, length;
+} LarkConvTile;
+LarkConvTile lark_direct_conv_tile(const LarkDirectConv *conv, int64_t task);
+
 /// Runs task `task` (0 ≤ task < lark_direct_conv_tasks). Returns 0, or -1 when out of memory.
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task);
 

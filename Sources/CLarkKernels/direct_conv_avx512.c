@@ -183,10 +183,8 @@ static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, in
 }
 
 int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
-    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
-    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
-    int64_t length = conv->output_length - t0;
-    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
+    const LarkConvTile tile = lark_direct_conv_tile(conv, task);
+    const int64_t n = tile.n, t0 = tile.t0, length = tile.length;
     int64_t stride;
     float *s = scratch(conv, n, t0, length, &stride);
     if (!s) return -1;

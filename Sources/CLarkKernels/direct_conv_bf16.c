@@ -150,10 +150,8 @@ BF16_TARGET static void one_bf16(const uint32_t *s, int64_t ss, const uint32_t *
 }
 
 int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packed, int64_t task) {
-    const int64_t tiles = (conv->output_length + LARK_TILE_SAMPLES - 1) / LARK_TILE_SAMPLES;
-    const int64_t n = task / tiles, t0 = (task % tiles) * LARK_TILE_SAMPLES;
-    int64_t length = conv->output_length - t0;
-    if (length > LARK_TILE_SAMPLES) length = LARK_TILE_SAMPLES;
+    const LarkConvTile tile = lark_direct_conv_tile(conv, task);
+    const int64_t n = tile.n, t0 = tile.t0, length = tile.length;
     const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
     const int64_t pairs = (cin + 1) / 2;
 

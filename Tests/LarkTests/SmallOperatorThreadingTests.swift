@@ -97,17 +97,9 @@ import Testing
 
         /// The operator alone, its inputs the model's.
         func model() throws -> [UInt8] {
-            var graph = ProtoWriter()
-            try graph.customNode(opType, domain: DirectConvolutionRewrite.domain, inputs: inputs.map(\.name), output: "Y") { _ in }
-            graph.stringField(2, "small_operator")
-            for input in inputs { graph.tensorValueInfo(Field.graphInput, name: input.name, dims: input.dims) }
-            graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: outputDims)
-            var model = ProtoWriter()
-            model.varintField(1, 8)  // ir_version
-            model.opsetImport(domain: "", version: 13)
-            model.opsetImport(domain: DirectConvolutionRewrite.domain, version: 1)
-            model.bytesField(Field.modelGraph, graph.bytes)
-            return model.bytes
+            try OneGraphModel.make(inputs: inputs.map { ($0.name, $0.dims) }, output: ("Y", outputDims)) { graph throws(MalformedProtobuf) in
+                try graph.customNode(opType, domain: DirectConvolutionRewrite.domain, inputs: inputs.map(\.name), output: "Y") { _ in }
+            }
         }
     }
 }

@@ -80,17 +80,8 @@ import Testing
         }
 
         private func model(_ body: (inout ProtoWriter) throws(MalformedProtobuf) -> Void) throws -> [UInt8] {
-            var graph = ProtoWriter()
-            try body(&graph)
-            graph.stringField(2, "interleave")
-            graph.tensorValueInfo(Field.graphInput, name: "X", dims: inputDims)
-            graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: [Int64(batch), Int64(channels), 1, Int64(max(outputLength, 0))])
-            var model = ProtoWriter()
-            model.varintField(1, 8)  // ir_version
-            model.opsetImport(domain: "", version: 13)
-            model.opsetImport(domain: DirectConvolutionRewrite.domain, version: 1)
-            model.bytesField(Field.modelGraph, graph.bytes)
-            return model.bytes
+            try OneGraphModel.make(
+                inputs: [("X", inputDims)], output: ("Y", [Int64(batch), Int64(channels), 1, Int64(max(outputLength, 0))]), body)
         }
     }
 }
