@@ -38,12 +38,8 @@ public enum ChannelLayerNormRewrite {
                 graphWriter.copy(field, from: model)
             }
         }
-        var output = ProtoWriter(reservingCapacity: model.count)
-        for field in modelFields {
-            if field.number == Field.modelGraph { output.bytesField(Field.modelGraph, graphWriter.bytes) } else { output.copy(field, from: model) }
-        }
-        if try !SplineFlowRewrite.imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
-        return Result(model: output.bytes, replaced: plans.count)
+        let output = try GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes, importing: domain)
+        return Result(model: output, replaced: plans.count)
     }
 
     /// The first `count` normalizations this rewrite would replace, each as two models of input

@@ -102,13 +102,10 @@ public enum ConvolutionRewrite {
             try graphWriter.int64Tensor(axes, values: [2])
         }
 
-        var rewritten = GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes)
-        if !transposedPlans.isEmpty, try !SplineFlowRewrite.imports(DirectConvolutionRewrite.domain, modelFields, model) {
-            // The interleaves are ai.lark nodes; a model's fields may come in any order.
-            var domainImport = ProtoWriter()
-            domainImport.opsetImport(domain: DirectConvolutionRewrite.domain, version: 1)
-            rewritten += domainImport.bytes
-        }
+        // The sub-pixel interleaves are ai.lark nodes.
+        let rewritten = transposedPlans.isEmpty
+            ? GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes)
+            : try GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes, importing: DirectConvolutionRewrite.domain)
         let upsamplings = transposedPlans.sorted { $0.key < $1.key }.map(\.value)
         let chunked = try TimeChunks.apply(
             to: rewritten, candidates: upsamplings.filter { $0.outputChannels <= TimeChunks.narrowChannels }.map(\.cropped),
@@ -222,6 +219,20 @@ struct GraphSummary {
         guard graphFields.count == 1, let graphField = graphFields.first else { return nil }
         var graphReader = ProtoReader(model, range: graphField.payload)
         return (modelFields, graphField, try GraphSummary(fields: graphReader.all(), in: model))
+    }
+
+    /// `model` with its graph replaced by `graph`, importing operator set `domain` (version 1)
+    /// unless it already does: how every rewrite that writes `ai.lark` nodes finishes.
+    static func model(
+        _ model: [UInt8], fields: [ProtoField], withGraph graph: [UInt8], importing domain: String
+    ) throws(MalformedProtobuf) -> [UInt8] {
+        var output = Self.model(model, fields: fields, withGraph: graph)
+        if try !SplineFlowRewrite.imports(domain, fields, model) {
+            var domainImport = ProtoWriter()
+            domainImport.opsetImport(domain: domain, version: 1)
+            output += domainImport.bytes  // a model's fields may come in any order
+        }
+        return output
     }
 
     /// `model` with its graph replaced by `graph` (every other field copied as it is).

@@ -78,17 +78,9 @@ public enum DirectConvolutionRewrite {
                 graphWriter.copy(field, from: model)
             }
         }
-        var output = ProtoWriter(reservingCapacity: model.count + 64)
-        for field in modelFields {
-            if field.number == Field.modelGraph {
-                output.bytesField(Field.modelGraph, graphWriter.bytes)
-            } else {
-                output.copy(field, from: model)
-            }
-        }
-        if try !SplineFlowRewrite.imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
+        let output = try GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes, importing: domain)
         return Result(
-            model: output.bytes, replaced: plans.count, fusedNodes: plans.reduce(0) { $0 + $1.absorbed.count - 1 })
+            model: output, replaced: plans.count, fusedNodes: plans.reduce(0) { $0 + $1.absorbed.count - 1 })
     }
 
     private static func plans(_ graph: GraphSummary, _ model: [UInt8], bf16: Bool) throws(MalformedProtobuf) -> [DirectConvPlan] {

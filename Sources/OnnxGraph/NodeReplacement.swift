@@ -62,11 +62,7 @@ struct NodeReplacement {
                 graphWriter.copy(field, from: model)
             }
         }
-        var output = ProtoWriter(reservingCapacity: model.count)
-        for field in modelFields {
-            if field.number == Field.modelGraph { output.bytesField(Field.modelGraph, graphWriter.bytes) } else { output.copy(field, from: model) }
-        }
-        if try !SplineFlowRewrite.imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
-        return (output.bytes, removed.count + replacements.count)
+        let output = try GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes, importing: domain)
+        return (output, removed.count + replacements.count)
     }
 }

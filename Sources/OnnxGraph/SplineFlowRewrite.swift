@@ -50,12 +50,8 @@ public enum SplineFlowRewrite {
                 graphWriter.copy(field, from: model)
             }
         }
-        var output = ProtoWriter(reservingCapacity: model.count)
-        for field in modelFields {
-            if field.number == Field.modelGraph { output.bytesField(Field.modelGraph, graphWriter.bytes) } else { output.copy(field, from: model) }
-        }
-        if try !imports(domain, modelFields, model) { output.opsetImport(domain: domain, version: 1) }
-        return Result(model: output.bytes, replaced: flows.count, removedNodes: dropped.count)
+        let output = try GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes, importing: domain)
+        return Result(model: output, replaced: flows.count, removedNodes: dropped.count)
     }
 
     /// Whether the model's `opset_import` already names `domain`.
