@@ -120,27 +120,8 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     return NULL;
 }
 
-/// A tensor's dims (at most 4) and data.
-typedef struct Tensor {
-    size_t rank;
-    int64_t dims[4];
-    float *data;
-} Tensor;
-
-static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor *tensor) {
-    OrtShapeInfo *info;
-    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
-    if (status) return status;
-    status = GetDimensionsCount(api)(info, &tensor->rank);
-    if (!status && tensor->rank > 4) status = failure(api, ORT_INVALID_ARGUMENT, "a tensor of more than 4 dimensions");
-    if (!status) status = GetDimensions(api)(info, tensor->dims, tensor->rank);
-    ReleaseShapeInfo(api)(info);
-    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
-    return status;
-}
-
 /// Reads [N, C, T] or [N, C, 1, T] as batch, channels and length.
-static int as_sequence(const Tensor *t, int64_t *batch, int64_t *channels, int64_t *length) {
+static int as_sequence(const LarkTensor *t, int64_t *batch, int64_t *channels, int64_t *length) {
     if (t->rank == 3) *batch = t->dims[0], *channels = t->dims[1], *length = t->dims[2];
     else if (t->rank == 4 && t->dims[2] == 1) *batch = t->dims[0], *channels = t->dims[1], *length = t->dims[3];
     else return 0;
@@ -195,13 +176,13 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     size_t inputs = 0;
     OrtStatus *status = KernelContext_GetInputCount(api)(context, &inputs);
     if (status) return status;
-    Tensor t[4] = {0};
+    LarkTensor t[4] = {0};
     int present[4] = {0};
     for (size_t i = 0; i < 4 && i < inputs; i++) {
         const OrtValue *value = NULL;
         if ((status = KernelContext_GetInput(api)(context, i, &value))) return status;
         if (!value) continue;
-        if ((status = read_tensor(api, value, &t[i]))) return status;
+        if ((status = lark_read_tensor(api, value, "DirectConv", &t[i]))) return status;
         present[i] = 1;
     }
     if (!present[0] || !present[1]) return failure(api, ORT_INVALID_ARGUMENT, "X and W are required");
@@ -261,6 +242,18 @@ static void destroy_kernel(void *opaque) {
 static const LarkOperator direct_conv_op = LARK_OPERATOR("DirectConv", 4, 2, 1, create_kernel, compute, destroy_kernel);
 
 // MARK: - The callbacks every ai.lark operator shares
+
+OrtStatus *lark_read_tensor(const void *api, const OrtValue *value, const char *operator_name, LarkTensor *tensor) {
+    OrtShapeInfo *info;
+    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
+    if (status) return status;
+    status = GetDimensionsCount(api)(info, &tensor->rank);
+    if (!status && tensor->rank > 4) status = lark_operator_failure(api, ORT_INVALID_ARGUMENT, operator_name, "a tensor of more than 4 dimensions");
+    if (!status) status = GetDimensions(api)(info, tensor->dims, tensor->rank);
+    ReleaseShapeInfo(api)(info);
+    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
+    return status;
+}
 
 static const LarkOperator *operator_of(const LarkOrtCustomOp *op) { return (const LarkOperator *)op; }
 const char *lark_operator_name(const LarkOrtCustomOp *op) { return operator_of(op)->name; }

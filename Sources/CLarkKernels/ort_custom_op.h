@@ -91,6 +91,16 @@ int lark_operator_default_memory(const LarkOrtCustomOp *op, size_t index);
 int lark_operator_one(const LarkOrtCustomOp *op);
 /// An error status whose message names the operator: "ai.lark.NAME: message".
 OrtStatus *lark_operator_failure(const void *api, int code, const char *operator_name, const char *message);
+
+/// A float input's shape (at most 4 dimensions) and data, as every ai.lark operator reads them.
+typedef struct LarkTensor {
+    size_t rank;
+    int64_t dims[4];
+    float *data;
+} LarkTensor;
+
+/// Reads `value` into `tensor`; more than 4 dimensions is an error in `operator_name`'s name.
+OrtStatus *lark_read_tensor(const void *api, const OrtValue *value, const char *operator_name, LarkTensor *tensor);
 /// KernelDestroy for a kernel that is one malloc'd block.
 void lark_operator_free_kernel(void *kernel);
 

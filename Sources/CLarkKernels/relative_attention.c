@@ -25,24 +25,6 @@ static OrtStatus *failure(const void *api, int values, const char *message) {
     return lark_operator_failure(api, ORT_INVALID_ARGUMENT, values ? "RelativeValueWeights" : "RelativeKeyLogits", message);
 }
 
-typedef struct Tensor4 {
-    size_t rank;
-    int64_t dims[4];
-    float *data;
-} Tensor4;
-
-static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor4 *tensor) {
-    OrtShapeInfo *info;
-    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
-    if (status) return status;
-    status = GetDimensionsCount(api)(info, &tensor->rank);
-    if (!status && tensor->rank > 4) tensor->rank = 0;
-    if (!status && tensor->rank) status = GetDimensions(api)(info, tensor->dims, tensor->rank);
-    ReleaseShapeInfo(api)(info);
-    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
-    return status;
-}
-
 /// Rows of the output (one query i of one batch item and head each) are independent: each task
 /// computes a run of `rows_per_task` of them.
 typedef struct Job {
@@ -84,13 +66,14 @@ static void run_task(void *data, size_t task) {
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context, int values) {
     const void *api = ((const RelativeKernel *)opaque)->api;
-    Tensor4 x, e;
+    LarkTensor x, e;
+    const char *name = values ? "RelativeValueWeights" : "RelativeKeyLogits";
     const OrtValue *value = NULL;
     OrtStatus *status = KernelContext_GetInput(api)(context, 0, &value);
-    if (!status && value) status = read_tensor(api, value, &x);
+    if (!status && value) status = lark_read_tensor(api, value, name, &x);
     if (status) return status;
     if (!value || (status = KernelContext_GetInput(api)(context, 1, &value)) || !value) return status ? status : failure(api, values, "two inputs are required");
-    if ((status = read_tensor(api, value, &e))) return status;
+    if ((status = lark_read_tensor(api, value, name, &e))) return status;
     if (x.rank != 4 || e.rank != 3) return failure(api, values, "the first input must be 4-D, E [1 or H, 2w + 1, D]");
     const int64_t batch = x.dims[0], heads = x.dims[1], length = x.dims[2];
     const int64_t rows = e.dims[1], depth = e.dims[2], window = (rows - 1) / 2;

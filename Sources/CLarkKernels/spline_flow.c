@@ -122,34 +122,18 @@ static float inverse(const SplineFlowKernel *kernel, const float *logits, int64_
     return root * width + xs[bin];
 }
 
-typedef struct Tensor3 {
-    int64_t dims[3];
-    float *data;
-} Tensor3;
-
-static OrtStatus *read_tensor(const void *api, const OrtValue *value, Tensor3 *tensor) {
-    OrtShapeInfo *info;
-    OrtStatus *status = GetTensorTypeAndShape(api)(value, &info);
-    if (status) return status;
-    size_t rank = 0;
-    status = GetDimensionsCount(api)(info, &rank);
-    if (!status && rank != 3) status = failure(api, ORT_INVALID_ARGUMENT, "inputs must be [N, C, T]");
-    if (!status) status = GetDimensions(api)(info, tensor->dims, 3);
-    ReleaseShapeInfo(api)(info);
-    if (!status) status = GetTensorMutableData(api)((OrtValue *)value, (void **)&tensor->data);
-    return status;
-}
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     const SplineFlowKernel *kernel = opaque;
     const void *api = kernel->api;
-    Tensor3 t[3];
+    LarkTensor t[3];
     for (size_t i = 0; i < 3; i++) {
         const OrtValue *value = NULL;
         OrtStatus *status = KernelContext_GetInput(api)(context, i, &value);
         if (status) return status;
         if (!value) return failure(api, ORT_INVALID_ARGUMENT, "X, H and mask are required");
-        if ((status = read_tensor(api, value, &t[i]))) return status;
+        if ((status = lark_read_tensor(api, value, "SplineFlowInverse", &t[i]))) return status;
+        if (t[i].rank != 3) return failure(api, ORT_INVALID_ARGUMENT, "inputs must be [N, C, T]");
     }
     const int64_t batch = t[0].dims[0], channels = t[0].dims[1], length = t[0].dims[2];
     const int64_t half = channels / 2, parameters = 3 * kernel->bins - 1;
