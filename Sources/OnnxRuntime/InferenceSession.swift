@@ -308,6 +308,19 @@ public final class InferenceSession: @unchecked Sendable {
     public func run(
         _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation? = nil
     ) throws(OnnxRuntimeError) -> [[Float]] {
+        try run(inputs, outputs: requested, cancellation: cancellation, copyingOutputs: true)
+    }
+
+    /// Runs the model for its time alone: its first output is computed but not copied out, as
+    /// that copy (fresh pages, megabytes for a decoder's activations) is no part of the model's
+    /// cost (`DirectConvolutionChoice` times the kernel against ONNX Runtime's path this way).
+    public func runDiscardingOutput(_ inputs: [InputTensor]) throws(OnnxRuntimeError) {
+        _ = try run(inputs, outputs: [outputNames[0]], cancellation: nil, copyingOutputs: false)
+    }
+
+    private func run(
+        _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation?, copyingOutputs: Bool
+    ) throws(OnnxRuntimeError) -> [[Float]] {
         let api = runtime.api.pointee
         var values: [OpaquePointer?] = []
         defer { values.forEach { api.ReleaseValue($0) } }
@@ -358,6 +371,7 @@ public final class InferenceSession: @unchecked Sendable {
         }
         try runtime.check(status)
         defer { outputs.forEach { api.ReleaseValue($0) } }
+        guard copyingOutputs else { return [] }
         return try outputs.map { output throws(OnnxRuntimeError) in try floats(of: output) }
     }
 
