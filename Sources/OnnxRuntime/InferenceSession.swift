@@ -308,14 +308,30 @@ public final class InferenceSession: @unchecked Sendable {
     public func run(
         _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation? = nil
     ) throws(OnnxRuntimeError) -> [[Float]] {
+        try run(inputs, outputs: requested, cancellation: cancellation, copyingOutputs: true)
+    }
+
+    /// Runs the model for its time alone: its first output is computed but not copied out, as
+    /// that copy (fresh pages, megabytes for a decoder's activations) is no part of the model's
+    /// cost (`DirectConvolutionChoice` times the kernel against ONNX Runtime's path this way).
+    public func runDiscardingOutput(_ inputs: [InputTensor]) throws(OnnxRuntimeError) {
+        _ = try run(inputs, outputs: [outputNames[0]], cancellation: nil, copyingOutputs: false)
+    }
+
+    private func run(
+        _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation?, copyingOutputs: Bool
+    ) throws(OnnxRuntimeError) -> [[Float]] {
         let api = runtime.api.pointee
         var values: [OpaquePointer?] = []
         defer { values.forEach { api.ReleaseValue($0) } }
-        // The tensors point into these arrays, so they must outlive the run.
-        var int64Storage = inputs.map { input -> [Int64] in
+        // The tensors point into these arrays, so they must outlive the run. They are read through
+        // withUnsafeBytes: ONNX Runtime never writes an input, and asking for mutable bytes would
+        // copy each array (the caller's `inputs` shares its storage), a fresh copy, page faults
+        // and all, of every input on every run.
+        let int64Storage = inputs.map { input -> [Int64] in
             if case .int64(_, _, let data) = input { return data } else { return [] }
         }
-        var floatStorage = inputs.map { input -> [Float] in
+        let floatStorage = inputs.map { input -> [Float] in
             if case .float32(_, _, let data) = input { return data } else { return [] }
         }
         for (index, input) in inputs.enumerated() {
@@ -323,14 +339,14 @@ public final class InferenceSession: @unchecked Sendable {
             let status: OpaquePointer?
             switch input {
             case .int64(_, let shape, _):
-                status = int64Storage[index].withUnsafeMutableBytes { bytes in
+                status = int64Storage[index].withUnsafeBytes { bytes in
                     api.CreateTensorWithDataAsOrtValue(
-                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_INT64, &value)
+                        runtime.cpuMemory, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, shape, shape.count, LARK_ORT_INT64, &value)
                 }
             case .float32(_, let shape, _):
-                status = floatStorage[index].withUnsafeMutableBytes { bytes in
+                status = floatStorage[index].withUnsafeBytes { bytes in
                     api.CreateTensorWithDataAsOrtValue(
-                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_FLOAT, &value)
+                        runtime.cpuMemory, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, shape, shape.count, LARK_ORT_FLOAT, &value)
                 }
             }
             try runtime.check(status)
@@ -355,6 +371,7 @@ public final class InferenceSession: @unchecked Sendable {
         }
         try runtime.check(status)
         defer { outputs.forEach { api.ReleaseValue($0) } }
+        guard copyingOutputs else { return [] }
         return try outputs.map { output throws(OnnxRuntimeError) in try floats(of: output) }
     }
 
