@@ -20,6 +20,12 @@ public struct SessionConfiguration: Sendable, Equatable {
     /// Where ONNX Runtime's profile of every run goes (a path prefix; nil: no profile). See
     /// `InferenceSession.endProfiling`.
     public var profilePrefix: String?
+    /// Whether the session's pool threads spin (busy-wait) for the next parallel part of a run
+    /// instead of sleeping until they are woken. Off by default: a VITS run has hundreds of
+    /// small parallel parts, and a spinning thread holds its core between them, from the run's
+    /// own thread on a busy machine and from other sessions and processes (what it cost, and the
+    /// quiet-machine difference: bench/results/overhead.md).
+    public var spinning: Bool
 
     public enum Optimization: Sendable, Equatable {
         /// Every rewrite, including the CPU's blocked (NCHWc) layout (ONNX Runtime's default).
@@ -44,14 +50,30 @@ public struct SessionConfiguration: Sendable, Equatable {
 
     public init(
         intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
-        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil
+        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil, spinning: Bool = false
     ) {
         self.profilePrefix = profilePrefix
+        self.spinning = spinning
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
         self.memory = memory
         self.optimization = optimization
+    }
+}
+
+extension SessionConfiguration {
+    /// The session configuration entries (ONNX Runtime's `AddSessionConfigEntry` keys and values)
+    /// these settings ask for.
+    var sessionEntries: [(key: String, value: String)] {
+        var entries: [(key: String, value: String)] = []
+        if memory != .noArena && !useCUDA {
+            // The process's one CPU arena (see `OnnxRuntime`), not one of the session's own.
+            entries.append(("session.use_env_allocators", "1"))
+        }
+        // A one-thread session has no pool (its nodes run on the caller's thread).
+        if intraOpThreads != 1 { entries.append(("session.intra_op.allow_spinning", spinning ? "1" : "0")) }
+        return entries
     }
 }
 
@@ -189,9 +211,9 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(OpaquePointer(lark_kernels_register(UnsafeRawPointer(runtime.api), UnsafeMutableRawPointer(options))))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
-        } else if !configuration.useCUDA {
-            // The process's one CPU arena (see `OnnxRuntime`), not one of the session's own.
-            try runtime.check(api.AddSessionConfigEntry(options, "session.use_env_allocators", "1"))
+        }
+        for (key, value) in configuration.sessionEntries {
+            try runtime.check(api.AddSessionConfigEntry(options, key, value))
         }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)
