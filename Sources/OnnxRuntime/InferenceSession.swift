@@ -21,10 +21,10 @@ public struct SessionConfiguration: Sendable, Equatable {
     /// `InferenceSession.endProfiling`.
     public var profilePrefix: String?
     /// Whether the session's pool threads spin (busy-wait) for the next parallel part of a run
-    /// instead of sleeping until they are woken. Off by default: a VITS run has hundreds of
-    /// small parallel parts, and a spinning thread holds its core between them, from the run's
-    /// own thread on a busy machine and from other sessions and processes (what it cost, and the
-    /// quiet-machine difference: bench/results/overhead.md).
+    /// instead of sleeping until they are woken (ONNX Runtime's default). A VITS run has hundreds
+    /// of small parallel parts: on an idle machine spinning starts each sooner, but a spinning
+    /// thread holds its core between them, from every other process and session, and on a busy
+    /// machine from the run's own thread (both measured: bench/results/overhead.md).
     public var spinning: Bool
 
     public enum Optimization: Sendable, Equatable {
@@ -50,7 +50,7 @@ public struct SessionConfiguration: Sendable, Equatable {
 
     public init(
         intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
-        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil, spinning: Bool = false
+        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil, spinning: Bool = true
     ) {
         self.profilePrefix = profilePrefix
         self.spinning = spinning
@@ -72,7 +72,7 @@ extension SessionConfiguration {
             entries.append(("session.use_env_allocators", "1"))
         }
         // A one-thread session has no pool (its nodes run on the caller's thread).
-        if intraOpThreads != 1 { entries.append(("session.intra_op.allow_spinning", spinning ? "1" : "0")) }
+        if intraOpThreads != 1, !spinning { entries.append(("session.intra_op.allow_spinning", "0")) }
         return entries
     }
 }
