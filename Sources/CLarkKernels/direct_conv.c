@@ -34,7 +34,8 @@ float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t
     const int64_t stride = round_up(span + 16, 16);
     float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
     if (!s) return NULL;
-    const float *x = conv->x + n * cin * conv->input_length;
+    const int64_t x_row = lark_x_row(conv);
+    const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;  // the input index of each scratch row's start
     const int64_t begin = first < 0 ? -first : 0;  // scratch columns [begin, end) hold input samples
     int64_t end = conv->input_length - first;
@@ -43,7 +44,7 @@ float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t
     for (int64_t c = 0; c < cin; c++) {
         float *row = s + c * stride;
         memset(row, 0, (size_t)begin * sizeof(float));
-        memcpy(row + begin, x + c * conv->input_length + first + begin, (size_t)(end - begin) * sizeof(float));
+        memcpy(row + begin, x + c * x_row + first + begin, (size_t)(end - begin) * sizeof(float));
         memset(row + end, 0, (size_t)(stride - end) * sizeof(float));
         // Branch-free (a select), so that the signs of real audio cost no mispredictions.
         if (conv->has_pre_alpha) leaky_relu(row + begin, end - begin, conv->pre_alpha);
@@ -87,14 +88,14 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
 
 void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
                              const float *out) {
-    const int64_t cout = conv->output_channels, length = conv->output_length;
-    float *y = conv->y + n * cout * length;
-    const float *z = conv->z ? conv->z + n * cout * length : NULL;
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    float *y = conv->y + n * cout * y_row;
+    const float *z = conv->z ? conv->z + n * cout * z_row : NULL;
     for (int64_t j = 0; j < channels; j++) {
         const int64_t o = o0 + j;
         const float bias = conv->b ? conv->b[o] : 0.0f;
-        float *to = y + o * length + t;
-        const float *residual = z ? z + o * length + t : NULL;
+        float *to = y + o * y_row + t;
+        const float *residual = z ? z + o * z_row + t : NULL;
         const float *from = out + j * LARK_BLOCK_SAMPLES;
         for (int64_t i = 0; i < count; i++) to[i] = from[i] + bias;
         if (residual)

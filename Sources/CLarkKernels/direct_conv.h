@@ -33,7 +33,15 @@ typedef struct LarkDirectConv {
     const float *x, *w, *b, *z;
     float *y;
     LarkConvBlocks blocks;
+    // The distance between two channels' rows in X, Y and Z; 0 means dense (the input's or the
+    // output's length). A fused operator (residual_stack.c) runs a tile of a longer sequence as a
+    // sub-problem that reads and writes the full-length tensors in place.
+    int64_t x_row, y_row, z_row;
 } LarkDirectConv;
+
+static inline int64_t lark_x_row(const LarkDirectConv *conv) { return conv->x_row ? conv->x_row : conv->input_length; }
+static inline int64_t lark_y_row(const LarkDirectConv *conv) { return conv->y_row ? conv->y_row : conv->output_length; }
+static inline int64_t lark_z_row(const LarkDirectConv *conv) { return conv->z_row ? conv->z_row : conv->output_length; }
 
 // Time tiles: the unit of work handed to one thread (a multiple of LARK_BLOCK_SAMPLES and of
 // LARK_PACKED_SAMPLES, so that only a sequence's last tile has a partial block).

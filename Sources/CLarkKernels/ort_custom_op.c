@@ -2,7 +2,8 @@
 // custom-op interface: an OrtCustomOp table of callbacks, added to a custom-op domain, which
 // is added to each session's options. The domain also holds SplineFlowInverse (spline_flow.c) and
 // ChannelLayerNorm (channel_layer_norm.c), RelativeKeyLogits and RelativeValueWeights
-// (relative_attention.c), GatedTanh (gated_tanh.c) and SubpixelInterleave (subpixel_interleave.c).
+// (relative_attention.c), GatedTanh (gated_tanh.c), SubpixelInterleave (subpixel_interleave.c) and
+// ResidualStack (residual_stack.c).
 // What this file needs of ONNX Runtime's C API is declared in ort_custom_op.h.
 #include "direct_conv.h"
 
@@ -291,6 +292,7 @@ static void create_domain(void) {
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_value_weights_op.table);
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_gated_tanh_op.table);
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_subpixel_interleave_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_residual_stack_op.table);
 }
 
 void *lark_kernels_register(const void *ort_api, void *session_options) {
