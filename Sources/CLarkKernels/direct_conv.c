@@ -32,7 +32,7 @@ float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t
     // vector of slack so that micro-kernels may read past the end into zeros.
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (k - 1) * d;
     const int64_t stride = round_up(span + 16, 16);
-    float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
+    float *s = lark_take_scratch(conv, (size_t)(cin * stride) * sizeof(float));
     if (!s) return NULL;
     const int64_t x_row = lark_x_row(conv);
     const float *x = conv->x + n * cin * x_row;
@@ -82,7 +82,7 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
     float *s = lark_direct_conv_scratch(conv, n, t0, length, &stride);
     if (!s) return -1;
     lark_direct_conv_channels(conv, s, stride, n, t0, length, 0);
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 

@@ -124,7 +124,7 @@ AVX512 static float *scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, 
     const int64_t cin = conv->input_channels, in_length = conv->input_length, x_row = lark_x_row(conv);
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
     const int64_t stride = round_up(span + 16, 16);
-    float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
+    float *s = lark_take_scratch(conv, (size_t)(cin * stride) * sizeof(float));
     if (!s) return NULL;
     const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;
@@ -226,7 +226,7 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
         }
     }
     if (packed_channels < cout) lark_direct_conv_channels(conv, s, stride, n, t0, length, packed_channels);
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 

@@ -158,7 +158,7 @@ int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packe
     // As the FP32 driver: whole blocks of output plus the kernel's reach plus a vector of slack.
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (k - 1) * d;
     const int64_t stride = round_up(span + 16, 16);
-    uint32_t *s = aligned_alloc(64, (size_t)(pairs * stride) * sizeof(uint32_t));
+    uint32_t *s = lark_take_scratch(conv, (size_t)(pairs * stride) * sizeof(uint32_t));
     if (!s) return -1;
     const int64_t x_row = lark_x_row(conv);
     const float *x = conv->x + n * cin * x_row;
@@ -184,7 +184,7 @@ int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packe
             lark_direct_conv_finish(conv, n, t0 + i0, o0, channels, count, out);
         }
     }
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 

@@ -84,11 +84,15 @@ static int int_attribute(const void *api, const OrtKernelInfo *info, const char 
     return status == NULL;
 }
 
-/// The default time tile: the blocks' scratch (2–3 rows of C × tile) and DirectConv's padded copy
-/// stay in a 1 MB L2; a multiple of DirectConv's own tile.
+/// The default time tile, by measurement on joe's levels (bench/results/residual-stack.md: 768 to
+/// 6144 samples were within a few percent of each other at every channel count; these were at the
+/// top or next to it): long enough that the halos (up to 45 samples a side) cost little, short
+/// enough that the blocks' two rows of scratch stay in a 1 MB L2 and a sentence has several tiles
+/// per thread. Multiples of DirectConv's own tile.
 static int64_t default_tile(int64_t channels) {
-    int64_t tile = 49152 / (channels > 0 ? channels : 1) / LARK_TILE_SAMPLES * LARK_TILE_SAMPLES;
-    return tile < LARK_TILE_SAMPLES ? LARK_TILE_SAMPLES : tile;
+    if (channels <= 32) return 6 * LARK_TILE_SAMPLES;
+    if (channels <= 64) return 4 * LARK_TILE_SAMPLES;
+    return 2 * LARK_TILE_SAMPLES;
 }
 
 static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
@@ -194,6 +198,7 @@ static float *thread_scratch(size_t floats) {
 typedef struct Job {
     const StackKernel *kernel;
     int64_t batch, channels, length, tile, tiles;
+    size_t conv_scratch_floats;  // DirectConv's padded input copy of one of its tasks, at the widest reach
     const float *x;
     float *y;
     const float *w[MAX_CONVS], *b[MAX_CONVS];
@@ -212,7 +217,7 @@ static int64_t round_up(int64_t value, int64_t multiple) { return (value + multi
 
 /// One convolution of a block over output positions [out->begin, out->end), reading `in` (which
 /// covers them plus the reach, or the sequence's end), with `z` added when given.
-static int convolve(const Job *job, int64_t j, const Span *in, const Span *out, const Span *z) {
+static int convolve(const Job *job, int64_t j, const Span *in, const Span *out, const Span *z, float *scratch) {
     const StackKernel *kernel = job->kernel;
     const int64_t reach = (kernel->kernel[j] - 1) / 2 * kernel->dilation[j];
     int64_t base = out->begin - reach;
@@ -225,6 +230,7 @@ static int convolve(const Job *job, int64_t j, const Span *in, const Span *out, 
         .x = in->data + (base - in->begin), .w = job->w[j], .b = job->b[j],
         .z = z ? z->data + (out->begin - z->begin) : NULL, .y = out->data,
         .blocks = kernel->conv_blocks, .x_row = in->row, .y_row = out->row, .z_row = z ? z->row : 0,
+        .scratch = scratch, .scratch_bytes = job->conv_scratch_floats * sizeof(float),
     };
     const int64_t tasks = lark_direct_conv_tasks(&conv);
     for (int64_t task = 0; task < tasks; task++) {
@@ -258,10 +264,11 @@ static int run_tile(const Job *job, int64_t task) {
         if (whole > halo) halo = whole;
     }
     const int64_t row = round_up(job->tile + 2 * halo, 16);
-    float *scratch = thread_scratch((size_t)(3 * c * row));
+    float *scratch = thread_scratch((size_t)(3 * c * row + job->conv_scratch_floats));
     if (!scratch) return -1;
     float *buffers[3] = {scratch, scratch + c * row, scratch + 2 * c * row};
     const Span x = {.data = (float *)job->x + n * c * t, .row = t, .begin = 0, .end = t};
+    float *conv_scratch = scratch + 3 * c * row;  // DirectConv's padded input copies, one at a time
     float *y = job->y + n * c * t;
 
     for (int64_t b = 0; b < kernel->blocks; b++) {
@@ -275,7 +282,7 @@ static int run_tile(const Job *job, int64_t task) {
             if (!kernel->ends_step[j]) {
                 middle = (Span){.data = buffers[2], .row = row};
                 covered(kernel, j, t0, length, t, &middle.begin, &middle.end);
-                if (convolve(job, j, &in, &middle, NULL)) return -1;
+                if (convolve(job, j, &in, &middle, NULL, conv_scratch)) return -1;
                 source = &middle;
                 j++;
             }
@@ -284,7 +291,7 @@ static int run_tile(const Job *job, int64_t task) {
             const int last = j == kernel->block_first[b + 1] - 1, target = in_buffer == 0 ? 1 : 0;
             Span result = last && b == 0 ? (Span){.data = y + t0, .row = t} : (Span){.data = buffers[target], .row = row};
             covered(kernel, j, t0, length, t, &result.begin, &result.end);
-            if (convolve(job, j, source, &result, &in)) return -1;
+            if (convolve(job, j, source, &result, &in, conv_scratch)) return -1;
             if (!last) in = result, in_buffer = target;
         }
         // The block's result for [t0, t0 + length) is in Y (block 0) or in buffers[0 or 1]: sum it in.
@@ -379,6 +386,10 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if (!result) {
         job.tile = kernel->tile ? kernel->tile : default_tile(job.channels);
         job.tiles = (job.length + job.tile - 1) / job.tile;
+        int64_t span = 0;
+        for (int64_t j = 0; j < kernel->convs; j++)
+            if ((kernel->kernel[j] - 1) * kernel->dilation[j] > span) span = (kernel->kernel[j] - 1) * kernel->dilation[j];
+        job.conv_scratch_floats = (size_t)(job.channels * round_up(round_up(LARK_TILE_SAMPLES, LARK_BLOCK_SAMPLES) + span + 16, 16));
         atomic_init(&job.failed, 0);
         const int64_t tasks = job.batch * job.tiles;
         if (tasks == 1) run_task(&job, 0);
