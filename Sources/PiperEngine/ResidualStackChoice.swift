@@ -8,8 +8,9 @@ public struct ResidualStackDecision: Codable, Sendable, Equatable {
     public var shape: ResidualStackShape
     /// The input's length in the timed runs.
     public var samples: Int
-    /// Best CPU seconds per run on one thread: the fused node, and the level's nodes as ONNX
-    /// Runtime runs them after `ConvolutionRewrite`.
+    /// Best CPU seconds per run on one thread: the fused node, and the level's nodes as the voice
+    /// would run them unfused (after `DirectConvolutionRewrite` with the shapes its timing chooses,
+    /// and `ConvolutionRewrite`).
     public var fusedSeconds: Double
     public var onnxRuntimeSeconds: Double
     /// Largest difference between the two outputs, relative to the largest output value.
@@ -50,7 +51,13 @@ enum ResidualStackChoice {
         guard let models = try ResidualStackRewrite.levelModels(in: model, index: index, length: samples, bf16: bf16) else {
             throw LevelNotFound(index: index)
         }
-        let plain = (try? ConvolutionRewrite.apply(to: models.original).model) ?? models.original
+        // What runs the level unfused: its convolutions on DirectConv where that timing chooses
+        // it (in bf16, most of them), the rest restated for ONNX Runtime's blocked kernels.
+        var plain = models.original
+        let shapes = try DirectConvolutionRewrite.candidates(in: plain, bf16: bf16)
+        let direct = Set(DirectConvolutionChoice.decide(shapes, runtime: runtime, bf16: bf16).filter(\.used).map(\.shape))
+        if !direct.isEmpty { plain = try DirectConvolutionRewrite.apply(to: plain, chosen: direct, bf16: bf16).model }
+        plain = (try? ConvolutionRewrite.apply(to: plain).model) ?? plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
         let fused = try InferenceSession(model: models.fused, configuration: oneThread, runtime: runtime)
         let reference = try InferenceSession(model: plain, configuration: oneThread, runtime: runtime)
