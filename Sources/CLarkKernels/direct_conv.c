@@ -7,6 +7,7 @@
 // halo) and every multiply-add reads it straight from cache.
 #include "direct_conv.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,39 @@ void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64
             lark_direct_conv_finish(conv, n, t0 + i0, o0, channels, count, out);
         }
     }
+}
+
+size_t lark_direct_conv_scratch_bytes(const LarkDirectConv *conv) {
+    const int64_t span = round_up(LARK_TILE_SAMPLES, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
+    return (size_t)(conv->input_channels * round_up(span + 16, 16)) * sizeof(float);
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct ThreadScratch {
+    void *data;
+    size_t bytes;
+} ThreadScratch;
+static void free_thread_scratch(void *opaque) {
+    ThreadScratch *scratch = opaque;
+    free(scratch->data);
+    free(scratch);
+}
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_thread_scratch); }
+
+void *lark_thread_scratch(size_t bytes) {
+    pthread_once(&scratch_once, make_scratch_key);
+    ThreadScratch *scratch = pthread_getspecific(scratch_key);
+    if (!scratch) {
+        if (!(scratch = calloc(1, sizeof *scratch))) return NULL;
+        pthread_setspecific(scratch_key, scratch);
+    }
+    if (scratch->bytes < bytes) {
+        free(scratch->data);
+        scratch->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        scratch->bytes = scratch->data ? bytes : 0;
+    }
+    return scratch->data;
 }
 
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {

@@ -45,6 +45,15 @@ typedef struct LarkDirectConv {
     size_t scratch_bytes;
 } LarkDirectConv;
 
+/// The most bytes one task's padded input copy of `conv` takes (FP32 or bf16).
+size_t lark_direct_conv_scratch_bytes(const LarkDirectConv *conv);
+
+/// This thread's reusable scratch of at least `bytes` (64-byte aligned), kept for the thread's
+/// life and grown as needed: ONNX Runtime's threads live as long as the process, and a fresh
+/// allocation per task lands on fresh pages (a page fault per 4 KB) as often as not. One user at
+/// a time; NULL when out of memory.
+void *lark_thread_scratch(size_t bytes);
+
 /// Room for a task's padded input copy from `conv->scratch`, else a new allocation (NULL when out
 /// of memory); release it with lark_release_scratch.
 static inline void *lark_take_scratch(const LarkDirectConv *conv, size_t bytes) {

@@ -138,9 +138,13 @@ typedef struct Job {
 
 static void run_task(void *data, size_t task) {
     Job *job = data;
-    const int result = !job->packed ? lark_direct_conv_task(job->conv, (int64_t)task)
-                       : job->bf16  ? lark_direct_conv_bf16_task(job->conv, job->packed, (int64_t)task)
-                                    : lark_direct_conv_packed_task(job->conv, job->packed, (int64_t)task);
+    // The task's padded input copy in this thread's scratch, not a fresh allocation.
+    LarkDirectConv conv = *job->conv;
+    conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
+    if (!(conv.scratch = lark_thread_scratch(conv.scratch_bytes))) conv.scratch_bytes = 0;
+    const int result = !job->packed ? lark_direct_conv_task(&conv, (int64_t)task)
+                       : job->bf16  ? lark_direct_conv_bf16_task(&conv, job->packed, (int64_t)task)
+                                    : lark_direct_conv_packed_task(&conv, job->packed, (int64_t)task);
     if (result != 0) atomic_store(&job->failed, 1);
 }
 

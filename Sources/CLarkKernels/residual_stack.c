@@ -161,38 +161,6 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     return NULL;
 }
 
-// MARK: - Per-thread scratch
-
-// Each ONNX Runtime thread keeps its scratch from run to run: a fresh allocation per tile would
-// land on fresh pages (a page fault per 4 KB) as often as not.
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-typedef struct Scratch {
-    float *data;
-    size_t floats;
-} Scratch;
-static void free_scratch(void *opaque) {
-    Scratch *scratch = opaque;
-    free(scratch->data);
-    free(scratch);
-}
-static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_scratch); }
-
-static float *thread_scratch(size_t floats) {
-    pthread_once(&scratch_once, make_scratch_key);
-    Scratch *scratch = pthread_getspecific(scratch_key);
-    if (!scratch) {
-        if (!(scratch = calloc(1, sizeof *scratch))) return NULL;
-        pthread_setspecific(scratch_key, scratch);
-    }
-    if (scratch->floats < floats) {
-        free(scratch->data);
-        scratch->data = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        scratch->floats = scratch->data ? floats : 0;
-    }
-    return scratch->data;
-}
-
 // MARK: - One run
 
 typedef struct Job {
@@ -264,7 +232,7 @@ static int run_tile(const Job *job, int64_t task) {
         if (whole > halo) halo = whole;
     }
     const int64_t row = round_up(job->tile + 2 * halo, 16);
-    float *scratch = thread_scratch((size_t)(3 * c * row + job->conv_scratch_floats));
+    float *scratch = lark_thread_scratch((size_t)(3 * c * row + job->conv_scratch_floats) * sizeof(float));
     if (!scratch) return -1;
     float *buffers[3] = {scratch, scratch + c * row, scratch + 2 * c * row};
     const Span x = {.data = (float *)job->x + n * c * t, .row = t, .begin = 0, .end = t};
@@ -386,10 +354,11 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if (!result) {
         job.tile = kernel->tile ? kernel->tile : default_tile(job.channels);
         job.tiles = (job.length + job.tile - 1) / job.tile;
-        int64_t span = 0;
-        for (int64_t j = 0; j < kernel->convs; j++)
-            if ((kernel->kernel[j] - 1) * kernel->dilation[j] > span) span = (kernel->kernel[j] - 1) * kernel->dilation[j];
-        job.conv_scratch_floats = (size_t)(job.channels * round_up(round_up(LARK_TILE_SAMPLES, LARK_BLOCK_SAMPLES) + span + 16, 16));
+        for (int64_t j = 0; j < kernel->convs; j++) {
+            const LarkDirectConv conv = {.input_channels = job.channels, .kernel = kernel->kernel[j], .dilation = kernel->dilation[j]};
+            const size_t floats = lark_direct_conv_scratch_bytes(&conv) / sizeof(float);
+            if (floats > job.conv_scratch_floats) job.conv_scratch_floats = floats;
+        }
         atomic_init(&job.failed, 0);
         const int64_t tasks = job.batch * job.tiles;
         if (tasks == 1) run_task(&job, 0);
