@@ -1,6 +1,7 @@
 import Foundation
 import OnnxGraph
 import OnnxRuntime
+import Synchronization
 
 /// Whether Lark's fused HiFi-GAN level (`ResidualStackRewrite`) runs one level of a voice faster
 /// than ONNX Runtime runs that level's own nodes on this CPU, measured, with the figures.
@@ -31,16 +32,34 @@ enum ResidualStackChoice {
     static let timedMultiplyAdds = 1 << 30
     static let shortest = 2_048, longest = 16_384
 
+    /// Each level shape is timed once per process, as `DirectConvolutionChoice` does its shapes:
+    /// every build in a process then makes the same graph (a close case could otherwise go either
+    /// way from one build to the next).
+    private static let decided = Mutex<[Key: ResidualStackDecision]>([:])
+
+    private struct Key: Hashable {
+        var shape: ResidualStackShape
+        var bf16: Bool
+    }
+
     static func decide(in model: [UInt8], runtime: OnnxRuntime, bf16: Bool) -> [ResidualStackDecision] {
         guard let shapes = try? ResidualStackRewrite.levels(in: model) else { return [] }
         return shapes.enumerated().map { index, shape in
+            let key = Key(shape: shape, bf16: bf16)
+            if let known = decided.withLock({ $0[key] }) { return known }
             let samples = max(shortest, min(longest, timedMultiplyAdds / max(1, shape.multiplyAddsPerSample) / 256 * 256))
+            let decision: ResidualStackDecision
             do {
-                return try timed(model, index: index, shape: shape, samples: samples, runtime: runtime, bf16: bf16)
+                decision = try timed(model, index: index, shape: shape, samples: samples, runtime: runtime, bf16: bf16)
             } catch {
-                return ResidualStackDecision(
+                decision = ResidualStackDecision(
                     shape: shape, samples: samples, fusedSeconds: .infinity, onnxRuntimeSeconds: .infinity, relativeDifference: .infinity,
                     used: false, problem: "\(error)")
+            }
+            return decided.withLock { known in
+                if let first = known[key] { return first }
+                known[key] = decision
+                return decision
             }
         }
     }
