@@ -28,8 +28,9 @@ public enum ConvolutionRewrite {
     /// `.5`: the cached graph has no shape annotations, `ShapeAnnotations`; spline flows, layer
     /// normalizations, relative-attention terms and gates are `ai.lark` nodes, scales by one are
     /// gone: the rewrites before this one in `PiperModelLoader`; `.6-subpixel`: the sub-pixel
-    /// interleave and crop are one `ai.lark.SubpixelInterleave` node.)
-    public static let version = "2026-12-01.6-subpixel"
+    /// interleave and crop are one `ai.lark.SubpixelInterleave` node; `.7-stack`: HiFi-GAN's levels
+    /// are one `ai.lark.ResidualStack` node each where timing chose it.)
+    public static let version = "2026-12-02.7-stack"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
