@@ -7,6 +7,7 @@
 // halo) and every multiply-add reads it straight from cache.
 #include "direct_conv.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,10 @@ float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t
     // vector of slack so that micro-kernels may read past the end into zeros.
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (k - 1) * d;
     const int64_t stride = round_up(span + 16, 16);
-    float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
+    float *s = lark_take_scratch(conv, (size_t)(cin * stride) * sizeof(float));
     if (!s) return NULL;
-    const float *x = conv->x + n * cin * conv->input_length;
+    const int64_t x_row = lark_x_row(conv);
+    const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;  // the input index of each scratch row's start
     const int64_t begin = first < 0 ? -first : 0;  // scratch columns [begin, end) hold input samples
     int64_t end = conv->input_length - first;
@@ -43,7 +45,7 @@ float *lark_direct_conv_scratch(const LarkDirectConv *conv, int64_t n, int64_t t
     for (int64_t c = 0; c < cin; c++) {
         float *row = s + c * stride;
         memset(row, 0, (size_t)begin * sizeof(float));
-        memcpy(row + begin, x + c * conv->input_length + first + begin, (size_t)(end - begin) * sizeof(float));
+        memcpy(row + begin, x + c * x_row + first + begin, (size_t)(end - begin) * sizeof(float));
         memset(row + end, 0, (size_t)(stride - end) * sizeof(float));
         // Branch-free (a select), so that the signs of real audio cost no mispredictions.
         if (conv->has_pre_alpha) leaky_relu(row + begin, end - begin, conv->pre_alpha);
@@ -74,6 +76,39 @@ void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64
     }
 }
 
+size_t lark_direct_conv_scratch_bytes(const LarkDirectConv *conv) {
+    const int64_t span = round_up(LARK_TILE_SAMPLES, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
+    return (size_t)(conv->input_channels * round_up(span + 16, 16)) * sizeof(float);
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct ThreadScratch {
+    void *data;
+    size_t bytes;
+} ThreadScratch;
+static void free_thread_scratch(void *opaque) {
+    ThreadScratch *scratch = opaque;
+    free(scratch->data);
+    free(scratch);
+}
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_thread_scratch); }
+
+void *lark_thread_scratch(size_t bytes) {
+    pthread_once(&scratch_once, make_scratch_key);
+    ThreadScratch *scratch = pthread_getspecific(scratch_key);
+    if (!scratch) {
+        if (!(scratch = calloc(1, sizeof *scratch))) return NULL;
+        pthread_setspecific(scratch_key, scratch);
+    }
+    if (scratch->bytes < bytes) {
+        free(scratch->data);
+        scratch->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        scratch->bytes = scratch->data ? bytes : 0;
+    }
+    return scratch->data;
+}
+
 int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
     const LarkConvTile tile = lark_direct_conv_tile(conv, task);
     const int64_t n = tile.n, t0 = tile.t0, length = tile.length;
@@ -81,20 +116,20 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
     float *s = lark_direct_conv_scratch(conv, n, t0, length, &stride);
     if (!s) return -1;
     lark_direct_conv_channels(conv, s, stride, n, t0, length, 0);
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 
 void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
                              const float *out) {
-    const int64_t cout = conv->output_channels, length = conv->output_length;
-    float *y = conv->y + n * cout * length;
-    const float *z = conv->z ? conv->z + n * cout * length : NULL;
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    float *y = conv->y + n * cout * y_row;
+    const float *z = conv->z ? conv->z + n * cout * z_row : NULL;
     for (int64_t j = 0; j < channels; j++) {
         const int64_t o = o0 + j;
         const float bias = conv->b ? conv->b[o] : 0.0f;
-        float *to = y + o * length + t;
-        const float *residual = z ? z + o * length + t : NULL;
+        float *to = y + o * y_row + t;
+        const float *residual = z ? z + o * z_row + t : NULL;
         const float *from = out + j * LARK_BLOCK_SAMPLES;
         for (int64_t i = 0; i < count; i++) to[i] = from[i] + bias;
         if (residual)

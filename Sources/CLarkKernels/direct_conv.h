@@ -4,6 +4,8 @@
 
 #include "lark_kernels.h"
 
+#include <stdlib.h>
+
 // Output samples computed per call of a micro-kernel, and output channels per block.
 #define LARK_BLOCK_SAMPLES 64
 #define LARK_BLOCK_CHANNELS 4
@@ -33,7 +35,37 @@ typedef struct LarkDirectConv {
     const float *x, *w, *b, *z;
     float *y;
     LarkConvBlocks blocks;
+    // The distance between two channels' rows in X, Y and Z; 0 means dense (the input's or the
+    // output's length). A fused operator (residual_stack.c) runs a tile of a longer sequence as a
+    // sub-problem that reads and writes the full-length tensors in place.
+    int64_t x_row, y_row, z_row;
+    // Optional caller-owned room for a task's padded input copy (64-byte aligned), used when it is
+    // at least as large as the copy; NULL: each task allocates its own.
+    void *scratch;
+    size_t scratch_bytes;
 } LarkDirectConv;
+
+/// The most bytes one task's padded input copy of `conv` takes (FP32 or bf16).
+size_t lark_direct_conv_scratch_bytes(const LarkDirectConv *conv);
+
+/// This thread's reusable scratch of at least `bytes` (64-byte aligned), kept for the thread's
+/// life and grown as needed: ONNX Runtime's threads live as long as the process, and a fresh
+/// allocation per task lands on fresh pages (a page fault per 4 KB) as often as not. One user at
+/// a time; NULL when out of memory.
+void *lark_thread_scratch(size_t bytes);
+
+/// Room for a task's padded input copy from `conv->scratch`, else a new allocation (NULL when out
+/// of memory); release it with lark_release_scratch.
+static inline void *lark_take_scratch(const LarkDirectConv *conv, size_t bytes) {
+    return conv->scratch && bytes <= conv->scratch_bytes ? conv->scratch : aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+static inline void lark_release_scratch(const LarkDirectConv *conv, void *scratch) {
+    if (scratch != conv->scratch) free(scratch);
+}
+
+static inline int64_t lark_x_row(const LarkDirectConv *conv) { return conv->x_row ? conv->x_row : conv->input_length; }
+static inline int64_t lark_y_row(const LarkDirectConv *conv) { return conv->y_row ? conv->y_row : conv->output_length; }
+static inline int64_t lark_z_row(const LarkDirectConv *conv) { return conv->z_row ? conv->z_row : conv->output_length; }
 
 // Time tiles: the unit of work handed to one thread (a multiple of LARK_BLOCK_SAMPLES and of
 // LARK_PACKED_SAMPLES, so that only a sequence's last tile has a partial block).

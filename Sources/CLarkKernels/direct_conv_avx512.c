@@ -44,7 +44,7 @@ typedef struct Epilogue {
     const float *bias;  // the block's LARK_PACKED_CHANNELS biases, or NULL
     const float *z;     // the residual at the block's first channel and the tile's first sample, or NULL
     float *y;           // the output, likewise
-    int64_t row;        // the distance between two channels' rows in Z and Y (the output's length)
+    int64_t y_row, z_row;  // the distance between two channels' rows in Y and in Z
     int has_post;
     float post_alpha;
     __mmask16 last;     // the lanes of the tile's last vector that lie inside the output
@@ -78,9 +78,9 @@ AVX512 static inline __attribute__((always_inline)) void tile(
         for (int v = 0; v < vectors; v++) {
             const __mmask16 lanes = v == vectors - 1 ? e->last : (__mmask16)0xFFFF;
             __m512 r = _mm512_add_ps(acc[j][v], bias);
-            if (e->z) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lanes, e->z + j * e->row + 16 * v));
+            if (e->z) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lanes, e->z + j * e->z_row + 16 * v));
             if (e->has_post) r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), r, alpha);
-            _mm512_mask_storeu_ps(e->y + j * e->row + 16 * v, lanes, r);
+            _mm512_mask_storeu_ps(e->y + j * e->y_row + 16 * v, lanes, r);
         }
     }
 }
@@ -121,16 +121,16 @@ static int64_t round_up(int64_t value, int64_t multiple) { return (value + multi
 /// The tile's padded, activated copy of the input, as lark_direct_conv_scratch makes it, in one
 /// vectorized pass per row (masked loads at the input's ends, LeakyRelu on the way).
 AVX512 static float *scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride_out) {
-    const int64_t cin = conv->input_channels, in_length = conv->input_length;
+    const int64_t cin = conv->input_channels, in_length = conv->input_length, x_row = lark_x_row(conv);
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
     const int64_t stride = round_up(span + 16, 16);
-    float *s = aligned_alloc(64, (size_t)(cin * stride) * sizeof(float));
+    float *s = lark_take_scratch(conv, (size_t)(cin * stride) * sizeof(float));
     if (!s) return NULL;
-    const float *x = conv->x + n * cin * in_length;
+    const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;
     const __m512 alpha = _mm512_set1_ps(conv->pre_alpha), zero = _mm512_setzero_ps();
     for (int64_t c = 0; c < cin; c++) {
-        const float *from = x + c * in_length;
+        const float *from = x + c * x_row;
         float *row = s + c * stride;
         for (int64_t i = 0; i < stride; i += 16) {
             const int64_t t = first + i;  // the input index of lane 0
@@ -174,9 +174,10 @@ static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, in
     int64_t begin = next - conv->pad_begin, end = begin + LARK_TILE_SAMPLES + (conv->kernel - 1) * conv->dilation;
     if (begin < 0) begin = 0;
     if (end > conv->input_length) end = conv->input_length;
-    const float *x = conv->x + n * conv->input_channels * conv->input_length;
+    const int64_t x_row = lark_x_row(conv);
+    const float *x = conv->x + n * conv->input_channels * x_row;
     for (int64_t c = first_row; c < last_row; c++) {
-        const float *row = x + c * conv->input_length;
+        const float *row = x + c * x_row;
         for (int64_t i = begin; i < end; i += 16) __builtin_prefetch(row + i, 0, 2);
         if (end > begin) __builtin_prefetch(row + end - 1, 0, 2);
     }
@@ -189,12 +190,12 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
     float *s = scratch(conv, n, t0, length, &stride);
     if (!s) return -1;
     const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
-    const int64_t out_length = conv->output_length, blocks = cout / LARK_PACKED_CHANNELS;
-    float *y = conv->y + n * cout * out_length + t0;
-    const float *z = conv->z ? conv->z + n * cout * out_length + t0 : NULL;
+    const int64_t y_row = lark_y_row(conv), z_row = lark_z_row(conv), blocks = cout / LARK_PACKED_CHANNELS;
+    float *y = conv->y + n * cout * y_row + t0;
+    const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const int64_t packed_channels = blocks * LARK_PACKED_CHANNELS;
-    if (z) prefetch_rows(z, packed_channels, out_length, 0);
-    prefetch_rows(y, packed_channels, out_length, 1);
+    if (z) prefetch_rows(z, packed_channels, z_row, 0);
+    prefetch_rows(y, packed_channels, y_row, 1);
     for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
         // The next tile's input, an eighth of its rows per block (a tile has 8 blocks).
@@ -204,18 +205,19 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
         const int64_t tail = count - 16 * (vectors - 1);
         const Tile run = tile_for(k, vectors);
         for (int64_t b = 0; b < blocks; b++) {
-            const int64_t at = b * LARK_PACKED_CHANNELS * out_length + i0;
+            const int64_t y_at = b * LARK_PACKED_CHANNELS * y_row + i0, z_at = b * LARK_PACKED_CHANNELS * z_row + i0;
             // The same channels' Z and Y for the next block, while this one computes: spread over
             // the blocks of channels, so that few requests are in flight at once.
             if (length - i0 > LARK_PACKED_SAMPLES) {
-                if (z) prefetch_rows(z + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 0);
-                prefetch_rows(y + at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, out_length, 1);
+                if (z) prefetch_rows(z + z_at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, z_row, 0);
+                prefetch_rows(y + y_at + LARK_PACKED_SAMPLES, LARK_PACKED_CHANNELS, y_row, 1);
             }
             const Epilogue e = {
                 .bias = conv->b ? conv->b + b * LARK_PACKED_CHANNELS : NULL,
-                .z = z ? z + at : NULL,
-                .y = y + at,
-                .row = out_length,
+                .z = z ? z + z_at : NULL,
+                .y = y + y_at,
+                .y_row = y_row,
+                .z_row = z_row,
                 .has_post = conv->has_post_alpha,
                 .post_alpha = conv->post_alpha,
                 .last = (__mmask16)(tail == 16 ? 0xFFFF : (1u << tail) - 1),
@@ -224,7 +226,7 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
         }
     }
     if (packed_channels < cout) lark_direct_conv_channels(conv, s, stride, n, t0, length, packed_channels);
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 

@@ -158,13 +158,14 @@ int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packe
     // As the FP32 driver: whole blocks of output plus the kernel's reach plus a vector of slack.
     const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (k - 1) * d;
     const int64_t stride = round_up(span + 16, 16);
-    uint32_t *s = aligned_alloc(64, (size_t)(pairs * stride) * sizeof(uint32_t));
+    uint32_t *s = lark_take_scratch(conv, (size_t)(pairs * stride) * sizeof(uint32_t));
     if (!s) return -1;
-    const float *x = conv->x + n * cin * conv->input_length;
+    const int64_t x_row = lark_x_row(conv);
+    const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;
     for (int64_t p = 0; p < pairs; p++) {
-        const float *a = x + 2 * p * conv->input_length;
-        const float *b = 2 * p + 1 < cin ? a + conv->input_length : NULL;
+        const float *a = x + 2 * p * x_row;
+        const float *b = 2 * p + 1 < cin ? a + x_row : NULL;
         fill_row(s + p * stride, stride, a, b, first, conv->input_length, conv->has_pre_alpha, conv->pre_alpha);
     }
 
@@ -183,7 +184,7 @@ int lark_direct_conv_bf16_task(const LarkDirectConv *conv, const uint32_t *packe
             lark_direct_conv_finish(conv, n, t0 + i0, o0, channels, count, out);
         }
     }
-    free(s);
+    lark_release_scratch(conv, s);
     return 0;
 }
 

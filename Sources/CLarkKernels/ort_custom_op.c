@@ -2,7 +2,8 @@
 // custom-op interface: an OrtCustomOp table of callbacks, added to a custom-op domain, which
 // is added to each session's options. The domain also holds SplineFlowInverse (spline_flow.c) and
 // ChannelLayerNorm (channel_layer_norm.c), RelativeKeyLogits and RelativeValueWeights
-// (relative_attention.c), GatedTanh (gated_tanh.c) and SubpixelInterleave (subpixel_interleave.c).
+// (relative_attention.c), GatedTanh (gated_tanh.c), SubpixelInterleave (subpixel_interleave.c) and
+// ResidualStack (residual_stack.c).
 // What this file needs of ONNX Runtime's C API is declared in ort_custom_op.h.
 #include "direct_conv.h"
 
@@ -137,9 +138,13 @@ typedef struct Job {
 
 static void run_task(void *data, size_t task) {
     Job *job = data;
-    const int result = !job->packed ? lark_direct_conv_task(job->conv, (int64_t)task)
-                       : job->bf16  ? lark_direct_conv_bf16_task(job->conv, job->packed, (int64_t)task)
-                                    : lark_direct_conv_packed_task(job->conv, job->packed, (int64_t)task);
+    // The task's padded input copy in this thread's scratch, not a fresh allocation.
+    LarkDirectConv conv = *job->conv;
+    conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
+    if (!(conv.scratch = lark_thread_scratch(conv.scratch_bytes))) conv.scratch_bytes = 0;
+    const int result = !job->packed ? lark_direct_conv_task(&conv, (int64_t)task)
+                       : job->bf16  ? lark_direct_conv_bf16_task(&conv, job->packed, (int64_t)task)
+                                    : lark_direct_conv_packed_task(&conv, job->packed, (int64_t)task);
     if (result != 0) atomic_store(&job->failed, 1);
 }
 
@@ -291,6 +296,7 @@ static void create_domain(void) {
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_relative_value_weights_op.table);
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_gated_tanh_op.table);
     if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_subpixel_interleave_op.table);
+    if (!domain_status) domain_status = CustomOpDomain_Add(api)(domain, &lark_residual_stack_op.table);
 }
 
 void *lark_kernels_register(const void *ort_api, void *session_options) {

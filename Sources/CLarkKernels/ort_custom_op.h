@@ -129,4 +129,5 @@ extern const LarkOperator lark_relative_key_logits_op;  // relative_attention.c
 extern const LarkOperator lark_relative_value_weights_op;  // relative_attention.c
 extern const LarkOperator lark_gated_tanh_op;  // gated_tanh.c
 extern const LarkOperator lark_subpixel_interleave_op;  // subpixel_interleave.c
+extern const LarkOperator lark_residual_stack_op;  // residual_stack.c
 #endif

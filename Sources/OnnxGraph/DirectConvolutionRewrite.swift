@@ -359,7 +359,7 @@ struct DirectConvPlan {
     }
 
     /// A LeakyRelu's `alpha` (ONNX's default 0.01 when absent).
-    private static func alpha(of node: GraphSummary.Node, _ model: [UInt8]) throws(MalformedProtobuf) -> Float {
+    static func alpha(of node: GraphSummary.Node, _ model: [UInt8]) throws(MalformedProtobuf) -> Float {
         for entry in node.fields where entry.number == Field.nodeAttribute && entry.wireType == .lengthDelimited {
             var reader = ProtoReader(model, range: entry.payload)
             var (name, value): (String, Float?) = ("", nil)

@@ -79,7 +79,7 @@ enum ScaleFolding {
     }
 
     /// The scaled value and the factor, when `node` multiplies or divides it by a positive constant.
-    private static func scale(_ node: GraphSummary.Node, constants: [String: Float]) -> (String, Float)? {
+    static func scale(_ node: GraphSummary.Node, constants: [String: Float]) -> (String, Float)? {
         guard node.domain.isEmpty || node.domain == "ai.onnx", node.inputs.count == 2, node.outputs.count == 1 else { return nil }
         let factor: (String, Float)?
         switch node.opType {

@@ -88,7 +88,8 @@ enum TimeChunks {
                 let othersConstant = node.inputs.allSatisfy { $0.isEmpty || values.contains($0) || constants.contains($0) }
                 guard othersConstant, node.outputs.count == 1, !node.outputs[0].isEmpty,
                       node.domain.isEmpty || node.domain == "ai.onnx"
-                          || (node.domain == "ai.lark" && (node.opType == "DirectConv" || node.opType == SubpixelInterleave.opType)),
+                          || (node.domain == "ai.lark"
+                              && [DirectConvolutionRewrite.opType, SubpixelInterleave.opType, ResidualStackRewrite.opType].contains(node.opType)),
                       let nodeReach = try Self.reach(of: node, inside: values, model: model, constants: constants)
                 else {
                     readOutside.formUnion(inside)
@@ -99,7 +100,7 @@ enum TimeChunks {
                 rateOf[node.outputs[0]] = rate * (rates[node.outputs[0]] ?? 1)
                 values.insert(node.outputs[0])
                 members.append(position)
-                if node.opType == "Conv" || node.opType == "DirectConv" { convolutions += 1 }
+                if ["Conv", DirectConvolutionRewrite.opType, ResidualStackRewrite.opType].contains(node.opType) { convolutions += 1 }
             }
             var ends = readOutside.union(graph.outputs.intersection(values))
             ends.remove(start)
@@ -129,6 +130,11 @@ enum TimeChunks {
                 else { return nil }
                 let dilation = ints("dilations")?.last ?? 1
                 return Int(dilation * (kernel - 1))
+            case ResidualStackRewrite.opType:
+                // Lark's fused level keeps batch items apart; its blocks read at most the sum of
+                // their convolutions' spans along time (counted over all blocks: an upper bound).
+                guard let kernels = ints("kernels"), let dilations = ints("dilations"), kernels.count == dilations.count else { return nil }
+                return Int(zip(kernels, dilations).reduce(0) { $0 + ($1.0 - 1) * $1.1 })
             case "LeakyRelu", "Tanh", "Relu", "Sigmoid", "Identity":
                 return 0
             case SubpixelInterleave.opType:

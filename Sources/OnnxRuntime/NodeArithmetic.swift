@@ -19,6 +19,12 @@ public enum NodeArithmetic {
             guard inputs.count >= 2, inputs[1].count >= 2, let output = outputs.first, !output.isEmpty else { return nil }
             return 2 * product(output) * product(inputs[1].dropFirst())
         }
+        if opType == "ResidualStack" {
+            // Lark's fused HiFi-GAN level (domain `ai.lark`): inputs X, then W [C, C, k] and B per
+            // convolution; every convolution's output has Y's shape.
+            guard inputs.count >= 3, let output = outputs.first, !output.isEmpty else { return nil }
+            return stride(from: 1, to: inputs.count, by: 2).reduce(0) { $0 + 2 * product(output) * product(inputs[$1].dropFirst()) }
+        }
         if opType == "ConvTranspose" {
             // Each input element is scattered to Cout / group channels times the kernel: the
             // weight `[Cin, Cout / group, k...]` after its first dimension.

@@ -78,6 +78,8 @@ public struct OptimizedVoiceCache: Sendable {
         var restatedConvolutions: Int
         /// Which convolution shapes run on Lark's direct kernel on this CPU, with the timings that decided it.
         var directConvolutions: [DirectConvolutionDecision]?
+        /// Which HiFi-GAN levels run as one fused node on this CPU, with the timings that decided it.
+        var residualStacks: [ResidualStackDecision]?
         var created: Date
     }
 
@@ -176,11 +178,12 @@ public struct OptimizedVoiceCache: Sendable {
     /// through `onEvent` only: the voice works without its entry.
     func store(
         model: [UInt8], key: Key, voice: String, probe: [Float], restatedConvolutions: Int,
-        directConvolutions: [DirectConvolutionDecision] = [], buildSeconds: Double
+        directConvolutions: [DirectConvolutionDecision] = [], residualStacks: [ResidualStackDecision] = [], buildSeconds: Double
     ) {
         let header = Header(
             key: key, voice: voice, modelBytes: model.count, modelSHA256: Self.hex(SHA256.hash(data: model)), probe: probe,
-            restatedConvolutions: restatedConvolutions, directConvolutions: directConvolutions, created: Date())
+            restatedConvolutions: restatedConvolutions, directConvolutions: directConvolutions, residualStacks: residualStacks,
+            created: Date())
         let final = path(for: key, voice: voice)
         do {
             let encoder = JSONEncoder()

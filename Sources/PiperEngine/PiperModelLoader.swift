@@ -91,7 +91,7 @@ struct PiperModelLoader: Sendable {
             if let cache, let key {
                 cache.store(
                     model: model, key: key, voice: source.id, probe: expected, restatedConvolutions: rewritten.converted,
-                    directConvolutions: rewritten.direct, buildSeconds: Date().timeIntervalSince(started))
+                    directConvolutions: rewritten.direct, residualStacks: rewritten.levels, buildSeconds: Date().timeIntervalSince(started))
             }
             return Loaded(sessions: sessions, restatedConvolutions: rewritten.converted)
         }
@@ -111,7 +111,7 @@ struct PiperModelLoader: Sendable {
     /// (`DurationOutput`, where the graph has them), with the timing decisions; nil when the file
     /// cannot be read as protobuf or has nothing to restate (the caller then loads the file as it
     /// is, and ONNX Runtime reports what is wrong with it).
-    private func rewrittenModel() -> (model: [UInt8], converted: Int, direct: [DirectConvolutionDecision])? {
+    private func rewrittenModel() -> (model: [UInt8], converted: Int, direct: [DirectConvolutionDecision], levels: [ResidualStackDecision])? {
         // Mapped, so the file's bytes are copied once (into the array the rewrite reads).
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: source.modelPath), options: .alwaysMapped) else { return nil }
         var model = [UInt8](data)
@@ -121,13 +121,19 @@ struct PiperModelLoader: Sendable {
         if let gates = try? GatedActivationRewrite.apply(to: model), gates.replaced > 0 { model = gates.model }
         if let scales = try? UnitScaleRewrite.apply(to: model), scales.removed > 0 { model = scales.model }
         let bf16 = precision == .bf16
+        // HiFi-GAN's levels as one fused node each, where that is faster here (timed per level).
+        let levels = ResidualStackChoice.decide(in: model, runtime: runtime, bf16: bf16)
+        let fusedLevels = Set(levels.indices.filter { levels[$0].used })
+        if !fusedLevels.isEmpty, let stacks = try? ResidualStackRewrite.apply(to: model, chosen: fusedLevels, bf16: bf16), stacks.replaced > 0 {
+            model = stacks.model
+        }
         let decisions = DirectConvolutionChoice.decide(
             (try? DirectConvolutionRewrite.candidates(in: model, bf16: bf16)) ?? [], runtime: runtime, bf16: bf16)
         let chosen = Set(decisions.filter(\.used).map(\.shape))
         if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen, bf16: bf16), direct.replaced > 0 { model = direct.model }
         guard let result = try? ConvolutionRewrite.apply(to: model), result.convertedConvolutions > 0 else { return nil }
         let timed = timings ? (try? DurationOutput.apply(to: result.model)) ?? nil : nil
-        return (timed ?? result.model, result.convertedConvolutions, decisions)
+        return (timed ?? result.model, result.convertedConvolutions, decisions, levels)
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's
