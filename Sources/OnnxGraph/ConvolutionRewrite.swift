@@ -29,8 +29,9 @@ public enum ConvolutionRewrite {
     /// normalizations, relative-attention terms and gates are `ai.lark` nodes, scales by one are
     /// gone: the rewrites before this one in `PiperModelLoader`; `.6-subpixel`: the sub-pixel
     /// interleave and crop are one `ai.lark.SubpixelInterleave` node; `.7-stack`: HiFi-GAN's levels
-    /// are one `ai.lark.ResidualStack` node each where timing chose it.)
-    public static let version = "2026-12-02.7-stack"
+    /// are one `ai.lark.ResidualStack` node each where timing chose it; `.8-overhead`: in FP32 a
+    /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`.)
+    public static let version = "2026-12-02.8-overhead"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -20,6 +20,12 @@ public struct SessionConfiguration: Sendable, Equatable {
     /// Where ONNX Runtime's profile of every run goes (a path prefix; nil: no profile). See
     /// `InferenceSession.endProfiling`.
     public var profilePrefix: String?
+    /// Whether the session's pool threads spin (busy-wait) for the next parallel part of a run
+    /// instead of sleeping until they are woken (ONNX Runtime's default). A VITS run has hundreds
+    /// of small parallel parts: on an idle machine spinning starts each sooner, but a spinning
+    /// thread holds its core between them, from every other process and session, and on a busy
+    /// machine from the run's own thread (both measured: bench/results/overhead.md).
+    public var spinning: Bool
 
     public enum Optimization: Sendable, Equatable {
         /// Every rewrite, including the CPU's blocked (NCHWc) layout (ONNX Runtime's default).
@@ -44,14 +50,30 @@ public struct SessionConfiguration: Sendable, Equatable {
 
     public init(
         intraOpThreads: Int = 1, interOpThreads: Int = 1, useCUDA: Bool = false,
-        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil
+        memory: MemoryPolicy = .arena, optimization: Optimization = .all, profilePrefix: String? = nil, spinning: Bool = true
     ) {
         self.profilePrefix = profilePrefix
+        self.spinning = spinning
         self.intraOpThreads = intraOpThreads
         self.interOpThreads = interOpThreads
         self.useCUDA = useCUDA
         self.memory = memory
         self.optimization = optimization
+    }
+}
+
+extension SessionConfiguration {
+    /// The session configuration entries (ONNX Runtime's `AddSessionConfigEntry` keys and values)
+    /// these settings ask for.
+    var sessionEntries: [(key: String, value: String)] {
+        var entries: [(key: String, value: String)] = []
+        if memory != .noArena && !useCUDA {
+            // The process's one CPU arena (see `OnnxRuntime`), not one of the session's own.
+            entries.append(("session.use_env_allocators", "1"))
+        }
+        // A one-thread session has no pool (its nodes run on the caller's thread).
+        if intraOpThreads != 1, !spinning { entries.append(("session.intra_op.allow_spinning", "0")) }
+        return entries
     }
 }
 
@@ -189,9 +211,9 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(OpaquePointer(lark_kernels_register(UnsafeRawPointer(runtime.api), UnsafeMutableRawPointer(options))))
         if configuration.memory == .noArena {
             try runtime.check(api.DisableCpuMemArena(options))
-        } else if !configuration.useCUDA {
-            // The process's one CPU arena (see `OnnxRuntime`), not one of the session's own.
-            try runtime.check(api.AddSessionConfigEntry(options, "session.use_env_allocators", "1"))
+        }
+        for (key, value) in configuration.sessionEntries {
+            try runtime.check(api.AddSessionConfigEntry(options, key, value))
         }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)
@@ -308,14 +330,30 @@ public final class InferenceSession: @unchecked Sendable {
     public func run(
         _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation? = nil
     ) throws(OnnxRuntimeError) -> [[Float]] {
+        try run(inputs, outputs: requested, cancellation: cancellation, copyingOutputs: true)
+    }
+
+    /// Runs the model for its time alone: its first output is computed but not copied out, as
+    /// that copy (fresh pages, megabytes for a decoder's activations) is no part of the model's
+    /// cost (`DirectConvolutionChoice` times the kernel against ONNX Runtime's path this way).
+    public func runDiscardingOutput(_ inputs: [InputTensor]) throws(OnnxRuntimeError) {
+        _ = try run(inputs, outputs: [outputNames[0]], cancellation: nil, copyingOutputs: false)
+    }
+
+    private func run(
+        _ inputs: [InputTensor], outputs requested: [String], cancellation: RunCancellation?, copyingOutputs: Bool
+    ) throws(OnnxRuntimeError) -> [[Float]] {
         let api = runtime.api.pointee
         var values: [OpaquePointer?] = []
         defer { values.forEach { api.ReleaseValue($0) } }
-        // The tensors point into these arrays, so they must outlive the run.
-        var int64Storage = inputs.map { input -> [Int64] in
+        // The tensors point into these arrays, so they must outlive the run. They are read through
+        // withUnsafeBytes: ONNX Runtime never writes an input, and asking for mutable bytes would
+        // copy each array (the caller's `inputs` shares its storage), a fresh copy, page faults
+        // and all, of every input on every run.
+        let int64Storage = inputs.map { input -> [Int64] in
             if case .int64(_, _, let data) = input { return data } else { return [] }
         }
-        var floatStorage = inputs.map { input -> [Float] in
+        let floatStorage = inputs.map { input -> [Float] in
             if case .float32(_, _, let data) = input { return data } else { return [] }
         }
         for (index, input) in inputs.enumerated() {
@@ -323,14 +361,14 @@ public final class InferenceSession: @unchecked Sendable {
             let status: OpaquePointer?
             switch input {
             case .int64(_, let shape, _):
-                status = int64Storage[index].withUnsafeMutableBytes { bytes in
+                status = int64Storage[index].withUnsafeBytes { bytes in
                     api.CreateTensorWithDataAsOrtValue(
-                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_INT64, &value)
+                        runtime.cpuMemory, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, shape, shape.count, LARK_ORT_INT64, &value)
                 }
             case .float32(_, let shape, _):
-                status = floatStorage[index].withUnsafeMutableBytes { bytes in
+                status = floatStorage[index].withUnsafeBytes { bytes in
                     api.CreateTensorWithDataAsOrtValue(
-                        runtime.cpuMemory, bytes.baseAddress, bytes.count, shape, shape.count, LARK_ORT_FLOAT, &value)
+                        runtime.cpuMemory, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, shape, shape.count, LARK_ORT_FLOAT, &value)
                 }
             }
             try runtime.check(status)
@@ -355,6 +393,7 @@ public final class InferenceSession: @unchecked Sendable {
         }
         try runtime.check(status)
         defer { outputs.forEach { api.ReleaseValue($0) } }
+        guard copyingOutputs else { return [] }
         return try outputs.map { output throws(OnnxRuntimeError) in try floats(of: output) }
     }
 

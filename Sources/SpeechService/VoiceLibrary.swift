@@ -17,6 +17,9 @@ public struct EngineConfiguration: Sendable {
     /// ONNX Runtime threads inside a model run that runs alone; runs that overlap other
     /// requests get one thread each (see `SessionPool`).
     public var threadsPerSession: Int
+    /// ONNX Runtime's threads busy-wait between a run's parallel parts instead of sleeping
+    /// (`SessionConfiguration.spinning`): faster on an idle machine, slower on a shared one.
+    public var spinWait = true
     /// Model copies per Piper voice, and threads in the synthesis pool: how many sentences run at once.
     public var workers: Int
     public var useCUDA: Bool
@@ -206,7 +209,8 @@ public actor VoiceLibrary {
                     source: source, concurrency: configuration.workers,
                     configuration: SessionConfiguration(
                         intraOpThreads: configuration.threadsPerSession, interOpThreads: 1, useCUDA: configuration.useCUDA,
-                        memory: .init(configuration.memory), profilePrefix: configuration.profilePrefix),
+                        memory: .init(configuration.memory), profilePrefix: configuration.profilePrefix,
+                        spinning: configuration.spinWait),
                     rewriteConvolutions: configuration.rewriteConvolutions, cache: configuration.voiceCache,
                     timings: configuration.timings, precision: configuration.precision)
             }

@@ -58,6 +58,7 @@ extension EngineOptions {
             rewriteConvolutions: rewrite, voiceCache: cached ? voiceCache : nil)
         // validate() has refused a precision that cannot run here before any command starts.
         configuration.precision = (try? resolvedPrecision()) ?? .fp32
+        configuration.spinWait = spinWait ?? environmentFlag(environment["LARK_SPIN_WAIT"]) ?? true
         return configuration
     }
 

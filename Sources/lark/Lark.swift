@@ -59,6 +59,10 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Run Piper models on CUDA (needs a GPU build of ONNX Runtime). Env: LARK_CUDA=1.")
     var cuda = false
 
+    @Flag(inversion: .prefixedNo,
+          help: "ONNX Runtime's threads busy-wait between the parallel parts of a run instead of sleeping (default: on; faster on an idle machine). --no-spin-wait: for a machine shared with other work, where the waiting threads' cores are needed. Env: LARK_SPIN_WAIT=0 turns it off.")
+    var spinWait: Bool?
+
     @Option(help: "Model memory after each run: arena (keep, fastest), shrink (give free memory back), none (no arena). Env: LARK_MEMORY.")
     var memory: ModelMemory?
 

@@ -80,6 +80,20 @@ import Testing
         #expect(wav.stdout.suffix(raw.stdout.count) == raw.stdout)
     }
 
+    /// `--no-spin-wait` (and LARK_SPIN_WAIT=0): two threads that sleep between a run's parallel
+    /// parts give the samples spinning ones give.
+    @Test func sleepingThreadsGiveTheSameSamples() throws {
+        let arguments = ["say", "Just one sentence.", "--threads", "2", "--noise-scale", "0", "--noise-w", "0", "--output", "-"]
+        let spinning = try lark(arguments)
+        let sleeping = try lark(arguments + ["--no-spin-wait"])
+        let fromEnvironment = try runProcess(
+            Checkout.larkBinary, arguments, input: Data(), environment: ["LARK_SPIN_WAIT": "0"])
+        #expect(spinning.status == 0 && sleeping.status == 0 && fromEnvironment.status == 0, "\(sleeping.stderr)\(fromEnvironment.stderr)")
+        #expect(spinning.stdout.count > 22050)
+        #expect(sleeping.stdout == spinning.stdout)
+        #expect(fromEnvironment.stdout == spinning.stdout)
+    }
+
     @Test func sentenceSilenceLengthensTheAudio() throws {
         let text = "First sentence. Second sentence."
         let plain = try lark(["say", text, "--noise-scale", "0", "--noise-w", "0", "--output", "-"])

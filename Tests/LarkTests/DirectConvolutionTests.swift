@@ -130,6 +130,8 @@ import Testing
             #expect(decision.relativeDifference <= 1e-4)
             #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
             #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
+            #expect(decision.used == DirectConvolutionChoice.routes(
+                directSeconds: decision.directSeconds, onnxRuntimeSeconds: decision.onnxRuntimeSeconds, bf16: false))
             // Every round, unless the first already showed the kernel no faster (the screen).
             let rounds = try #require(decision.rounds)
             #expect((1...DirectConvolutionChoice.rounds).contains(rounds))
@@ -137,6 +139,17 @@ import Testing
                 #expect(decision.directSeconds > DirectConvolutionChoice.screen * decision.onnxRuntimeSeconds && !decision.used)
             }
         }
+    }
+
+    /// FP32 goes to the kernel only where it is twice as fast as ONNX Runtime: a residual shape
+    /// timed 1.27x faster alone made the whole voice slower (bench/results/overhead.md), while
+    /// `conv_post` times ~5x. bf16's routed shapes (1.3-1.8x) keep their margin.
+    @Test func routingWantsAClearWin() {
+        #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.3, onnxRuntimeSeconds: 1, bf16: false))
+        #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.9, onnxRuntimeSeconds: 1, bf16: false))
+        #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 5.0, onnxRuntimeSeconds: 1, bf16: false))
+        #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 1.3, onnxRuntimeSeconds: 1, bf16: true))
+        #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.1, onnxRuntimeSeconds: 1, bf16: true))
     }
 
     // MARK: - bf16 (`--precision bf16`)
