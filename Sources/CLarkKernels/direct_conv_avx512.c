@@ -55,9 +55,18 @@ typedef struct Epilogue {
 /// unrolls, so the accumulators stay in registers.
 AVX512 static inline __attribute__((always_inline)) void tile(
     const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const int vectors, const Epilogue *e) {
+    // Everything the epilogue reads, in locals: through `e` the compiler would reload each field
+    // after every store to Y (it may alias), and would not unroll the epilogue.
+    const float *const bias_at = e->bias, *const z = e->z;
+    float *const y = e->y;
+    const int64_t y_row = e->y_row, z_row = e->z_row;
+    const int has_post = e->has_post;
+    const __mmask16 last = e->last;
     __m512 acc[LARK_PACKED_CHANNELS][LARK_PACKED_VECTORS];
+#pragma clang loop unroll(full)
     for (int j = 0; j < LARK_PACKED_CHANNELS; j++)
-        for (int v = 0; v < vectors; v++) acc[j][v] = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int v = 0; v < LARK_PACKED_VECTORS; v++) acc[j][v] = _mm512_setzero_ps();
     for (int64_t c = 0; c < cin; c++) {
         const float *row = s + c * ss;
         const float *wc = w + c * k * LARK_PACKED_CHANNELS;
@@ -73,14 +82,17 @@ AVX512 static inline __attribute__((always_inline)) void tile(
         }
     }
     const __m512 zero = _mm512_setzero_ps(), alpha = _mm512_set1_ps(e->post_alpha);
+#pragma clang loop unroll(full)
     for (int j = 0; j < LARK_PACKED_CHANNELS; j++) {
-        const __m512 bias = e->bias ? _mm512_set1_ps(e->bias[j]) : zero;
-        for (int v = 0; v < vectors; v++) {
-            const __mmask16 lanes = v == vectors - 1 ? e->last : (__mmask16)0xFFFF;
+        const __m512 bias = bias_at ? _mm512_set1_ps(bias_at[j]) : zero;
+#pragma clang loop unroll(full)
+        for (int v = 0; v < LARK_PACKED_VECTORS; v++) {
+            if (v >= vectors) break;
+            const __mmask16 lanes = v == vectors - 1 ? last : (__mmask16)0xFFFF;
             __m512 r = _mm512_add_ps(acc[j][v], bias);
-            if (e->z) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lanes, e->z + j * e->z_row + 16 * v));
-            if (e->has_post) r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), r, alpha);
-            _mm512_mask_storeu_ps(e->y + j * e->y_row + 16 * v, lanes, r);
+            if (z) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lanes, z + j * z_row + 16 * v));
+            if (has_post) r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), r, alpha);
+            _mm512_mask_storeu_ps(y + j * y_row + 16 * v, lanes, r);
         }
     }
 }
