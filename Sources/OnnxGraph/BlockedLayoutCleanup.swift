@@ -11,6 +11,10 @@
 /// - weight 1 with a fused `LeakyRelu` → `LeakyRelu` with the same slope;
 /// - weight 1 alone → `Identity`;
 /// - weight c alone → `Mul` by the scalar c.
+/// And a value converted into the blocked layout only to go through such an `Identity` and straight
+/// back (`ReorderInput` → stand-in → `ReorderOutput`, each read once: what the sub-pixel upsampling's
+/// stand-in leaves when its reader is Lark's `ResidualStack`, which reads the plain layout) becomes
+/// one `Identity` of the plain value: two whole-tensor copies less.
 /// The model runs faster with the same outputs (figures in `bench/RESULTS.md`). It costs a second
 /// session load per voice, since ONNX Runtime only writes its optimized graph out while loading one.
 /// Only `com.microsoft.nchwc` `Conv` nodes with exactly a 1×1 kernel, no stride, dilation,
@@ -18,7 +22,7 @@
 public enum BlockedLayoutCleanup {
     public struct Result: Sendable {
         public let model: [UInt8]
-        /// How many convolutions became elementwise nodes.
+        /// How many nodes it replaced or removed (stand-in convolutions, reorder round trips).
         public let replacedNodes: Int
     }
 
@@ -29,6 +33,7 @@ public enum BlockedLayoutCleanup {
         for (index, node) in graph.nodes {
             if let replacement = try Replacement(node: node, graph: graph, in: model) { replacements[index] = replacement }
         }
+        try removeRoundTrips(graph, in: model, replacements: &replacements)
         guard !replacements.isEmpty else { return Result(model: model, replacedNodes: 0) }
 
         var names = graph.allNames
@@ -43,10 +48,42 @@ public enum BlockedLayoutCleanup {
         return Result(model: GraphSummary.model(model, fields: modelFields, withGraph: graphWriter.bytes), replacedNodes: replacements.count)
     }
 
+    /// Each `ReorderOutput` of a stand-in turned `Identity` of a `ReorderInput`, every value between
+    /// them read once and neither reorder keeping channels last: the three nodes become one
+    /// `Identity` of the `ReorderInput`'s input, written where the `ReorderOutput` was (by then
+    /// that input exists).
+    private static func removeRoundTrips(
+        _ graph: GraphSummary, in model: [UInt8], replacements: inout [Int: Replacement]
+    ) throws(MalformedProtobuf) {
+        var producers: [String: (index: Int, node: GraphSummary.Node)] = [:]
+        for (index, node) in graph.nodes {
+            for output in node.outputs where !output.isEmpty { producers[output] = (index, node) }
+        }
+        func isReorder(_ node: GraphSummary.Node, _ opType: String) throws(MalformedProtobuf) -> Bool {
+            guard node.opType == opType, node.domain == "com.microsoft.nchwc", node.inputs.count == 1, node.outputs.count == 1 else { return false }
+            for (_, attribute) in try NodeAttribute.all(of: node, in: model) where attribute.name == "channels_last" {
+                guard (attribute.integer ?? 0) == 0 else { return false }
+            }
+            return true
+        }
+        func readOnce(_ value: String) -> Bool { graph.uses[value] == 1 && !graph.outputs.contains(value) }
+        for (index, node) in graph.nodes where try isReorder(node, "ReorderOutput") {
+            guard let standIn = producers[node.inputs[0]], readOnce(node.inputs[0]),
+                  case .identity(let blocked, _)? = replacements[standIn.index],
+                  let reorder = producers[blocked], readOnce(blocked), try isReorder(reorder.node, "ReorderInput")
+            else { continue }
+            replacements[reorder.index] = .removed
+            replacements[standIn.index] = .removed
+            replacements[index] = .identity(input: reorder.node.inputs[0], output: node.outputs[0])
+        }
+    }
+
     private enum Replacement {
         case leakyRelu(input: String, output: String, slope: Float)
         case identity(input: String, output: String)
         case scale(input: String, output: String, factor: Float)
+        /// Nothing: the node's work is done by another replacement.
+        case removed
 
         init?(node: GraphSummary.Node, graph: GraphSummary, in model: [UInt8]) throws(MalformedProtobuf) {
             guard node.opType == "Conv", node.domain == "com.microsoft.nchwc", node.inputs.count == 2, node.outputs.count == 1,
@@ -102,6 +139,8 @@ public enum BlockedLayoutCleanup {
                 let scalar = ConvolutionRewrite.unique(output + "/lark_scale", in: &names)
                 try graph.floatTensor(scalar, dims: [], values: [factor])
                 try graph.node("Mul", inputs: [input, scalar], output: output)
+            case .removed:
+                break
             }
         }
     }

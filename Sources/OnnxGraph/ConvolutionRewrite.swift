@@ -30,8 +30,9 @@ public enum ConvolutionRewrite {
     /// gone: the rewrites before this one in `PiperModelLoader`; `.6-subpixel`: the sub-pixel
     /// interleave and crop are one `ai.lark.SubpixelInterleave` node; `.7-stack`: HiFi-GAN's levels
     /// are one `ai.lark.ResidualStack` node each where timing chose it; `.8-overhead`: in FP32 a
-    /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`.)
-    public static let version = "2026-12-02.8-overhead"
+    /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`;
+    /// `.9-roundtrip`: `BlockedLayoutCleanup` removes blocked-layout round trips before a fused level.)
+    public static let version = "2026-12-02.9-roundtrip"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -168,6 +168,32 @@ import Testing
         }
     }
 
+    /// Each fused level reads its upsampling's output in the plain layout, so the clean-up leaves
+    /// no blocked round trip (`ReorderInput` → stand-in → `ReorderOutput`) before it: one
+    /// `Identity` per level instead of three nodes, and the audio is the same.
+    @Test func noBlockedRoundTripBeforeAFusedLevel() async throws {
+        // Measured on a thread of its own (a session's work would block the test's executor);
+        // the expectations are checked here, in the test's context.
+        let (removed, largest) = try await onThread { () throws -> ([String: Int], Float) in
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+            let rewritten = try ConvolutionRewrite.apply(to: try ResidualStackRewrite.apply(to: bytes).model)
+            let runtime = try OnnxRuntime.shared.get()
+            let (_, optimized) = try InferenceSession.optimizedModel(rewritten.model, configuration: .init(), runtime: runtime)
+            let cleaned = try BlockedLayoutCleanup.apply(to: optimized)
+            func count(_ opType: String, in model: [UInt8]) throws -> Int {
+                try GraphSummary.read(model)!.graph.nodes.filter { $0.1.opType == opType }.count
+            }
+            var removed: [String: Int] = [:]
+            for reorder in ["ReorderInput", "ReorderOutput"] {
+                removed[reorder] = try count(reorder, in: optimized) - count(reorder, in: cleaned.model)
+            }
+            let session = try InferenceSession(model: cleaned.model, configuration: .init(optimization: .basic), runtime: runtime)
+            return (removed, JoeProbeAudio.largestDifference(try JoeProbeAudio.original(), try session.run(JoeProbeAudio.inputs)))
+        }
+        #expect(removed == ["ReorderInput": 3, "ReorderOutput": 3], "reorders removed by the clean-up: \(removed)")
+        #expect(largest < 1e-3, "largest difference \(largest)")
+    }
+
     /// A graph without such a level is left alone.
     @Test func otherGraphsAreLeftAlone() throws {
         let shape = DirectConvolutionShape(inputChannels: 4, outputChannels: 4, kernel: 3, padBegin: 1, padEnd: 1, preAlpha: 0.1, residual: true)
