@@ -34,8 +34,7 @@ typedef struct DirectConvKernel {
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "DirectConv", message); }
 
-/// Reads an int64 array attribute into `values` (at most `capacity`); 0 when absent.
-static size_t ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity) {
+size_t lark_ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity) {
     size_t count = 0;
     OrtStatus *status = KernelInfoGetAttributeArray_int64(api)(info, name, NULL, &count);
     if (status) {
@@ -51,7 +50,7 @@ static size_t ints_attribute(const void *api, const OrtKernelInfo *info, const c
     return count;
 }
 
-static int float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float *value) {
+int lark_float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float *value) {
     OrtStatus *status = KernelInfoGetAttribute_float(api)(info, name, value);
     if (status) {
         ReleaseStatus(api)(status);
@@ -60,7 +59,7 @@ static int float_attribute(const void *api, const OrtKernelInfo *info, const cha
     return 1;
 }
 
-static int int_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *value) {
+int lark_int_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *value) {
     OrtStatus *status = KernelInfoGetAttribute_int64(api)(info, name, value);
     if (status) {
         ReleaseStatus(api)(status);
@@ -82,24 +81,24 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     DirectConvKernel kernel = {.api = api, .dilation = 1};
     int64_t values[4];
     size_t count;
-    if ((count = ints_attribute(api, info, "dilations", values, 4)) && !one_dimensional(values, count, 1, &kernel.dilation))
+    if ((count = lark_ints_attribute(api, info, "dilations", values, 4)) && !one_dimensional(values, count, 1, &kernel.dilation))
         return failure(api, ORT_INVALID_ARGUMENT, "dilations must be [d] or [1, d]");
-    if ((count = ints_attribute(api, info, "strides", values, 4))) {
+    if ((count = lark_ints_attribute(api, info, "strides", values, 4))) {
         int64_t stride;
         if (!one_dimensional(values, count, 1, &stride) || stride != 1) return failure(api, ORT_INVALID_ARGUMENT, "only stride 1 is supported");
     }
-    if ((count = ints_attribute(api, info, "pads", values, 4))) {
+    if ((count = lark_ints_attribute(api, info, "pads", values, 4))) {
         if (count == 2) kernel.pad_begin = values[0], kernel.pad_end = values[1];
         else if (count == 4 && values[0] == 0 && values[2] == 0) kernel.pad_begin = values[1], kernel.pad_end = values[3];
         else return failure(api, ORT_INVALID_ARGUMENT, "pads must be [b, e] or [0, b, 0, e]");
     }
     int64_t group = 1, path = LARK_PATH_BEST;
-    if (int_attribute(api, info, "group", &group) && group != 1) return failure(api, ORT_INVALID_ARGUMENT, "only group 1 is supported");
-    kernel.has_pre_alpha = float_attribute(api, info, "pre_alpha", &kernel.pre_alpha);
-    kernel.has_post_alpha = float_attribute(api, info, "post_alpha", &kernel.post_alpha);
-    int_attribute(api, info, "lark_kernel_path", &path);
+    if (lark_int_attribute(api, info, "group", &group) && group != 1) return failure(api, ORT_INVALID_ARGUMENT, "only group 1 is supported");
+    kernel.has_pre_alpha = lark_float_attribute(api, info, "pre_alpha", &kernel.pre_alpha);
+    kernel.has_post_alpha = lark_float_attribute(api, info, "post_alpha", &kernel.post_alpha);
+    lark_int_attribute(api, info, "lark_kernel_path", &path);
     int64_t bf16 = 0;
-    int_attribute(api, info, "bf16", &bf16);
+    lark_int_attribute(api, info, "bf16", &bf16);
     if (bf16 && !lark_bf16_available()) return failure(api, ORT_INVALID_ARGUMENT, "bf16 needs a CPU with AVX512-BF16");
     kernel.bf16 = bf16 != 0;
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");

@@ -101,6 +101,11 @@ typedef struct LarkTensor {
 
 /// Reads `value` into `tensor`; more than 4 dimensions is an error in `operator_name`'s name.
 OrtStatus *lark_read_tensor(const void *api, const OrtValue *value, const char *operator_name, LarkTensor *tensor);
+/// A node's attributes: an int64 array into `values` (at most `capacity`; the count, 0 when
+/// absent), a float, an int64 (1 when present, else 0 and `value` untouched).
+size_t lark_ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity);
+int lark_float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float *value);
+int lark_int_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *value);
 /// KernelDestroy for a kernel that is one malloc'd block.
 void lark_operator_free_kernel(void *kernel);
 

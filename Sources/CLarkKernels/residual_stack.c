@@ -57,33 +57,6 @@ typedef struct StackKernel {
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "ResidualStack", message); }
 
-static size_t ints_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *values, size_t capacity) {
-    size_t count = 0;
-    OrtStatus *status = KernelInfoGetAttributeArray_int64(api)(info, name, NULL, &count);
-    if (status) {
-        ReleaseStatus(api)(status);
-        return 0;
-    }
-    if (count == 0 || count > capacity) return count;
-    if ((status = KernelInfoGetAttributeArray_int64(api)(info, name, values, &count))) {
-        ReleaseStatus(api)(status);
-        return 0;
-    }
-    return count;
-}
-
-static int float_attribute(const void *api, const OrtKernelInfo *info, const char *name, float *value) {
-    OrtStatus *status = KernelInfoGetAttribute_float(api)(info, name, value);
-    if (status) ReleaseStatus(api)(status);
-    return status == NULL;
-}
-
-static int int_attribute(const void *api, const OrtKernelInfo *info, const char *name, int64_t *value) {
-    OrtStatus *status = KernelInfoGetAttribute_int64(api)(info, name, value);
-    if (status) ReleaseStatus(api)(status);
-    return status == NULL;
-}
-
 /// The default time tile, by measurement on joe's levels (bench/results/residual-stack.md: 768 to
 /// 6144 samples were within a few percent of each other at every channel count; these were at the
 /// top or next to it): long enough that the halos (up to 45 samples a side) cost little, short
@@ -99,13 +72,13 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     (void)op;
     StackKernel kernel = {.api = api, .alpha = 0.1f, .scale = 1.0f};
     int64_t block_steps[MAX_BLOCKS], step_convs[MAX_STEPS], kernels[MAX_CONVS], dilations[MAX_CONVS];
-    const size_t blocks = ints_attribute(api, info, "block_steps", block_steps, MAX_BLOCKS);
-    const size_t steps = ints_attribute(api, info, "step_convs", step_convs, MAX_STEPS);
-    const size_t convs = ints_attribute(api, info, "kernels", kernels, MAX_CONVS);
+    const size_t blocks = lark_ints_attribute(api, info, "block_steps", block_steps, MAX_BLOCKS);
+    const size_t steps = lark_ints_attribute(api, info, "step_convs", step_convs, MAX_STEPS);
+    const size_t convs = lark_ints_attribute(api, info, "kernels", kernels, MAX_CONVS);
     if (blocks < 1 || blocks > MAX_BLOCKS) return failure(api, ORT_INVALID_ARGUMENT, "block_steps must list 1 to 8 blocks");
     if (steps < 1 || steps > MAX_STEPS) return failure(api, ORT_INVALID_ARGUMENT, "step_convs must list 1 to 24 steps");
     if (convs < 1 || convs > MAX_CONVS) return failure(api, ORT_INVALID_ARGUMENT, "kernels must list 1 to 24 convolutions");
-    if (ints_attribute(api, info, "dilations", dilations, MAX_CONVS) != convs)
+    if (lark_ints_attribute(api, info, "dilations", dilations, MAX_CONVS) != convs)
         return failure(api, ORT_INVALID_ARGUMENT, "dilations must list one value per convolution");
     size_t step = 0, conv = 0;
     for (size_t b = 0; b < blocks; b++) {
@@ -133,14 +106,14 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
             after += (kernel.kernel[j] - 1) / 2 * kernel.dilation[j];
         }
     }
-    float_attribute(api, info, "alpha", &kernel.alpha);
-    float_attribute(api, info, "scale", &kernel.scale);
-    kernel.has_post = float_attribute(api, info, "post_alpha", &kernel.post_alpha);
-    int_attribute(api, info, "tile", &kernel.tile);
+    lark_float_attribute(api, info, "alpha", &kernel.alpha);
+    lark_float_attribute(api, info, "scale", &kernel.scale);
+    kernel.has_post = lark_float_attribute(api, info, "post_alpha", &kernel.post_alpha);
+    lark_int_attribute(api, info, "tile", &kernel.tile);
     if (kernel.tile < 0) return failure(api, ORT_INVALID_ARGUMENT, "tile must be positive");
     int64_t bf16 = 0, path = LARK_PATH_BEST;
-    int_attribute(api, info, "bf16", &bf16);
-    int_attribute(api, info, "lark_kernel_path", &path);
+    lark_int_attribute(api, info, "bf16", &bf16);
+    lark_int_attribute(api, info, "lark_kernel_path", &path);
     if (bf16 && !lark_bf16_available()) return failure(api, ORT_INVALID_ARGUMENT, "bf16 needs a CPU with AVX512-BF16");
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
     kernel.path = bf16 ? BF16 : FP32_GENERIC;

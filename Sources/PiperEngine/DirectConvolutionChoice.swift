@@ -150,7 +150,7 @@ enum DirectConvolutionChoice {
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the
     /// caller's thread, and CPU time, unlike wall time, does not count the time other processes
     /// had the core (build machines and servers are rarely idle when a voice is built).
-    private static func seconds(_ body: () throws -> Void) rethrows -> Double {
+    static func seconds(_ body: () throws -> Void) rethrows -> Double {
         func now() -> Double {
             var time = timespec()
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)

@@ -96,8 +96,8 @@ enum ResidualStackChoice {
         var (fusedBest, referenceBest) = (Double.infinity, Double.infinity)
         for _ in 0..<rounds where relative <= tolerance {
             // Outputs released unread: copying them out would put page faults in the timing.
-            fusedBest = min(fusedBest, try threadSeconds { try fused.runDiscardingOutput(inputs) })
-            referenceBest = min(referenceBest, try threadSeconds { try reference.runDiscardingOutput(inputs) })
+            fusedBest = min(fusedBest, try DirectConvolutionChoice.seconds { try fused.runDiscardingOutput(inputs) })
+            referenceBest = min(referenceBest, try DirectConvolutionChoice.seconds { try reference.runDiscardingOutput(inputs) })
         }
         return ResidualStackDecision(
             shape: shape, samples: samples, fusedSeconds: fusedBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
@@ -107,17 +107,5 @@ enum ResidualStackChoice {
     struct LevelNotFound: Error, CustomStringConvertible {
         let index: Int
         var description: String { "level \(index) of the model could not be copied out" }
-    }
-
-    /// The calling thread's CPU time for `body` (a one-thread session runs its nodes on the caller's thread).
-    private static func threadSeconds(_ body: () throws -> Void) rethrows -> Double {
-        func now() -> Double {
-            var time = timespec()
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-        }
-        let start = now()
-        try body()
-        return now() - start
     }
 }
