@@ -11,6 +11,7 @@
 //
 // Build and run: bash bench/direct-conv-32   (env: REPS=7 LENGTHS=16000,106000 CHANNELS=32)
 #include "direct_conv.h"
+#include "kernel_bench.h"
 #include "residual_stack.c"
 
 #include <math.h>
@@ -23,21 +24,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);  // CPU time: on a shared machine a wall-clock run of a few ms is often cut by another process
     return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static float *floats(int64_t count) {
-    float *p = aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float uniform(void) {  // [-1, 1)
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
 
 static int64_t env_int(const char *name, int64_t fallback) {
@@ -58,13 +44,13 @@ static void reference_conv(const float *x, const float *w, const float *b, const
 
 /// The fused level over T samples: best seconds of `reps`, and the error against the unfused
 /// reference relative to its largest value.
-static double level(int64_t channels, int64_t T, int64_t reps, double *relative_error) {
+static double level(int64_t channels, int64_t T, int64_t reps, double *error) {
     static const int64_t kernels[6] = {3, 3, 5, 5, 7, 7}, dilations[6] = {1, 2, 2, 6, 3, 12};
     StackKernel kernel = {.blocks = 3, .convs = 6, .alpha = 0.1f, .scale = 1.0f / 3.0f, .post_alpha = 0.01f, .has_post = 1,
                           .path = FP32_PACKED, .conv_blocks = lark_conv_blocks_avx512()};
     for (int b = 0; b <= 3; b++) kernel.block_first[b] = 2 * b;
     for (int j = 0; j < 6; j++) kernel.kernel[j] = kernels[j], kernel.dilation[j] = dilations[j], kernel.ends_step[j] = 1;
-    for (int b = 0; b < 3; b++) kernel.reach_after[2 * b] = (kernels[2 * b + 1] - 1) / 2 * dilations[2 * b + 1], kernel.reach_after[2 * b + 1] = 0;
+    set_reaches(&kernel);
     Job job = {.kernel = &kernel, .batch = 1, .channels = channels, .length = T};
     float *x = floats(channels * T), *y = floats(channels * T), *ref = floats(channels * T), *h = floats(channels * T), *o = floats(channels * T);
     for (int64_t i = 0; i < channels * T; i++) x[i] = uniform();
@@ -99,12 +85,7 @@ static double level(int64_t channels, int64_t T, int64_t reps, double *relative_
         const double took = now() - start;
         if (took < best) best = took;
     }
-    double largest = 0, error = 0;
-    for (int64_t i = 0; i < channels * T; i++) {
-        if (fabs(ref[i]) > largest) largest = fabs(ref[i]);
-        if (fabs(ref[i] - y[i]) > error) error = fabs(ref[i] - y[i]);
-    }
-    *relative_error = atomic_load(&job.failed) ? 1 : error / largest;
+    *error = atomic_load(&job.failed) ? 1 : relative_error(ref, y, channels * T);
     for (int j = 0; j < 6; j++) free((void *)job.w[j]), free((void *)job.b[j]), free((void *)job.packed[j]);
     free(x), free(y), free(ref), free(h), free(o);
     return best;
@@ -149,15 +130,11 @@ int main(void) {
                 const double took = now() - start;
                 if (took < best) best = took;
             }
-            double largest = 0, error = 0;
-            for (int64_t i = 0; i < channels * T; i++) {
-                if (fabs(ref[i]) > largest) largest = fabs(ref[i]);
-                if (fabs(ref[i] - y[i]) > error) error = fabs(ref[i] - y[i]);
-            }
+            const double error = relative_error(ref, y, channels * T);
             const double flops = 2.0 * (double)cc * (double)T;
             printf("T %6lld  k%lld d%-2lld  %7.3f ms  %6.1f GFLOP/s  err %.1e%s\n", (long long)T, (long long)k, (long long)d,
-                   best * 1e3, flops / best * 1e-9, error / largest, error > 1e-5 * largest ? "  MISMATCH" : "");
-            if (error > 1e-5 * largest) return 2;
+                   best * 1e3, flops / best * 1e-9, error, error > 1e-5 ? "  MISMATCH" : "");
+            if (error > 1e-5) return 2;
             total_flops += flops, total_s += best;
             free(w), free(b), free(x), free(z), free(y), free(ref), free(packed), free(conv.scratch);
         }

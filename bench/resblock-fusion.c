@@ -18,6 +18,7 @@
 //
 // Build and run: bash bench/resblock-fusion (cc -O2 -march=native with Sources/CLarkKernels).
 #include "direct_conv.h"
+#include "kernel_bench.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -33,21 +34,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static float *floats(int64_t count) {
-    float *p = aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float uniform(void) {  // [-1, 1)
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
 
 /// One convolution's weights: W [C, C, K] (packed), bias, dilation, padding.
@@ -284,18 +270,6 @@ static void flush_caches(void) {
     for (int64_t i = 0; i < FLUSH_FLOATS; i += 16) flush_buffer[i] += 1.0f;
 }
 
-static double max_abs(const float *v, int64_t n) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(v[i]));
-    return m;
-}
-
-static double max_diff(const float *a, const float *b, int64_t n) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
-    return m;
-}
-
 typedef struct Shape {
     int64_t C, k, T;
     int steps;        // 1: one step of dilation d; 3: the resblock, d = 1, 3, 5
@@ -340,7 +314,6 @@ static void measure(Shape shape, const int64_t *tiles, int tile_count, int max_t
             result = unfused(conv1, conv2, shape.steps, T, x, h, ya, spare);
             best_a = fmin(best_a, now() - t);
         }
-        const double scale = max_abs(result, n);
         printf("| %-26s | %d | %7.1f |", name, threads, flops / best_a * 1e-9);
         double best_speedup = 0;
         int64_t best_tile = 0;
@@ -353,8 +326,7 @@ static void measure(Shape shape, const int64_t *tiles, int tile_count, int max_t
                 fused(&f);
                 best_b = fmin(best_b, now() - t);
             }
-            const double diff = max_diff(result, yb, n);
-            const int ok = diff <= 1e-5 * scale;
+            const int ok = relative_error(result, yb, n) <= 1e-5;
             if (!ok) failures++;
             printf(" %7.1f%s |", flops / best_b * 1e-9, ok ? "" : " MISMATCH");
             if (best_a / best_b > best_speedup) best_speedup = best_a / best_b, best_tile = tiles[i];

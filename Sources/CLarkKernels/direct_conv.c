@@ -194,6 +194,18 @@ LarkKernelPath lark_kernel_best_path(void) {
     return LARK_PATH_SCALAR;
 }
 
+LarkConvBlocks lark_conv_blocks_for(LarkKernelPath path, int *fp32_packed) {
+    *fp32_packed = 0;
+    switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : path) {
+    case LARK_PATH_AVX512:
+        *fp32_packed = lark_packed_available();
+        return lark_conv_blocks_avx512();
+    case LARK_PATH_AVX2: return lark_conv_blocks_avx2();
+    case LARK_PATH_NEON: return lark_conv_blocks_neon();
+    default: return lark_conv_blocks_scalar();
+    }
+}
+
 const char *lark_kernel_path_name(LarkKernelPath path) {
     switch (path) {
     case LARK_PATH_BEST: return lark_kernel_path_name(lark_kernel_best_path());

@@ -26,6 +26,9 @@ LarkConvBlocks lark_conv_blocks_scalar(void);
 LarkConvBlocks lark_conv_blocks_avx2(void);
 LarkConvBlocks lark_conv_blocks_avx512(void);
 LarkConvBlocks lark_conv_blocks_neon(void);
+/// The micro-kernels of `path` (LARK_PATH_BEST: this CPU's best), and in `*fp32_packed` whether
+/// the packed FP32 path (direct_conv_avx512.c) goes with them.
+LarkConvBlocks lark_conv_blocks_for(LarkKernelPath path, int *fp32_packed);
 
 typedef struct LarkDirectConv {
     int64_t batch, input_channels, output_channels, input_length, output_length;

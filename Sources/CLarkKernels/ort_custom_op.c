@@ -103,15 +103,9 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     kernel.bf16 = bf16 != 0;
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
     if (kernel.dilation < 1 || kernel.pad_begin < 0 || kernel.pad_end < 0) return failure(api, ORT_INVALID_ARGUMENT, "negative padding or dilation");
-    switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : (LarkKernelPath)path) {
-    case LARK_PATH_AVX512:
-        kernel.blocks = lark_conv_blocks_avx512();
-        kernel.fp32_packed = !kernel.bf16 && lark_packed_available();
-        break;
-    case LARK_PATH_AVX2: kernel.blocks = lark_conv_blocks_avx2(); break;
-    case LARK_PATH_NEON: kernel.blocks = lark_conv_blocks_neon(); break;
-    default: kernel.blocks = lark_conv_blocks_scalar(); break;
-    }
+    int packed;
+    kernel.blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
+    kernel.fp32_packed = !kernel.bf16 && packed;
     DirectConvKernel *copy = malloc(sizeof kernel);
     if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     *copy = kernel;

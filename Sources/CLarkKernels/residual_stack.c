@@ -44,6 +44,7 @@ typedef struct StackKernel {
     int64_t kernel[MAX_CONVS], dilation[MAX_CONVS];
     int64_t ends_step[MAX_CONVS];  // 1 when the convolution is its step's last (its result gets the residual)
     int64_t reach_after[MAX_CONVS];  // samples each side the rest of its block reads beyond its output
+    int64_t halo;  // the widest block's whole reach: samples each side a tile's scratch holds beyond it
     float alpha, scale, post_alpha;
     int has_post;
     int64_t tile;
@@ -66,6 +67,19 @@ static int64_t default_tile(int64_t channels) {
     if (channels <= 32) return 6 * LARK_TILE_SAMPLES;
     if (channels <= 64) return 4 * LARK_TILE_SAMPLES;
     return 2 * LARK_TILE_SAMPLES;
+}
+
+/// `reach_after` and `halo` from the blocks' convolutions (`block_first`, `kernel`, `dilation`).
+static void set_reaches(StackKernel *kernel) {
+    kernel->halo = 0;
+    for (int64_t b = 0; b < kernel->blocks; b++) {
+        int64_t after = 0;
+        for (int64_t j = kernel->block_first[b + 1] - 1; j >= kernel->block_first[b]; j--) {
+            kernel->reach_after[j] = after;
+            after += (kernel->kernel[j] - 1) / 2 * kernel->dilation[j];
+        }
+        if (after > kernel->halo) kernel->halo = after;
+    }
 }
 
 static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
@@ -99,13 +113,7 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     if (step != steps || conv != convs) return failure(api, ORT_INVALID_ARGUMENT, "step_convs and kernels list more than block_steps has");
     kernel.blocks = (int64_t)blocks, kernel.convs = (int64_t)convs;
     kernel.block_first[blocks] = (int64_t)convs;
-    for (size_t b = 0; b < blocks; b++) {
-        int64_t after = 0;
-        for (int64_t j = kernel.block_first[b + 1] - 1; j >= kernel.block_first[b]; j--) {
-            kernel.reach_after[j] = after;
-            after += (kernel.kernel[j] - 1) / 2 * kernel.dilation[j];
-        }
-    }
+    set_reaches(&kernel);
     lark_float_attribute(api, info, "alpha", &kernel.alpha);
     lark_float_attribute(api, info, "scale", &kernel.scale);
     kernel.has_post = lark_float_attribute(api, info, "post_alpha", &kernel.post_alpha);
@@ -116,16 +124,9 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     lark_int_attribute(api, info, "lark_kernel_path", &path);
     if (bf16 && !lark_bf16_available()) return failure(api, ORT_INVALID_ARGUMENT, "bf16 needs a CPU with AVX512-BF16");
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
-    kernel.path = bf16 ? BF16 : FP32_GENERIC;
-    switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : (LarkKernelPath)path) {
-    case LARK_PATH_AVX512:
-        kernel.conv_blocks = lark_conv_blocks_avx512();
-        if (!bf16 && lark_packed_available()) kernel.path = FP32_PACKED;
-        break;
-    case LARK_PATH_AVX2: kernel.conv_blocks = lark_conv_blocks_avx2(); break;
-    case LARK_PATH_NEON: kernel.conv_blocks = lark_conv_blocks_neon(); break;
-    default: kernel.conv_blocks = lark_conv_blocks_scalar(); break;
-    }
+    int packed;
+    kernel.conv_blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
+    kernel.path = bf16 ? BF16 : packed ? FP32_PACKED : FP32_GENERIC;
     StackKernel *copy = malloc(sizeof kernel);
     if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     *copy = kernel;
@@ -198,13 +199,7 @@ static int run_tile(const Job *job, int64_t task) {
     const StackKernel *kernel = job->kernel;
     const int64_t c = job->channels, t = job->length, n = task / job->tiles;
     const int64_t t0 = (task % job->tiles) * job->tile, length = t - t0 < job->tile ? t - t0 : job->tile;
-    int64_t halo = 0;
-    for (int64_t b = 0; b < kernel->blocks; b++) {
-        const int64_t first = kernel->block_first[b];
-        const int64_t whole = kernel->reach_after[first] + (kernel->kernel[first] - 1) / 2 * kernel->dilation[first];
-        if (whole > halo) halo = whole;
-    }
-    const int64_t row = round_up(job->tile + 2 * halo, 16);
+    const int64_t row = round_up(job->tile + 2 * kernel->halo, 16);
     float *scratch = lark_thread_scratch((size_t)(3 * c * row + job->conv_scratch_floats) * sizeof(float));
     if (!scratch) return -1;
     float *buffers[3] = {scratch, scratch + c * row, scratch + 2 * c * row};
