@@ -124,6 +124,47 @@ void lark_pack_weights(const float *w, int64_t output_channels, int64_t input_ch
 /// the rest on `conv->blocks` (which must be AVX-512's). Returns 0, or -1 when out of memory.
 int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task);
 
+/// Rows already prepared (no padding, activation, bias or residual): for output channels
+/// [0, blocks · LARK_PACKED_CHANNELS) and samples [0, length),
+///   y[o · y_row + i] = Σ_c Σ_k W[o][c][k] · s[c · ss + i + k · d]
+/// with `packed` weights. `s` rows must be readable to round_up(length, 16) + (k − 1) · d.
+/// AVX-512 only (winograd.c's products).
+void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                      float *y, int64_t y_row);
+
+// MARK: - Winograd (winograd.c)
+
+#define LARK_WINOGRAD_MAX_POINTS 12
+#define LARK_WINOGRAD_MAX_OUTPUTS 8
+
+/// F(m, r): m outputs of a phase per anchor from kernel pieces of r taps, with n = m + r − 1
+/// products; a kernel longer than r is cut into `pieces` (then r must be m).
+typedef struct LarkWinograd {
+    int64_t m, r, n, pieces;
+    float bt[LARK_WINOGRAD_MAX_POINTS][LARK_WINOGRAD_MAX_POINTS];  // input transform B^T [n][n]
+    double g[LARK_WINOGRAD_MAX_POINTS][LARK_WINOGRAD_MAX_POINTS];  // kernel transform G [n][r]
+    float at[LARK_WINOGRAD_MAX_OUTPUTS][LARK_WINOGRAD_MAX_POINTS];  // output transform A^T [m][n]
+} LarkWinograd;
+
+/// The transforms of F(m, r) for a kernel of `kernel` taps. Returns 0, or -1 for sizes it lacks.
+int lark_winograd_plan(LarkWinograd *plan, int64_t kernel, int64_t m, int64_t r);
+
+/// The size, in floats, of W [M, C, K] transformed for `plan` (lark_winograd_weights).
+int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels);
+
+/// U_p [M, C, pieces] for every point p (computed in double), then the same packed for the packed
+/// FP32 path (lark_pack_weights), into `out`.
+void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
+                           float *out);
+
+/// The scratch one lark_winograd_conv call takes (pass it as `conv->scratch`, or it allocates).
+size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation);
+
+/// All of `conv` (every batch item, every output sample) by `plan` with `weights` from
+/// lark_winograd_weights (`conv->w` unused); the products on the packed AVX-512 kernel when
+/// `fp32_packed`, else on `conv->blocks`. Returns 0, or -1 when out of memory.
+int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed);
+
 // MARK: - bfloat16 (direct_conv_bf16.c)
 
 /// Whether this CPU can run the bf16 path (AVX512-BF16).

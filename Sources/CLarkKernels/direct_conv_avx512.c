@@ -104,6 +104,12 @@ typedef void (*Tile)(const float *s, int64_t ss, const float *w, int64_t cin, in
         (void)k;                                                                                                         \
         tile(s, ss, w, cin, taps, d, vectors, e);                                                                        \
     }
+TILE(tile_k1_v1, 1, 1)
+TILE(tile_k1_v2, 1, 2)
+TILE(tile_k1_v3, 1, 3)
+TILE(tile_k2_v1, 2, 1)
+TILE(tile_k2_v2, 2, 2)
+TILE(tile_k2_v3, 2, 3)
 TILE(tile_k3_v1, 3, 1)
 TILE(tile_k3_v2, 3, 2)
 TILE(tile_k3_v3, 3, 3)
@@ -118,13 +124,15 @@ TILE(tile_kn_v2, k, 2)
 TILE(tile_kn_v3, k, 3)
 
 static Tile tile_for(int64_t k, int vectors) {
-    static const Tile tiles[4][3] = {
+    static const Tile tiles[6][3] = {
         {tile_k3_v1, tile_k3_v2, tile_k3_v3},
         {tile_k5_v1, tile_k5_v2, tile_k5_v3},
         {tile_k7_v1, tile_k7_v2, tile_k7_v3},
         {tile_kn_v1, tile_kn_v2, tile_kn_v3},
+        {tile_k1_v1, tile_k1_v2, tile_k1_v3},  // Winograd's products (winograd.c): 1 or 2 pieces
+        {tile_k2_v1, tile_k2_v2, tile_k2_v3},
     };
-    const int row = k == 3 ? 0 : k == 5 ? 1 : k == 7 ? 2 : 3;
+    const int row = k == 3 ? 0 : k == 5 ? 1 : k == 7 ? 2 : k == 1 ? 4 : k == 2 ? 5 : 3;
     return tiles[row][vectors - 1];
 }
 
@@ -242,9 +250,32 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
     return 0;
 }
 
+void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                      float *y, int64_t y_row) {
+    for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
+        const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
+        const int vectors = (int)((count + 15) / 16);
+        const int64_t tail = count - 16 * (vectors - 1);
+        const Tile run = tile_for(k, vectors);
+        for (int64_t b = 0; b < blocks; b++) {
+            const Epilogue e = {
+                .y = y + b * LARK_PACKED_CHANNELS * y_row + i0,
+                .y_row = y_row,
+                .last = (__mmask16)(tail == 16 ? 0xFFFF : (1u << tail) - 1),
+            };
+            run(s + i0, ss, packed + b * cin * k * LARK_PACKED_CHANNELS, cin, k, d, &e);
+        }
+    }
+}
+
 #else
 
 int lark_packed_available(void) { return 0; }
+
+void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                      float *y, int64_t y_row) {
+    (void)s, (void)ss, (void)packed, (void)cin, (void)blocks, (void)k, (void)d, (void)length, (void)y, (void)y_row;
+}
 
 int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
     (void)conv, (void)packed, (void)task;

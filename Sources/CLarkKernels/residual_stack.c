@@ -11,7 +11,9 @@
 //           alpha (float, default 0.1): the blocks' LeakyRelu slope; scale (float, default 1);
 //           optional post_alpha (float): a LeakyRelu after the scale; optional int bf16;
 //           optional int tile: time tile in samples (default by channel count);
-//           optional int lark_kernel_path (LarkKernelPath), for tests.
+//           optional int lark_kernel_path (LarkKernelPath), for tests;
+//           optional winograd_outputs and winograd_taps (ints, one per convolution): F(m, r) for
+//           the convolutions with m > 0 (winograd.c; FP32 only), DirectConv's kernel for m = 0.
 //   output  Y, X's shape: post_lrelu(scale · Σ_blocks block(X)).
 //
 // Why: ONNX Runtime runs each of a level's convolutions as a separate node over the whole
@@ -50,10 +52,13 @@ typedef struct StackKernel {
     int64_t tile;
     Path path;
     LarkConvBlocks conv_blocks;
-    // Weights packed once, on the first run, for the packed FP32 or the bf16 path (see DirectConv).
+    // Weights packed once, on the first run, for the packed FP32 or the bf16 path (see DirectConv),
+    // or transformed for the convolution's Winograd plan.
     pthread_mutex_t packing;
     const float *packed_from[MAX_CONVS];
     void *packed[MAX_CONVS];
+    int winograd[MAX_CONVS];
+    LarkWinograd plan[MAX_CONVS];
 } StackKernel;
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "ResidualStack", message); }
@@ -124,6 +129,17 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     lark_int_attribute(api, info, "lark_kernel_path", &path);
     if (bf16 && !lark_bf16_available()) return failure(api, ORT_INVALID_ARGUMENT, "bf16 needs a CPU with AVX512-BF16");
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
+    int64_t outputs[MAX_CONVS] = {0}, taps[MAX_CONVS] = {0};
+    const size_t sized = lark_ints_attribute(api, info, "winograd_outputs", outputs, MAX_CONVS);
+    if (sized && (sized != convs || lark_ints_attribute(api, info, "winograd_taps", taps, MAX_CONVS) != convs))
+        return failure(api, ORT_INVALID_ARGUMENT, "winograd_outputs and winograd_taps must list one value per convolution");
+    for (size_t j = 0; j < sized; j++) {
+        if (!outputs[j]) continue;
+        if (bf16) return failure(api, ORT_INVALID_ARGUMENT, "Winograd convolutions are FP32 only");
+        if (lark_winograd_plan(&kernel.plan[j], kernel.kernel[j], outputs[j], taps[j]))
+            return failure(api, ORT_INVALID_ARGUMENT, "a Winograd size is out of range (at most 8 outputs and 12 points; r = m when the kernel is longer than r)");
+        kernel.winograd[j] = 1;
+    }
     int packed;
     kernel.conv_blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
     kernel.path = bf16 ? BF16 : packed ? FP32_PACKED : FP32_GENERIC;
@@ -174,6 +190,7 @@ static int convolve(const Job *job, int64_t j, const Span *in, const Span *out, 
         .blocks = kernel->conv_blocks, .x_row = in->row, .y_row = out->row, .z_row = z ? z->row : 0,
         .scratch = scratch, .scratch_bytes = job->conv_scratch_floats * sizeof(float),
     };
+    if (kernel->winograd[j]) return lark_winograd_conv(&conv, &kernel->plan[j], job->packed[j], kernel->path == FP32_PACKED);
     const int64_t tasks = lark_direct_conv_tasks(&conv);
     for (int64_t task = 0; task < tasks; task++) {
         int status;
@@ -257,7 +274,12 @@ static void run_task(void *opaque, size_t task) {
     if (run_tile(job, (int64_t)task)) atomic_store(&job->failed, 1);
 }
 
-static void *pack(const StackKernel *kernel, const float *w, int64_t channels, int64_t k) {
+static void *pack(const StackKernel *kernel, int64_t j, const float *w, int64_t channels, int64_t k) {
+    if (kernel->winograd[j]) {
+        float *transformed = malloc((size_t)lark_winograd_weight_floats(&kernel->plan[j], channels, channels) * sizeof(float));
+        if (transformed) lark_winograd_weights(&kernel->plan[j], w, channels, channels, k, transformed);
+        return transformed;
+    }
     if (kernel->path == BF16) {
         uint32_t *packed = malloc((size_t)lark_bf16_packed_weight_units(channels, channels, k) * sizeof(uint32_t));
         if (packed) lark_bf16_pack_weights(w, channels, channels, k, packed);
@@ -306,15 +328,18 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
 
     void *owned[MAX_CONVS] = {0};
     OrtStatus *result = NULL;
-    if (kernel->path != FP32_GENERIC) {
+    int prepared = kernel->path != FP32_GENERIC;
+    for (int64_t j = 0; j < kernel->convs; j++) prepared |= kernel->winograd[j];
+    if (prepared) {
         pthread_mutex_lock(&kernel->packing);
         for (int64_t j = 0; j < kernel->convs && !result; j++) {
+            if (kernel->path == FP32_GENERIC && !kernel->winograd[j]) continue;
             if (!kernel->packed[j]) {
-                kernel->packed[j] = pack(kernel, job.w[j], job.channels, kernel->kernel[j]);
+                kernel->packed[j] = pack(kernel, j, job.w[j], job.channels, kernel->kernel[j]);
                 kernel->packed_from[j] = job.w[j];
             }
             // W at another address than the first run's: packed for this run alone.
-            job.packed[j] = kernel->packed_from[j] == job.w[j] ? kernel->packed[j] : (owned[j] = pack(kernel, job.w[j], job.channels, kernel->kernel[j]));
+            job.packed[j] = kernel->packed_from[j] == job.w[j] ? kernel->packed[j] : (owned[j] = pack(kernel, j, job.w[j], job.channels, kernel->kernel[j]));
             if (!job.packed[j]) result = failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
         }
         pthread_mutex_unlock(&kernel->packing);
@@ -324,7 +349,8 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         job.tiles = (job.length + job.tile - 1) / job.tile;
         for (int64_t j = 0; j < kernel->convs; j++) {
             const LarkDirectConv conv = {.input_channels = job.channels, .kernel = kernel->kernel[j], .dilation = kernel->dilation[j]};
-            const size_t floats = lark_direct_conv_scratch_bytes(&conv) / sizeof(float);
+            const size_t floats = (kernel->winograd[j] ? lark_winograd_scratch_bytes(&kernel->plan[j], job.channels, job.channels, kernel->dilation[j])
+                                                       : lark_direct_conv_scratch_bytes(&conv)) / sizeof(float) + 16;
             if (floats > job.conv_scratch_floats) job.conv_scratch_floats = floats;
         }
         atomic_init(&job.failed, 0);

@@ -1,0 +1,609 @@
+// Winograd (Toom-Cook) 1-D convolution for DirectConv's sub-problems: fewer multiply-adds for the
+// dilated convolutions of the fused HiFi-GAN levels (residual_stack.c), whose direct kernel
+// already runs near the CPU's FMA peak.
+//
+// A convolution of K taps at dilation d, y[t] = Σ_k w[k] s[t + k·d] (s the padded, activated
+// input), is d independent dense convolutions over the phases t mod d. F(m, r) computes m
+// consecutive outputs of a phase from m + r − 1 inputs with n = m + r − 1 products in a
+// transformed domain instead of m·r; kernels longer than r are cut into `pieces` of r taps (then
+// r = m), piece j sitting j·m phase positions, i.e. j anchors, later.
+//
+// Layout: the anchors of all phases in "u order", u = a·d + ρ for anchor a (output times
+// a·m·d + i·d + ρ, i < m) and phase ρ < d. In u order a shift of one anchor is a shift of d, so
+// the transformed-domain product of point p is itself a dilated convolution of `pieces` taps at
+// dilation d with no activation or bias:
+//   M_p[o][u] = Σ_j Σ_c U_{p,j}[o][c] · V_p[c][u + j·d]
+// which DirectConv's packed AVX-512 kernel (or its generic micro-kernels) runs unchanged, with
+// U_p packed like any weight. The input transform reads m rows R_i[u] = s[t(u) + i·d] (the
+// input gathered once into u order) and the output gathers the m rows Y_i back into time order
+// with bias, residual and post-activation, as lark_direct_conv_finish does.
+//
+// Transforms from the points (0, 1, −1, 2, −2, 1/2, −1/2, ...) and infinity, built in double at
+// plan time: A^T[i][p] = a_p^i, G[p][l] = a_p^l / Π_{q≠p}(a_p − a_q), B^T[p] = the coefficients
+// of Π_{q≠p}(x − a_q) (infinity: of Π_q(x − a_q)).
+#include "direct_conv.h"
+#include "winograd_tables.h"
+
+#include <string.h>
+
+static const double points[] = {0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1.0 / 3, -1.0 / 3};
+
+int lark_winograd_plan(LarkWinograd *plan, int64_t kernel, int64_t m, int64_t r) {
+    memset(plan, 0, sizeof *plan);
+    if (m < 1 || r < 1 || kernel < 1 || m > LARK_WINOGRAD_MAX_OUTPUTS) return -1;
+    const int64_t pieces = (kernel + r - 1) / r, n = m + r - 1;
+    if (n > LARK_WINOGRAD_MAX_POINTS || (pieces > 1 && r != m)) return -1;
+    plan->m = m, plan->r = r, plan->n = n, plan->pieces = pieces;
+    const int64_t finite = n - 1;
+    for (int64_t p = 0; p < n; p++) {
+        // Π_{q≠p}(x − a_q) over the finite points (all of them for the point at infinity), by
+        // multiplying out one factor at a time; its coefficients in increasing powers.
+        double poly[LARK_WINOGRAD_MAX_POINTS + 1] = {1};
+        int64_t degree = 0;
+        double at_p = 1;  // the same product evaluated at a_p
+        for (int64_t q = 0; q < finite; q++) {
+            if (q == p) continue;
+            for (int64_t e = degree + 1; e >= 1; e--) poly[e] = poly[e - 1] - points[q] * poly[e];
+            poly[0] = -points[q] * poly[0];
+            degree++;
+            if (p < finite) at_p *= points[p] - points[q];
+        }
+        for (int64_t l = 0; l < n; l++) plan->bt[p][l] = (float)(l <= degree ? poly[l] : 0);
+        for (int64_t l = 0; l < r; l++) {
+            double power = 1;
+            for (int64_t e = 0; e < l && p < finite; e++) power *= points[p];
+            plan->g[p][l] = p < finite ? power / at_p : (l == r - 1 ? 1 : 0);
+        }
+        for (int64_t i = 0; i < m; i++) {
+            double power = 1;
+            for (int64_t e = 0; e < i && p < finite; e++) power *= points[p];
+            plan->at[i][p] = (float)(p < finite ? power : (i == m - 1 ? 1 : 0));
+        }
+    }
+    return 0;
+}
+
+int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels) {
+    return plan->n * (output_channels * input_channels * plan->pieces + lark_packed_weight_floats(output_channels, input_channels, plan->pieces));
+}
+
+void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
+                           float *out) {
+    const int64_t pieces = plan->pieces, r = plan->r, per_point = output_channels * input_channels * pieces;
+    for (int64_t p = 0; p < plan->n; p++) {
+        float *u = out + p * per_point;
+        for (int64_t o = 0; o < output_channels; o++)
+            for (int64_t c = 0; c < input_channels; c++)
+                for (int64_t j = 0; j < pieces; j++) {
+                    double sum = 0;
+                    for (int64_t l = 0; l < r && j * r + l < kernel; l++) sum += plan->g[p][l] * w[(o * input_channels + c) * kernel + j * r + l];
+                    u[(o * input_channels + c) * pieces + j] = (float)sum;
+                }
+    }
+    float *packed = out + plan->n * per_point;
+    const int64_t packed_per_point = lark_packed_weight_floats(output_channels, input_channels, pieces);
+    for (int64_t p = 0; p < plan->n; p++) lark_pack_weights(out + p * per_point, output_channels, input_channels, pieces, packed + p * packed_per_point);
+}
+
+static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+/// The sizes of one chunk's rows.
+typedef struct Chunk {
+    int64_t length;  // output samples
+    int64_t anchors, u;  // anchors per phase; u-order positions with an output (anchors · d)
+    int64_t v_row, r_row, y_row, m_row;  // row lengths of V_p, R_i, Y_i and M_p
+    int64_t v_count, r_count;  // u positions of V and of R that are computed
+} Chunk;
+
+static Chunk chunk_for(const LarkWinograd *plan, int64_t d, int64_t length) {
+    Chunk c = {.length = length};
+    const int64_t span = plan->m * d;
+    c.anchors = (length + span - 1) / span;
+    c.u = c.anchors * d;
+    c.m_row = round_up(c.u, 16);
+    // The GEMM reads V at [i0, i0 + a block's samples + (pieces − 1)·d) for blocks from 0 to u.
+    c.v_row = round_up(round_up(c.u, LARK_BLOCK_SAMPLES) + (plan->pieces - 1) * d + 16, 16);
+    c.v_count = c.u + (plan->pieces - 1) * d;
+    // V at u reads R at u + d·⌊l / m⌋ for l < m + r − 1.
+    c.r_count = c.v_count + (plan->n - 1) / plan->m * d;
+    c.r_row = round_up(c.r_count, 16);
+    c.y_row = c.m_row;
+    return c;
+}
+
+/// The padded input copy's length that the shuffled R rows read (32 floats past every window).
+static int64_t padded_count(const LarkWinograd *plan, const Chunk *c, int64_t d) {
+    return round_up((round_up(c->r_count, 16) / d + 1) * plan->m * d + plan->m * d + 32, 16);
+}
+
+/// Output samples per chunk: the chunk's rows (R, V, M, Y: 2m + 2n rows of u per channel) in
+/// about 384 KB of L2 (bench/winograd: 256 and 640 KB were slower).
+static int64_t chunk_samples(const LarkWinograd *plan, int64_t channels) {
+    const int64_t per_sample = (2 * plan->m + 2 * plan->n) * channels * 4 / plan->m + 1;
+    int64_t samples = (384 << 10) / per_sample;
+    samples = samples / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
+    return samples < 4 * LARK_PACKED_SAMPLES ? 4 * LARK_PACKED_SAMPLES : samples > 3072 ? 3072 : samples;
+}
+
+size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation) {
+    const int64_t channels = input_channels > output_channels ? input_channels : output_channels;
+    const Chunk c = chunk_for(plan, dilation, chunk_samples(plan, channels));
+    const int64_t floats = input_channels * (plan->m * c.r_row + plan->n * c.v_row) + output_channels * (plan->n * c.m_row + plan->m * c.y_row) + 16;
+    const int64_t ints = 48 + round_up(c.r_count, 16) + round_up(c.length + 32, 16);
+    return (size_t)(floats + ints + padded_count(plan, &c, dilation) + 64) * sizeof(float) + 256;
+}
+
+// MARK: - The stages, portable and AVX-512
+
+/// R_i[c][u] = act(x[base + t(u) + i·d]) for u < r_count, zero outside the input.
+static inline __attribute__((always_inline)) void gather_input_portable(
+    const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
+    const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length;
+    const float alpha = conv->has_pre_alpha ? conv->pre_alpha : 1.0f;
+    for (int64_t c = 0; c < cin; c++)
+        for (int64_t i = 0; i < plan->m; i++) {
+            float *row = r + (c * plan->m + i) * ch->r_row;
+            for (int64_t u = 0; u < ch->r_count; u++) {
+                const int64_t at = base + t_of_u[u] + i * d;
+                const float v = at >= 0 && at < in_length ? x[c * x_row + at] : 0.0f;
+                row[u] = v < 0 ? v * alpha : v;
+            }
+        }
+}
+
+/// V_p[c][u] = Σ_l B^T[p][l] · R_{l mod m}[c][u + d·⌊l / m⌋] for every point p and u < v_count,
+/// zeros after: 16 positions at a time, each tap loaded once for all points.
+static inline __attribute__((always_inline)) void transform_input(
+    const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) {
+    const int64_t m = plan->m, n = plan->n;
+    for (int64_t c = 0; c < cin; c++) {
+        for (int64_t u0 = 0; u0 < ch->v_count; u0 += 16) {
+            float tap[LARK_WINOGRAD_MAX_POINTS][16];
+            for (int64_t l = 0; l < n; l++) {
+                const float *in = r + (c * m + l % m) * ch->r_row + l / m * d + u0;
+                for (int k = 0; k < 16; k++) tap[l][k] = in[k];
+            }
+            for (int64_t p = 0; p < n; p++) {
+                float acc[16] = {0};
+                for (int64_t l = 0; l < n; l++) {
+                    const float b = plan->bt[p][l];
+                    if (b != 0)
+                        for (int k = 0; k < 16; k++) acc[k] += b * tap[l][k];
+                }
+                float *out = v + (p * cin + c) * ch->v_row + u0;
+                for (int k = 0; k < 16; k++) out[k] = acc[k];
+            }
+        }
+        for (int64_t p = 0; p < n; p++)
+            for (int64_t u = ch->v_count; u < ch->v_row; u++) v[(p * cin + c) * ch->v_row + u] = 0;
+    }
+}
+
+/// Y_i[o][u] = Σ_p A^T[i][p] · M_p[o][u], 16 positions at a time.
+static inline __attribute__((always_inline)) void accumulate_output(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
+    const int64_t m = plan->m, n = plan->n;
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t u0 = 0; u0 < ch->u; u0 += 16) {
+            float point[LARK_WINOGRAD_MAX_POINTS][16];
+            for (int64_t p = 0; p < n; p++) {
+                const float *in = mp + (p * cout + o) * ch->m_row + u0;
+                for (int k = 0; k < 16; k++) point[p][k] = in[k];
+            }
+            for (int64_t i = 0; i < m; i++) {
+                float acc[16] = {0};
+                for (int64_t p = 0; p < n; p++) {
+                    const float a = plan->at[i][p];
+                    if (a != 0)
+                        for (int k = 0; k < 16; k++) acc[k] += a * point[p][k];
+                }
+                float *out = y + (o * m + i) * ch->y_row + u0;
+                for (int k = 0; k < 16; k++) out[k] = acc[k];
+            }
+        }
+}
+
+/// Output samples [t0, t0 + length) of batch item n: Y in time order, plus bias and residual,
+/// post-activated.
+static inline __attribute__((always_inline)) void finish_portable(
+    const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    float *out = conv->y + n * cout * y_row + t0;
+    const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
+    for (int64_t o = 0; o < cout; o++) {
+        const float bias = conv->b ? conv->b[o] : 0.0f;
+        const float *row = y + o * m * ch->y_row;
+        for (int64_t t = 0; t < ch->length; t++) {
+            float v = row[from_t[t]] + bias;
+            if (z) v += z[o * z_row + t];
+            if (conv->has_post_alpha && v < 0) v *= conv->post_alpha;
+            out[o * y_row + t] = v;
+        }
+    }
+}
+
+static void transform_input_generic(const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) {
+    transform_input(plan, ch, cin, d, r, v);
+}
+static void accumulate_output_generic(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
+    accumulate_output(plan, ch, cout, mp, y);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+
+/// transform_input and accumulate_output for one F(m, r) with its transforms as constants
+/// (winograd_tables.h), unrolled so that only their nonzero terms are computed, in registers.
+AVX512 static inline __attribute__((always_inline)) void transform_input_fixed(
+    const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v, const int m, const int n, const float *bt) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cin; c++) {
+        for (int64_t u0 = 0; u0 < ch->v_count; u0 += 16) {
+            __m512 tap[LARK_WINOGRAD_MAX_POINTS];
+#pragma clang loop unroll(full)
+            for (int l = 0; l < n; l++) tap[l] = _mm512_loadu_ps(r + (c * m + l % m) * ch->r_row + l / m * d + u0);
+#pragma clang loop unroll(full)
+            for (int p = 0; p < n; p++) {
+                __m512 acc = zero;
+#pragma clang loop unroll(full)
+                for (int l = 0; l < n; l++) {
+                    const float b = bt[p * n + l];
+                    if (b == 1.0f) acc = _mm512_add_ps(acc, tap[l]);
+                    else if (b == -1.0f) acc = _mm512_sub_ps(acc, tap[l]);
+                    else if (b != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(b), tap[l], acc);
+                }
+                _mm512_storeu_ps(v + (p * cin + c) * ch->v_row + u0, acc);
+            }
+        }
+        for (int p = 0; p < n; p++)
+            for (int64_t u = ch->v_count; u < ch->v_row; u++) v[(p * cin + c) * ch->v_row + u] = 0;
+    }
+}
+
+AVX512 static inline __attribute__((always_inline)) void accumulate_output_fixed(
+    const Chunk *ch, int64_t cout, const float *mp, float *y, const int m, const int n, const float *at) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t u0 = 0; u0 < ch->u; u0 += 16) {
+            __m512 point[LARK_WINOGRAD_MAX_POINTS];
+#pragma clang loop unroll(full)
+            for (int p = 0; p < n; p++) point[p] = _mm512_loadu_ps(mp + (p * cout + o) * ch->m_row + u0);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < m; i++) {
+                __m512 acc = zero;
+#pragma clang loop unroll(full)
+                for (int p = 0; p < n; p++) {
+                    const float a = at[i * n + p];
+                    if (a == 1.0f) acc = _mm512_add_ps(acc, point[p]);
+                    else if (a == -1.0f) acc = _mm512_sub_ps(acc, point[p]);
+                    else if (a != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(a), point[p], acc);
+                }
+                _mm512_storeu_ps(y + (o * m + i) * ch->y_row + u0, acc);
+            }
+        }
+}
+
+#define FIXED(M, R, N)                                                                                                          \
+    AVX512 static void input_##M##_##R(const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) { \
+        (void)plan;                                                                                                               \
+        transform_input_fixed(ch, cin, d, r, v, M, N, &winograd_bt_##M##_##R[0][0]);                                             \
+    }                                                                                                                             \
+    AVX512 static void output_##M##_##R(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {     \
+        (void)plan;                                                                                                               \
+        accumulate_output_fixed(ch, cout, mp, y, M, N, &winograd_at_##M##_##R[0][0]);                                            \
+    }
+LARK_WINOGRAD_SPECIALIZED(FIXED)
+
+AVX512 static void transform_input_avx512(const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) {
+    transform_input(plan, ch, cin, d, r, v);
+}
+AVX512 static void accumulate_output_avx512(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
+    accumulate_output(plan, ch, cout, mp, y);
+}
+
+/// gather_input_portable with 16-lane gathers (masked at the input's ends).
+AVX512 static void gather_input_avx512(
+    const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
+    const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length;
+    const __m512 alpha = _mm512_set1_ps(conv->has_pre_alpha ? conv->pre_alpha : 1.0f), zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < plan->m; i++) {
+        const __m512i shift = _mm512_set1_epi32((int32_t)(base + i * d));
+        const __m512i low = _mm512_set1_epi32(-1), high = _mm512_set1_epi32((int32_t)in_length);
+        for (int64_t u = 0; u < ch->r_count; u += 16) {
+            const __m512i at = _mm512_add_epi32(_mm512_loadu_si512(t_of_u + u), shift);
+            const __mmask16 inside = _mm512_cmpgt_epi32_mask(at, low) & _mm512_cmplt_epi32_mask(at, high);
+            for (int64_t c = 0; c < cin; c++) {
+                __m512 v = _mm512_mask_i32gather_ps(zero, inside, at, x + c * x_row, 4);
+                v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
+                _mm512_store_ps(r + (c * plan->m + i) * ch->r_row + u, v);
+            }
+        }
+    }
+}
+
+/// finish_portable with 16-lane gathers from Y.
+AVX512 static void finish_avx512(
+    const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
+    (void)m;
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    float *out = conv->y + n * cout * y_row + t0;
+    const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
+    const __m512 zero = _mm512_setzero_ps(), alpha = _mm512_set1_ps(conv->post_alpha);
+    for (int64_t o = 0; o < cout; o++) {
+        const __m512 bias = _mm512_set1_ps(conv->b ? conv->b[o] : 0.0f);
+        const float *row = y + o * m * ch->y_row;
+        for (int64_t t = 0; t < ch->length; t += 16) {
+            const __mmask16 lanes = ch->length - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ch->length - t)) - 1);
+            const __m512i at = _mm512_maskz_loadu_epi32(lanes, from_t + t);
+            __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, lanes, at, row, 4), bias);
+            if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, z + o * z_row + t));
+            if (conv->has_post_alpha) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
+            _mm512_mask_storeu_ps(out + o * y_row + t, lanes, v);
+        }
+    }
+}
+
+// Gathers without gather instructions (which take ~3 cycles per element on this class of CPU,
+// as much as the products themselves at 32 channels): a destination vector of 16 lanes takes
+// its sources from a few 32-float windows, each one vpermt2ps and a masked blend. The
+// index maps here are periodic (the anchors repeat every m·d samples), so one table of
+// `patterns` entries serves a whole chunk: destination vector q uses entry q mod patterns, its
+// windows `advance` floats further per period.
+#define MAX_PARTS 8
+#define MAX_PATTERNS 16
+typedef struct Shuffle {
+    int64_t patterns, advance;
+    int parts[MAX_PATTERNS];
+    int64_t from[MAX_PATTERNS][MAX_PARTS];  // a window's first source index, in period 0
+    __mmask16 lanes[MAX_PATTERNS][MAX_PARTS];
+    int32_t index[MAX_PATTERNS][MAX_PARTS][16];
+} Shuffle;
+
+static int64_t gcd(int64_t a, int64_t b) { return b ? gcd(b, a % b) : a; }
+
+/// The table for destination j ↦ source(j) (with `source(j + 16·patterns) = source(j) + advance`),
+/// or 0 when the windows do not fit it.
+static int shuffle_for(Shuffle *s, int64_t period, int64_t (*source)(int64_t j, const void *), const void *context) {
+    s->patterns = period * 16 / gcd(16, period) / 16;  // lcm(16, period) / 16 vectors
+    if (s->patterns > MAX_PATTERNS) return 0;
+    s->advance = source(16 * s->patterns, context) - source(0, context);
+    for (int64_t q = 0; q < s->patterns; q++) {
+        int64_t at[16];
+        int done[16] = {0};
+        for (int lane = 0; lane < 16; lane++) at[lane] = source(16 * q + lane, context);
+        int parts = 0;
+        for (;;) {
+            int64_t low = -1;
+            for (int lane = 0; lane < 16; lane++)
+                if (!done[lane] && (low < 0 || at[lane] < low)) low = at[lane];
+            if (low < 0) break;
+            if (parts == MAX_PARTS) return 0;
+            s->from[q][parts] = low;
+            __mmask16 lanes = 0;
+            for (int lane = 0; lane < 16; lane++) {
+                s->index[q][parts][lane] = 0;
+                if (!done[lane] && at[lane] >= low && at[lane] < low + 32) {
+                    lanes |= (__mmask16)(1u << lane), done[lane] = 1;
+                    s->index[q][parts][lane] = (int32_t)(at[lane] - low);
+                }
+            }
+            s->lanes[q][parts++] = lanes;
+        }
+        s->parts[q] = parts;
+    }
+    return 1;
+}
+
+/// Destination vector q = pattern + k·patterns of `table`, from `at` = base + k·advance (readable
+/// 32 floats past every window). The callers step `pattern` and `at` (a division per vector
+/// would cost more than the shuffle).
+AVX512 static inline __m512 shuffled(const Shuffle *table, const float *at, int64_t pattern) {
+    __m512 v = _mm512_setzero_ps();
+    for (int part = 0; part < table->parts[pattern]; part++) {
+        const float *window = at + table->from[pattern][part];
+        const __m512 w = _mm512_permutex2var_ps(_mm512_loadu_ps(window), _mm512_loadu_si512(table->index[pattern][part]), _mm512_loadu_ps(window + 16));
+        v = _mm512_mask_mov_ps(v, table->lanes[pattern][part], w);
+    }
+    return v;
+}
+
+typedef struct Layout {
+    int64_t m, d, y_row;
+} Layout;
+
+static int64_t time_of_u(int64_t u, const void *context) {
+    const Layout *l = context;
+    return u / l->d * l->m * l->d + u % l->d;
+}
+
+static int64_t y_of_time(int64_t t, const void *context) {
+    const Layout *l = context;
+    const int64_t span = l->m * l->d, within = t % span;
+    return within / l->d * l->y_row + t / span * l->d + within % l->d;
+}
+
+/// The chunk's input, padded and activated, into `s` (s[t] = act(x[base + t]), zero outside the
+/// input) for t < s_count, then R_i[c][u] = s[t(u) + i·d] by `table`.
+AVX512 static void shuffle_input_avx512(const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base,
+                                        const Shuffle *table, int64_t s_count, float *s, float *r) {
+    const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length;
+    const __m512 alpha = _mm512_set1_ps(conv->has_pre_alpha ? conv->pre_alpha : 1.0f), zero = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cin; c++) {
+        const float *from = x + c * x_row;
+        for (int64_t i = 0; i < s_count; i += 16) {
+            const int64_t t = base + i;
+            __m512 v;
+            if (t >= 0 && t + 16 <= in_length) {
+                // The next channel's row at the same place: a row of a chunk is only a few dozen
+                // lines, too short a stream for the hardware prefetcher to pick up in time.
+                if (c + 1 < cin) __builtin_prefetch(from + x_row + t + 16, 0, 3);
+                v = _mm512_loadu_ps(from + t);
+            } else {
+                const int64_t lo = t < 0 ? (-t < 16 ? -t : 16) : 0;
+                const int64_t hi = in_length - t < 16 ? (in_length - t > 0 ? in_length - t : 0) : 16;
+                const __mmask16 inside = hi > lo ? (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1)) : 0;
+                v = _mm512_maskz_loadu_ps(inside, from + t);
+            }
+            v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
+            _mm512_store_ps(s + i, v);
+        }
+        for (int64_t i = 0; i < plan->m; i++) {
+            float *row = r + (c * plan->m + i) * ch->r_row;
+            const float *at = s + i * d;
+            for (int64_t q = 0, pattern = 0; q * 16 < ch->r_count; q++) {
+                _mm512_store_ps(row + 16 * q, shuffled(table, at, pattern));
+                if (++pattern == table->patterns) pattern = 0, at += table->advance;
+            }
+        }
+    }
+}
+
+/// finish_avx512 with `table` (time ↦ Y position) instead of gathers.
+AVX512 static void shuffle_finish_avx512(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const Shuffle *table,
+                                         const float *y) {
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    float *out = conv->y + n * cout * y_row + t0;
+    const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
+    const __m512 zero = _mm512_setzero_ps(), alpha = _mm512_set1_ps(conv->post_alpha);
+    for (int64_t o = 0; o < cout; o++) {
+        const __m512 bias = _mm512_set1_ps(conv->b ? conv->b[o] : 0.0f);
+        const float *row = y + o * m * ch->y_row;
+        const float *at = row;
+        for (int64_t t = 0, pattern = 0; t < ch->length; t += 16) {
+            const __mmask16 lanes = ch->length - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ch->length - t)) - 1);
+            __m512 v = _mm512_add_ps(shuffled(table, at, pattern), bias);
+            if (++pattern == table->patterns) pattern = 0, at += table->advance;
+            // The next channel's Z and Y at the same place, as the input's rows above.
+            if (o + 1 < cout) {
+                if (z) __builtin_prefetch(z + (o + 1) * z_row + t + 16, 0, 3);
+                __builtin_prefetch(out + (o + 1) * y_row + t + 16, 1, 3);
+            }
+            if (z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, z + o * z_row + t));
+            if (conv->has_post_alpha) v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
+            _mm512_mask_storeu_ps(out + o * y_row + t, lanes, v);
+        }
+    }
+}
+#endif
+
+static void gather_input_generic(
+    const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
+    gather_input_portable(conv, plan, ch, x, base, t_of_u, r);
+}
+static void finish_generic(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
+    finish_portable(conv, ch, m, n, t0, from_t, y);
+}
+
+/// M_p = the dilated convolution of V_p with U_p (`pieces` taps at dilation d) on DirectConv's
+/// generic micro-kernels, output channels [first, cout).
+static void product_generic(const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *u, const float *v, int64_t first,
+                            float *mp) {
+    const int64_t cin = conv->input_channels, cout = conv->output_channels, pieces = plan->pieces, d = conv->dilation;
+    const int64_t w_channel = cin * pieces;
+    float out[LARK_BLOCK_CHANNELS * LARK_BLOCK_SAMPLES] __attribute__((aligned(64)));
+    for (int64_t o0 = first; o0 < cout; o0 += LARK_BLOCK_CHANNELS) {
+        const int64_t channels = cout - o0 < LARK_BLOCK_CHANNELS ? cout - o0 : LARK_BLOCK_CHANNELS;
+        for (int64_t i0 = 0; i0 < ch->u; i0 += LARK_BLOCK_SAMPLES) {
+            if (channels == LARK_BLOCK_CHANNELS) {
+                conv->blocks.four(v + i0, ch->v_row, u + o0 * w_channel, w_channel, cin, pieces, d, out);
+            } else {
+                for (int64_t j = 0; j < channels; j++)
+                    conv->blocks.one(v + i0, ch->v_row, u + (o0 + j) * w_channel, w_channel, cin, pieces, d, out + j * LARK_BLOCK_SAMPLES);
+            }
+            const int64_t count = ch->u - i0 < LARK_BLOCK_SAMPLES ? ch->u - i0 : LARK_BLOCK_SAMPLES;
+            for (int64_t j = 0; j < channels; j++) memcpy(mp + (o0 + j) * ch->m_row + i0, out + j * LARK_BLOCK_SAMPLES, (size_t)count * sizeof(float));
+        }
+    }
+}
+
+#ifdef WINOGRAD_PROFILE
+#include <time.h>
+double winograd_stage[5];
+static double stage_now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+#define STAGE(i, call) do { double s_ = stage_now(); call; winograd_stage[i] += stage_now() - s_; } while (0)
+#else
+#define STAGE(i, call) call
+#endif
+
+int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed) {
+    const int64_t cin = conv->input_channels, cout = conv->output_channels, d = conv->dilation, m = plan->m;
+    const int64_t channels = cin > cout ? cin : cout;
+    const int64_t per_point = cout * cin * plan->pieces, packed_per_point = lark_packed_weight_floats(cout, cin, plan->pieces);
+    const int64_t packed_channels = fp32_packed ? cout / LARK_PACKED_CHANNELS * LARK_PACKED_CHANNELS : 0;
+    const size_t bytes = lark_winograd_scratch_bytes(plan, cin, cout, d);
+    float *scratch = lark_take_scratch(conv, bytes);
+    if (!scratch) return -1;
+    const int64_t chunk = chunk_samples(plan, channels);
+    const Chunk full = chunk_for(plan, d, chunk);
+    float *r = scratch, *v = r + cin * m * full.r_row + 16, *mp = v + plan->n * cin * full.v_row, *y = mp + plan->n * cout * full.m_row;
+    int32_t *t_of_u = (int32_t *)(y + cout * m * full.y_row + 48), *from_t = t_of_u + round_up(full.r_count, 16);
+    // Where u lies in time, and where time t lies in the Y rows (row i·y_row + u), within a chunk.
+    const int64_t span = m * d;
+    for (int64_t u = 0; u < round_up(full.r_count, 16); u++) t_of_u[u] = (int32_t)(u / d * span + u % d);
+    typedef void (*Gather)(const LarkDirectConv *, const LarkWinograd *, const Chunk *, const float *, int64_t, const int32_t *, float *);
+    typedef void (*Input)(const LarkWinograd *, const Chunk *, int64_t, int64_t, const float *, float *);
+    typedef void (*Output)(const LarkWinograd *, const Chunk *, int64_t, const float *, float *);
+    typedef void (*Finish)(const LarkDirectConv *, const Chunk *, int64_t, int64_t, int64_t, const int32_t *, const float *);
+    Gather gather = gather_input_generic;
+    Input input = transform_input_generic;
+    Output output = accumulate_output_generic;
+    Finish finish = finish_generic;
+#if defined(__x86_64__)
+    if (lark_packed_available()) {
+        gather = gather_input_avx512, input = transform_input_avx512, output = accumulate_output_avx512, finish = finish_avx512;
+#define CHOOSE(M, R, N) \
+        if (m == M && plan->r == R) input = input_##M##_##R, output = output_##M##_##R;
+        LARK_WINOGRAD_SPECIALIZED(CHOOSE)
+#undef CHOOSE
+    }
+#endif
+#if defined(__x86_64__)
+    // The shuffles' tables, where the index maps fit them.
+    Shuffle in_table, out_table;
+    const Layout layout = {.m = m, .d = d, .y_row = full.y_row};
+    const int shuffles = lark_packed_available() && shuffle_for(&in_table, d, time_of_u, &layout) && shuffle_for(&out_table, m * d, y_of_time, &layout);
+    float *padded = (float *)(from_t + round_up(full.length + 32, 16));
+    const int64_t padded_floats = padded_count(plan, &full, d);
+#endif
+    for (int64_t n = 0; n < conv->batch; n++) {
+        const float *x = conv->x + n * cin * lark_x_row(conv);
+        for (int64_t t0 = 0; t0 < conv->output_length; t0 += chunk) {
+            const int64_t length = conv->output_length - t0 < chunk ? conv->output_length - t0 : chunk;
+            const Chunk ch = length == chunk ? full : chunk_for(plan, d, length);
+            Chunk rows = ch;  // this chunk's counts in the full chunk's row lengths
+            rows.r_row = full.r_row, rows.v_row = full.v_row, rows.m_row = full.m_row, rows.y_row = full.y_row;
+#if defined(__x86_64__)
+            if (!shuffles)
+#endif
+                for (int64_t t = 0, a = 0, i = 0, rho = 0; t < length; t++) {  // t = a·span + i·d + rho
+                    from_t[t] = (int32_t)(i * full.y_row + a * d + rho);
+                    if (++rho == d) {
+                        rho = 0;
+                        if (++i == m) i = 0, a++;
+                    }
+                }
+#if defined(__x86_64__)
+            if (shuffles) STAGE(0, shuffle_input_avx512(conv, plan, &rows, x, t0 - conv->pad_begin, &in_table, padded_floats, padded, r));
+            else
+#endif
+            STAGE(0, gather(conv, plan, &rows, x, t0 - conv->pad_begin, t_of_u, r));
+            STAGE(1, input(plan, &rows, cin, d, r, v));
+            for (int64_t p = 0; p < plan->n; p++) {
+                const float *vp = v + p * cin * full.v_row;
+                float *mpp = mp + p * cout * full.m_row;
+                if (packed_channels)
+                    STAGE(2, lark_packed_rows(vp, rows.v_row, weights + plan->n * per_point + p * packed_per_point, cin,
+                                              packed_channels / LARK_PACKED_CHANNELS, plan->pieces, d, rows.u, mpp, rows.m_row));
+                if (packed_channels < cout) product_generic(conv, plan, &rows, weights + p * per_point, vp, packed_channels, mpp);
+            }
+            STAGE(3, output(plan, &rows, cout, mp, y));
+#if defined(__x86_64__)
+            if (shuffles) STAGE(4, shuffle_finish_avx512(conv, &rows, m, n, t0, &out_table, y));
+            else
+#endif
+            STAGE(4, finish(conv, &rows, m, n, t0, from_t, y));
+        }
+    }
+    lark_release_scratch(conv, scratch);
+    return 0;
+}
