@@ -30,15 +30,18 @@ public enum ResidualStackRewrite {
     }
 
     /// `model` with the levels at the positions in `chosen` (indices into `levels(in:)`) replaced;
-    /// nil chooses all. `bf16`: their convolutions multiply in bfloat16.
-    public static func apply(to model: [UInt8], chosen: Set<Int>? = nil, bf16: Bool = false) throws(MalformedProtobuf) -> Result {
+    /// nil chooses all. `bf16`: their convolutions multiply in bfloat16. `winograd`: for a level's
+    /// index, the Winograd size of each of its convolutions (nil: direct).
+    public static func apply(
+        to model: [UInt8], chosen: Set<Int>? = nil, bf16: Bool = false, winograd: [Int: [WinogradSize?]] = [:]
+    ) throws(MalformedProtobuf) -> Result {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replaced: 0, removedNodes: 0) }
-        let plans = try plans(graph, model).enumerated().filter { chosen?.contains($0.offset) ?? true }.map(\.element)
+        let plans = try plans(graph, model).enumerated().filter { chosen?.contains($0.offset) ?? true }
         guard !plans.isEmpty else { return Result(model: model, replaced: 0, removedNodes: 0) }
         var replacements: [Int: NodeReplacement] = [:]
-        for plan in plans {
+        for (index, plan) in plans {
             replacements[plan.last] = NodeReplacement(inputs: plan.inputs) { graphWriter throws(MalformedProtobuf) in
-                try plan.shape.writeNode(into: &graphWriter, inputs: plan.inputs, output: plan.output, bf16: bf16)
+                try plan.shape.writeNode(into: &graphWriter, inputs: plan.inputs, output: plan.output, bf16: bf16, winograd: winograd[index])
             }
         }
         let (rewritten, removed) = try NodeReplacement.apply(
@@ -48,9 +51,10 @@ public enum ResidualStackRewrite {
 
     /// Level `index` of `model` as two models of input `X [batch, C, length]` and output `Y`: the
     /// level's own nodes copied from `model`, and the one `ResidualStack` node (with `tile`,
-    /// `kernelPath` and `bf16` as given).
+    /// `kernelPath`, `bf16` and `winograd` as given).
     public static func levelModels(
-        in model: [UInt8], index: Int, length: Int, batch: Int = 1, tile: Int? = nil, kernelPath: Int? = nil, bf16: Bool = false
+        in model: [UInt8], index: Int, length: Int, batch: Int = 1, tile: Int? = nil, kernelPath: Int? = nil, bf16: Bool = false,
+        winograd: [WinogradSize?]? = nil
     ) throws(MalformedProtobuf) -> (original: [UInt8], fused: [UInt8])? {
         guard let (modelFields, _, graph) = try GraphSummary.read(model) else { return nil }
         let plans = try plans(graph, model)
@@ -65,7 +69,8 @@ public enum ResidualStackRewrite {
                 if let tensor = graph.tensors[index], plan.inputs.dropFirst().contains(tensor.name) { graphWriter.copy(field, from: model) }
             }
             try plan.shape.writeNode(
-                into: &graphWriter, inputs: ["X"] + plan.inputs.dropFirst(), output: "Y", bf16: bf16, tile: tile, kernelPath: kernelPath)
+                into: &graphWriter, inputs: ["X"] + plan.inputs.dropFirst(), output: "Y", bf16: bf16, tile: tile, kernelPath: kernelPath,
+                winograd: winograd)
         }
         return (original, fused)
     }
@@ -245,8 +250,20 @@ public struct ResidualStackShape: Hashable, Codable, Sendable, CustomStringConve
         return text
     }
 
+    /// The sets of Winograd sizes (one per convolution, nil: direct) the cache build times for
+    /// this level in FP32 (`ResidualStackChoice`), by bench/winograd's figures: F(4, K) for the 5-
+    /// and 7-tap kernels (one piece: 2 and 2.5 products per output instead of 5 and 7), and that
+    /// with F(3, 3) for the 3-tap ones.
+    public var winogradCandidates: [[WinogradSize?]] {
+        let convolutions = blocks.flatMap { $0.flatMap { $0 } }
+        let wide = convolutions.map { $0.kernel == 5 || $0.kernel == 7 ? WinogradSize(outputs: 4, taps: $0.kernel) : nil }
+        let all = zip(convolutions, wide).map { $0.kernel == 3 ? WinogradSize(outputs: 3, taps: 3) : $1 }
+        return [wide, all].filter { $0.contains { $0 != nil } }.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
     func writeNode(
-        into graph: inout ProtoWriter, inputs: [String], output: String, bf16: Bool, tile: Int? = nil, kernelPath: Int? = nil
+        into graph: inout ProtoWriter, inputs: [String], output: String, bf16: Bool, tile: Int? = nil, kernelPath: Int? = nil,
+        winograd: [WinogradSize?]? = nil
     ) throws(MalformedProtobuf) {
         try graph.customNode(ResidualStackRewrite.opType, domain: ResidualStackRewrite.domain, inputs: inputs, output: output) {
             node throws(MalformedProtobuf) in
@@ -261,6 +278,22 @@ public struct ResidualStackShape: Hashable, Codable, Sendable, CustomStringConve
             if bf16 { node.intAttribute("bf16", 1) }
             if let tile { node.intAttribute("tile", Int64(tile)) }
             if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+            if let winograd, winograd.contains(where: { $0 != nil }) {
+                try node.intsAttribute("winograd_outputs", winograd.map { Int64($0?.outputs ?? 0) })
+                try node.intsAttribute("winograd_taps", winograd.map { Int64($0?.taps ?? 0) })
+            }
         }
     }
+}
+
+/// A Winograd (Toom-Cook) size F(outputs, taps) for one of `ResidualStack`'s convolutions
+/// (CLarkKernels `winograd.c`): `outputs` consecutive outputs of a dilated phase from kernel
+/// pieces of `taps` taps with outputs + taps − 1 products instead of outputs · taps.
+public struct WinogradSize: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var outputs: Int
+    public var taps: Int
+
+    public init(outputs: Int, taps: Int) { (self.outputs, self.taps) = (outputs, taps) }
+
+    public var description: String { "F(\(outputs),\(taps))" }
 }

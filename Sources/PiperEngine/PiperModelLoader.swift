@@ -124,7 +124,10 @@ struct PiperModelLoader: Sendable {
         // HiFi-GAN's levels as one fused node each, where that is faster here (timed per level).
         let levels = ResidualStackChoice.decide(in: model, runtime: runtime, bf16: bf16)
         let fusedLevels = Set(levels.indices.filter { levels[$0].used })
-        if !fusedLevels.isEmpty, let stacks = try? ResidualStackRewrite.apply(to: model, chosen: fusedLevels, bf16: bf16), stacks.replaced > 0 {
+        let winograd = Dictionary(uniqueKeysWithValues: levels.enumerated().compactMap { index, level in level.winograd.map { (index, $0) } })
+        if !fusedLevels.isEmpty, let stacks = try? ResidualStackRewrite.apply(to: model, chosen: fusedLevels, bf16: bf16, winograd: winograd),
+            stacks.replaced > 0
+        {
             model = stacks.model
         }
         let decisions = DirectConvolutionChoice.decide(

@@ -17,13 +17,20 @@ public struct ResidualStackDecision: Codable, Sendable, Equatable {
     /// Largest difference between the two outputs, relative to the largest output value.
     public var relativeDifference: Float
     public var used: Bool
+    /// The Winograd sizes of the level's convolutions (nil: direct) of the fastest fused candidate,
+    /// when that is not the plain fused node; `fusedSeconds` and `relativeDifference` are then
+    /// that candidate's, and `directFusedSeconds` the plain fused node's.
+    public var winograd: [WinogradSize?]?
+    public var directFusedSeconds: Double?
     /// Why the level could not be timed (then it is not used).
     public var problem: String?
 }
 
 /// Times each level of a voice both ways, with the voice's own weights, when its cache entry is
 /// built. A level is fused only where the fused node is faster and matches ONNX Runtime's output
-/// to 1e-4 (bf16: `DirectConvolutionChoice.bf16Tolerance`).
+/// to 1e-4 (bf16: `DirectConvolutionChoice.bf16Tolerance`). In FP32 the fused node is timed also
+/// with the level's Winograd candidates (`ResidualStackShape.winogradCandidates`), and the
+/// fastest that matches is the one used.
 enum ResidualStackChoice {
     static let rounds = 3
     /// Multiply-adds in one timed run: the level's input is as long as that allows, between
@@ -78,7 +85,14 @@ enum ResidualStackChoice {
         if !direct.isEmpty { plain = try DirectConvolutionRewrite.apply(to: plain, chosen: direct, bf16: bf16).model }
         plain = (try? ConvolutionRewrite.apply(to: plain).model) ?? plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
-        let fused = try InferenceSession(model: models.fused, configuration: oneThread, runtime: runtime)
+        let candidates: [[WinogradSize?]?] = [nil] + (bf16 ? [] : shape.winogradCandidates.map { $0 })
+        var fused: [InferenceSession] = [try InferenceSession(model: models.fused, configuration: oneThread, runtime: runtime)]
+        for winograd in candidates.dropFirst() {
+            guard let level = try ResidualStackRewrite.levelModels(in: model, index: index, length: samples, bf16: bf16, winograd: winograd) else {
+                throw LevelNotFound(index: index)
+            }
+            fused.append(try InferenceSession(model: level.fused, configuration: oneThread, runtime: runtime))
+        }
         let reference = try InferenceSession(model: plain, configuration: oneThread, runtime: runtime)
         var state = UInt64(shape.channels * 7_919 + samples)
         let x = (0..<shape.channels * samples).map { _ -> Float in
@@ -88,20 +102,27 @@ enum ResidualStackChoice {
         let inputs: [InputTensor] = [.float32(name: "X", shape: [1, Int64(shape.channels), Int64(samples)], values: x)]
         // The first run of each (untimed: it pays for the arena's growth) checks the output.
         let expected = try reference.run(inputs)
-        let actual = try fused.run(inputs)
         let largest = expected.map(abs).max() ?? 0
-        let difference = zip(expected, actual).map { abs($0 - $1) }.max() ?? .infinity
-        let relative = expected.count == actual.count ? difference / max(largest, 1e-6) : .infinity
         let tolerance = bf16 ? DirectConvolutionChoice.bf16Tolerance : 1e-4
-        var (fusedBest, referenceBest) = (Double.infinity, Double.infinity)
-        for _ in 0..<rounds where relative <= tolerance {
+        let relative = try fused.map { session -> Float in
+            let actual = try session.run(inputs)
+            let difference = zip(expected, actual).map { abs($0 - $1) }.max() ?? .infinity
+            return expected.count == actual.count ? difference / max(largest, 1e-6) : .infinity
+        }
+        var best = [Double](repeating: .infinity, count: fused.count)
+        var referenceBest = Double.infinity
+        for _ in 0..<rounds {
             // Outputs released unread: copying them out would put page faults in the timing.
-            fusedBest = min(fusedBest, try DirectConvolutionChoice.seconds { try fused.runDiscardingOutput(inputs) })
+            for (candidate, session) in fused.enumerated() where relative[candidate] <= tolerance {
+                best[candidate] = min(best[candidate], try DirectConvolutionChoice.seconds { try session.runDiscardingOutput(inputs) })
+            }
             referenceBest = min(referenceBest, try DirectConvolutionChoice.seconds { try reference.runDiscardingOutput(inputs) })
         }
+        let chosen = best.indices.min { best[$0] < best[$1] } ?? 0
         return ResidualStackDecision(
-            shape: shape, samples: samples, fusedSeconds: fusedBest, onnxRuntimeSeconds: referenceBest, relativeDifference: relative,
-            used: relative <= tolerance && fusedBest < referenceBest)
+            shape: shape, samples: samples, fusedSeconds: best[chosen], onnxRuntimeSeconds: referenceBest, relativeDifference: relative[chosen],
+            used: relative[chosen] <= tolerance && best[chosen] < referenceBest, winograd: candidates[chosen],
+            directFusedSeconds: chosen == 0 ? nil : best[0])
     }
 
     struct LevelNotFound: Error, CustomStringConvertible {

@@ -70,10 +70,11 @@ import Testing
 
     /// Runs level 0 of `model` both ways on random X; the largest difference relative to the largest output.
     static func compare(
-        _ model: [UInt8], channels: Int, length: Int, batch: Int, tile: Int?, path: Int?, bf16: Bool = false, threads: Int = 1, seed: UInt64
+        _ model: [UInt8], channels: Int, length: Int, batch: Int, tile: Int?, path: Int?, bf16: Bool = false, threads: Int = 1, seed: UInt64,
+        winograd: [WinogradSize?]? = nil
     ) throws -> Float {
         let models = try #require(try ResidualStackRewrite.levelModels(
-            in: model, index: 0, length: length, batch: batch, tile: tile, kernelPath: path, bf16: bf16))
+            in: model, index: 0, length: length, batch: batch, tile: tile, kernelPath: path, bf16: bf16, winograd: winograd))
         var random = TestRandom(seed: seed)
         let x = (0..<batch * channels * length).map { _ in random.uniform() }
         let inputs: [InputTensor] = [.float32(name: "X", shape: [Int64(batch), Int64(channels), Int64(length)], values: x)]
@@ -124,8 +125,8 @@ import Testing
         }
     }
 
-    static func compareLevel(_ model: [UInt8], index: Int, channels: Int, length: Int) throws -> Float {
-        let models = try #require(try ResidualStackRewrite.levelModels(in: model, index: index, length: length))
+    static func compareLevel(_ model: [UInt8], index: Int, channels: Int, length: Int, winograd: [WinogradSize?]? = nil) throws -> Float {
+        let models = try #require(try ResidualStackRewrite.levelModels(in: model, index: index, length: length, winograd: winograd))
         var random = TestRandom(seed: UInt64(length))
         let inputs: [InputTensor] = [.float32(
             name: "X", shape: [1, Int64(channels), Int64(length)], values: (0..<channels * length).map { _ in random.uniform() })]

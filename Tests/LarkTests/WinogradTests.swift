@@ -1,0 +1,82 @@
+import CLarkKernels
+import Foundation
+@testable import OnnxGraph
+import OnnxRuntime
+@testable import PiperEngine
+import Testing
+
+/// ResidualStack's convolutions as Winograd F(m, r) (CLarkKernels `winograd.c`) against ONNX
+/// Runtime running the level's own nodes, to 1e-4 of the largest output.
+@Suite struct WinogradTests {
+    /// Sizes winograd.c specializes (winograd_tables.h) and some it computes generically; for a
+    /// kernel of K taps, r = K (one piece) or r = m (pieces of m taps); at most 12 points.
+    static func sizes(kernel: Int) -> [WinogradSize] {
+        [WinogradSize(outputs: 2, taps: 2), WinogradSize(outputs: 3, taps: 3), WinogradSize(outputs: 4, taps: 4), WinogradSize(outputs: 5, taps: 5),
+         WinogradSize(outputs: 2, taps: kernel), WinogradSize(outputs: 4, taps: kernel), WinogradSize(outputs: 3, taps: kernel)]
+            .filter { $0.outputs + $0.taps - 1 <= 12 }
+    }
+
+    /// Random levels of both block types with a random size (or none) per convolution: channel
+    /// counts on and off the packed kernel's 8-channel blocks, lengths shorter than a chunk, on
+    /// and across tile boundaries, batch 1 and 2; every SIMD path this machine has (the AVX-512
+    /// one shuffles, the others gather with scalar code; the products use each path's kernels).
+    @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
+    func levelsMatchOnnxRuntime(path: Int) throws {
+        var random = TestRandom(seed: 23)
+        let lengths = [1, 5, 47, 383, 385, 800, 1_537, 2_900]
+        for index in 0..<8 {
+            let type1 = index % 2 == 1
+            let channels = [8, 12, 16, 20, 32, 5][random.below(6)]
+            let length = lengths[index % lengths.count] + random.below(3)
+            let batch = 1 + random.below(2)
+            let kernels = type1 ? [3, 7, 11] : [3, 5, 7]
+            let dilations = type1 ? [[1, 3, 5], [1, 3, 5], [1, 3, 5]] : [[1, 2], [2, 6], [3, 12]]
+            let model = try ResidualStackTests.levelGraph(
+                channels: channels, length: length, batch: batch, kernels: kernels, dilations: dilations, type1: type1, post: 0.1,
+                seed: UInt64(100 + index))
+            let shape = try #require(try ResidualStackRewrite.levels(in: model).first)
+            let winograd: [WinogradSize?] = shape.blocks.flatMap { $0.flatMap { $0 } }.map { conv in
+                let options = Self.sizes(kernel: conv.kernel)
+                let pick = random.below(options.count + 1)
+                return pick < options.count ? options[pick] : nil
+            }
+            let tile = [nil, 384, 768][index % 3]
+            let difference = try ResidualStackTests.compare(
+                model, channels: channels, length: length, batch: batch, tile: tile, path: path, seed: UInt64(index), winograd: winograd)
+            #expect(difference <= 1e-4, "case \(index): \(channels) ch, length \(length), batch \(batch), type1 \(type1), \(winograd): \(difference)")
+        }
+    }
+
+    /// joe's three levels with the candidate sets the cache build times, two threads.
+    @Test func joeLevelsMatchOnnxRuntime() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+        let shapes = try ResidualStackRewrite.levels(in: bytes)
+        for (index, shape) in shapes.enumerated() {
+            #expect(!shape.winogradCandidates.isEmpty)
+            for winograd in shape.winogradCandidates {
+                let difference = try ResidualStackTests.compareLevel(
+                    bytes, index: index, channels: shape.channels, length: 900 + 41 * index, winograd: winograd)
+                #expect(difference <= 1e-4, "level \(index) (\(shape)) \(winograd): \(difference)")
+            }
+        }
+    }
+
+    /// The rewrite records the sizes on the node, and a size the kernel lacks is refused with a
+    /// message that names the attribute.
+    @Test func attributesAreWrittenAndChecked() throws {
+        let model = try ResidualStackTests.levelGraph(
+            channels: 8, length: 100, batch: 1, kernels: [3, 5, 7], dilations: [[1, 2], [2, 6], [3, 12]], type1: false, post: nil, seed: 7)
+        let sizes: [WinogradSize?] = [nil, WinogradSize(outputs: 3, taps: 3), nil, WinogradSize(outputs: 4, taps: 5), nil, WinogradSize(outputs: 4, taps: 4)]
+        let rewritten = try ResidualStackRewrite.apply(to: model, winograd: [0: sizes])
+        #expect(rewritten.replaced == 1)
+        let text = String(decoding: rewritten.model, as: UTF8.self)
+        #expect(text.contains("winograd_outputs") && text.contains("winograd_taps"))
+        let runtime = try OnnxRuntime.shared.get()
+        let bad: [WinogradSize?] = [WinogradSize(outputs: 9, taps: 3), nil, nil, nil, nil, nil]
+        let models = try #require(try ResidualStackRewrite.levelModels(in: model, index: 0, length: 100, winograd: bad))
+        let inputs: [InputTensor] = [.float32(name: "X", shape: [1, 8, 100], values: [Float](repeating: 0.5, count: 800))]
+        #expect { _ = try InferenceSession(model: models.fused, configuration: .init(), runtime: runtime).run(inputs) } throws: { error in
+            "\(error)".contains("Winograd size")
+        }
+    }
+}
