@@ -179,12 +179,6 @@ int main(void) {
                     const double s = now() - start;
                     if (s < wbest) wbest = s;
                 }
-#ifdef WINOGRAD_PROFILE
-                extern double winograd_stage[5];
-                printf("  stages gather %.2f input %.2f product %.2f output %.2f finish %.2f ms\n", winograd_stage[0] * 1e3 / reps, winograd_stage[1] * 1e3 / reps,
-                       winograd_stage[2] * 1e3 / reps, winograd_stage[3] * 1e3 / reps, winograd_stage[4] * 1e3 / reps);
-                memset(winograd_stage, 0, sizeof winograd_stage);
-#endif
                 const double werror = check ? error_against(ref, y, c * t) : 0;
                 printf("%lld k%lld d%lld F(%lld,%lld)x%lld %.1f %.1f %.2f %.1e %.1e\n", (long long)c, (long long)k, (long long)d, (long long)m,
                        (long long)r, (long long)plan.pieces, flops / best * 1e-9, flops / wbest * 1e-9, best / wbest, direct_error, werror);

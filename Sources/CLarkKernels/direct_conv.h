@@ -161,8 +161,9 @@ void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t out
 size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation);
 
 /// All of `conv` (every batch item, every output sample) by `plan` with `weights` from
-/// lark_winograd_weights (`conv->w` unused); the products on the packed AVX-512 kernel when
-/// `fp32_packed`, else on `conv->blocks`. Returns 0, or -1 when out of memory.
+/// lark_winograd_weights (`conv->w` unused): with `fp32_packed` (on an AVX-512 CPU) the transforms
+/// in AVX-512 and the products on the packed kernel, else portable transforms and the products
+/// on `conv->blocks`. Returns 0, or -1 when out of memory.
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed);
 
 // MARK: - bfloat16 (direct_conv_bf16.c)

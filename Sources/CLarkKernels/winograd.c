@@ -516,19 +516,12 @@ static void product_generic(const LarkDirectConv *conv, const LarkWinograd *plan
     }
 }
 
-#ifdef WINOGRAD_PROFILE
-#include <time.h>
-double winograd_stage[5];
-static double stage_now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-#define STAGE(i, call) do { double s_ = stage_now(); call; winograd_stage[i] += stage_now() - s_; } while (0)
-#else
-#define STAGE(i, call) call
-#endif
 
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed) {
     const int64_t cin = conv->input_channels, cout = conv->output_channels, d = conv->dilation, m = plan->m;
     const int64_t channels = cin > cout ? cin : cout;
     const int64_t per_point = cout * cin * plan->pieces, packed_per_point = lark_packed_weight_floats(cout, cin, plan->pieces);
+    fp32_packed = fp32_packed && lark_packed_available();
     const int64_t packed_channels = fp32_packed ? cout / LARK_PACKED_CHANNELS * LARK_PACKED_CHANNELS : 0;
     const size_t bytes = lark_winograd_scratch_bytes(plan, cin, cout, d);
     float *scratch = lark_take_scratch(conv, bytes);
@@ -549,7 +542,7 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
     Output output = accumulate_output_generic;
     Finish finish = finish_generic;
 #if defined(__x86_64__)
-    if (lark_packed_available()) {
+    if (fp32_packed) {
         gather = gather_input_avx512, input = transform_input_avx512, output = accumulate_output_avx512, finish = finish_avx512;
 #define CHOOSE(M, R, N) \
         if (m == M && plan->r == R) input = input_##M##_##R, output = output_##M##_##R;
@@ -561,7 +554,7 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
     // The shuffles' tables, where the index maps fit them.
     Shuffle in_table, out_table;
     const Layout layout = {.m = m, .d = d, .y_row = full.y_row};
-    const int shuffles = lark_packed_available() && shuffle_for(&in_table, d, time_of_u, &layout) && shuffle_for(&out_table, m * d, y_of_time, &layout);
+    const int shuffles = fp32_packed && shuffle_for(&in_table, d, time_of_u, &layout) && shuffle_for(&out_table, m * d, y_of_time, &layout);
     float *padded = (float *)(from_t + round_up(full.length + 32, 16));
     const int64_t padded_floats = padded_count(plan, &full, d);
 #endif
@@ -583,25 +576,25 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
                     }
                 }
 #if defined(__x86_64__)
-            if (shuffles) STAGE(0, shuffle_input_avx512(conv, plan, &rows, x, t0 - conv->pad_begin, &in_table, padded_floats, padded, r));
+            if (shuffles) shuffle_input_avx512(conv, plan, &rows, x, t0 - conv->pad_begin, &in_table, padded_floats, padded, r);
             else
 #endif
-            STAGE(0, gather(conv, plan, &rows, x, t0 - conv->pad_begin, t_of_u, r));
-            STAGE(1, input(plan, &rows, cin, d, r, v));
+            gather(conv, plan, &rows, x, t0 - conv->pad_begin, t_of_u, r);
+            input(plan, &rows, cin, d, r, v);
             for (int64_t p = 0; p < plan->n; p++) {
                 const float *vp = v + p * cin * full.v_row;
                 float *mpp = mp + p * cout * full.m_row;
                 if (packed_channels)
-                    STAGE(2, lark_packed_rows(vp, rows.v_row, weights + plan->n * per_point + p * packed_per_point, cin,
-                                              packed_channels / LARK_PACKED_CHANNELS, plan->pieces, d, rows.u, mpp, rows.m_row));
+                    lark_packed_rows(vp, rows.v_row, weights + plan->n * per_point + p * packed_per_point, cin,
+                                     packed_channels / LARK_PACKED_CHANNELS, plan->pieces, d, rows.u, mpp, rows.m_row);
                 if (packed_channels < cout) product_generic(conv, plan, &rows, weights + p * per_point, vp, packed_channels, mpp);
             }
-            STAGE(3, output(plan, &rows, cout, mp, y));
+            output(plan, &rows, cout, mp, y);
 #if defined(__x86_64__)
-            if (shuffles) STAGE(4, shuffle_finish_avx512(conv, &rows, m, n, t0, &out_table, y));
+            if (shuffles) shuffle_finish_avx512(conv, &rows, m, n, t0, &out_table, y);
             else
 #endif
-            STAGE(4, finish(conv, &rows, m, n, t0, from_t, y));
+            finish(conv, &rows, m, n, t0, from_t, y);
         }
     }
     lark_release_scratch(conv, scratch);
