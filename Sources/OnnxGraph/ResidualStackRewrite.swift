@@ -251,14 +251,16 @@ public struct ResidualStackShape: Hashable, Codable, Sendable, CustomStringConve
     }
 
     /// The sets of Winograd sizes (one per convolution, nil: direct) the cache build times for
-    /// this level in FP32 (`ResidualStackChoice`), by bench/winograd's figures: F(4, K) for the 5-
-    /// and 7-tap kernels (one piece: 2 and 2.5 products per output instead of 5 and 7), and that
-    /// with F(3, 3) for the 3-tap ones.
+    /// this level in FP32 (`ResidualStackChoice`), by bench/winograd's figures: F(4, 7) for the
+    /// 7-tap kernels alone (2.5 products per output instead of 7; at 32 channels the transforms
+    /// cost about what the other sizes save), F(4, K) for the 5- and 7-tap ones, and that with
+    /// F(3, 3) for the 3-tap ones.
     public var winogradCandidates: [[WinogradSize?]] {
         let convolutions = blocks.flatMap { $0.flatMap { $0 } }
+        let longest = convolutions.map { $0.kernel == 7 ? WinogradSize(outputs: 4, taps: 7) : nil }
         let wide = convolutions.map { $0.kernel == 5 || $0.kernel == 7 ? WinogradSize(outputs: 4, taps: $0.kernel) : nil }
         let all = zip(convolutions, wide).map { $0.kernel == 3 ? WinogradSize(outputs: 3, taps: 3) : $1 }
-        return [wide, all].filter { $0.contains { $0 != nil } }.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+        return [longest, wide, all].filter { $0.contains { $0 != nil } }.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
     }
 
     func writeNode(
