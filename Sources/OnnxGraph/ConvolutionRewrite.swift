@@ -31,8 +31,9 @@ public enum ConvolutionRewrite {
     /// interleave and crop are one `ai.lark.SubpixelInterleave` node; `.7-stack`: HiFi-GAN's levels
     /// are one `ai.lark.ResidualStack` node each where timing chose it; `.8-overhead`: in FP32 a
     /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`;
-    /// `.9-roundtrip`: `BlockedLayoutCleanup` removes blocked-layout round trips before a fused level.)
-    public static let version = "2026-12-02.9-roundtrip"
+    /// `.9-roundtrip`: `BlockedLayoutCleanup` removes blocked-layout round trips before a fused level;
+    /// `.10-lean`: `SubpixelInterleave` reads the blocked layout, without the `ReorderOutput` before it.)
+    public static let version = "2026-12-02.10-lean"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
