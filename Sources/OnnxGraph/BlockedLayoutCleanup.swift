@@ -15,6 +15,10 @@
 /// back (`ReorderInput` → stand-in → `ReorderOutput`, each read once: what the sub-pixel upsampling's
 /// stand-in leaves when its reader is Lark's `ResidualStack`, which reads the plain layout) becomes
 /// one `Identity` of the plain value: two whole-tensor copies less.
+/// And a `ReorderOutput` whose only reader is Lark's `SubpixelInterleave` (the sub-pixel
+/// upsampling's phases, computed by a blocked convolution) goes: the interleave reads the blocked
+/// layout itself (its `block` and `channels` attributes), one whole-tensor copy less per level.
+/// That needs the layout's channel block on this CPU (`nchwcBlock`, 0 to leave these alone).
 /// The model runs faster with the same outputs (figures in `bench/RESULTS.md`). It costs a second
 /// session load per voice, since ONNX Runtime only writes its optimized graph out while loading one.
 /// Only `com.microsoft.nchwc` `Conv` nodes with exactly a 1×1 kernel, no stride, dilation,
@@ -26,7 +30,9 @@ public enum BlockedLayoutCleanup {
         public let replacedNodes: Int
     }
 
-    public static func apply(to model: [UInt8]) throws(MalformedProtobuf) -> Result {
+    /// `nchwcBlock`: the channel block of ONNX Runtime's blocked layout here (16 with AVX-512, 8
+    /// with AVX2; `lark_nchwc_block_size`), or 0 to keep the reorders before `SubpixelInterleave`.
+    public static func apply(to model: [UInt8], nchwcBlock: Int = 0) throws(MalformedProtobuf) -> Result {
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return Result(model: model, replacedNodes: 0) }
 
         var replacements: [Int: Replacement] = [:]
@@ -34,6 +40,7 @@ public enum BlockedLayoutCleanup {
             if let replacement = try Replacement(node: node, graph: graph, in: model) { replacements[index] = replacement }
         }
         try removeRoundTrips(graph, in: model, replacements: &replacements)
+        if nchwcBlock > 0 { try interleaveBlocked(graph, in: model, block: Int64(nchwcBlock), replacements: &replacements) }
         guard !replacements.isEmpty else { return Result(model: model, replacedNodes: 0) }
 
         var names = graph.allNames
@@ -78,10 +85,54 @@ public enum BlockedLayoutCleanup {
         }
     }
 
+    /// Each `ReorderOutput` to the plain layout whose output only a plain-layout `SubpixelInterleave`
+    /// reads: the reorder goes, and the interleave reads its blocked input with `block` and the
+    /// reorder's `channels`.
+    private static func interleaveBlocked(
+        _ graph: GraphSummary, in model: [UInt8], block: Int64, replacements: inout [Int: Replacement]
+    ) throws(MalformedProtobuf) {
+        var reorders: [String: (index: Int, input: String, channels: Int64)] = [:]
+        for (index, node) in graph.nodes
+        where node.opType == "ReorderOutput" && node.domain == "com.microsoft.nchwc" && node.inputs.count == 1 && node.outputs.count == 1
+            && replacements[index] == nil && graph.uses[node.outputs[0]] == 1 && !graph.outputs.contains(node.outputs[0]) {
+            var channels: Int64?
+            var plain = true
+            for (_, attribute) in try NodeAttribute.all(of: node, in: model) {
+                switch attribute.name {
+                case "channels": channels = attribute.integer
+                case "channels_last": plain = (attribute.integer ?? 0) == 0
+                default: plain = false
+                }
+            }
+            if plain, let channels, channels > 0 { reorders[node.outputs[0]] = (index, node.inputs[0], channels) }
+        }
+        for (index, node) in graph.nodes
+        where node.opType == SubpixelInterleave.opType && node.domain == DirectConvolutionRewrite.domain && node.inputs.count == 1
+            && node.outputs.count == 1 && replacements[index] == nil {
+            guard let reorder = reorders[node.inputs[0]] else { continue }
+            var stride: Int64?
+            var pads: [Int64] = [0, 0]
+            var known = true
+            for (_, attribute) in try NodeAttribute.all(of: node, in: model) {
+                switch attribute.name {
+                case "stride": stride = attribute.integer
+                case "pads": pads = attribute.ints
+                default: known = false
+                }
+            }
+            guard known, let stride, stride > 0, pads.count == 2, reorder.channels % stride == 0 else { continue }
+            replacements[reorder.index] = .removed
+            replacements[index] = .blockedInterleave(
+                input: reorder.input, output: node.outputs[0], stride: stride, pads: pads, block: block, channels: reorder.channels)
+        }
+    }
+
     private enum Replacement {
         case leakyRelu(input: String, output: String, slope: Float)
         case identity(input: String, output: String)
         case scale(input: String, output: String, factor: Float)
+        /// `SubpixelInterleave` reading the blocked layout.
+        case blockedInterleave(input: String, output: String, stride: Int64, pads: [Int64], block: Int64, channels: Int64)
         /// Nothing: the node's work is done by another replacement.
         case removed
 
@@ -139,6 +190,8 @@ public enum BlockedLayoutCleanup {
                 let scalar = ConvolutionRewrite.unique(output + "/lark_scale", in: &names)
                 try graph.floatTensor(scalar, dims: [], values: [factor])
                 try graph.node("Mul", inputs: [input, scalar], output: output)
+            case .blockedInterleave(let input, let output, let stride, let pads, let block, let channels):
+                try graph.subpixelInterleave(input, output: output, stride: stride, pads: pads, blocked: (block, channels))
             case .removed:
                 break
             }

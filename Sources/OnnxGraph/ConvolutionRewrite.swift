@@ -32,8 +32,11 @@ public enum ConvolutionRewrite {
     /// are one `ai.lark.ResidualStack` node each where timing chose it; `.8-overhead`: in FP32 a
     /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`;
     /// `.9-roundtrip`: `BlockedLayoutCleanup` removes blocked-layout round trips before a fused level;
-    /// `.10-wino`: a fused level's convolutions may run as Winograd F(m, r), `ResidualStackChoice`.)
-    public static let version = "2026-12-02.10-wino"
+    /// `.10-wino`: a fused level's convolutions may run as Winograd F(m, r), `ResidualStackChoice`;
+    /// `.10-lean`: `SubpixelInterleave` reads the blocked layout, without the `ReorderOutput` before it;
+    /// `.11-lean`: `TimeChunks` leaves a narrow end alone where Lark's kernels hold all its small convolutions;
+    /// `.12`: both of those together.)
+    public static let version = "2026-12-02.12-wino-lean"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -9,6 +9,10 @@
 /// into `pieces` along time and stacked in the batch axis, each of those convolutions has `pieces`
 /// work items.
 ///
+/// Only where such a convolution is in the region: Lark's fused levels (`ResidualStack`) and
+/// `DirectConv` share time among the threads themselves, and pieces would only add their copies,
+/// halos and ~37 small nodes per run.
+///
 /// Exactness: every node of the region (see `Region`) treats batch items apart, and along time it
 /// is a convolution (which reads at most `dilation · (kernel − 1)` neighbours on a side, at its own
 /// rate), an elementwise node, a crop, or the sub-pixel interleave of `TransposedConvPlan` (which
@@ -81,7 +85,8 @@ enum TimeChunks {
             var members: [Int] = []
             var readOutside: Set<String> = []
             var reach = 0
-            var convolutions = 0
+            // ONNX Runtime convolutions of one work item (Lark's own share time among the threads).
+            var narrowConvolutions = 0
             for (position, (_, node)) in graph.nodes.enumerated() {
                 let inside = node.inputs.filter { values.contains($0) }
                 guard !inside.isEmpty else { continue }
@@ -100,11 +105,16 @@ enum TimeChunks {
                 rateOf[node.outputs[0]] = rate * (rates[node.outputs[0]] ?? 1)
                 values.insert(node.outputs[0])
                 members.append(position)
-                if ["Conv", DirectConvolutionRewrite.opType, ResidualStackRewrite.opType].contains(node.opType) { convolutions += 1 }
+                // (Not the 1×1 depthwise stand-ins of `FourDimensionalChains`, which become elementwise
+                // nodes once the layout is settled, `BlockedLayoutCleanup`.)
+                if node.opType == "Conv", let weight = constants.tensors[node.inputs[1]], let outputs = weight.dims.first,
+                   outputs <= TimeChunks.narrowChannels, weight.dims.dropFirst().reduce(1, *) > 1 {
+                    narrowConvolutions += 1
+                }
             }
             var ends = readOutside.union(graph.outputs.intersection(values))
             ends.remove(start)
-            guard ends.count == 1, let end = ends.first, convolutions > 0, let rate = rateOf[end] else { return nil }
+            guard ends.count == 1, let end = ends.first, narrowConvolutions > 0, let rate = rateOf[end] else { return nil }
             self.start = start
             self.end = end
             self.members = members

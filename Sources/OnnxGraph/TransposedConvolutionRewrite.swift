@@ -173,11 +173,19 @@ enum SubpixelInterleave {
 extension ProtoWriter {
     /// An `ai.lark.SubpixelInterleave` node: `phases` `[N, s·C, 1, T]` (phase `r` of channel `o`
     /// in channel `r·C + o`) interleaved along time and cropped by `pads`, `[N, C, 1, T·s − b − e]`.
-    mutating func subpixelInterleave(_ phases: String, output: String, stride: Int64, pads: [Int64]) throws(MalformedProtobuf) {
+    /// `blocked`: `phases` is in ONNX Runtime's blocked layout, of that channel block, with `s·C`
+    /// real channels.
+    mutating func subpixelInterleave(
+        _ phases: String, output: String, stride: Int64, pads: [Int64], blocked: (block: Int64, channels: Int64)? = nil
+    ) throws(MalformedProtobuf) {
         try customNode(SubpixelInterleave.opType, domain: DirectConvolutionRewrite.domain, inputs: [phases], output: output) {
             (node: inout ProtoWriter) throws(MalformedProtobuf) in
             node.intAttribute("stride", stride)
             try node.intsAttribute("pads", pads)
+            if let blocked {
+                node.intAttribute("block", blocked.block)
+                node.intAttribute("channels", blocked.channels)
+            }
         }
     }
 

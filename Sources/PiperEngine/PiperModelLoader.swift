@@ -1,3 +1,4 @@
+import CLarkKernels
 import Foundation
 import Synchronization
 import OnnxGraph
@@ -146,7 +147,7 @@ struct PiperModelLoader: Sendable {
     /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
         guard let (optimized, expected) = optimizedAndProbed(model),
-              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized), cleaned.replacedNodes > 0,
+              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized, nchwcBlock: Int(lark_nchwc_block_size())), cleaned.replacedNodes > 0,
               let final = try? ShapeAnnotations.remove(from: cleaned.model).model,
               case let weights = sharedWeights({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in

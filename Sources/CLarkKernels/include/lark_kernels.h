@@ -35,6 +35,12 @@ LarkKernelPath lark_kernel_best_path(void);
 /// Whether this CPU (and this build) can run DirectConv's bf16 mode (AVX512-BF16).
 int lark_bf16_supported(void);
 
+/// The channel block of ONNX Runtime's blocked NCHWc layout on this CPU, as its MLAS library
+/// picks it: 16 with AVX-512F, 8 on other x86-64 CPUs, 0 where MLAS has no blocked layout. What
+/// SubpixelInterleave's `block` attribute is set to when it reads that layout (a wrong guess is
+/// caught by the load-time probe, whose audio would then differ).
+int lark_nchwc_block_size(void);
+
 /// A short name for a path ("avx512", "avx2", "neon", "scalar").
 const char *lark_kernel_path_name(LarkKernelPath path);
 
