@@ -32,8 +32,9 @@ public enum ConvolutionRewrite {
     /// are one `ai.lark.ResidualStack` node each where timing chose it; `.8-overhead`: in FP32 a
     /// convolution goes to DirectConv only where it is twice as fast, `DirectConvolutionChoice`;
     /// `.9-roundtrip`: `BlockedLayoutCleanup` removes blocked-layout round trips before a fused level;
-    /// `.10-wino`: a fused level's convolutions may run as Winograd F(m, r), `ResidualStackChoice`.)
-    public static let version = "2026-12-02.10-wino"
+    /// `.10-wino`: a fused level's convolutions may run as Winograd F(m, r), `ResidualStackChoice`;
+    /// `.11-wino2`: FP32 convolutions above 64 channels may be Winograd DirectConv nodes.)
+    public static let version = "2026-12-02.11-wino2"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
