@@ -30,6 +30,13 @@ public enum DirectConvolutionRewrite {
     /// feed-forward convolutions) are candidates for that alone (`DirectConvolutionChoice`).
     public static let maximumWinogradChannels = 1024
     public static let winogradKernels = 3...7
+    /// ...except in the parts that run at the phoneme rate, by node name as Piper's exports have
+    /// them: the text encoder and the duration predictor. Their sequences are a sentence's
+    /// phonemes (tens to a few hundred), where Winograd's transforms and partial chunks cost what
+    /// its products save: in the whole joe voice the text encoder's 192↔768 k3 convolutions took
+    /// 228 ms as Winograd DirectConv against 202 ms on ONNX Runtime, though the choice timed them
+    /// 1.3–1.6x faster at 2,304 samples (bench/results/winograd.md, "DirectConv Winograd").
+    public static let winogradExcludedPrefixes = ["/enc_p/", "/dp/"]
     /// In bf16 the kernel does twice the multiply-adds per instruction, so it may beat those
     /// kernels at any size: every convolution up to this is a candidate, and timing decides.
     public static let maximumChannelsBF16 = 1024
@@ -123,7 +130,8 @@ public enum DirectConvolutionRewrite {
                 maximumChannels: bf16 ? maximumChannelsBF16 : maximumWinogradChannels)
             else { continue }
             // FP32 above `maximumChannels`: only shapes Winograd can take.
-            guard bf16 || !needsWinograd(plan.shape) || winogradCandidate(plan.shape) != nil
+            guard bf16 || !needsWinograd(plan.shape)
+                || (winogradCandidate(plan.shape) != nil && !winogradExcludedPrefixes.contains(where: name(of: node, model).hasPrefix))
             else { continue }
             claimed.formUnion(plan.absorbed)
             plans.append(plan)
