@@ -268,6 +268,13 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
             return failure(api, ORT_INVALID_ARGUMENT, "the Winograd size does not fit W's kernel (r = m when the kernel is longer than r)");
         job.plan = &plan;
         job.tile = lark_winograd_tile_samples(&plan, conv.input_channels, conv.output_channels);
+        // A short sequence (the flow's sentences: 1-5 chunks) in at least 4 tiles, so that a second
+        // thread has work; no shorter than one packed block of samples.
+        if (conv.batch * ((conv.output_length + job.tile - 1) / job.tile) < 4) {
+            const int64_t quarter = (conv.output_length + 3) / 4;
+            job.tile = (quarter + LARK_PACKED_SAMPLES - 1) / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
+            if (job.tile < 2 * LARK_PACKED_SAMPLES) job.tile = 2 * LARK_PACKED_SAMPLES;
+        }
         tasks = conv.batch * ((conv.output_length + job.tile - 1) / job.tile);
     }
     void *owned = NULL;
