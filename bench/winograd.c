@@ -35,7 +35,7 @@ static int64_t env_int(const char *name, int64_t fallback) {
 static void reference(const LarkDirectConv *conv, double *out) {
     const int64_t c = conv->input_channels, m = conv->output_channels, t = conv->output_length, k = conv->kernel, d = conv->dilation;
     double *act = malloc(sizeof(double) * c * t);
-    for (int64_t i = 0; i < c * t; i++) act[i] = conv->x[i] < 0 ? conv->x[i] * (double)conv->pre_alpha : conv->x[i];
+    for (int64_t i = 0; i < c * t; i++) act[i] = conv->has_pre_alpha && conv->x[i] < 0 ? conv->x[i] * (double)conv->pre_alpha : conv->x[i];
     for (int64_t o = 0; o < m; o++)
         for (int64_t i = 0; i < t; i++) {
             double sum = conv->b[o] + conv->z[o * t + i];
@@ -126,8 +126,71 @@ static void levels(int64_t reps) {
     }
 }
 
+/// The flow's and text encoder's convolutions (channels change, dilation 1, no activation, bias,
+/// "same" padding) at frame-rate lengths: the packed direct kernel against F(m, K) and F(m, r)
+/// pieces, one thread (#23, the DirectConv Winograd route). BIG=1.
+static void big_shapes(int64_t reps, int64_t check) {
+    static const int64_t shapes[][3] = {{192, 384, 5}, {192, 768, 3}, {768, 192, 3}};
+    static const int64_t configs[][2] = {{4, 0}, {6, 0}, {2, 0}, {3, 0}, {4, 3}};
+    const int64_t lengths[] = {256, 1024};
+    printf("\nbig shapes: cin cout kernel T F(m,r) direct_GFLOPs winograd_GFLOPs speedup direct_error winograd_error\n");
+    for (int li = 0; li < 2; li++)
+        for (int si = 0; si < 3; si++) {
+            const int64_t cin = shapes[si][0], cout = shapes[si][1], k = shapes[si][2], t = lengths[li];
+            float *x = floats(cin * t), *w = floats(cout * cin * k), *b = floats(cout), *z = floats(cout * t), *y = floats(cout * t);
+            for (int64_t i = 0; i < cin * t; i++) x[i] = uniform();
+            for (int64_t i = 0; i < cout * t; i++) z[i] = 0;
+            for (int64_t i = 0; i < cout * cin * k; i++) w[i] = uniform() * 1.7f / sqrtf((float)(cin * k));
+            for (int64_t i = 0; i < cout; i++) b[i] = uniform() * 0.1f;
+            LarkDirectConv conv = {
+                .batch = 1, .input_channels = cin, .output_channels = cout, .input_length = t, .output_length = t, .kernel = k, .dilation = 1,
+                .pad_begin = (k - 1) / 2, .x = x, .w = w, .b = b, .z = z, .y = y, .blocks = lark_conv_blocks_avx512(),
+            };
+            double *ref = malloc(sizeof(double) * cout * t);
+            if (check) reference(&conv, ref);
+            float *packed = floats(lark_packed_weight_floats(cout, cin, k) + 16);
+            lark_pack_weights(w, cout, cin, k, packed);
+            conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
+            conv.scratch = floats((int64_t)conv.scratch_bytes / 4 + 16);
+            double best = 1e9;
+            for (int64_t rep = 0; rep < reps; rep++) {
+                const double start = now();
+                for (int64_t task = 0; task < lark_direct_conv_tasks(&conv); task++) lark_direct_conv_packed_task(&conv, packed, task);
+                const double s = now() - start;
+                if (s < best) best = s;
+            }
+            const double flops = 2.0 * cin * cout * k * t;
+            const double direct_error = check ? error_against(ref, y, cout * t) : 0;
+            for (int fi = 0; fi < 5; fi++) {
+                const int64_t m = configs[fi][0], r = configs[fi][1] ? configs[fi][1] : k;
+                LarkWinograd plan;
+                if (lark_winograd_plan(&plan, k, m, r)) continue;
+                float *u = floats(lark_winograd_weight_floats(&plan, cout, cin) + 16);
+                lark_winograd_weights(&plan, w, cout, cin, k, u);
+                LarkDirectConv wconv = conv;
+                wconv.scratch_bytes = lark_winograd_scratch_bytes(&plan, cin, cout, 1);
+                wconv.scratch = floats((int64_t)wconv.scratch_bytes / 4 + 16);
+                memset(y, 0, sizeof(float) * cout * t);
+                double wbest = 1e9;
+                for (int64_t rep = 0; rep < reps; rep++) {
+                    const double start = now();
+                    lark_winograd_conv(&wconv, &plan, u, 1);
+                    const double s = now() - start;
+                    if (s < wbest) wbest = s;
+                }
+                const double werror = check ? error_against(ref, y, cout * t) : 0;
+                printf("%lld %lld k%lld %lld F(%lld,%lld)x%lld %.1f %.1f %.2f %.1e %.1e\n", (long long)cin, (long long)cout, (long long)k, (long long)t,
+                       (long long)m, (long long)r, (long long)plan.pieces, flops / best * 1e-9, flops / wbest * 1e-9, best / wbest, direct_error, werror);
+                fflush(stdout);
+                free(u), free(wconv.scratch);
+            }
+            free(x), free(w), free(b), free(z), free(y), free(ref), free(packed), free(conv.scratch);
+        }
+}
+
 int main(void) {
     const int64_t reps = env_int("REPS", 5), length = env_int("LENGTH", 16000), check = env_int("CHECK", 1);
+    if (env_int("BIG", 0)) { big_shapes(reps, check); return 0; }
     if (env_int("LEVELS", 1)) levels(reps);
     if (!env_int("SHAPES", 1)) return 0;
     static const int64_t shapes[][2] = {{3, 1}, {3, 2}, {5, 2}, {5, 6}, {7, 3}, {7, 12}};

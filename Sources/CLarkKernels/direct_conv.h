@@ -157,6 +157,10 @@ int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_cha
 void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
                            float *out);
 
+/// Output samples per time tile when a caller splits a convolution over threads for `plan`: one
+/// of lark_winograd_conv's chunks (its rows fill about L2), so that a tile wastes no partial chunk.
+int64_t lark_winograd_tile_samples(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels);
+
 /// The scratch one lark_winograd_conv call takes (pass it as `conv->scratch`, or it allocates).
 size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation);
 

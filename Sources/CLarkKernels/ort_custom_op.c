@@ -27,6 +27,9 @@ typedef struct DirectConvKernel {
     // the first run. W is an initializer in every graph Lark writes, so its data stays at one
     // address for the session's life; a W at another address is packed for that run alone.
     int bf16, fp32_packed;
+    // Optional F(winograd_outputs, winograd_taps) (winograd.c; FP32): then the cached weights are
+    // W transformed for that plan, and each time tile is one lark_winograd_conv sub-problem.
+    int64_t winograd_outputs, winograd_taps;
     pthread_mutex_t packing;
     const float *packed_from;
     void *packed;
@@ -103,6 +106,15 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     kernel.bf16 = bf16 != 0;
     if (!lark_kernel_path_available((LarkKernelPath)path)) return failure(api, ORT_INVALID_ARGUMENT, "lark_kernel_path names a path this CPU lacks");
     if (kernel.dilation < 1 || kernel.pad_begin < 0 || kernel.pad_end < 0) return failure(api, ORT_INVALID_ARGUMENT, "negative padding or dilation");
+    if (lark_int_attribute(api, info, "winograd_outputs", &kernel.winograd_outputs) && kernel.winograd_outputs > 0) {
+        LarkWinograd plan;
+        if (kernel.bf16) return failure(api, ORT_INVALID_ARGUMENT, "Winograd convolutions are FP32 only");
+        if (!lark_int_attribute(api, info, "winograd_taps", &kernel.winograd_taps) ||
+            lark_winograd_plan(&plan, kernel.winograd_taps, kernel.winograd_outputs, kernel.winograd_taps))
+            return failure(api, ORT_INVALID_ARGUMENT, "a Winograd size is out of range (at most 8 outputs and 12 points)");
+    } else {
+        kernel.winograd_outputs = 0;
+    }
     int packed;
     kernel.blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
     kernel.fp32_packed = !kernel.bf16 && packed;
@@ -124,13 +136,41 @@ static int as_sequence(const LarkTensor *t, int64_t *batch, int64_t *channels, i
 
 typedef struct Job {
     const LarkDirectConv *conv;
-    int bf16;
+    int bf16, fp32_packed;
     const void *packed;  // bf16 or FP32 packed weights, or NULL for the FP32 path of conv->blocks
+    const LarkWinograd *plan;  // with `packed` transformed for it, or NULL
+    int64_t tile;  // output samples per task with a plan
     atomic_int failed;
 } Job;
 
+/// Task `task` (batch item × time tile) of a Winograd DirectConv: the tile as a sub-problem of
+/// one batch item that reads and writes the full tensors through the row strides.
+static int winograd_task(const Job *job, int64_t task) {
+    const LarkDirectConv *full = job->conv;
+    const int64_t tiles = (full->output_length + job->tile - 1) / job->tile;
+    const int64_t n = task / tiles, t0 = task % tiles * job->tile;
+    const int64_t length = full->output_length - t0 < job->tile ? full->output_length - t0 : job->tile;
+    const int64_t cin = full->input_channels, cout = full->output_channels;
+    int64_t base = t0 - full->pad_begin;  // the first input sample the tile reads
+    if (base < 0) base = 0;
+    if (base > full->input_length) base = full->input_length;
+    LarkDirectConv conv = *full;
+    conv.batch = 1, conv.input_length = full->input_length - base, conv.output_length = length;
+    conv.pad_begin = full->pad_begin - (t0 - base);
+    conv.x = full->x + n * cin * lark_x_row(full) + base, conv.x_row = lark_x_row(full);
+    conv.y = full->y + n * cout * lark_y_row(full) + t0, conv.y_row = lark_y_row(full);
+    if (full->z) conv.z = full->z + n * cout * lark_z_row(full) + t0, conv.z_row = lark_z_row(full);
+    conv.scratch_bytes = lark_winograd_scratch_bytes(job->plan, cin, cout, full->dilation);
+    if (!(conv.scratch = lark_thread_scratch(conv.scratch_bytes))) conv.scratch_bytes = 0;
+    return lark_winograd_conv(&conv, job->plan, job->packed, job->fp32_packed);
+}
+
 static void run_task(void *data, size_t task) {
     Job *job = data;
+    if (job->plan) {
+        if (winograd_task(job, (int64_t)task) != 0) atomic_store(&job->failed, 1);
+        return;
+    }
     // The task's padded input copy in this thread's scratch, not a fresh allocation.
     LarkDirectConv conv = *job->conv;
     conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
@@ -141,8 +181,13 @@ static void run_task(void *data, size_t task) {
     if (result != 0) atomic_store(&job->failed, 1);
 }
 
-static void *packed_weights(const LarkDirectConv *conv, int bf16) {
+static void *packed_weights(const LarkDirectConv *conv, int bf16, const LarkWinograd *plan) {
     const int64_t m = conv->output_channels, c = conv->input_channels, k = conv->kernel;
+    if (plan) {
+        float *transformed = malloc((size_t)(lark_winograd_weight_floats(plan, m, c) + 1) * sizeof(float));
+        if (transformed) lark_winograd_weights(plan, conv->w, m, c, k, transformed);
+        return transformed;
+    }
     if (bf16) {
         uint32_t *packed = malloc((size_t)lark_bf16_packed_weight_units(m, c, k) * sizeof(uint32_t));
         if (packed) lark_bf16_pack_weights(conv->w, m, c, k, packed);
@@ -155,16 +200,16 @@ static void *packed_weights(const LarkDirectConv *conv, int bf16) {
 }
 
 /// The kernel's cached packed weights for `conv->w`; else (`*owned` set) a copy packed for this run.
-static const void *cached_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, void **owned) {
+static const void *cached_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, const LarkWinograd *plan, void **owned) {
     *owned = NULL;
     pthread_mutex_lock(&kernel->packing);
     if (!kernel->packed) {
-        kernel->packed = packed_weights(conv, kernel->bf16);
+        kernel->packed = packed_weights(conv, kernel->bf16, plan);
         if (kernel->packed) kernel->packed_from = conv->w;
     }
     const void *packed = kernel->packed_from == conv->w ? kernel->packed : NULL;
     pthread_mutex_unlock(&kernel->packing);
-    if (!packed) packed = *owned = packed_weights(conv, kernel->bf16);
+    if (!packed) packed = *owned = packed_weights(conv, kernel->bf16, plan);
     return packed;
 }
 
@@ -215,12 +260,27 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
     if ((status = GetTensorMutableData(api)(output, (void **)&conv.y))) return status;
 
-    Job job = {.conv = &conv, .bf16 = kernel->bf16};
+    Job job = {.conv = &conv, .bf16 = kernel->bf16, .fp32_packed = kernel->fp32_packed};
+    LarkWinograd plan;
+    int64_t tasks = lark_direct_conv_tasks(&conv);
+    if (kernel->winograd_outputs) {
+        if (lark_winograd_plan(&plan, conv.kernel, kernel->winograd_outputs, kernel->winograd_taps))
+            return failure(api, ORT_INVALID_ARGUMENT, "the Winograd size does not fit W's kernel (r = m when the kernel is longer than r)");
+        job.plan = &plan;
+        job.tile = lark_winograd_tile_samples(&plan, conv.input_channels, conv.output_channels);
+        // A short sequence (the flow's sentences: 1-5 chunks) in at least 4 tiles, so that a second
+        // thread has work; no shorter than one packed block of samples.
+        if (conv.batch * ((conv.output_length + job.tile - 1) / job.tile) < 4) {
+            const int64_t quarter = (conv.output_length + 3) / 4;
+            job.tile = (quarter + LARK_PACKED_SAMPLES - 1) / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
+            if (job.tile < 2 * LARK_PACKED_SAMPLES) job.tile = 2 * LARK_PACKED_SAMPLES;
+        }
+        tasks = conv.batch * ((conv.output_length + job.tile - 1) / job.tile);
+    }
     void *owned = NULL;
-    if ((kernel->bf16 || kernel->fp32_packed) && !(job.packed = cached_weights(kernel, &conv, &owned)))
+    if ((kernel->bf16 || kernel->fp32_packed || job.plan) && !(job.packed = cached_weights(kernel, &conv, job.plan, &owned)))
         return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     atomic_init(&job.failed, 0);
-    const int64_t tasks = lark_direct_conv_tasks(&conv);
     if (tasks == 1) {
         run_task(&job, 0);
     } else if ((status = KernelContext_ParallelFor(api)(context, run_task, (size_t)tasks, 0, &job))) {

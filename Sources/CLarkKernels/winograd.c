@@ -125,6 +125,10 @@ static int64_t chunk_samples(const LarkWinograd *plan, int64_t channels) {
     return samples < 4 * LARK_PACKED_SAMPLES ? 4 * LARK_PACKED_SAMPLES : samples > 3072 ? 3072 : samples;
 }
 
+int64_t lark_winograd_tile_samples(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels) {
+    return chunk_samples(plan, input_channels > output_channels ? input_channels : output_channels);
+}
+
 size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation) {
     const int64_t channels = input_channels > output_channels ? input_channels : output_channels;
     const Chunk c = chunk_for(plan, dilation, chunk_samples(plan, channels));

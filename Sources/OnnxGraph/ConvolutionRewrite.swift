@@ -35,8 +35,9 @@ public enum ConvolutionRewrite {
     /// `.10-wino`: a fused level's convolutions may run as Winograd F(m, r), `ResidualStackChoice`;
     /// `.10-lean`: `SubpixelInterleave` reads the blocked layout, without the `ReorderOutput` before it;
     /// `.11-lean`: `TimeChunks` leaves a narrow end alone where Lark's kernels hold all its small convolutions;
-    /// `.12`: both of those together.)
-    public static let version = "2026-12-02.12-wino-lean"
+    /// `.11-wino2`: FP32 convolutions above 64 channels may be Winograd DirectConv nodes;
+    /// `.13`: all of those together.)
+    public static let version = "2026-12-02.13-wino2-lean"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -22,8 +22,21 @@
 public enum DirectConvolutionRewrite {
     public static let domain = "ai.lark"
     public static let opType = "DirectConv"
-    /// Larger convolutions are ONNX Runtime's blocked kernels' ground (81–83% of peak) in FP32.
+    /// Larger convolutions are ONNX Runtime's blocked kernels' ground (81–83% of peak) in FP32...
     public static let maximumChannels = 64
+    /// ...unless the node runs them as Winograd F(m, r) (`winograd_outputs`/`winograd_taps`, FP32),
+    /// with 2–2.5x fewer multiply-adds: FP32 convolutions up to this many channels with a kernel of
+    /// `winogradKernels` taps and dilation 1 (the flow's WaveNet layers, the text encoder's
+    /// feed-forward convolutions) are candidates for that alone (`DirectConvolutionChoice`).
+    public static let maximumWinogradChannels = 1024
+    public static let winogradKernels = 3...7
+    /// ...except in the parts that run at the phoneme rate, by node name as Piper's exports have
+    /// them: the text encoder and the duration predictor. Their sequences are a sentence's
+    /// phonemes (tens to a few hundred), where Winograd's transforms and partial chunks cost what
+    /// its products save: in the whole joe voice the text encoder's 192↔768 k3 convolutions took
+    /// 228 ms as Winograd DirectConv against 202 ms on ONNX Runtime, though the choice timed them
+    /// 1.3–1.6x faster at 2,304 samples (bench/results/winograd.md, "DirectConv Winograd").
+    public static let winogradExcludedPrefixes = ["/enc_p/", "/dp/"]
     /// In bf16 the kernel does twice the multiply-adds per instruction, so it may beat those
     /// kernels at any size: every convolution up to this is a candidate, and timing decides.
     public static let maximumChannelsBF16 = 1024
@@ -45,6 +58,7 @@ public enum DirectConvolutionRewrite {
     /// The distinct shapes of the convolutions this rewrite could replace, in graph order (`bf16`:
     /// for the bf16 kernel, which takes larger ones).
     public static func candidates(in model: [UInt8], bf16: Bool = false) throws(MalformedProtobuf) -> [DirectConvolutionShape] {
+        // (FP32 shapes above `maximumChannels` are Winograd candidates: `winogradCandidate`.)
         guard let (_, _, graph) = try GraphSummary.read(model) else { return [] }
         var seen: Set<DirectConvolutionShape> = []
         var shapes: [DirectConvolutionShape] = []
@@ -52,15 +66,32 @@ public enum DirectConvolutionRewrite {
         return shapes
     }
 
+    /// Whether an FP32 shape above `maximumChannels` may go to DirectConv, as Winograd only.
+    public static func needsWinograd(_ shape: DirectConvolutionShape) -> Bool {
+        max(shape.inputChannels, shape.outputChannels) > maximumChannels
+    }
+
+    /// The Winograd size timed for `shape` in FP32 (nil: none): F(4, K), the one bench/winograd
+    /// (BIG=1) measured fastest or within a few percent of it at the flow's and text encoder's
+    /// shapes (192→384 k5: 1.6–2.0x the packed direct kernel; 192↔768 k3: 1.2–1.7x).
+    public static func winogradCandidate(_ shape: DirectConvolutionShape) -> WinogradSize? {
+        guard shape.dilation == 1, winogradKernels.contains(shape.kernel) else { return nil }
+        return WinogradSize(outputs: 4, taps: shape.kernel)
+    }
+
     /// `model` with every candidate whose shape is in `chosen` replaced; `bf16`: the nodes
-    /// multiply in bfloat16 (their `bf16` attribute).
+    /// multiply in bfloat16 (their `bf16` attribute); `winograd`: the shapes whose nodes run as
+    /// Winograd F(m, r) (FP32; every chosen shape above `maximumChannels` must have one).
     public static func apply(
-        to model: [UInt8], chosen: Set<DirectConvolutionShape>, bf16: Bool = false
+        to model: [UInt8], chosen: Set<DirectConvolutionShape>, bf16: Bool = false,
+        winograd: [DirectConvolutionShape: WinogradSize] = [:]
     ) throws(MalformedProtobuf) -> Result {
         guard !chosen.isEmpty, let (modelFields, graphField, graph) = try GraphSummary.read(model) else {
             return Result(model: model, replaced: 0, fusedNodes: 0)
         }
-        let plans = try plans(graph, model, bf16: bf16).filter { chosen.contains($0.shape) }
+        let plans = try plans(graph, model, bf16: bf16).filter {
+            chosen.contains($0.shape) && (bf16 || !needsWinograd($0.shape) || winograd[$0.shape] != nil)
+        }
         guard !plans.isEmpty else { return Result(model: model, replaced: 0, fusedNodes: 0) }
         // Each plan's node is written where the last node it absorbs was: by then every input
         // (X, and Z made before the Add) exists.
@@ -73,7 +104,7 @@ public enum DirectConvolutionRewrite {
         var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count + plans.count * 256)
         for (index, field) in graph.fields.enumerated() {
             if let plan = writtenAt[index] {
-                try plan.write(into: &graphWriter, bf16: bf16)
+                try plan.write(into: &graphWriter, bf16: bf16, winograd: bf16 ? nil : winograd[plan.shape])
             } else if !dropped.contains(index) {
                 graphWriter.copy(field, from: model)
             }
@@ -96,7 +127,11 @@ public enum DirectConvolutionRewrite {
             if bf16, !bf16NamePrefixes.contains(where: name(of: node, model).hasPrefix) { continue }
             guard let plan = try DirectConvPlan(
                 index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed,
-                maximumChannels: bf16 ? maximumChannelsBF16 : maximumChannels)
+                maximumChannels: bf16 ? maximumChannelsBF16 : maximumWinogradChannels)
+            else { continue }
+            // FP32 above `maximumChannels`: only shapes Winograd can take.
+            guard bf16 || !needsWinograd(plan.shape)
+                || (winogradCandidate(plan.shape) != nil && !winogradExcludedPrefixes.contains(where: name(of: node, model).hasPrefix))
             else { continue }
             claimed.formUnion(plan.absorbed)
             plans.append(plan)
@@ -120,7 +155,7 @@ public enum DirectConvolutionRewrite {
     /// convolutions' own time outweigh moving the inputs and outputs when timing them.
     public static func singleConvolution(
         _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, bf16: Bool = false,
-        repeats: Int = 1
+        repeats: Int = 1, winograd: WinogradSize? = nil
     ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
         let outputLength = Int64(length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1))
         let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
@@ -185,6 +220,7 @@ public enum DirectConvolutionRewrite {
                     try shape.writeDirectAttributes(into: &node)
                     if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
                     if bf16 { node.intAttribute("bf16", 1) }
+                    if let winograd { node.writeWinograd(winograd) }
                 }
                 value = output
             }
@@ -334,7 +370,7 @@ struct DirectConvPlan {
             (input, node.inputs[1], bias, residual, output, absorbed)
     }
 
-    func write(into graph: inout ProtoWriter, bf16: Bool) throws(MalformedProtobuf) {
+    func write(into graph: inout ProtoWriter, bf16: Bool, winograd: WinogradSize?) throws(MalformedProtobuf) {
         var inputs = [input, weight]
         if bias != nil || residual != nil { inputs.append(bias ?? "") }
         if let residual { inputs.append(residual) }
@@ -342,6 +378,7 @@ struct DirectConvPlan {
             node throws(MalformedProtobuf) in
             try shape.writeDirectAttributes(into: &node)
             if bf16 { node.intAttribute("bf16", 1) }
+            if let winograd { node.writeWinograd(winograd) }
         }
     }
 
@@ -402,6 +439,12 @@ extension ProtoWriter {
             attribute.floatField(Field.attributeFloat, value)
             attribute.varintField(Field.attributeType, Field.attributeTypeFloat)
         }
+    }
+
+    /// DirectConv's Winograd size (`winograd_outputs`, `winograd_taps`).
+    mutating func writeWinograd(_ size: WinogradSize) {
+        intAttribute("winograd_outputs", Int64(size.outputs))
+        intAttribute("winograd_taps", Int64(size.taps))
     }
 
     mutating func intAttribute(_ name: String, _ value: Int64) {

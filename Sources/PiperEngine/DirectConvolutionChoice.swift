@@ -25,6 +25,9 @@ public struct DirectConvolutionDecision: Codable, Sendable, Equatable {
     public var problem: String?
     /// The kernel was timed (and is used) in bfloat16 (`--precision bf16`); nil: FP32.
     public var bf16: Bool?
+    /// The kernel was timed (and is used) as Winograd of this size: the FP32 shapes above
+    /// `DirectConvolutionRewrite.maximumChannels`; nil: directly.
+    public var winograd: WinogradSize?
 }
 
 /// Times each candidate shape both ways once, when a voice's cache entry is built (the decisions
@@ -46,10 +49,16 @@ enum DirectConvolutionChoice {
     /// bf16: the same, with the shapes routed at this margin measured faster in the whole voice
     /// (bench/results/precision-bf16.md).
     static let bf16Margin = 0.8
+    /// FP32 Winograd (convolutions above 64 channels at the frame rate: the flow's WaveNet layers,
+    /// the decoder's `conv_pre`): in the whole joe voice the shapes timed at 0.50–0.53 of ONNX
+    /// Runtime's time made the flow ~20% faster (469 → 368 ms at 1 thread), with no layout
+    /// reorders around them (their neighbours are GatedTanh and element-wise nodes on the plain
+    /// layout); 0.6 keeps them with room for timing noise (bench/results/winograd.md).
+    static let winogradMargin = 0.6
 
     /// Whether a shape timed at these seconds goes to the kernel (its output already checked).
-    static func routes(directSeconds: Double, onnxRuntimeSeconds: Double, bf16: Bool) -> Bool {
-        directSeconds <= (bf16 ? bf16Margin : margin) * onnxRuntimeSeconds
+    static func routes(directSeconds: Double, onnxRuntimeSeconds: Double, bf16: Bool, winograd: Bool = false) -> Bool {
+        directSeconds <= (bf16 ? bf16Margin : winograd ? winogradMargin : margin) * onnxRuntimeSeconds
     }
 
     /// After the first timed round, a shape where the kernel is not faster than ONNX Runtime at
@@ -109,11 +118,12 @@ enum DirectConvolutionChoice {
         let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() * 0.1 } : nil
         let keepsShape = shape.inputChannels == shape.outputChannels && shape.padBegin + shape.padEnd == shape.dilation * (shape.kernel - 1)
         let copies = keepsShape ? repeats : 1
-        // FP32 shapes (at most 64 channels) keep the length they were always timed at.
-        let samples = bf16
+        let winograd = bf16 || !DirectConvolutionRewrite.needsWinograd(shape) ? nil : DirectConvolutionRewrite.winogradCandidate(shape)
+        // FP32 direct shapes (at most 64 channels) keep the length they were always timed at.
+        let samples = bf16 || winograd != nil
             ? max(1_024, min(Self.samples, Self.timedMultiplyAdds / (shape.multiplyAddsPerSample * copies) / 256 * 256)) : Self.samples
         let models = try DirectConvolutionRewrite.singleConvolution(
-            shape, length: samples, weights: weights, bias: bias, bf16: bf16, repeats: repeats)
+            shape, length: samples, weights: weights, bias: bias, bf16: bf16, repeats: repeats, winograd: winograd)
         let plain = (try? ConvolutionRewrite.apply(to: models.plain).model) ?? models.plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
         let direct = try InferenceSession(model: models.direct, configuration: oneThread, runtime: runtime)
@@ -144,7 +154,9 @@ enum DirectConvolutionChoice {
         }
         return DirectConvolutionDecision(
             shape: shape, samples: samples, repeats: copies, directSeconds: directBest, onnxRuntimeSeconds: referenceBest,
-            relativeDifference: relative, rounds: timed, used: relative <= tolerance && routes(directSeconds: directBest, onnxRuntimeSeconds: referenceBest, bf16: bf16), bf16: bf16 ? true : nil)
+            relativeDifference: relative, rounds: timed,
+            used: relative <= tolerance && routes(directSeconds: directBest, onnxRuntimeSeconds: referenceBest, bf16: bf16, winograd: winograd != nil),
+            bf16: bf16 ? true : nil, winograd: winograd)
     }
 
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the

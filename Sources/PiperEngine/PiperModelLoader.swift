@@ -134,7 +134,10 @@ struct PiperModelLoader: Sendable {
         let decisions = DirectConvolutionChoice.decide(
             (try? DirectConvolutionRewrite.candidates(in: model, bf16: bf16)) ?? [], runtime: runtime, bf16: bf16)
         let chosen = Set(decisions.filter(\.used).map(\.shape))
-        if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen, bf16: bf16), direct.replaced > 0 { model = direct.model }
+        let winogradSizes = Dictionary(decisions.filter(\.used).compactMap { decision in decision.winograd.map { (decision.shape, $0) } }) { first, _ in first }
+        if let direct = try? DirectConvolutionRewrite.apply(to: model, chosen: chosen, bf16: bf16, winograd: winogradSizes), direct.replaced > 0 {
+            model = direct.model
+        }
         guard let result = try? ConvolutionRewrite.apply(to: model), result.convertedConvolutions > 0 else { return nil }
         let timed = timings ? (try? DurationOutput.apply(to: result.model)) ?? nil : nil
         return (timed ?? result.model, result.convertedConvolutions, decisions, levels)

@@ -81,8 +81,9 @@ enum ResidualStackChoice {
         // it (in bf16, most of them), the rest restated for ONNX Runtime's blocked kernels.
         var plain = models.original
         let shapes = try DirectConvolutionRewrite.candidates(in: plain, bf16: bf16)
-        let direct = Set(DirectConvolutionChoice.decide(shapes, runtime: runtime, bf16: bf16).filter(\.used).map(\.shape))
-        if !direct.isEmpty { plain = try DirectConvolutionRewrite.apply(to: plain, chosen: direct, bf16: bf16).model }
+        let used = DirectConvolutionChoice.decide(shapes, runtime: runtime, bf16: bf16).filter(\.used)
+        let winograd = Dictionary(used.compactMap { decision in decision.winograd.map { (decision.shape, $0) } }) { first, _ in first }
+        if !used.isEmpty { plain = try DirectConvolutionRewrite.apply(to: plain, chosen: Set(used.map(\.shape)), bf16: bf16, winograd: winograd).model }
         plain = (try? ConvolutionRewrite.apply(to: plain).model) ?? plain
         let oneThread = SessionConfiguration(intraOpThreads: 1, interOpThreads: 1)
         let candidates: [[WinogradSize?]?] = [nil] + (bf16 ? [] : shape.winogradCandidates.map { $0 })

@@ -270,12 +270,12 @@ import Testing
 
     /// Runs one shape's plain and DirectConv models on random input; the largest difference
     /// relative to the largest output.
-    static func compare(_ shape: DirectConvolutionShape, length: Int, path: Int, threads: Int) throws -> Float {
+    static func compare(_ shape: DirectConvolutionShape, length: Int, path: Int, threads: Int, winograd: WinogradSize? = nil) throws -> Float {
         var random = TestRandom(seed: UInt64(shape.multiplyAddsPerSample * 31 + length))
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() }
         let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() } : nil
         let models = try DirectConvolutionRewrite.singleConvolution(
-            shape, length: length, weights: weights, bias: bias, kernelPath: path == 0 ? nil : path)
+            shape, length: length, weights: weights, bias: bias, kernelPath: path == 0 ? nil : path, winograd: winograd)
         let outputLength = length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
         var inputs: [InputTensor] = [
             .float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(length)], values: (0..<shape.inputChannels * length).map { _ in random.uniform() })

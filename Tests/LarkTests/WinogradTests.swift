@@ -61,6 +61,85 @@ import Testing
         }
     }
 
+    // MARK: - DirectConv as Winograd (the flow's and text encoder's convolutions)
+
+    /// Random FP32 shapes above DirectConv's direct limit (192/384/768 channels as the flow and text
+    /// encoder have them, and others off the packed kernel's 8-channel blocks), kernels 3 and 5
+    /// (and 7), with and without bias, residual and activations, "same" and other padding, lengths
+    /// shorter than a tile, on and across tile boundaries; one and two threads; every SIMD path.
+    @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
+    func directConvMatchesOnnxRuntime(path: Int) throws {
+        var random = TestRandom(seed: 41)
+        let channels = [(192, 384), (192, 768), (768, 192), (70, 100), (130, 67)]
+        let lengths = [1, 6, 100, 191, 193, 385, 700]
+        for index in 0..<7 {
+            let (cin, cout) = channels[index % channels.count]
+            let kernel = [3, 5, 3, 5, 7][random.below(5)]
+            let reach = kernel - 1
+            let padBegin = index % 3 == 2 ? random.below(reach + 1) : reach / 2
+            let padEnd = index % 3 == 2 ? random.below(reach + 1) : reach - reach / 2
+            let length = max(reach - padBegin - padEnd + 1, lengths[index % lengths.count] + random.below(3))
+            let shape = DirectConvolutionShape(
+                inputChannels: cin, outputChannels: cout, kernel: kernel, padBegin: padBegin, padEnd: padEnd,
+                preAlpha: random.below(2) == 0 ? nil : 0.1, postAlpha: random.below(3) == 0 ? 0.2 : nil,
+                bias: index != 1, residual: index % 2 == 1)
+            let size = [WinogradSize(outputs: 4, taps: kernel), WinogradSize(outputs: 2, taps: kernel), WinogradSize(outputs: 3, taps: 3)][index % 3]
+            let threads = 1 + index % 2
+            let difference = try DirectConvolutionTests.compare(shape, length: length, path: path, threads: threads, winograd: size)
+            #expect(difference <= 1e-4, "case \(index): \(shape), length \(length), \(size), \(threads) threads: \(difference)")
+        }
+    }
+
+    /// The rewrite takes an FP32 convolution above 64 channels only with a Winograd size, and
+    /// writes the size on the node; the load-time choice times it as Winograd and checks it.
+    @Test func directConvRewriteAndChoice() throws {
+        let shape = DirectConvolutionShape(inputChannels: 192, outputChannels: 384, kernel: 5, padBegin: 2, padEnd: 2, bias: false)
+        var random = TestRandom(seed: 5)
+        let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * 0.03 }
+        let model = try DirectConvolutionRewrite.singleConvolution(shape, length: 300, weights: weights, bias: nil).plain
+        let candidates = try DirectConvolutionRewrite.candidates(in: model)
+        #expect(candidates == [shape])
+        #expect(DirectConvolutionRewrite.winogradCandidate(shape) == WinogradSize(outputs: 4, taps: 5))
+        #expect(try DirectConvolutionRewrite.apply(to: model, chosen: [shape]).replaced == 0)
+        let size = WinogradSize(outputs: 4, taps: 5)
+        let rewritten = try DirectConvolutionRewrite.apply(to: model, chosen: [shape], winograd: [shape: size])
+        #expect(rewritten.replaced == 1)
+        let text = String(decoding: rewritten.model, as: UTF8.self)
+        #expect(text.contains("DirectConv") && text.contains("winograd_outputs") && text.contains("winograd_taps"))
+        let inputs: [InputTensor] = [.float32(name: "X", shape: [1, 192, 300], values: (0..<192 * 300).map { _ in random.uniform() })]
+        let runtime = try OnnxRuntime.shared.get()
+        let expected = try InferenceSession(model: model, configuration: .init(), runtime: runtime).run(inputs)
+        let restated = try ConvolutionRewrite.apply(to: rewritten.model).model
+        let actual = try InferenceSession(model: restated, configuration: .init(), runtime: runtime).run(inputs)
+        #expect(DirectConvolutionTests.relativeDifference(expected, actual) <= 1e-4)
+
+        let decision = try #require(DirectConvolutionChoice.decide([shape], runtime: runtime).first)
+        #expect(decision.problem == nil, "\(decision.problem ?? "")")
+        #expect(decision.winograd == size)
+        #expect(decision.relativeDifference <= 1e-4)
+        #expect(decision.used == DirectConvolutionChoice.routes(
+            directSeconds: decision.directSeconds, onnxRuntimeSeconds: decision.onnxRuntimeSeconds, bf16: false, winograd: true))
+    }
+
+    /// The joe voice with every Winograd candidate (the flow's and text encoder's convolutions) on
+    /// DirectConv speaks within 1e-3 of the original graph at zero noise, as the load-time probe
+    /// requires.
+    @Test func joeVoiceWithWinogradDirectConvs() async throws {
+        try await onThread {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
+            let large = try DirectConvolutionRewrite.candidates(in: bytes).filter(DirectConvolutionRewrite.needsWinograd)
+            let sizes = Dictionary(uniqueKeysWithValues: large.compactMap { shape in DirectConvolutionRewrite.winogradCandidate(shape).map { (shape, $0) } })
+            #expect(!sizes.isEmpty)
+            let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(sizes.keys), winograd: sizes)
+            #expect(direct.replaced >= 6, "\(direct.replaced) replaced")
+            let rewritten = try ConvolutionRewrite.apply(to: direct.model)
+            let a = try JoeProbeAudio.original()
+            let b = try JoeProbeAudio.audio(of: rewritten.model)
+            let largest = JoeProbeAudio.largestDifference(a, b)
+            #expect(largest < 1e-3, "largest difference \(largest)")
+        }
+    }
+
     /// The rewrite records the sizes on the node, and a size the kernel lacks is refused with a
     /// message that names the attribute.
     @Test func attributesAreWrittenAndChecked() throws {
