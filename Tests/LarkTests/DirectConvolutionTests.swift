@@ -100,19 +100,21 @@ import Testing
     /// choose) speaks within 1e-3 of the original graph at zero noise, also as the loader builds
     /// it (optimized by ONNX Runtime, then cleaned).
     @Test func joeVoiceGivesTheSameAudio() async throws {
-        try await onThread {
+        // The work on a thread of its own, the expectations here (an #expect on that thread would
+        // be recorded against no test).
+        let (replaced, samples, largest) = try await onThread { () throws -> (Int, Int, Float) in
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
             let candidates = try DirectConvolutionRewrite.candidates(in: bytes)
             let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates))
-            // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2), and conv_post.
-            #expect(direct.replaced == 13, "\(direct.replaced) replaced")
             let rewritten = try ConvolutionRewrite.apply(to: direct.model)
             let a = try JoeProbeAudio.original()
             let b = try JoeProbeAudio.audio(of: rewritten.model)
-            #expect(a.count > 10_000)
-            let largest = JoeProbeAudio.largestDifference(a, b)
-            #expect(largest < 1e-3, "largest difference \(largest)")
+            return (direct.replaced, a.count, JoeProbeAudio.largestDifference(a, b))
         }
+        // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2), and conv_post.
+        #expect(replaced == 13, "\(replaced) replaced")
+        #expect(samples > 10_000)
+        #expect(largest < 1e-3, "largest difference \(largest)")
     }
 
     /// The load-time choice times a shape both ways and checks the kernel's output.
@@ -213,21 +215,20 @@ import Testing
     /// 120–140%. 25% leaves room for other texts; a broken kernel gives noise of the signal's size.
     @Test(.enabled(if: ComputePrecision.bf16Supported, "this CPU lacks AVX512-BF16"))
     func joeVoiceInBF16StaysClose() async throws {
-        try await onThread {
+        let (replaced, a, b) = try await onThread { () throws -> (Int, [Float], [Float]) in
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Checkout.joeModel)))
             let candidates = try DirectConvolutionRewrite.candidates(in: bytes, bf16: true)
             let direct = try DirectConvolutionRewrite.apply(to: bytes, chosen: Set(candidates), bf16: true)
-            #expect(direct.replaced > 13, "\(direct.replaced) replaced")
             let rewritten = try ConvolutionRewrite.apply(to: direct.model)
-            let a = try JoeProbeAudio.original()
-            let b = try JoeProbeAudio.audio(of: rewritten.model, optimized: false)
-            #expect(a.count == b.count && a.count > 10_000)
-            guard a.count == b.count else { return }
-            let rms = (a.reduce(0) { $0 + $1 * $1 } / Float(a.count)).squareRoot()
-            let difference = (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot()
-            #expect(difference > 0, "bf16 gave FP32's exact samples: the bf16 path did not run")
-            #expect(difference <= 0.25 * rms, "RMS difference \(difference / rms) of the signal's RMS")
+            return (direct.replaced, try JoeProbeAudio.original(), try JoeProbeAudio.audio(of: rewritten.model, optimized: false))
         }
+        #expect(replaced > 13, "\(replaced) replaced")
+        #expect(a.count == b.count && a.count > 10_000)
+        guard a.count == b.count else { return }
+        let rms = (a.reduce(0) { $0 + $1 * $1 } / Float(a.count)).squareRoot()
+        let difference = (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot()
+        #expect(difference > 0, "bf16 gave FP32's exact samples: the bf16 path did not run")
+        #expect(difference <= 0.25 * rms, "RMS difference \(difference / rms) of the signal's RMS")
     }
 
     // MARK: - Helpers
