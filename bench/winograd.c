@@ -165,8 +165,8 @@ static void big_shapes(int64_t reps, int64_t check) {
                 const int64_t m = configs[fi][0], r = configs[fi][1] ? configs[fi][1] : k;
                 LarkWinograd plan;
                 if (lark_winograd_plan(&plan, k, m, r)) continue;
-                float *u = floats(lark_winograd_weight_floats(&plan, cout, cin) + 16);
-                lark_winograd_weights(&plan, w, cout, cin, k, u);
+                float *u = floats(lark_winograd_weight_floats(&plan, cout, cin, 1) + 16);
+                lark_winograd_weights(&plan, w, cout, cin, k, 1, u);
                 LarkDirectConv wconv = conv;
                 wconv.scratch_bytes = lark_winograd_scratch_bytes(&plan, cin, cout, 1);
                 wconv.scratch = floats((int64_t)wconv.scratch_bytes / 4 + 16);
@@ -229,8 +229,8 @@ int main(void) {
                 const int64_t m = configs[fi][0], r = configs[fi][1] ? configs[fi][1] : k;
                 LarkWinograd plan;
                 if (lark_winograd_plan(&plan, k, m, r)) continue;
-                float *u = floats(lark_winograd_weight_floats(&plan, c, c) + 16);
-                lark_winograd_weights(&plan, w, c, c, k, u);
+                float *u = floats(lark_winograd_weight_floats(&plan, c, c, 1) + 16);
+                lark_winograd_weights(&plan, w, c, c, k, 1, u);
                 LarkDirectConv wconv = conv;
                 wconv.scratch_bytes = lark_winograd_scratch_bytes(&plan, c, c, d);
                 wconv.scratch = floats((int64_t)wconv.scratch_bytes / 4 + 16);

@@ -149,13 +149,16 @@ typedef struct LarkWinograd {
 /// The transforms of F(m, r) for a kernel of `kernel` taps. Returns 0, or -1 for sizes it lacks.
 int lark_winograd_plan(LarkWinograd *plan, int64_t kernel, int64_t m, int64_t r);
 
-/// The size, in floats, of W [M, C, K] transformed for `plan` (lark_winograd_weights).
-int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels);
+/// The size, in floats, of W [M, C, K] transformed for `plan` (lark_winograd_weights) for the
+/// path lark_winograd_conv will run with the same `fp32_packed`.
+int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels, int fp32_packed);
 
-/// U_p [M, C, pieces] for every point p (computed in double), then the same packed for the packed
-/// FP32 path (lark_pack_weights), into `out`.
-void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
-                           float *out);
+/// U_p [M, C, pieces] for every point p (computed in double), into `out` as the path of
+/// `fp32_packed` reads them: packed for the packed FP32 path (lark_pack_weights), plain for the
+/// generic micro-kernels (and for output channels past the last whole packed block). Returns 0,
+/// or -1 when out of memory.
+int lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
+                          int fp32_packed, float *out);
 
 /// Output samples per time tile when a caller splits a convolution over threads for `plan`: one
 /// of lark_winograd_conv's chunks (its rows fill about L2), so that a tile wastes no partial chunk.

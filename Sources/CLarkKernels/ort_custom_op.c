@@ -181,11 +181,11 @@ static void run_task(void *data, size_t task) {
     if (result != 0) atomic_store(&job->failed, 1);
 }
 
-static void *packed_weights(const LarkDirectConv *conv, int bf16, const LarkWinograd *plan) {
+static void *packed_weights(const LarkDirectConv *conv, int bf16, int fp32_packed, const LarkWinograd *plan) {
     const int64_t m = conv->output_channels, c = conv->input_channels, k = conv->kernel;
     if (plan) {
-        float *transformed = malloc((size_t)(lark_winograd_weight_floats(plan, m, c) + 1) * sizeof(float));
-        if (transformed) lark_winograd_weights(plan, conv->w, m, c, k, transformed);
+        float *transformed = malloc((size_t)lark_winograd_weight_floats(plan, m, c, fp32_packed) * sizeof(float));
+        if (transformed && lark_winograd_weights(plan, conv->w, m, c, k, fp32_packed, transformed)) free(transformed), transformed = NULL;
         return transformed;
     }
     if (bf16) {
@@ -199,17 +199,32 @@ static void *packed_weights(const LarkDirectConv *conv, int bf16, const LarkWino
     return packed;
 }
 
-/// The kernel's cached packed weights for `conv->w`; else (`*owned` set) a copy packed for this run.
+typedef struct Preparation {
+    const LarkDirectConv *conv;
+    const DirectConvKernel *kernel;
+    const LarkWinograd *plan;
+} Preparation;
+
+static void *prepare(void *context) {
+    const Preparation *p = context;
+    return packed_weights(p->conv, p->kernel->bf16, p->kernel->fp32_packed, p->plan);
+}
+
+/// The kernel's cached packed weights for `conv->w` (the process's copy, shared with the other
+/// sessions' kernels: shared_prepared.c); else (`*owned` set) a copy packed for this run.
 static const void *cached_weights(DirectConvKernel *kernel, const LarkDirectConv *conv, const LarkWinograd *plan, void **owned) {
     *owned = NULL;
     pthread_mutex_lock(&kernel->packing);
     if (!kernel->packed) {
-        kernel->packed = packed_weights(conv, kernel->bf16, plan);
+        const int64_t fields[] = {'D', conv->output_channels, conv->input_channels, conv->kernel, kernel->bf16, kernel->fp32_packed,
+                                  plan ? plan->m : 0, plan ? plan->r : 0};
+        Preparation preparation = {.conv = conv, .kernel = kernel, .plan = plan};
+        kernel->packed = lark_acquire_prepared(conv->w, lark_prepared_key(fields, (int)(sizeof fields / sizeof *fields)), prepare, &preparation);
         if (kernel->packed) kernel->packed_from = conv->w;
     }
     const void *packed = kernel->packed_from == conv->w ? kernel->packed : NULL;
     pthread_mutex_unlock(&kernel->packing);
-    if (!packed) packed = *owned = packed_weights(conv, kernel->bf16, plan);
+    if (!packed) packed = *owned = packed_weights(conv, kernel->bf16, kernel->fp32_packed, plan);
     return packed;
 }
 
@@ -294,7 +309,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
 static void destroy_kernel(void *opaque) {
     DirectConvKernel *kernel = opaque;
     pthread_mutex_destroy(&kernel->packing);
-    free(kernel->packed);
+    lark_release_prepared(kernel->packed);
     free(kernel);
 }
 static const LarkOperator direct_conv_op = LARK_OPERATOR("DirectConv", 4, 2, 1, create_kernel, compute, destroy_kernel);

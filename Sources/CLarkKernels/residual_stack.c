@@ -276,8 +276,9 @@ static void run_task(void *opaque, size_t task) {
 
 static void *pack(const StackKernel *kernel, int64_t j, const float *w, int64_t channels, int64_t k) {
     if (kernel->winograd[j]) {
-        float *transformed = malloc((size_t)lark_winograd_weight_floats(&kernel->plan[j], channels, channels) * sizeof(float));
-        if (transformed) lark_winograd_weights(&kernel->plan[j], w, channels, channels, k, transformed);
+        const int packed = kernel->path == FP32_PACKED;
+        float *transformed = malloc((size_t)lark_winograd_weight_floats(&kernel->plan[j], channels, channels, packed) * sizeof(float));
+        if (transformed && lark_winograd_weights(&kernel->plan[j], w, channels, channels, k, packed, transformed)) free(transformed), transformed = NULL;
         return transformed;
     }
     if (kernel->path == BF16) {
@@ -289,6 +290,17 @@ static void *pack(const StackKernel *kernel, int64_t j, const float *w, int64_t 
     float *packed = malloc((size_t)(floats > 0 ? floats : 1) * sizeof(float));
     if (packed) lark_pack_weights(w, channels, channels, k, packed);
     return packed;
+}
+
+typedef struct Preparation {
+    const StackKernel *kernel;
+    int64_t j, channels;
+    const float *w;
+} Preparation;
+
+static void *prepare(void *context) {
+    const Preparation *p = context;
+    return pack(p->kernel, p->j, p->w, p->channels, p->kernel->kernel[p->j]);
 }
 
 static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
@@ -335,7 +347,11 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         for (int64_t j = 0; j < kernel->convs && !result; j++) {
             if (kernel->path == FP32_GENERIC && !kernel->winograd[j]) continue;
             if (!kernel->packed[j]) {
-                kernel->packed[j] = pack(kernel, j, job.w[j], job.channels, kernel->kernel[j]);
+                // The process's copy, shared with the other sessions' kernels (shared_prepared.c).
+                const int64_t fields[] = {'R', job.channels, kernel->kernel[j], kernel->path, kernel->winograd[j] ? kernel->plan[j].m : 0,
+                                          kernel->winograd[j] ? kernel->plan[j].r : 0};
+                Preparation preparation = {.kernel = kernel, .j = j, .w = job.w[j], .channels = job.channels};
+                kernel->packed[j] = lark_acquire_prepared(job.w[j], lark_prepared_key(fields, (int)(sizeof fields / sizeof *fields)), prepare, &preparation);
                 kernel->packed_from[j] = job.w[j];
             }
             // W at another address than the first run's: packed for this run alone.
@@ -366,7 +382,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
 static void destroy_kernel(void *opaque) {
     StackKernel *kernel = opaque;
     pthread_mutex_destroy(&kernel->packing);
-    for (int64_t j = 0; j < kernel->convs; j++) free(kernel->packed[j]);
+    for (int64_t j = 0; j < kernel->convs; j++) lark_release_prepared(kernel->packed[j]);
     free(kernel);
 }
 

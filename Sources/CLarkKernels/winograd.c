@@ -24,6 +24,7 @@
 #include "direct_conv.h"
 #include "winograd_tables.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const double points[] = {0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1.0 / 3, -1.0 / 3};
@@ -63,26 +64,50 @@ int lark_winograd_plan(LarkWinograd *plan, int64_t kernel, int64_t m, int64_t r)
     return 0;
 }
 
-int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels) {
-    return plan->n * (output_channels * input_channels * plan->pieces + lark_packed_weight_floats(output_channels, input_channels, plan->pieces));
+/// Where the transformed weights lie: the packed U_p of every point first (when the packed path
+/// runs), then the plain U_p (when some output channels, or all of them, run on the generic
+/// micro-kernels). Only what the path reads is kept: both would be 2·n/K times W's size (3.2× for
+/// F(4,5)), and a voice has tens of megabytes of such weights.
+typedef struct WeightLayout {
+    int64_t per_point, packed_per_point;  // floats of one point's plain and packed U_p
+    int64_t plain_at;  // where the plain U_p begin (the packed ones' total)
+    int keeps_plain;
+} WeightLayout;
+
+static WeightLayout weight_layout(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels, int fp32_packed) {
+    fp32_packed = fp32_packed && lark_packed_available();
+    const int64_t per_point = output_channels * input_channels * plan->pieces;
+    const int64_t packed_per_point = fp32_packed ? lark_packed_weight_floats(output_channels, input_channels, plan->pieces) : 0;
+    return (WeightLayout){
+        .per_point = per_point, .packed_per_point = packed_per_point, .plain_at = plan->n * packed_per_point,
+        .keeps_plain = !fp32_packed || output_channels % LARK_PACKED_CHANNELS != 0,
+    };
 }
 
-void lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
-                           float *out) {
-    const int64_t pieces = plan->pieces, r = plan->r, per_point = output_channels * input_channels * pieces;
+int64_t lark_winograd_weight_floats(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels, int fp32_packed) {
+    const WeightLayout layout = weight_layout(plan, output_channels, input_channels, fp32_packed);
+    return layout.plain_at + (layout.keeps_plain ? plan->n * layout.per_point : 0) + 1;
+}
+
+int lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel,
+                          int fp32_packed, float *out) {
+    const WeightLayout layout = weight_layout(plan, output_channels, input_channels, fp32_packed);
+    const int64_t pieces = plan->pieces, r = plan->r;
+    float *u = layout.keeps_plain ? NULL : malloc((size_t)layout.per_point * sizeof(float));  // one point's plain U_p
+    if (!layout.keeps_plain && !u) return -1;
     for (int64_t p = 0; p < plan->n; p++) {
-        float *u = out + p * per_point;
+        float *plain = layout.keeps_plain ? out + layout.plain_at + p * layout.per_point : u;
         for (int64_t o = 0; o < output_channels; o++)
             for (int64_t c = 0; c < input_channels; c++)
                 for (int64_t j = 0; j < pieces; j++) {
                     double sum = 0;
                     for (int64_t l = 0; l < r && j * r + l < kernel; l++) sum += plan->g[p][l] * w[(o * input_channels + c) * kernel + j * r + l];
-                    u[(o * input_channels + c) * pieces + j] = (float)sum;
+                    plain[(o * input_channels + c) * pieces + j] = (float)sum;
                 }
+        if (layout.packed_per_point) lark_pack_weights(plain, output_channels, input_channels, pieces, out + p * layout.packed_per_point);
     }
-    float *packed = out + plan->n * per_point;
-    const int64_t packed_per_point = lark_packed_weight_floats(output_channels, input_channels, pieces);
-    for (int64_t p = 0; p < plan->n; p++) lark_pack_weights(out + p * per_point, output_channels, input_channels, pieces, packed + p * packed_per_point);
+    free(u);
+    return 0;
 }
 
 static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
@@ -524,8 +549,8 @@ static void product_generic(const LarkDirectConv *conv, const LarkWinograd *plan
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed) {
     const int64_t cin = conv->input_channels, cout = conv->output_channels, d = conv->dilation, m = plan->m;
     const int64_t channels = cin > cout ? cin : cout;
-    const int64_t per_point = cout * cin * plan->pieces, packed_per_point = lark_packed_weight_floats(cout, cin, plan->pieces);
     fp32_packed = fp32_packed && lark_packed_available();
+    const WeightLayout weights_at = weight_layout(plan, cout, cin, fp32_packed);
     const int64_t packed_channels = fp32_packed ? cout / LARK_PACKED_CHANNELS * LARK_PACKED_CHANNELS : 0;
     const size_t bytes = lark_winograd_scratch_bytes(plan, cin, cout, d);
     float *scratch = lark_take_scratch(conv, bytes);
@@ -589,9 +614,9 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
                 const float *vp = v + p * cin * full.v_row;
                 float *mpp = mp + p * cout * full.m_row;
                 if (packed_channels)
-                    lark_packed_rows(vp, rows.v_row, weights + plan->n * per_point + p * packed_per_point, cin,
+                    lark_packed_rows(vp, rows.v_row, weights + p * weights_at.packed_per_point, cin,
                                      packed_channels / LARK_PACKED_CHANNELS, plan->pieces, d, rows.u, mpp, rows.m_row);
-                if (packed_channels < cout) product_generic(conv, plan, &rows, weights + p * per_point, vp, packed_channels, mpp);
+                if (packed_channels < cout) product_generic(conv, plan, &rows, weights + weights_at.plain_at + p * weights_at.per_point, vp, packed_channels, mpp);
             }
             output(plan, &rows, cout, mp, y);
 #if defined(__x86_64__)

@@ -159,4 +159,36 @@ import Testing
             "\(error)".contains("Winograd size")
         }
     }
+
+    /// Prepared weights are one copy per process: a second kernel (another session's) preparing the
+    /// same W the same way gets the first copy without preparing again; another preparation of it
+    /// gets its own; the copy lives until its last user gives it back.
+    @Test func preparedWeightsAreSharedInTheProcess() {
+        final class Counter { var calls = 0 }
+        let counter = Counter()
+        let prepare: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { context in
+            Unmanaged<Counter>.fromOpaque(context!).takeUnretainedValue().calls += 1
+            return malloc(64)
+        }
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: 4)
+        defer { weights.deallocate() }
+        let context = Unmanaged.passUnretained(counter).toOpaque()
+        let packed: [Int64] = [1, 2, 3], transformed: [Int64] = [1, 2, 4]
+        let key = packed.withUnsafeBufferPointer { lark_prepared_key($0.baseAddress, 3) }
+        let otherKey = transformed.withUnsafeBufferPointer { lark_prepared_key($0.baseAddress, 3) }
+        #expect(key != otherKey)
+        let first = lark_acquire_prepared(weights, key, prepare, context)
+        let second = lark_acquire_prepared(weights, key, prepare, context)
+        let other = lark_acquire_prepared(weights, otherKey, prepare, context)
+        #expect(first != nil && first == second && other != first)
+        #expect(counter.calls == 2, "\(counter.calls) preparations")
+        lark_release_prepared(first)
+        #expect(lark_acquire_prepared(weights, key, prepare, context) == second, "released by one of two users: still shared")
+        lark_release_prepared(second)
+        lark_release_prepared(second)
+        lark_release_prepared(other)
+        let again = lark_acquire_prepared(weights, key, prepare, context)
+        #expect(counter.calls == 3, "after its last user, a copy is prepared again")
+        lark_release_prepared(again)
+    }
 }

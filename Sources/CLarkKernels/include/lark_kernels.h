@@ -41,6 +41,18 @@ int lark_bf16_supported(void);
 /// caught by the load-time probe, whose audio would then differ).
 int lark_nchwc_block_size(void);
 
+/// A key for lark_acquire_prepared from what decides a preparation's bytes (operator, shape, path, sizes).
+uint64_t lark_prepared_key(const int64_t *fields, int count);
+
+/// The weights prepared (packed, transformed) from `source` under `key`: the process's copy when
+/// a kernel already made one (shared, read-only), else `prepare(context)`'s (malloc'ed), kept for
+/// later callers (shared_prepared.c). NULL when out of memory. Every non-NULL result is given
+/// back with lark_release_prepared.
+void *lark_acquire_prepared(const void *source, uint64_t key, void *(*prepare)(void *context), void *context);
+
+/// Gives back one lark_acquire_prepared result; the copy is freed with its last user.
+void lark_release_prepared(void *data);
+
 /// A short name for a path ("avx512", "avx2", "neon", "scalar").
 const char *lark_kernel_path_name(LarkKernelPath path);
 
