@@ -70,6 +70,14 @@ static inline int64_t lark_x_row(const LarkDirectConv *conv) { return conv->x_ro
 static inline int64_t lark_y_row(const LarkDirectConv *conv) { return conv->y_row ? conv->y_row : conv->output_length; }
 static inline int64_t lark_z_row(const LarkDirectConv *conv) { return conv->z_row ? conv->z_row : conv->output_length; }
 
+/// The lanes of a 16-sample window that starts at input index `t` and lie inside [0, length): the
+/// mask of a masked vector load at a row's ends (the other lanes are neither read nor kept).
+static inline uint16_t lark_inside_lanes(int64_t t, int64_t length) {
+    const int64_t lo = t < 0 ? (-t < 16 ? -t : 16) : 0;
+    const int64_t hi = length - t < 16 ? (length - t > 0 ? length - t : 0) : 16;
+    return hi > lo ? (uint16_t)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1)) : 0;
+}
+
 // Time tiles: the unit of work handed to one thread (a multiple of LARK_BLOCK_SAMPLES and of
 // LARK_PACKED_SAMPLES, so that only a sequence's last tile has a partial block).
 #define LARK_TILE_SAMPLES 384

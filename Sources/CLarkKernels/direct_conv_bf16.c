@@ -62,10 +62,8 @@ BF16_TARGET static void fill_row(uint32_t *row, int64_t count, const float *a, c
     const __m512 alphas = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
     for (int64_t i = 0; i < count; i += 16) {
         const int64_t t = first + i;  // the input index of lane 0
-        // Lanes [lo, hi) hold input samples; the masked loads do not touch the others.
-        const int64_t lo = t < 0 ? (-t < 16 ? -t : 16) : 0;
-        const int64_t hi = length - t < 16 ? (length - t > 0 ? length - t : 0) : 16;
-        const __mmask16 inside = hi > lo ? (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1)) : 0;
+        // Only the lanes that hold input samples are loaded; the masked loads do not touch the others.
+        const __mmask16 inside = lark_inside_lanes(t, length);
         __m512 x = _mm512_maskz_loadu_ps(inside, a + t);
         __m512 y = b ? _mm512_maskz_loadu_ps(inside, b + t) : zero;
         if (has_alpha) {

@@ -468,9 +468,7 @@ AVX512 static void shuffle_input_avx512(const LarkDirectConv *conv, const LarkWi
                 if (c + 1 < cin) __builtin_prefetch(from + x_row + t + 16, 0, 3);
                 v = _mm512_loadu_ps(from + t);
             } else {
-                const int64_t lo = t < 0 ? (-t < 16 ? -t : 16) : 0;
-                const int64_t hi = in_length - t < 16 ? (in_length - t > 0 ? in_length - t : 0) : 16;
-                const __mmask16 inside = hi > lo ? (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1)) : 0;
+                const __mmask16 inside = lark_inside_lanes(t, in_length);
                 v = _mm512_maskz_loadu_ps(inside, from + t);
             }
             v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, alpha);
