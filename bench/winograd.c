@@ -91,6 +91,30 @@ static double level(int64_t channels, int64_t T, int64_t reps, const int64_t *ou
     return atomic_load(&job.failed) ? -1 : best;
 }
 
+/// Best of `reps` runs of `conv` on DirectConv's packed kernel, seconds.
+static double packed_seconds(const LarkDirectConv *conv, const float *packed, int64_t reps) {
+    double best = 1e9;
+    for (int64_t rep = 0; rep < reps; rep++) {
+        const double start = now();
+        for (int64_t task = 0; task < lark_direct_conv_tasks(conv); task++) lark_direct_conv_packed_task(conv, packed, task);
+        const double took = now() - start;
+        if (took < best) best = took;
+    }
+    return best;
+}
+
+/// Best of `reps` runs of `conv` as Winograd `plan` with transformed weights `u`, seconds.
+static double winograd_seconds(const LarkDirectConv *conv, const LarkWinograd *plan, const float *u, int64_t reps) {
+    double best = 1e9;
+    for (int64_t rep = 0; rep < reps; rep++) {
+        const double start = now();
+        lark_winograd_conv(conv, plan, u, 1);
+        const double took = now() - start;
+        if (took < best) best = took;
+    }
+    return best;
+}
+
 static void levels(int64_t reps) {
     static const int64_t kernels[6] = {3, 3, 5, 5, 7, 7};
     // Candidates: direct; F(4, K) for k5/k7 ("wide"); that and F(3,3) for k3 ("all"); F(4,4) pieces for k7.
@@ -152,13 +176,7 @@ static void big_shapes(int64_t reps, int64_t check) {
             lark_pack_weights(w, cout, cin, k, packed);
             conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
             conv.scratch = floats((int64_t)conv.scratch_bytes / 4 + 16);
-            double best = 1e9;
-            for (int64_t rep = 0; rep < reps; rep++) {
-                const double start = now();
-                for (int64_t task = 0; task < lark_direct_conv_tasks(&conv); task++) lark_direct_conv_packed_task(&conv, packed, task);
-                const double s = now() - start;
-                if (s < best) best = s;
-            }
+            const double best = packed_seconds(&conv, packed, reps);
             const double flops = 2.0 * cin * cout * k * t;
             const double direct_error = check ? error_against(ref, y, cout * t) : 0;
             for (int fi = 0; fi < 5; fi++) {
@@ -171,13 +189,7 @@ static void big_shapes(int64_t reps, int64_t check) {
                 wconv.scratch_bytes = lark_winograd_scratch_bytes(&plan, cin, cout, 1);
                 wconv.scratch = floats((int64_t)wconv.scratch_bytes / 4 + 16);
                 memset(y, 0, sizeof(float) * cout * t);
-                double wbest = 1e9;
-                for (int64_t rep = 0; rep < reps; rep++) {
-                    const double start = now();
-                    lark_winograd_conv(&wconv, &plan, u, 1);
-                    const double s = now() - start;
-                    if (s < wbest) wbest = s;
-                }
+                const double wbest = winograd_seconds(&wconv, &plan, u, reps);
                 const double werror = check ? error_against(ref, y, cout * t) : 0;
                 printf("%lld %lld k%lld %lld F(%lld,%lld)x%lld %.1f %.1f %.2f %.1e %.1e\n", (long long)cin, (long long)cout, (long long)k, (long long)t,
                        (long long)m, (long long)r, (long long)plan.pieces, flops / best * 1e-9, flops / wbest * 1e-9, best / wbest, direct_error, werror);
@@ -216,13 +228,7 @@ int main(void) {
             lark_pack_weights(w, c, c, k, packed);
             conv.scratch = floats((int64_t)lark_direct_conv_scratch_bytes(&conv) / 4 + 16);
             conv.scratch_bytes = lark_direct_conv_scratch_bytes(&conv);
-            double best = 1e9;
-            for (int64_t rep = 0; rep < reps; rep++) {
-                const double start = now();
-                for (int64_t task = 0; task < lark_direct_conv_tasks(&conv); task++) lark_direct_conv_packed_task(&conv, packed, task);
-                const double s = now() - start;
-                if (s < best) best = s;
-            }
+            const double best = packed_seconds(&conv, packed, reps);
             const double flops = 2.0 * c * c * k * t;
             const double direct_error = check ? error_against(ref, y, c * t) : 0;
             for (int fi = 0; fi < 6; fi++) {
@@ -235,13 +241,7 @@ int main(void) {
                 wconv.scratch_bytes = lark_winograd_scratch_bytes(&plan, c, c, d);
                 wconv.scratch = floats((int64_t)wconv.scratch_bytes / 4 + 16);
                 memset(y, 0, sizeof(float) * c * t);
-                double wbest = 1e9;
-                for (int64_t rep = 0; rep < reps; rep++) {
-                    const double start = now();
-                    lark_winograd_conv(&wconv, &plan, u, 1);
-                    const double s = now() - start;
-                    if (s < wbest) wbest = s;
-                }
+                const double wbest = winograd_seconds(&wconv, &plan, u, reps);
                 const double werror = check ? error_against(ref, y, c * t) : 0;
                 printf("%lld k%lld d%lld F(%lld,%lld)x%lld %.1f %.1f %.2f %.1e %.1e\n", (long long)c, (long long)k, (long long)d, (long long)m,
                        (long long)r, (long long)plan.pieces, flops / best * 1e-9, flops / wbest * 1e-9, best / wbest, direct_error, werror);

@@ -97,10 +97,10 @@ typedef float lark_v8 __attribute__((vector_size(32)));
         memcpy((p), &stored_, sizeof stored_); \
     } while (0)
 
-/// Stride 8: 8 positions q of the 8 phases, an 8×8 transpose (three rounds of shuffles), 64 outputs.
-static inline __attribute__((always_inline)) void interleave8_block(const float **phases, int64_t q, float *y) {
-    lark_v8 a[8], b[8], c[8];
-    for (int r = 0; r < 8; r++) LOAD8(a[r], phases[r] + q);
+/// 8×8 transpose in registers: vector i of `a` becomes column i of `dst` (value k of it at
+/// dst + k·dst_row + i), in three rounds of shuffles.
+static inline __attribute__((always_inline)) void transpose8_vectors(const lark_v8 a[8], float *dst, int64_t dst_row) {
+    lark_v8 b[8], c[8];
     for (int r = 0; r < 8; r += 2) {
         b[r] = __builtin_shufflevector(a[r], a[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
         b[r + 1] = __builtin_shufflevector(a[r], a[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -112,9 +112,16 @@ static inline __attribute__((always_inline)) void interleave8_block(const float 
         c[r + 3] = __builtin_shufflevector(b[r + 1], b[r + 3], 2, 3, 10, 11, 6, 7, 14, 15);
     }
     for (int k = 0; k < 4; k++) {
-        STORE8(y + 8 * k, __builtin_shufflevector(c[k], c[k + 4], 0, 1, 2, 3, 8, 9, 10, 11));
-        STORE8(y + 8 * (k + 4), __builtin_shufflevector(c[k], c[k + 4], 4, 5, 6, 7, 12, 13, 14, 15));
+        STORE8(dst + k * dst_row, __builtin_shufflevector(c[k], c[k + 4], 0, 1, 2, 3, 8, 9, 10, 11));
+        STORE8(dst + (k + 4) * dst_row, __builtin_shufflevector(c[k], c[k + 4], 4, 5, 6, 7, 12, 13, 14, 15));
     }
+}
+
+/// Stride 8: 8 positions q of the 8 phases, an 8×8 transpose, 64 outputs.
+static inline __attribute__((always_inline)) void interleave8_block(const float **phases, int64_t q, float *y) {
+    lark_v8 a[8];
+    for (int r = 0; r < 8; r++) LOAD8(a[r], phases[r] + q);
+    transpose8_vectors(a, y, 8);
 }
 
 /// Stride 2: 8 positions q of the 2 phases zipped, 16 outputs.
@@ -203,24 +210,11 @@ static void blocked_row(const float **phases, int64_t stride, int64_t step, int6
 }
 
 /// 8×8 transpose: row i of `src` (8 values at src + i·src_row) becomes column i of `dst` (value k
-/// of it at dst + k·dst_row + i), through the same three rounds of shuffles as `interleave8_block`.
+/// of it at dst + k·dst_row + i).
 static inline __attribute__((always_inline)) void transpose8(const float *src, int64_t src_row, float *dst, int64_t dst_row) {
-    lark_v8 a[8], b[8], c[8];
+    lark_v8 a[8];
     for (int r = 0; r < 8; r++) LOAD8(a[r], src + r * src_row);
-    for (int r = 0; r < 8; r += 2) {
-        b[r] = __builtin_shufflevector(a[r], a[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        b[r + 1] = __builtin_shufflevector(a[r], a[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-    }
-    for (int r = 0; r < 8; r += 4) {
-        c[r] = __builtin_shufflevector(b[r], b[r + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-        c[r + 1] = __builtin_shufflevector(b[r], b[r + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-        c[r + 2] = __builtin_shufflevector(b[r + 1], b[r + 3], 0, 1, 8, 9, 4, 5, 12, 13);
-        c[r + 3] = __builtin_shufflevector(b[r + 1], b[r + 3], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-    for (int k = 0; k < 4; k++) {
-        STORE8(dst + k * dst_row, __builtin_shufflevector(c[k], c[k + 4], 0, 1, 2, 3, 8, 9, 10, 11));
-        STORE8(dst + (k + 4) * dst_row, __builtin_shufflevector(c[k], c[k + 4], 4, 5, 6, 7, 12, 13, 14, 15));
-    }
+    transpose8_vectors(a, dst, dst_row);
 }
 
 /// Positions of X per tile of the blocked path, and the most values its scratch holds (s · block

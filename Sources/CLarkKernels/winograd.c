@@ -180,6 +180,18 @@ static inline __attribute__((always_inline)) void gather_input_portable(
         }
 }
 
+/// out[k] = Σ_l coefficients[l] · rows[l][k] for 16 lanes k: one row of a transform (B^T or A^T)
+/// applied to `count` rows of 16 values, its zero coefficients skipped.
+static inline __attribute__((always_inline)) void combine16(int64_t count, const float *coefficients, const float rows[][16], float *out) {
+    float acc[16] = {0};
+    for (int64_t l = 0; l < count; l++) {
+        const float coefficient = coefficients[l];
+        if (coefficient != 0)
+            for (int k = 0; k < 16; k++) acc[k] += coefficient * rows[l][k];
+    }
+    for (int k = 0; k < 16; k++) out[k] = acc[k];
+}
+
 /// V_p[c][u] = Σ_l B^T[p][l] · R_{l mod m}[c][u + d·⌊l / m⌋] for every point p and u < v_count,
 /// zeros after: 16 positions at a time, each tap loaded once for all points.
 static inline __attribute__((always_inline)) void transform_input(
@@ -192,16 +204,7 @@ static inline __attribute__((always_inline)) void transform_input(
                 const float *in = r + (c * m + l % m) * ch->r_row + l / m * d + u0;
                 for (int k = 0; k < 16; k++) tap[l][k] = in[k];
             }
-            for (int64_t p = 0; p < n; p++) {
-                float acc[16] = {0};
-                for (int64_t l = 0; l < n; l++) {
-                    const float b = plan->bt[p][l];
-                    if (b != 0)
-                        for (int k = 0; k < 16; k++) acc[k] += b * tap[l][k];
-                }
-                float *out = v + (p * cin + c) * ch->v_row + u0;
-                for (int k = 0; k < 16; k++) out[k] = acc[k];
-            }
+            for (int64_t p = 0; p < n; p++) combine16(n, plan->bt[p], tap, v + (p * cin + c) * ch->v_row + u0);
         }
         for (int64_t p = 0; p < n; p++)
             for (int64_t u = ch->v_count; u < ch->v_row; u++) v[(p * cin + c) * ch->v_row + u] = 0;
@@ -218,16 +221,7 @@ static inline __attribute__((always_inline)) void accumulate_output(const LarkWi
                 const float *in = mp + (p * cout + o) * ch->m_row + u0;
                 for (int k = 0; k < 16; k++) point[p][k] = in[k];
             }
-            for (int64_t i = 0; i < m; i++) {
-                float acc[16] = {0};
-                for (int64_t p = 0; p < n; p++) {
-                    const float a = plan->at[i][p];
-                    if (a != 0)
-                        for (int k = 0; k < 16; k++) acc[k] += a * point[p][k];
-                }
-                float *out = y + (o * m + i) * ch->y_row + u0;
-                for (int k = 0; k < 16; k++) out[k] = acc[k];
-            }
+            for (int64_t i = 0; i < m; i++) combine16(n, plan->at[i], point, y + (o * m + i) * ch->y_row + u0);
         }
 }
 
