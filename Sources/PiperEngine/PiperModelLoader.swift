@@ -144,14 +144,17 @@ struct PiperModelLoader: Sendable {
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's
-    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`) and its shape
-    /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time): the cleaned model,
+    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`), its shape
+    /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time)
+    /// and DirectConv's weights stored as its kernel reads them (`PreparedWeightsRewrite`): the cleaned model,
     /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
     /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
         guard let (optimized, expected) = optimizedAndProbed(model),
               let cleaned = try? BlockedLayoutCleanup.apply(to: optimized, nchwcBlock: Int(lark_nchwc_block_size())), cleaned.replacedNodes > 0,
-              let final = try? ShapeAnnotations.remove(from: cleaned.model).model,
+              let unprepared = try? ShapeAnnotations.remove(from: cleaned.model).model,
+              // DirectConv's weights in the form its kernel reads (one copy of them, not two).
+              case let final = (try? PreparedWeightsRewrite.apply(to: unprepared, prepare: PreparedConvolutionWeights.prepare))?.model ?? unprepared,
               case let weights = sharedWeights({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
                   try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: weights)

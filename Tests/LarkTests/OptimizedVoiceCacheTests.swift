@@ -118,6 +118,10 @@ import Testing
         #expect(cache.listing(onnxRuntime: Self.onnxRuntimeVersion).map(\.problem) == [nil])
 
         let valid = try Data(contentsOf: URL(fileURLWithPath: entryPath))
+        // DirectConv's weights are held in one form only, the one its kernel reads: nothing is left
+        // for a kernel to prepare beside them (PreparedWeightsRewrite).
+        let leftToPrepare = try PreparedWeightsRewrite.apply(to: [UInt8](valid), prepare: PreparedConvolutionWeights.prepare)
+        #expect(leftToPrepare.replaced == 0, "\(leftToPrepare.replaced) convolutions hold W that their kernels prepare again")
         let key = try cache.key(forModelAt: Checkout.joeModel, onnxRuntime: Self.onnxRuntimeVersion, session: "optimization=all intra=1 inter=1")
         #expect(cache.entry(for: key, voice: "en_US-joe-medium") != nil)
 
