@@ -84,7 +84,7 @@ static int one_dimensional(const int64_t *values, size_t count, int64_t leading,
 
 /// The form of W a kernel of these settings prepares for itself: NONE when it reads plain W, or
 /// when its packed FP32 form leaves output channels past the last whole block to plain W.
-static LarkPreparedWeights prepared_form(int bf16, int fp32_packed, int winograd, int64_t output_channels) {
+LarkPreparedWeights lark_prepared_form(int bf16, int fp32_packed, int winograd, int64_t output_channels) {
     if (winograd) return fp32_packed ? LARK_PREPARED_WINOGRAD_PACKED : LARK_PREPARED_WINOGRAD;
     if (bf16) return LARK_PREPARED_BF16_PACKED;
     if (fp32_packed && output_channels % LARK_PACKED_CHANNELS == 0) return LARK_PREPARED_FP32_PACKED;
@@ -92,7 +92,7 @@ static LarkPreparedWeights prepared_form(int bf16, int fp32_packed, int winograd
 }
 
 /// The size, in floats (bf16: 32-bit units), of W [M, C, K] in `form` (`plan` for the Winograd forms).
-static int64_t prepared_floats(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+int64_t lark_prepared_floats(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
     switch (form) {
     case LARK_PREPARED_FP32_PACKED: return lark_packed_weight_floats(m, c, k);
     case LARK_PREPARED_BF16_PACKED: return lark_bf16_packed_weight_units(m, c, k);
@@ -112,8 +112,8 @@ float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels
     int packed;
     (void)lark_conv_blocks_for((LarkKernelPath)path, &packed);
     const int fp32_packed = !bf16 && packed;
-    const LarkPreparedWeights chosen = prepared_form(bf16 != 0, fp32_packed, winograd_outputs > 0, output_channels);
-    const int64_t count = prepared_floats(chosen, winograd_outputs > 0 ? &plan : NULL, output_channels, input_channels, kernel);
+    const LarkPreparedWeights chosen = lark_prepared_form(bf16 != 0, fp32_packed, winograd_outputs > 0, output_channels);
+    const int64_t count = lark_prepared_floats(chosen, winograd_outputs > 0 ? &plan : NULL, output_channels, input_channels, kernel);
     if (chosen == LARK_PREPARED_NONE || count < 1) return NULL;
     // Zeroed: the forms' padding is then the same bytes on every build of a cache entry.
     float *out = calloc((size_t)count, sizeof(float));
@@ -174,7 +174,7 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
         if (lark_ints_attribute(api, info, "weight_shape", kernel.weight_shape, 3) != 3 || kernel.weight_shape[0] < 1 ||
             kernel.weight_shape[1] < 1 || kernel.weight_shape[2] < 1)
             return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights needs weight_shape [M, C, K]");
-        if (kernel.prepared_form != prepared_form(kernel.bf16, kernel.fp32_packed, kernel.winograd_outputs > 0, kernel.weight_shape[0]))
+        if (kernel.prepared_form != lark_prepared_form(kernel.bf16, kernel.fp32_packed, kernel.winograd_outputs > 0, kernel.weight_shape[0]))
             return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights names a form this CPU's kernel does not read (prepared for another CPU or path)");
     } else {
         kernel.prepared_form = LARK_PREPARED_NONE;
@@ -362,7 +362,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     }
     void *owned = NULL;
     if (kernel->prepared_form) {
-        if (t[1].dims[0] != prepared_floats((LarkPreparedWeights)kernel->prepared_form, job.plan, conv.output_channels, conv.input_channels, conv.kernel))
+        if (t[1].dims[0] != lark_prepared_floats((LarkPreparedWeights)kernel->prepared_form, job.plan, conv.output_channels, conv.input_channels, conv.kernel))
             return failure(api, ORT_INVALID_ARGUMENT, "a prepared W's size does not fit weight_shape and the Winograd size");
         job.packed = t[1].data;
     } else if ((kernel->bf16 || kernel->fp32_packed || job.plan) && !(job.packed = cached_weights(kernel, &conv, job.plan, &owned))) {

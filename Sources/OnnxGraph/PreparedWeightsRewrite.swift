@@ -1,6 +1,8 @@
 /// Stores each `ai.lark.DirectConv`'s weights in the form its kernel reads them (Winograd-
 /// transformed, packed) in place of W, with attributes `prepared_weights` (the form) and
-/// `weight_shape` ([M, C, K]), so that the kernel reads the graph's tensor in place.
+/// `weight_shape` ([M, C, K]), so that the kernel reads the graph's tensor in place; and each
+/// `ai.lark.ResidualStack`'s convolutions' weights the same way (`prepared_weights`: one form per
+/// convolution, 0 for a W left as it is).
 ///
 /// Why: a kernel that reads a prepared form made it from W on its first run and kept it beside W,
 /// which ONNX Runtime holds for the session's life anyway: two copies of those weights, and the
@@ -35,7 +37,7 @@ public enum PreparedWeightsRewrite {
 
     public struct Result: Sendable {
         public let model: [UInt8]
-        /// How many convolutions' weights are now held prepared.
+        /// How many nodes now hold prepared weights.
         public let replaced: Int
         /// Their bytes as W, and as the prepared forms that replaced it.
         public let plainBytes: Int
@@ -49,37 +51,61 @@ public enum PreparedWeightsRewrite {
         let unchanged = Result(model: model, replaced: 0, plainBytes: 0, preparedBytes: 0)
         guard let (modelFields, graphField, graph) = try GraphSummary.read(model) else { return unchanged }
         let tensorFields = Dictionary(graph.tensors.map { ($0.value.name, $0.key) }) { first, _ in first }
-        var nodes: [Int: (node: GraphSummary.Node, form: Int64, shape: [Int64])] = [:]
+        // Per node: the attributes to add (DirectConv: its form and W's shape; ResidualStack: a form per convolution).
+        var nodes: [Int: (node: GraphSummary.Node, form: [Int64], shape: [Int64]?)] = [:]
         var tensors: [Int: (name: String, bytes: [UInt8])] = [:]
         var plainBytes = 0
-        for (index, node) in graph.nodes where node.opType == DirectConvolutionRewrite.opType && node.domain == DirectConvolutionRewrite.domain {
-            guard node.inputs.count >= 2, let tensorField = tensorFields[node.inputs[1]], let tensor = graph.tensors[tensorField],
-                  tensors[tensorField] == nil, let raw = tensor.rawData, !tensor.isExternal, tensor.dataType == 1,
-                  graph.uses[tensor.name] == 1, !graph.declared.contains(tensor.name), !graph.outputs.contains(tensor.name)
-            else { continue }
-            let dims = tensor.dims
-            guard dims.count == 3 || (dims.count == 4 && dims[2] == 1), raw.count == Int(dims.reduce(1, *)) * 4 else { continue }
-            var attributes: [String: Int64] = [:]
-            for (_, attribute) in try NodeAttribute.all(of: node, in: model) { attributes[attribute.name] = attribute.integer }
+        for (index, node) in graph.nodes where node.domain == DirectConvolutionRewrite.domain {
+            let stack = node.opType == ResidualStackRewrite.opType
+            guard stack || node.opType == DirectConvolutionRewrite.opType else { continue }
+            var attributes: [String: NodeAttribute] = [:]
+            for (_, attribute) in try NodeAttribute.all(of: node, in: model) { attributes[attribute.name] = attribute }
             guard attributes[formAttribute] == nil else { continue }
-            let request = Request(
-                weights: littleEndianFloats(model, raw), outputChannels: dims[0], inputChannels: dims[1], kernel: dims[dims.count - 1],
-                path: attributes["lark_kernel_path"] ?? 0, bf16: attributes["bf16"] ?? 0,
-                winogradOutputs: attributes["winograd_outputs"] ?? 0, winogradTaps: attributes["winograd_taps"] ?? 0)
-            guard let prepared = prepare(request), prepared.form != 0, !prepared.bytes.isEmpty, prepared.bytes.count % 4 == 0 else { continue }
-            nodes[index] = (node, prepared.form, [request.outputChannels, request.inputChannels, request.kernel])
-            tensors[tensorField] = (tensor.name, prepared.bytes)
-            plainBytes += raw.count
+            let integer = { (name: String) in attributes[name]?.integer ?? 0 }
+            // (W's input index, its Winograd size) per convolution.
+            let convolutions: [(input: Int, outputs: Int64, taps: Int64)]
+            if stack {
+                let count = attributes["kernels"]?.ints.count ?? 0
+                let outputs = attributes["winograd_outputs"]?.ints ?? [], taps = attributes["winograd_taps"]?.ints ?? []
+                guard count > 0, outputs.isEmpty || (outputs.count == count && taps.count == count) else { continue }
+                convolutions = (0..<count).map { (1 + 2 * $0, outputs.isEmpty ? 0 : outputs[$0], taps.isEmpty ? 0 : taps[$0]) }
+            } else {
+                convolutions = [(1, integer("winograd_outputs"), integer("winograd_taps"))]
+            }
+            var forms: [Int64] = []
+            var shape: [Int64]?
+            for convolution in convolutions {
+                forms.append(0)
+                guard convolution.input < node.inputs.count, let tensorField = tensorFields[node.inputs[convolution.input]],
+                      let tensor = graph.tensors[tensorField], tensors[tensorField] == nil, let raw = tensor.rawData, !tensor.isExternal,
+                      tensor.dataType == 1, graph.uses[tensor.name] == 1, !graph.declared.contains(tensor.name), !graph.outputs.contains(tensor.name)
+                else { continue }
+                let dims = tensor.dims
+                guard dims.count == 3 || (dims.count == 4 && dims[2] == 1), raw.count == Int(dims.reduce(1, *)) * 4 else { continue }
+                let request = Request(
+                    weights: littleEndianFloats(model, raw), outputChannels: dims[0], inputChannels: dims[1], kernel: dims[dims.count - 1],
+                    path: integer("lark_kernel_path"), bf16: integer("bf16"), winogradOutputs: convolution.outputs, winogradTaps: convolution.taps)
+                guard let prepared = prepare(request), prepared.form != 0, !prepared.bytes.isEmpty, prepared.bytes.count % 4 == 0 else { continue }
+                forms[forms.count - 1] = prepared.form
+                shape = [request.outputChannels, request.inputChannels, request.kernel]
+                tensors[tensorField] = (tensor.name, prepared.bytes)
+                plainBytes += raw.count
+            }
+            if forms.contains(where: { $0 != 0 }) { nodes[index] = (node, forms, stack ? nil : shape) }
         }
         guard !nodes.isEmpty else { return unchanged }
 
         var writer = ProtoWriter(reservingCapacity: graphField.payload.count + graphField.payload.count / 4)
         for (index, field) in graph.fields.enumerated() {
-            if let (node, form, shape) = nodes[index] {
+            if let (node, forms, shape) = nodes[index] {
                 try writer.messageField(Field.graphNode) { (copy: inout ProtoWriter) throws(MalformedProtobuf) in
                     for entry in node.fields { copy.copy(entry, from: model) }
-                    copy.intAttribute(formAttribute, form)
-                    try copy.intsAttribute(shapeAttribute, shape)
+                    if let shape {
+                        copy.intAttribute(formAttribute, forms[0])
+                        try copy.intsAttribute(shapeAttribute, shape)
+                    } else {
+                        try copy.intsAttribute(formAttribute, forms)
+                    }
                 }
             } else if let (name, bytes) = tensors[index] {
                 writer.messageField(Field.graphInitializer) { tensor in

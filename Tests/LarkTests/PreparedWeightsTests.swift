@@ -71,6 +71,30 @@ import Testing
         }
     }
 
+    /// A fused HiFi-GAN level (ResidualStack) with some convolutions on Winograd: each convolution
+    /// whose kernel reads a prepared form holds it in W's place, and the level computes exactly
+    /// what it computes with W, on every SIMD path.
+    @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
+    func aFusedLevelReadsItsGraphsWeightsInPlace(path: Int) throws {
+        let channels = 32, length = 900
+        let model = try ResidualStackTests.levelGraph(
+            channels: channels, length: length, batch: 1, kernels: [3, 5, 7], dilations: [[1, 2], [2, 6], [3, 12]], type1: false, post: 0.1, seed: 9)
+        let sizes: [WinogradSize?] = [nil, WinogradSize(outputs: 3, taps: 3), nil, WinogradSize(outputs: 4, taps: 5), nil, nil]
+        let fused = try #require(try ResidualStackRewrite.levelModels(in: model, index: 0, length: length, kernelPath: path, winograd: sizes)).fused
+        let prepared = try PreparedWeightsRewrite.apply(to: fused, prepare: PreparedConvolutionWeights.prepare)
+        let packed = path == Int(LARK_PATH_AVX512.rawValue)
+        #expect(prepared.replaced == 1, "one node")
+        // Every convolution on the packed path; the two Winograd ones elsewhere.
+        let plainBytes = 32 * 32 * 4 * (packed ? 3 + 3 + 5 + 5 + 7 + 7 : 3 + 5)  // kernels 3, 3, 5, 5, 7, 7
+        #expect(prepared.plainBytes == plainBytes, "path \(path): \(prepared.plainBytes) bytes of W replaced")
+        let inputs: [InputTensor] = [.float32(name: "X", shape: [1, Int64(channels), Int64(length)], values: (0..<channels * length).map { Float($0 % 97) / 50 - 1 })]
+        let runtime = try OnnxRuntime.shared.get()
+        let configuration = SessionConfiguration(intraOpThreads: 2)
+        let expected = try InferenceSession(model: fused, configuration: configuration, runtime: runtime).run(inputs)
+        let actual = try InferenceSession(model: prepared.model, configuration: configuration, runtime: runtime).run(inputs)
+        #expect(!expected.isEmpty && actual == expected, "path \(path)")
+    }
+
     /// A graph whose prepared form is not the one this CPU's kernel reads (made for another CPU)
     /// is refused with a message that names the attribute, never run on misread weights.
     @Test func aFormTheKernelDoesNotReadIsRefused() throws {
