@@ -102,6 +102,15 @@ int64_t lark_prepared_floats(LarkPreparedWeights form, const LarkWinograd *plan,
     }
 }
 
+int64_t lark_prepared_rows(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+    return (lark_prepared_floats(form, plan, m, c, k) + c * k - 1) / (c * k);
+}
+
+/// Whether `w` is a prepared W of `form` for [M, C, K]: [R, C·K] with lark_prepared_rows' R.
+int lark_prepared_shape_fits(const LarkTensor *w, LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+    return w->rank == 2 && w->dims[1] == c * k && w->dims[0] == lark_prepared_rows(form, plan, m, c, k);
+}
+
 float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t path,
                                          int64_t bf16, int64_t winograd_outputs, int64_t winograd_taps, int64_t *form, int64_t *floats) {
     *form = LARK_PREPARED_NONE, *floats = 0;
@@ -113,7 +122,7 @@ float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels
     (void)lark_conv_blocks_for((LarkKernelPath)path, &packed);
     const int fp32_packed = !bf16 && packed;
     const LarkPreparedWeights chosen = lark_prepared_form(bf16 != 0, fp32_packed, winograd_outputs > 0, output_channels);
-    const int64_t count = lark_prepared_floats(chosen, winograd_outputs > 0 ? &plan : NULL, output_channels, input_channels, kernel);
+    const int64_t count = lark_prepared_rows(chosen, winograd_outputs > 0 ? &plan : NULL, output_channels, input_channels, kernel) * input_channels * kernel;
     if (chosen == LARK_PREPARED_NONE || count < 1) return NULL;
     // Zeroed: the forms' padding is then the same bytes on every build of a cache entry.
     float *out = calloc((size_t)count, sizeof(float));
@@ -310,7 +319,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if (!as_sequence(&t[0], &conv.batch, &conv.input_channels, &conv.input_length))
         return failure(api, ORT_INVALID_ARGUMENT, "X must be [N, C, T] or [N, C, 1, T]");
     if (kernel->prepared_form) {
-        if (t[1].rank != 1) return failure(api, ORT_INVALID_ARGUMENT, "a prepared W must be 1-D");
+        if (t[1].rank != 2) return failure(api, ORT_INVALID_ARGUMENT, "a prepared W must be 2-D");
         if (kernel->weight_shape[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "weight_shape's input channels differ from X's");
         conv.output_channels = kernel->weight_shape[0];
         conv.kernel = kernel->weight_shape[2];
@@ -362,7 +371,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     }
     void *owned = NULL;
     if (kernel->prepared_form) {
-        if (t[1].dims[0] != lark_prepared_floats((LarkPreparedWeights)kernel->prepared_form, job.plan, conv.output_channels, conv.input_channels, conv.kernel))
+        if (!lark_prepared_shape_fits(&t[1], (LarkPreparedWeights)kernel->prepared_form, job.plan, conv.output_channels, conv.input_channels, conv.kernel))
             return failure(api, ORT_INVALID_ARGUMENT, "a prepared W's size does not fit weight_shape and the Winograd size");
         job.packed = t[1].data;
     } else if ((kernel->bf16 || kernel->fp32_packed || job.plan) && !(job.packed = cached_weights(kernel, &conv, job.plan, &owned))) {

@@ -15,8 +15,8 @@
 //           optional winograd_outputs and winograd_taps (ints, one per convolution): F(m, r) for
 //           the convolutions with m > 0 (winograd.c; FP32 only), DirectConv's kernel for m = 0;
 //           optional prepared_weights (ints, one per convolution, LarkPreparedWeights): a
-//           convolution with a form there has that form of its W as a 1-D input in W's place
-//           (lark_direct_conv_prepared_weights), read in place.
+//           convolution with a form there has that form of its W as an [R, C·K] input in W's
+//           place (lark_direct_conv_prepared_weights), read in place.
 //   output  Y, X's shape: post_lrelu(scale · Σ_blocks block(X)).
 //
 // Why: ONNX Runtime runs each of a level's convolutions as a separate node over the whole
@@ -345,7 +345,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
             // W in the form the kernel reads, in place (nothing to prepare).
             if (form == LARK_PREPARED_FP32_PACKED && job.channels % LARK_PACKED_CHANNELS != 0)
                 return failure(api, ORT_INVALID_ARGUMENT, "a packed W needs channels in whole 8-channel blocks");
-            if (w.rank != 1 || w.dims[0] != lark_prepared_floats(form, kernel->winograd[j] ? &kernel->plan[j] : NULL, job.channels, job.channels, kernel->kernel[j]))
+            if (!lark_prepared_shape_fits(&w, form, kernel->winograd[j] ? &kernel->plan[j] : NULL, job.channels, job.channels, kernel->kernel[j]))
                 return failure(api, ORT_INVALID_ARGUMENT, "a prepared W's size does not fit the channels, the kernel and the Winograd size");
             job.packed[j] = w.data;
             continue;

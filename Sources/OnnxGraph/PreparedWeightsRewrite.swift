@@ -1,6 +1,8 @@
 /// Stores each `ai.lark.DirectConv`'s weights in the form its kernel reads them (Winograd-
 /// transformed, packed) in place of W, with attributes `prepared_weights` (the form) and
-/// `weight_shape` ([M, C, K]), so that the kernel reads the graph's tensor in place; and each
+/// `weight_shape` ([M, C, K]), so that the kernel reads the graph's tensor in place (held as
+/// [R, C·K], zero-padded to whole rows, so that its shape still tells a profile the convolution's
+/// multiply-adds, `NodeArithmetic`); and each
 /// `ai.lark.ResidualStack`'s convolutions' weights the same way (`prepared_weights`: one form per
 /// convolution, 0 for a W left as it is).
 ///
@@ -24,7 +26,8 @@ public enum PreparedWeightsRewrite {
         public let path: Int64, bf16: Int64, winogradOutputs: Int64, winogradTaps: Int64
     }
 
-    /// W in a prepared form: the form's number (the kernel's `LarkPreparedWeights`) and its bytes.
+    /// W in a prepared form: the form's number (the kernel's `LarkPreparedWeights`) and its bytes,
+    /// whole rows of C·K floats.
     public struct Prepared: Sendable {
         public let form: Int64
         public let bytes: [UInt8]
@@ -53,7 +56,7 @@ public enum PreparedWeightsRewrite {
         let tensorFields = Dictionary(graph.tensors.map { ($0.value.name, $0.key) }) { first, _ in first }
         // Per node: the attributes to add (DirectConv: its form and W's shape; ResidualStack: a form per convolution).
         var nodes: [Int: (node: GraphSummary.Node, form: [Int64], shape: [Int64]?)] = [:]
-        var tensors: [Int: (name: String, bytes: [UInt8])] = [:]
+        var tensors: [Int: (name: String, bytes: [UInt8], row: Int64)] = [:]
         var plainBytes = 0
         for (index, node) in graph.nodes where node.domain == DirectConvolutionRewrite.domain {
             let stack = node.opType == ResidualStackRewrite.opType
@@ -85,10 +88,12 @@ public enum PreparedWeightsRewrite {
                 let request = Request(
                     weights: littleEndianFloats(model, raw), outputChannels: dims[0], inputChannels: dims[1], kernel: dims[dims.count - 1],
                     path: integer("lark_kernel_path"), bf16: integer("bf16"), winogradOutputs: convolution.outputs, winogradTaps: convolution.taps)
-                guard let prepared = prepare(request), prepared.form != 0, !prepared.bytes.isEmpty, prepared.bytes.count % 4 == 0 else { continue }
+                // Held as [R, C·K]: the shape still says the multiply-adds per output sample (NodeArithmetic).
+                let row = request.inputChannels * request.kernel
+                guard let prepared = prepare(request), prepared.form != 0, !prepared.bytes.isEmpty, prepared.bytes.count % Int(4 * row) == 0 else { continue }
                 forms[forms.count - 1] = prepared.form
                 shape = [request.outputChannels, request.inputChannels, request.kernel]
-                tensors[tensorField] = (tensor.name, prepared.bytes)
+                tensors[tensorField] = (tensor.name, prepared.bytes, row)
                 plainBytes += raw.count
             }
             if forms.contains(where: { $0 != 0 }) { nodes[index] = (node, forms, stack ? nil : shape) }
@@ -107,9 +112,9 @@ public enum PreparedWeightsRewrite {
                         try copy.intsAttribute(formAttribute, forms)
                     }
                 }
-            } else if let (name, bytes) = tensors[index] {
+            } else if let (name, bytes, row) = tensors[index] {
                 writer.messageField(Field.graphInitializer) { tensor in
-                    tensor.integersField(Field.tensorDims, [Int64(bytes.count / 4)])
+                    tensor.integersField(Field.tensorDims, [Int64(bytes.count / 4) / row, row])
                     tensor.varintField(Field.tensorDataType, 1)  // FLOAT (bf16 forms: pairs of bf16 in 32 bits)
                     tensor.stringField(Field.tensorName, name)
                     tensor.bytesField(Field.tensorRawData, bytes)

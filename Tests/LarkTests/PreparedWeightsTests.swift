@@ -44,6 +44,11 @@ import Testing
         #expect(before["W0"] == plainBytes && after["W0"] == prepared.preparedBytes)
         #expect(!after.values.contains(plainBytes), "W is held in one form only")
         #expect(after.values.reduce(0, +) == before.values.reduce(0, +) - plainBytes + prepared.preparedBytes)
+        // Held as [R, C·K], so a profile still counts the convolution's multiply-adds from W's shape.
+        let dims = try #require(try ModelInitializers.read(prepared.model).first { $0.name == "W0" }?.dims)
+        #expect(dims.count == 2 && dims[1] == 192 * 5 && Int(dims[0] * dims[1]) * 4 == prepared.preparedBytes, "\(dims)")
+        #expect(NodeArithmetic.flops(opType: "DirectConv", inputs: [[1, 192, 700], dims.map(Int.init)], outputs: [[1, 384, 700]])
+                == 2 * 384 * 700 * 192 * 5)
         let runtime = try OnnxRuntime.shared.get()
         for threads in [1, 2] {
             let configuration = SessionConfiguration(intraOpThreads: threads)

@@ -13,8 +13,9 @@
 //           optional int lark_kernel_path: force one SIMD path (LarkKernelPath), for tests and
 //           benchmarks; absent, the best path this CPU has;
 //           optional int prepared_weights (a LarkPreparedWeights form) with ints weight_shape
-//           [M, C, K]: W is then the 1-D form lark_direct_conv_prepared_weights made of the
-//           [M, C, K] weights, read in place (no copy of W is prepared at run time).
+//           [M, C, K]: W is then the form lark_direct_conv_prepared_weights made of the
+//           [M, C, K] weights, as [R, C·K] (zero-padded to whole rows), read in place (no copy of
+//           W is prepared at run time).
 #ifndef LARK_KERNELS_H
 #define LARK_KERNELS_H
 
@@ -67,7 +68,8 @@ typedef enum LarkPreparedWeights {
 
 /// W [M, C, K] (`w`, M·C·K floats) as the DirectConv kernel with these attributes (`path`,
 /// `bf16`, `winograd_outputs`/`winograd_taps`, 0 for none) prepares it on this CPU: a malloc'ed
-/// copy of `*floats` floats in form `*form`, for a graph to hold in W's place. NULL (form NONE)
+/// copy of `*floats` floats in form `*form` (zero-padded to whole rows of C·K: a graph holds it
+/// as [floats / (C·K), C·K]), for a graph to hold in W's place. NULL (form NONE)
 /// when that kernel reads plain W, when its form still needs plain W too (packed FP32 with
 /// output channels past the last whole block), or on bad sizes or no memory.
 float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t path,
