@@ -181,6 +181,24 @@ size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_chann
 /// on `conv->blocks`. Returns 0, or -1 when out of memory.
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed);
 
+// MARK: - Weights held prepared in the graph (ort_custom_op.c; DirectConv and ResidualStack)
+
+/// The form of W a kernel of these settings prepares for itself: NONE when it reads plain W, or
+/// when its packed FP32 form leaves output channels past the last whole block to plain W.
+LarkPreparedWeights lark_prepared_form(int bf16, int fp32_packed, int winograd, int64_t output_channels);
+
+/// The size, in floats (bf16: 32-bit units), of W [M, C, K] in `form` (`plan` for the Winograd forms).
+int64_t lark_prepared_floats(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k);
+
+/// Rows of a prepared W as a graph holds it, [R, C·K]: the form's floats zero-padded to whole rows
+/// of C·K, so that its shape still says the multiply-adds per output sample, as a Conv's W does
+/// (what NodeArithmetic counts a profile's FLOPs from).
+int64_t lark_prepared_rows(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k);
+
+struct LarkTensor;
+/// Whether `w` has the shape lark_prepared_rows gives.
+int lark_prepared_shape_fits(const struct LarkTensor *w, LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k);
+
 // MARK: - bfloat16 (direct_conv_bf16.c)
 
 /// Whether this CPU can run the bf16 path (AVX512-BF16).

@@ -30,6 +30,9 @@ typedef struct DirectConvKernel {
     // Optional F(winograd_outputs, winograd_taps) (winograd.c; FP32): then the cached weights are
     // W transformed for that plan, and each time tile is one lark_winograd_conv sub-problem.
     int64_t winograd_outputs, winograd_taps;
+    // A graph that holds W in the form this kernel reads (attribute prepared_weights, a
+    // LarkPreparedWeights; weight_shape [M, C, K]): W is read in place, nothing is prepared.
+    int64_t prepared_form, weight_shape[3];
     pthread_mutex_t packing;
     const float *packed_from;
     void *packed;
@@ -79,6 +82,64 @@ static int one_dimensional(const int64_t *values, size_t count, int64_t leading,
     return 1;
 }
 
+/// The form of W a kernel of these settings prepares for itself: NONE when it reads plain W, or
+/// when its packed FP32 form leaves output channels past the last whole block to plain W.
+LarkPreparedWeights lark_prepared_form(int bf16, int fp32_packed, int winograd, int64_t output_channels) {
+    if (winograd) return fp32_packed ? LARK_PREPARED_WINOGRAD_PACKED : LARK_PREPARED_WINOGRAD;
+    if (bf16) return LARK_PREPARED_BF16_PACKED;
+    if (fp32_packed && output_channels % LARK_PACKED_CHANNELS == 0) return LARK_PREPARED_FP32_PACKED;
+    return LARK_PREPARED_NONE;
+}
+
+/// The size, in floats (bf16: 32-bit units), of W [M, C, K] in `form` (`plan` for the Winograd forms).
+int64_t lark_prepared_floats(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+    switch (form) {
+    case LARK_PREPARED_FP32_PACKED: return lark_packed_weight_floats(m, c, k);
+    case LARK_PREPARED_BF16_PACKED: return lark_bf16_packed_weight_units(m, c, k);
+    case LARK_PREPARED_WINOGRAD: return plan ? lark_winograd_weight_floats(plan, m, c, 0) : 0;
+    case LARK_PREPARED_WINOGRAD_PACKED: return plan ? lark_winograd_weight_floats(plan, m, c, 1) : 0;
+    default: return 0;
+    }
+}
+
+int64_t lark_prepared_rows(LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+    return (lark_prepared_floats(form, plan, m, c, k) + c * k - 1) / (c * k);
+}
+
+/// Whether `w` is a prepared W of `form` for [M, C, K]: [R, C·K] with lark_prepared_rows' R.
+int lark_prepared_shape_fits(const LarkTensor *w, LarkPreparedWeights form, const LarkWinograd *plan, int64_t m, int64_t c, int64_t k) {
+    return w->rank == 2 && w->dims[1] == c * k && w->dims[0] == lark_prepared_rows(form, plan, m, c, k);
+}
+
+float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t path,
+                                         int64_t bf16, int64_t winograd_outputs, int64_t winograd_taps, int64_t *form, int64_t *floats) {
+    *form = LARK_PREPARED_NONE, *floats = 0;
+    if (output_channels < 1 || input_channels < 1 || kernel < 1 || !lark_kernel_path_available((LarkKernelPath)path)) return NULL;
+    if (bf16 && (!lark_bf16_available() || winograd_outputs > 0)) return NULL;
+    LarkWinograd plan;
+    if (winograd_outputs > 0 && lark_winograd_plan(&plan, kernel, winograd_outputs, winograd_taps)) return NULL;
+    int packed;
+    (void)lark_conv_blocks_for((LarkKernelPath)path, &packed);
+    const int fp32_packed = !bf16 && packed;
+    const LarkPreparedWeights chosen = lark_prepared_form(bf16 != 0, fp32_packed, winograd_outputs > 0, output_channels);
+    const int64_t count = lark_prepared_rows(chosen, winograd_outputs > 0 ? &plan : NULL, output_channels, input_channels, kernel) * input_channels * kernel;
+    if (chosen == LARK_PREPARED_NONE || count < 1) return NULL;
+    // Zeroed: the forms' padding is then the same bytes on every build of a cache entry.
+    float *out = calloc((size_t)count, sizeof(float));
+    if (!out) return NULL;
+    switch (chosen) {
+    case LARK_PREPARED_FP32_PACKED: lark_pack_weights(w, output_channels, input_channels, kernel, out); break;
+    case LARK_PREPARED_BF16_PACKED: lark_bf16_pack_weights(w, output_channels, input_channels, kernel, (uint32_t *)out); break;
+    default:
+        if (lark_winograd_weights(&plan, w, output_channels, input_channels, kernel, fp32_packed, out)) {
+            free(out);
+            return NULL;
+        }
+    }
+    *form = chosen, *floats = count;
+    return out;
+}
+
 static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, const OrtKernelInfo *info, void **out) {
     (void)op;
     DirectConvKernel kernel = {.api = api, .dilation = 1};
@@ -118,6 +179,15 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     int packed;
     kernel.blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
     kernel.fp32_packed = !kernel.bf16 && packed;
+    if (lark_int_attribute(api, info, "prepared_weights", &kernel.prepared_form) && kernel.prepared_form != LARK_PREPARED_NONE) {
+        if (lark_ints_attribute(api, info, "weight_shape", kernel.weight_shape, 3) != 3 || kernel.weight_shape[0] < 1 ||
+            kernel.weight_shape[1] < 1 || kernel.weight_shape[2] < 1)
+            return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights needs weight_shape [M, C, K]");
+        if (kernel.prepared_form != lark_prepared_form(kernel.bf16, kernel.fp32_packed, kernel.winograd_outputs > 0, kernel.weight_shape[0]))
+            return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights names a form this CPU's kernel does not read (prepared for another CPU or path)");
+    } else {
+        kernel.prepared_form = LARK_PREPARED_NONE;
+    }
     DirectConvKernel *copy = malloc(sizeof kernel);
     if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     *copy = kernel;
@@ -248,11 +318,18 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     LarkDirectConv conv = {.dilation = kernel->dilation, .pad_begin = kernel->pad_begin, .blocks = kernel->blocks};
     if (!as_sequence(&t[0], &conv.batch, &conv.input_channels, &conv.input_length))
         return failure(api, ORT_INVALID_ARGUMENT, "X must be [N, C, T] or [N, C, 1, T]");
-    if (t[1].rank != t[0].rank || (t[1].rank == 4 && t[1].dims[2] != 1))
-        return failure(api, ORT_INVALID_ARGUMENT, "W must be [M, C, K] (or [M, C, 1, K] for a 4-D X)");
-    if (t[1].dims[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "W's input channels differ from X's");
-    conv.output_channels = t[1].dims[0];
-    conv.kernel = t[1].dims[t[1].rank - 1];
+    if (kernel->prepared_form) {
+        if (t[1].rank != 2) return failure(api, ORT_INVALID_ARGUMENT, "a prepared W must be 2-D");
+        if (kernel->weight_shape[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "weight_shape's input channels differ from X's");
+        conv.output_channels = kernel->weight_shape[0];
+        conv.kernel = kernel->weight_shape[2];
+    } else {
+        if (t[1].rank != t[0].rank || (t[1].rank == 4 && t[1].dims[2] != 1))
+            return failure(api, ORT_INVALID_ARGUMENT, "W must be [M, C, K] (or [M, C, 1, K] for a 4-D X)");
+        if (t[1].dims[1] != conv.input_channels) return failure(api, ORT_INVALID_ARGUMENT, "W's input channels differ from X's");
+        conv.output_channels = t[1].dims[0];
+        conv.kernel = t[1].dims[t[1].rank - 1];
+    }
     conv.output_length = conv.input_length + kernel->pad_begin + kernel->pad_end - kernel->dilation * (conv.kernel - 1);
     if (conv.output_length < 1 || conv.kernel < 1) return failure(api, ORT_INVALID_ARGUMENT, "the input is shorter than the kernel's reach");
     if (present[2]) {
@@ -269,7 +346,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     }
     conv.has_pre_alpha = kernel->has_pre_alpha, conv.pre_alpha = kernel->pre_alpha;
     conv.has_post_alpha = kernel->has_post_alpha, conv.post_alpha = kernel->post_alpha;
-    conv.x = t[0].data, conv.w = t[1].data;
+    conv.x = t[0].data, conv.w = kernel->prepared_form ? NULL : t[1].data;
 
     OrtValue *output;
     if ((status = KernelContext_GetOutput(api)(context, 0, dims, rank, &output))) return status;
@@ -293,8 +370,13 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         tasks = conv.batch * ((conv.output_length + job.tile - 1) / job.tile);
     }
     void *owned = NULL;
-    if ((kernel->bf16 || kernel->fp32_packed || job.plan) && !(job.packed = cached_weights(kernel, &conv, job.plan, &owned)))
+    if (kernel->prepared_form) {
+        if (!lark_prepared_shape_fits(&t[1], (LarkPreparedWeights)kernel->prepared_form, job.plan, conv.output_channels, conv.input_channels, conv.kernel))
+            return failure(api, ORT_INVALID_ARGUMENT, "a prepared W's size does not fit weight_shape and the Winograd size");
+        job.packed = t[1].data;
+    } else if ((kernel->bf16 || kernel->fp32_packed || job.plan) && !(job.packed = cached_weights(kernel, &conv, job.plan, &owned))) {
         return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
+    }
     atomic_init(&job.failed, 0);
     if (tasks == 1) {
         run_task(&job, 0);

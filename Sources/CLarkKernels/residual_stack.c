@@ -13,7 +13,10 @@
 //           optional int tile: time tile in samples (default by channel count);
 //           optional int lark_kernel_path (LarkKernelPath), for tests;
 //           optional winograd_outputs and winograd_taps (ints, one per convolution): F(m, r) for
-//           the convolutions with m > 0 (winograd.c; FP32 only), DirectConv's kernel for m = 0.
+//           the convolutions with m > 0 (winograd.c; FP32 only), DirectConv's kernel for m = 0;
+//           optional prepared_weights (ints, one per convolution, LarkPreparedWeights): a
+//           convolution with a form there has that form of its W as an [R, C·K] input in W's
+//           place (lark_direct_conv_prepared_weights), read in place.
 //   output  Y, X's shape: post_lrelu(scale · Σ_blocks block(X)).
 //
 // Why: ONNX Runtime runs each of a level's convolutions as a separate node over the whole
@@ -59,6 +62,7 @@ typedef struct StackKernel {
     void *packed[MAX_CONVS];
     int winograd[MAX_CONVS];
     LarkWinograd plan[MAX_CONVS];
+    int64_t prepared_form[MAX_CONVS];  // W given in this form (LarkPreparedWeights), or NONE
 } StackKernel;
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "ResidualStack", message); }
@@ -143,6 +147,14 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     int packed;
     kernel.conv_blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
     kernel.path = bf16 ? BF16 : packed ? FP32_PACKED : FP32_GENERIC;
+    const size_t forms = lark_ints_attribute(api, info, "prepared_weights", kernel.prepared_form, MAX_CONVS);
+    if (forms && forms != convs) return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights must list one value per convolution");
+    for (size_t j = 0; j < forms; j++) {
+        // The channel count is X's, known at run time: a packed FP32 form is checked against it there.
+        const LarkPreparedWeights own = lark_prepared_form(kernel.path == BF16, kernel.path == FP32_PACKED, kernel.winograd[j], LARK_PACKED_CHANNELS);
+        if (kernel.prepared_form[j] != LARK_PREPARED_NONE && kernel.prepared_form[j] != own)
+            return failure(api, ORT_INVALID_ARGUMENT, "prepared_weights names a form this CPU's kernel does not read (prepared for another CPU or path)");
+    }
     StackKernel *copy = malloc(sizeof kernel);
     if (!copy) return failure(api, ORT_RUNTIME_EXCEPTION, "out of memory");
     *copy = kernel;
@@ -326,11 +338,22 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         if ((status = KernelContext_GetInput(api)(context, (size_t)(2 + 2 * j), &value))) return status;
         if (!value) return failure(api, ORT_INVALID_ARGUMENT, "a convolution's B is missing");
         if ((status = lark_read_tensor(api, value, "ResidualStack", &b))) return status;
+        if (b.rank != 1 || b.dims[0] != job.channels) return failure(api, ORT_INVALID_ARGUMENT, "every B must be [C]");
+        job.b[j] = b.data;
+        const LarkPreparedWeights form = (LarkPreparedWeights)kernel->prepared_form[j];
+        if (form != LARK_PREPARED_NONE) {
+            // W in the form the kernel reads, in place (nothing to prepare).
+            if (form == LARK_PREPARED_FP32_PACKED && job.channels % LARK_PACKED_CHANNELS != 0)
+                return failure(api, ORT_INVALID_ARGUMENT, "a packed W needs channels in whole 8-channel blocks");
+            if (!lark_prepared_shape_fits(&w, form, kernel->winograd[j] ? &kernel->plan[j] : NULL, job.channels, job.channels, kernel->kernel[j]))
+                return failure(api, ORT_INVALID_ARGUMENT, "a prepared W's size does not fit the channels, the kernel and the Winograd size");
+            job.packed[j] = w.data;
+            continue;
+        }
         const int shaped = (w.rank == 3 && w.dims[2] == kernel->kernel[j]) || (w.rank == 4 && w.dims[2] == 1 && w.dims[3] == kernel->kernel[j]);
         if (!shaped || w.dims[0] != job.channels || w.dims[1] != job.channels)
             return failure(api, ORT_INVALID_ARGUMENT, "every W must be [C, C, K] with X's C and the kernels attribute's K");
-        if (b.rank != 1 || b.dims[0] != job.channels) return failure(api, ORT_INVALID_ARGUMENT, "every B must be [C]");
-        job.w[j] = w.data, job.b[j] = b.data;
+        job.w[j] = w.data;
     }
     OrtValue *output;
     if ((status = KernelContext_GetOutput(api)(context, 0, x.dims, x.rank, &output))) return status;
@@ -345,7 +368,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     if (prepared) {
         pthread_mutex_lock(&kernel->packing);
         for (int64_t j = 0; j < kernel->convs && !result; j++) {
-            if (kernel->path == FP32_GENERIC && !kernel->winograd[j]) continue;
+            if ((kernel->path == FP32_GENERIC && !kernel->winograd[j]) || kernel->prepared_form[j] != LARK_PREPARED_NONE) continue;
             if (!kernel->packed[j]) {
                 // The process's copy, shared with the other sessions' kernels (shared_prepared.c).
                 const int64_t fields[] = {'R', job.channels, kernel->kernel[j], kernel->path, kernel->winograd[j] ? kernel->plan[j].m : 0,

@@ -36,8 +36,9 @@ public enum ConvolutionRewrite {
     /// `.10-lean`: `SubpixelInterleave` reads the blocked layout, without the `ReorderOutput` before it;
     /// `.11-lean`: `TimeChunks` leaves a narrow end alone where Lark's kernels hold all its small convolutions;
     /// `.11-wino2`: FP32 convolutions above 64 channels may be Winograd DirectConv nodes;
-    /// `.13`: all of those together.)
-    public static let version = "2026-12-02.13-wino2-lean"
+    /// `.13`: all of those together; `.15-mem`: DirectConv's and ResidualStack's weights are held in the form
+    /// their kernels read, `PreparedWeightsRewrite`.)
+    public static let version = "2026-12-02.15-mem"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

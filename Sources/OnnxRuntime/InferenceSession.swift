@@ -148,10 +148,14 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Loads a model from its bytes (a model Lark rewrote before loading). ONNX Runtime copies
     /// what it needs: `model` may be freed once this returns.
+    /// `externalDataFolder`: where the files its external-data initializers name are (a model
+    /// whose shared weights are stubs, `InitializerStubs`, names an existing file there).
     public convenience init(
-        model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime, weights: SharedWeights? = nil
+        model: [UInt8], configuration: SessionConfiguration, runtime: OnnxRuntime, weights: SharedWeights? = nil,
+        externalDataFolder: String? = nil
     ) throws(OnnxRuntimeError) {
-        try self.init(configuration: configuration, runtime: runtime, weights: weights) { options throws(OnnxRuntimeError) in
+        try self.init(configuration: configuration, runtime: runtime, weights: weights, externalDataFolder: externalDataFolder) {
+            options throws(OnnxRuntimeError) in
             var session: OpaquePointer?
             let status = model.withUnsafeBytes { bytes in
                 if let weights {
@@ -190,7 +194,7 @@ public final class InferenceSession: @unchecked Sendable {
 
     private init(
         configuration: SessionConfiguration, runtime: OnnxRuntime, optimizedModelPath: String? = nil, weights: SharedWeights? = nil,
-        create: (OpaquePointer?) throws(OnnxRuntimeError) -> OpaquePointer
+        externalDataFolder: String? = nil, create: (OpaquePointer?) throws(OnnxRuntimeError) -> OpaquePointer
     ) throws(OnnxRuntimeError) {
         self.runtime = runtime
         self.configuration = configuration
@@ -214,6 +218,9 @@ public final class InferenceSession: @unchecked Sendable {
         }
         for (key, value) in configuration.sessionEntries {
             try runtime.check(api.AddSessionConfigEntry(options, key, value))
+        }
+        if let externalDataFolder {
+            try runtime.check(api.AddSessionConfigEntry(options, "session.model_external_initializers_file_folder_path", externalDataFolder))
         }
         if configuration.useCUDA {
             try Self.appendCUDA(to: options!, runtime: runtime)

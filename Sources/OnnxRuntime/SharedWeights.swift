@@ -36,6 +36,8 @@ public final class SharedWeights: @unchecked Sendable {
     private let storage: UnsafeMutableRawPointer?
     /// Bytes of weights held.
     public let byteCount: Int
+    /// The initializers held, by name.
+    public var names: Set<String> { Set(values.map(\.name)) }
 
     /// Copies `tensors` into one block of memory of its own (each tensor aligned to 64 bytes, as
     /// ONNX Runtime's kernels prefer). Tensors of no bytes are left to the model.

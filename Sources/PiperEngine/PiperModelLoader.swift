@@ -65,10 +65,11 @@ struct PiperModelLoader: Sendable {
         guard let entry = cache.header(for: key, voice: source.id) else { return nil }
         do {
             let verified = Mutex(false)
-            let weights = sharedWeights { [UInt8](try Data(contentsOf: URL(fileURLWithPath: entry.path), options: .alwaysMapped)) }
+            let shared = sharedModel { [UInt8](try Data(contentsOf: URL(fileURLWithPath: entry.path), options: .alwaysMapped)) }
             let sessions = try Self.sessions(for: configurations, besides: { verified.withLock { $0 = cache.verify(entry) } }) {
                 configuration throws(OnnxRuntimeError) in
-                try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime, weights: weights)
+                if let shared, let session = try? shared.session(Self.basic(configuration), runtime: runtime) { return session }
+                return try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime, weights: shared?.weights)
             }
             guard verified.withLock({ $0 }) else { return nil }
             guard let audio = try? Self.probe(sessions[sessions.count - 1]), Self.matches(audio, entry.header.probe) else {
@@ -144,17 +145,21 @@ struct PiperModelLoader: Sendable {
     }
 
     /// `model` as ONNX Runtime optimizes it on this machine, then with the blocked layout's
-    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`) and its shape
-    /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time): the cleaned model,
+    /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`), its shape
+    /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time)
+    /// and DirectConv's weights stored as its kernel reads them (`PreparedWeightsRewrite`): the cleaned model,
     /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
     /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
         guard let (optimized, expected) = optimizedAndProbed(model),
               let cleaned = try? BlockedLayoutCleanup.apply(to: optimized, nchwcBlock: Int(lark_nchwc_block_size())), cleaned.replacedNodes > 0,
-              let final = try? ShapeAnnotations.remove(from: cleaned.model).model,
-              case let weights = sharedWeights({ final }),
+              let unprepared = try? ShapeAnnotations.remove(from: cleaned.model).model,
+              // DirectConv's weights in the form its kernel reads (one copy of them, not two).
+              case let final = (try? PreparedWeightsRewrite.apply(to: unprepared, prepare: PreparedConvolutionWeights.prepare))?.model ?? unprepared,
+              case let shared = sharedModel({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
-                  try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: weights)
+                  if let shared, let session = try? shared.session(Self.basic(configuration), runtime: runtime) { return session }
+                  return try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: shared?.weights)
               }),
               let actual = try? Self.probe(sessions[sessions.count - 1]), Self.matches(actual, expected)
         else { return nil }
@@ -171,16 +176,45 @@ struct PiperModelLoader: Sendable {
         return (optimized, expected)
     }
 
-    /// The model's weights held once for all its sessions (`SharedWeights`), when the voice keeps
-    /// more than one: its narrow session then costs little more memory than its graph. Nil for a
-    /// voice of one session, or when the model's weights cannot be read (each session then loads
-    /// its own copy, as ONNX Runtime does by default).
-    private func sharedWeights(_ model: () throws -> [UInt8]) -> SharedWeights? {
+    /// A model's weights held once for all its sessions (`SharedWeights`), and the model as those
+    /// sessions load it: without the shared weights' bytes (`InitializerStubs`), so that ONNX
+    /// Runtime's parse of it, once per session and at the same time, does not hold another copy
+    /// of them each. The stubs name the voice's model file, which exists (their data is never read).
+    /// Only large float tensors are stubs: ONNX Runtime's shape inference reads small constants
+    /// (axes, shapes) from the model itself.
+    struct SharedModel {
+        let weights: SharedWeights
+        let stubbed: [UInt8]
+        let folder: String
+
+        func session(_ configuration: SessionConfiguration, runtime: OnnxRuntime) throws(OnnxRuntimeError) -> InferenceSession {
+            try InferenceSession(model: stubbed, configuration: configuration, runtime: runtime, weights: weights, externalDataFolder: folder)
+        }
+    }
+
+    static let smallestStub = 64 * 1024
+
+    /// The model's weights held once for all its sessions, when the voice keeps more than one:
+    /// its narrow session then costs little more memory than its graph. Nil for a voice of one
+    /// session, or when the model's weights cannot be read (each session then loads its own
+    /// copy, as ONNX Runtime does by default). The model's bytes are gone when this returns.
+    private func sharedModel(_ model: () throws -> [UInt8]) -> SharedModel? {
         guard configurations.count > 1, let bytes = try? model() else { return nil }
-        guard let initializers = try? ModelInitializers.read(bytes), !initializers.isEmpty else { return nil }
-        return try? SharedWeights(
-            tensors: initializers.map { .init(name: $0.name, elementType: $0.dataType, shape: $0.dims, bytes: bytes[$0.rawData]) },
-            runtime: runtime)
+        return Self.sharedModel(bytes, modelPath: source.modelPath, runtime: runtime)
+    }
+
+    /// `model`'s weights as `SharedWeights` and the model with stubs for its large ones, naming
+    /// the file at `modelPath`; nil when the weights cannot be read or the stubs written.
+    static func sharedModel(_ model: [UInt8], modelPath: String, runtime: OnnxRuntime) -> SharedModel? {
+        guard let initializers = try? ModelInitializers.read(model), !initializers.isEmpty,
+              let weights = try? SharedWeights(
+                  tensors: initializers.map { .init(name: $0.name, elementType: $0.dataType, shape: $0.dims, bytes: model[$0.rawData]) },
+                  runtime: runtime)
+        else { return nil }
+        let file = URL(fileURLWithPath: modelPath).standardizedFileURL
+        let large = Set(initializers.filter { $0.dataType == 1 && $0.rawData.count >= smallestStub }.map(\.name))
+        guard let stubbed = try? InitializerStubs.apply(to: model, names: large, location: file.lastPathComponent) else { return nil }
+        return SharedModel(weights: weights, stubbed: stubbed, folder: file.deletingLastPathComponent().path)
     }
 
     /// One session per configuration, created at the same time: a session's creation is
@@ -211,7 +245,7 @@ struct PiperModelLoader: Sendable {
 
     /// Audio for ids 10–29 between Piper's start and end ids (some speech from any voice's
     /// alphabet), noise off: the same on every run of a given graph.
-    private static func probe(_ session: InferenceSession) throws(OnnxRuntimeError) -> [Float] {
+    static func probe(_ session: InferenceSession) throws(OnnxRuntimeError) -> [Float] {
         let ids: [Int64] = [1, 0] + (10..<30).flatMap { [Int64($0), 0] } + [2]
         var inputs: [InputTensor] = [
             .int64(name: "input", shape: [1, Int64(ids.count)], values: ids),

@@ -118,6 +118,18 @@ import Testing
         #expect(cache.listing(onnxRuntime: Self.onnxRuntimeVersion).map(\.problem) == [nil])
 
         let valid = try Data(contentsOf: URL(fileURLWithPath: entryPath))
+        // DirectConv's weights are held in one form only, the one its kernel reads: nothing is left
+        // for a kernel to prepare beside them (PreparedWeightsRewrite).
+        let leftToPrepare = try PreparedWeightsRewrite.apply(to: [UInt8](valid), prepare: PreparedConvolutionWeights.prepare)
+        #expect(leftToPrepare.replaced == 0, "\(leftToPrepare.replaced) convolutions hold W that their kernels prepare again")
+        // A voice of several sessions loads the entry with stubs for its large weights (given in
+        // memory), and speaks on the probe exactly as the entry loaded whole does.
+        let runtime = try OnnxRuntime.shared.get()
+        let shared = try #require(PiperModelLoader.sharedModel([UInt8](valid), modelPath: Checkout.joeModel, runtime: runtime))
+        #expect(shared.stubbed.count < valid.count / 10, "\(shared.stubbed.count) bytes of \(valid.count) left")
+        let basic = SessionConfiguration(optimization: .basic)
+        let whole = try PiperModelLoader.probe(InferenceSession(modelPath: entryPath, configuration: basic, runtime: runtime))
+        #expect(try PiperModelLoader.probe(shared.session(basic, runtime: runtime)) == whole)
         let key = try cache.key(forModelAt: Checkout.joeModel, onnxRuntime: Self.onnxRuntimeVersion, session: "optimization=all intra=1 inter=1")
         #expect(cache.entry(for: key, voice: "en_US-joe-medium") != nil)
 

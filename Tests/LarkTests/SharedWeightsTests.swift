@@ -107,6 +107,30 @@ import Testing
         #expect(zip(own, shared).enumerated().allSatisfy { index, pair in abs(pair.0 - pair.1 - (index < 5 ? 0.25 : -0.5)) < 1e-5 })
     }
 
+    /// A model whose shared weights are stubs (`InitializerStubs`: no bytes, data said to be in an
+    /// existing file that is never read) loads with the shared tensors and computes what the
+    /// whole model computes; the stubs are no longer weights with bytes of their own.
+    @Test func aModelWithStubsForItsSharedWeightsComputesTheSame() throws {
+        let model = try TinyModel.conv1D(opset: 13, sharedWeight: true)
+        let runtime = try OnnxRuntime.shared.get()
+        let weights = try Self.weights(of: model, runtime: runtime)
+        let directory = OptimizedVoiceCacheTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("not weights".utf8).write(to: URL(fileURLWithPath: directory + "/voice.onnx"))
+        let stubbed = try InitializerStubs.apply(to: model, names: weights.names, location: "voice.onnx")
+        #expect(weights.names == ["W", "B"])
+        #expect(try ModelInitializers.read(stubbed).isEmpty, "no initializer keeps its bytes")
+        let (_, _, graph) = try #require(try GraphSummary.read(stubbed))
+        #expect(graph.tensorsByName.keys.sorted() == ["B", "W"])
+        #expect(graph.tensorsByName.values.allSatisfy { $0.isExternal && $0.rawData == nil && !$0.dims.isEmpty }, "name, type and shape, no bytes")
+        let expected = try InferenceSession(model: model, configuration: .init(), runtime: runtime).run(ShapeAnnotationsTests.input)
+        for threads in [1, 2] {
+            let session = try InferenceSession(
+                model: stubbed, configuration: .init(intraOpThreads: threads), runtime: runtime, weights: weights, externalDataFolder: directory)
+            #expect(try session.run(ShapeAnnotationsTests.input) == expected)
+        }
+    }
+
     /// A voice of two sessions (wide and narrow) built into the cache, then loaded from it: both
     /// times its weights are shared, and it speaks what a voice of one session speaks.
     @Test func aVoiceOfTwoSessionsSpeaksAsAVoiceOfOne() async throws {

@@ -11,7 +11,11 @@
 //           optional int bf16: 1 multiplies in bfloat16 (weights and activations rounded to bf16,
 //           FP32 sums and output), only on CPUs with AVX512-BF16 (lark_bf16_supported);
 //           optional int lark_kernel_path: force one SIMD path (LarkKernelPath), for tests and
-//           benchmarks; absent, the best path this CPU has.
+//           benchmarks; absent, the best path this CPU has;
+//           optional int prepared_weights (a LarkPreparedWeights form) with ints weight_shape
+//           [M, C, K]: W is then the form lark_direct_conv_prepared_weights made of the
+//           [M, C, K] weights, as [R, C·K] (zero-padded to whole rows), read in place (no copy of
+//           W is prepared at run time).
 #ifndef LARK_KERNELS_H
 #define LARK_KERNELS_H
 
@@ -52,6 +56,24 @@ void *lark_acquire_prepared(const void *source, uint64_t key, void *(*prepare)(v
 
 /// Gives back one lark_acquire_prepared result; the copy is freed with its last user.
 void lark_release_prepared(void *data);
+
+/// The forms DirectConv reads weights in, besides plain W (attribute `prepared_weights`).
+typedef enum LarkPreparedWeights {
+    LARK_PREPARED_NONE = 0,
+    LARK_PREPARED_FP32_PACKED = 1,      // lark_pack_weights (whole 8-channel blocks only)
+    LARK_PREPARED_BF16_PACKED = 2,      // lark_bf16_pack_weights
+    LARK_PREPARED_WINOGRAD = 3,         // lark_winograd_weights, plain (generic micro-kernels)
+    LARK_PREPARED_WINOGRAD_PACKED = 4,  // lark_winograd_weights for the packed FP32 path
+} LarkPreparedWeights;
+
+/// W [M, C, K] (`w`, M·C·K floats) as the DirectConv kernel with these attributes (`path`,
+/// `bf16`, `winograd_outputs`/`winograd_taps`, 0 for none) prepares it on this CPU: a malloc'ed
+/// copy of `*floats` floats in form `*form` (zero-padded to whole rows of C·K: a graph holds it
+/// as [floats / (C·K), C·K]), for a graph to hold in W's place. NULL (form NONE)
+/// when that kernel reads plain W, when its form still needs plain W too (packed FP32 with
+/// output channels past the last whole block), or on bad sizes or no memory.
+float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t path,
+                                         int64_t bf16, int64_t winograd_outputs, int64_t winograd_taps, int64_t *form, int64_t *floats);
 
 /// A short name for a path ("avx512", "avx2", "neon", "scalar").
 const char *lark_kernel_path_name(LarkKernelPath path);
