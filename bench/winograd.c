@@ -9,8 +9,7 @@
 // work (2·C²·30 per sample) and the error against the level run directly.
 //
 // Build and run: bash bench/winograd   (env: REPS=5 LENGTH=16000 CHECK=1 LEVELS=1 SHAPES=1
-//                LEVEL32=53000 LEVEL64=26500 LEVEL128=13250; BIG=1: the flow's shapes; SPLIT=1: the
-//                flow's convolution in one-thread against two-thread tiles)
+//                LEVEL32=53000 LEVEL64=26500 LEVEL128=13250)
 #include "direct_conv.h"
 #include "kernel_bench.h"
 #include "residual_stack.c"  // ort_custom_op.c registers it
@@ -201,62 +200,9 @@ static void big_shapes(int64_t reps, int64_t check) {
         }
 }
 
-/// Seconds of one run of `full` in time tiles of `tile` samples, one after the other on this thread,
-/// as DirectConv's Winograd tasks cut it (a tile reads the input from its first sample's reach).
-static double tiled_seconds(const LarkDirectConv *full, const LarkWinograd *plan, const float *u, int64_t tile) {
-    const double start = now();
-    for (int64_t t0 = 0; t0 < full->output_length; t0 += tile) {
-        int64_t base = t0 - full->pad_begin;
-        if (base < 0) base = 0;
-        LarkDirectConv conv = *full;
-        conv.input_length = full->input_length - base, conv.output_length = full->output_length - t0 < tile ? full->output_length - t0 : tile;
-        conv.pad_begin = full->pad_begin - (t0 - base);
-        conv.x = full->x + base, conv.x_row = full->input_length, conv.y = full->y + t0, conv.y_row = full->output_length;
-        lark_winograd_conv(&conv, plan, u, 1);
-    }
-    return now() - start;
-}
-
-/// The flow's 192->384 k5 convolution as F(4, 5) at a short sentence's frame counts, on one thread:
-/// in DirectConv's tiles for a one-thread session (whole chunks) against the tiles it cuts for a
-/// second thread (about 4 per sequence), best of REPS (x40). SPLIT=1.
-static void split_tiles(int64_t reps) {
-    const int64_t cin = 192, cout = 384, k = 5, lengths[] = {120, 241, 400, 700};
-    LarkWinograd plan;
-    if (lark_winograd_plan(&plan, k, 4, 5)) return;
-    float *w = floats(cout * cin * k), *b = floats(cout);
-    for (int64_t i = 0; i < cout * cin * k; i++) w[i] = uniform() * 1.7f / sqrtf((float)(cin * k));
-    for (int64_t i = 0; i < cout; i++) b[i] = uniform() * 0.1f;
-    float *u = floats(lark_winograd_weight_floats(&plan, cout, cin, 1) + 16);
-    lark_winograd_weights(&plan, w, cout, cin, k, 1, u);
-    printf("split tiles, 192->384 k5 F(4,5): T one_thread_tile us two_thread_tile us ratio\n");
-    for (int li = 0; li < 4; li++) {
-        const int64_t t = lengths[li];
-        float *x = floats(cin * t), *y = floats(cout * t);
-        for (int64_t i = 0; i < cin * t; i++) x[i] = uniform();
-        LarkDirectConv conv = {
-            .batch = 1, .input_channels = cin, .output_channels = cout, .input_length = t, .output_length = t, .kernel = k, .dilation = 1,
-            .pad_begin = 2, .x = x, .b = b, .y = y, .blocks = lark_conv_blocks_avx512(),
-        };
-        conv.scratch_bytes = lark_winograd_scratch_bytes(&plan, cin, cout, 1);
-        conv.scratch = floats((int64_t)conv.scratch_bytes / 4 + 16);
-        const int64_t one = lark_winograd_direct_tile(&plan, cin, cout, 1, t, 1), two = lark_winograd_direct_tile(&plan, cin, cout, 1, t, 2);
-        double best[2] = {1e9, 1e9};
-        for (int64_t rep = 0; rep < reps * 40; rep++)
-            for (int v = 0; v < 2; v++) {
-                const double took = tiled_seconds(&conv, &plan, u, v ? two : one);
-                if (took < best[v]) best[v] = took;
-            }
-        printf("%lld %lld %.1f %lld %.1f %.2f\n", (long long)t, (long long)one, best[0] * 1e6, (long long)two, best[1] * 1e6, best[1] / best[0]);
-        free(x), free(y), free(conv.scratch);
-    }
-    free(w), free(b), free(u);
-}
-
 int main(void) {
     const int64_t reps = env_int("REPS", 5), length = env_int("LENGTH", 16000), check = env_int("CHECK", 1);
     if (env_int("BIG", 0)) { big_shapes(reps, check); return 0; }
-    if (env_int("SPLIT", 0)) { split_tiles(reps); return 0; }
     if (env_int("LEVELS", 1)) levels(reps);
     if (!env_int("SHAPES", 1)) return 0;
     static const int64_t shapes[][2] = {{3, 1}, {3, 2}, {5, 2}, {5, 6}, {7, 3}, {7, 12}};

@@ -172,13 +172,6 @@ int lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t outp
 /// of lark_winograd_conv's chunks (its rows fill about L2), so that a tile wastes no partial chunk.
 int64_t lark_winograd_tile_samples(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels);
 
-/// DirectConv's time tile for `plan` on a sequence of `batch` items of `length` samples, for a
-/// session of `threads` intra-op threads (0: not known): lark_winograd_tile_samples, except that a
-/// short sequence (under 4 tiles) is cut into about 4 (whole packed blocks, at least two), so that
-/// a second thread has work, unless the session has one thread, where shorter tiles only cost.
-int64_t lark_winograd_direct_tile(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t batch, int64_t length,
-                                  int threads);
-
 /// The scratch one lark_winograd_conv call takes (pass it as `conv->scratch`, or it allocates).
 size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation);
 

@@ -359,9 +359,14 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         if (lark_winograd_plan(&plan, conv.kernel, kernel->winograd_outputs, kernel->winograd_taps))
             return failure(api, ORT_INVALID_ARGUMENT, "the Winograd size does not fit W's kernel (r = m when the kernel is longer than r)");
         job.plan = &plan;
-        // A short sequence (the flow's sentences) in about 4 tiles for a second thread, except on
-        // one thread (bench/winograd SPLIT=1: there the shorter tiles cost 1.2-1.6x at 120-241 frames).
-        job.tile = lark_winograd_direct_tile(&plan, conv.input_channels, conv.output_channels, conv.batch, conv.output_length, lark_session_threads());
+        job.tile = lark_winograd_tile_samples(&plan, conv.input_channels, conv.output_channels);
+        // A short sequence (the flow's sentences: 1-5 chunks) in at least 4 tiles, so that a second
+        // thread has work; no shorter than one packed block of samples.
+        if (conv.batch * ((conv.output_length + job.tile - 1) / job.tile) < 4) {
+            const int64_t quarter = (conv.output_length + 3) / 4;
+            job.tile = (quarter + LARK_PACKED_SAMPLES - 1) / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
+            if (job.tile < 2 * LARK_PACKED_SAMPLES) job.tile = 2 * LARK_PACKED_SAMPLES;
+        }
         tasks = conv.batch * ((conv.output_length + job.tile - 1) / job.tile);
     }
     void *owned = NULL;
@@ -390,10 +395,6 @@ static void destroy_kernel(void *opaque) {
     free(kernel);
 }
 static const LarkOperator direct_conv_op = LARK_OPERATOR("DirectConv", 4, 2, 1, create_kernel, compute, destroy_kernel);
-
-static _Thread_local int session_threads;
-void lark_set_session_threads(int threads) { session_threads = threads; }
-int lark_session_threads(void) { return session_threads; }
 
 // MARK: - The callbacks every ai.lark operator shares
 

@@ -154,22 +154,6 @@ int64_t lark_winograd_tile_samples(const LarkWinograd *plan, int64_t input_chann
     return chunk_samples(plan, input_channels > output_channels ? input_channels : output_channels);
 }
 
-int64_t lark_winograd_direct_tile(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t batch, int64_t length,
-                                  int threads) {
-    int64_t tile = lark_winograd_tile_samples(plan, input_channels, output_channels);
-    if (threads == 1 || batch * ((length + tile - 1) / tile) >= 4) return tile;
-    const int64_t quarter = (length + 3) / 4;
-    tile = (quarter + LARK_PACKED_SAMPLES - 1) / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
-    return tile < 2 * LARK_PACKED_SAMPLES ? 2 * LARK_PACKED_SAMPLES : tile;
-}
-
-int64_t lark_direct_conv_winograd_tile(int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t winograd_outputs,
-                                       int64_t winograd_taps, int64_t batch, int64_t length, int threads) {
-    LarkWinograd plan;
-    if (lark_winograd_plan(&plan, kernel, winograd_outputs, winograd_taps)) return 0;
-    return lark_winograd_direct_tile(&plan, input_channels, output_channels, batch, length, threads);
-}
-
 size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels, int64_t dilation) {
     const int64_t channels = input_channels > output_channels ? input_channels : output_channels;
     const Chunk c = chunk_for(plan, dilation, chunk_samples(plan, channels));

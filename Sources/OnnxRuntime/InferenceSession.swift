@@ -384,9 +384,6 @@ public final class InferenceSession: @unchecked Sendable {
 
         var outputs = [OpaquePointer?](repeating: nil, count: requested.count)
         let inputNames = inputs.map(\.name)
-        // Lark's kernels learn the session's threads from the thread that runs its nodes (this one).
-        lark_set_session_threads(Int32(configuration.intraOpThreads))
-        defer { lark_set_session_threads(0) }
         let status = withCStrings(inputNames) { inputNamePointers in
             withCStrings(requested) { outputNamePointers in
                 values.withUnsafeBufferPointer { valuePointers in

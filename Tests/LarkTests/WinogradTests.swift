@@ -160,38 +160,6 @@ import Testing
         }
     }
 
-    /// DirectConv's Winograd path cuts a short sequence (a sentence's frames in the flow) into about
-    /// 4 tiles so that a second thread has work, but not in a one-thread session, which it learns
-    /// from the thread running the session's nodes (`InferenceSession` sets it around each run);
-    /// both give the same samples.
-    @Test func aShortSequenceIsCutForASecondThreadOnly() throws {
-        let tile = { (length: Int64, threads: Int32) in lark_direct_conv_winograd_tile(384, 192, 5, 4, 5, 1, length, threads) }
-        let chunk = tile(241, 1)
-        #expect(chunk >= 192, "one thread: a whole chunk")
-        for threads: Int32 in [0, 2] {
-            #expect(tile(241, threads) < chunk, "\(threads) threads: cut for a second thread")
-            #expect(tile(8 * chunk, threads) == chunk, "\(threads) threads: a long sequence has tiles enough")
-        }
-        #expect(lark_direct_conv_winograd_tile(384, 192, 5, 4, 3, 1, 241, 1) == 0, "F(4, 3) pieces do not fit 5 taps")
-        lark_set_session_threads(1)
-        #expect(lark_session_threads() == 1)
-        lark_set_session_threads(0)
-
-        let shape = DirectConvolutionShape(inputChannels: 192, outputChannels: 384, kernel: 5, padBegin: 2, padEnd: 2, bias: true)
-        var random = TestRandom(seed: 17)
-        let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * 0.03 }
-        let bias = (0..<384).map { _ in random.uniform() }
-        let model = try DirectConvolutionRewrite.singleConvolution(shape, length: 241, weights: weights, bias: bias, winograd: WinogradSize(outputs: 4, taps: 5))
-        let inputs: [InputTensor] = [.float32(name: "X", shape: [1, 192, 241], values: (0..<192 * 241).map { _ in random.uniform() })]
-        let runtime = try OnnxRuntime.shared.get()
-        let reference = try InferenceSession(model: model.plain, configuration: .init(), runtime: runtime).run(inputs)
-        let one = try InferenceSession(model: model.direct, configuration: .init(intraOpThreads: 1), runtime: runtime).run(inputs)
-        #expect(lark_session_threads() == 0, "the hint is the run's only")
-        let two = try InferenceSession(model: model.direct, configuration: .init(intraOpThreads: 2), runtime: runtime).run(inputs)
-        #expect(one == two, "whole chunks and the cut tiles compute the same samples")
-        #expect(DirectConvolutionTests.relativeDifference(reference, one) <= 1e-4)
-    }
-
     /// Prepared weights are one copy per process: a second kernel (another session's) preparing the
     /// same W the same way gets the first copy without preparing again; another preparation of it
     /// gets its own; the copy lives until its last user gives it back.

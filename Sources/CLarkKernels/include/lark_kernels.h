@@ -78,21 +78,6 @@ float *lark_direct_conv_prepared_weights(const float *w, int64_t output_channels
 /// A short name for a path ("avx512", "avx2", "neon", "scalar").
 const char *lark_kernel_path_name(LarkKernelPath path);
 
-/// The intra-op threads of the session whose run the calling thread is making (0: not known, or
-/// ONNX Runtime's default of every core). Set around each run by the caller of `Run`, on the thread
-/// that calls it, which is where ONNX Runtime's sequential executor computes every node. Why: the
-/// C API tells a custom operator nothing of its session's threads, and a kernel that cuts a short
-/// sequence into extra tiles so that a second thread has work only loses by it on one thread.
-void lark_set_session_threads(int threads);
-int lark_session_threads(void);
-
-/// DirectConv's time tile, in output samples, for a Winograd F(`winograd_outputs`, `winograd_taps`)
-/// convolution of `kernel` taps, `input_channels` → `output_channels`, on `batch` sequences of
-/// `length` samples in a session of `threads` intra-op threads (0: not known); 0 when the size does
-/// not fit the kernel. A short sequence is cut into about 4 tiles for a second thread, except on one.
-int64_t lark_direct_conv_winograd_tile(int64_t output_channels, int64_t input_channels, int64_t kernel, int64_t winograd_outputs,
-                                       int64_t winograd_taps, int64_t batch, int64_t length, int threads);
-
 /// Adds the "ai.lark" custom-operator domain to ONNX Runtime session options. `ort_api` is the
 /// runtime's `const OrtApi *`, `session_options` an `OrtSessionOptions *`. Returns the runtime's
 /// `OrtStatus *` (NULL on success). The domain is created once per process and never released:
