@@ -377,13 +377,15 @@ struct MotoServers: Sendable {
     let authenticated: MotoServer
     let authenticatedKeys: S3Credentials?
 
-    /// Ports 31000–31999, chosen by process id so that parallel runs in other checkouts differ.
-    static var basePort: Int { 31000 + Int(getpid() % 500) * 2 }
+    /// Offsets 260–299 of the suites' one port scheme (`ServerLifecycleTests.port`): their own
+    /// range of 26000–32298, so that no other suite's server lands on them (the process id picks
+    /// the base, so parallel runs in other checkouts differ). 260 and 261 here, 262 `JobS3Tests`.
+    static var basePort: Int { ServerLifecycleTests.port(260) }
 
-    /// A port in 31000–31999 on which nothing listens (checked by trying to connect).
+    /// A port of offsets 263–299 on which nothing listens (checked by trying to connect).
     static func closedPort() throws -> Int {
-        for offset in 2..<1000 {
-            let port = 31000 + (basePort - 31000 + offset) % 1000
+        for offset in 263..<300 {
+            let port = ServerLifecycleTests.port(offset)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()

@@ -6,8 +6,8 @@ import Testing
 @Suite(.serialized) struct JobS3Tests {
     typealias ServerProcess = ServerLifecycleTests.ServerProcess
 
-    /// A port apart from the storage suite's two.
-    static var motoPort: Int { 31000 + (MotoServers.basePort - 31000 + 501) % 1000 }
+    /// A port apart from the storage suite's two (`MotoServers.basePort`).
+    static var motoPort: Int { ServerLifecycleTests.port(262) }
     static let credentials = ["AWS_ACCESS_KEY_ID": "lark-test", "AWS_SECRET_ACCESS_KEY": "lark-test-secret"]
 
     @Test func jobAudioLandsInTheBucketAndIsServedByPresignedURL() async throws {
