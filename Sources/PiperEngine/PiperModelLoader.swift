@@ -68,8 +68,9 @@ struct PiperModelLoader: Sendable {
             let shared = sharedModel { [UInt8](try Data(contentsOf: URL(fileURLWithPath: entry.path), options: .alwaysMapped)) }
             let sessions = try Self.sessions(for: configurations, besides: { verified.withLock { $0 = cache.verify(entry) } }) {
                 configuration throws(OnnxRuntimeError) in
-                if let shared, let session = try? shared.session(Self.basic(configuration), runtime: runtime) { return session }
-                return try InferenceSession(modelPath: entry.path, configuration: Self.basic(configuration), runtime: runtime, weights: shared?.weights)
+                try session(configuration, shared: shared) { basic, weights throws(OnnxRuntimeError) in
+                    try InferenceSession(modelPath: entry.path, configuration: basic, runtime: runtime, weights: weights)
+                }
             }
             guard verified.withLock({ $0 }) else { return nil }
             guard let audio = try? Self.probe(sessions[sessions.count - 1]), Self.matches(audio, entry.header.probe) else {
@@ -158,8 +159,9 @@ struct PiperModelLoader: Sendable {
               case let final = (try? PreparedWeightsRewrite.apply(to: unprepared, prepare: PreparedConvolutionWeights.prepare))?.model ?? unprepared,
               case let shared = sharedModel({ final }),
               let sessions = try? Self.sessions(for: configurations, { configuration throws(OnnxRuntimeError) in
-                  if let shared, let session = try? shared.session(Self.basic(configuration), runtime: runtime) { return session }
-                  return try InferenceSession(model: final, configuration: Self.basic(configuration), runtime: runtime, weights: shared?.weights)
+                  try session(configuration, shared: shared) { basic, weights throws(OnnxRuntimeError) in
+                      try InferenceSession(model: final, configuration: basic, runtime: runtime, weights: weights)
+                  }
               }),
               let actual = try? Self.probe(sessions[sessions.count - 1]), Self.matches(actual, expected)
         else { return nil }
@@ -193,6 +195,18 @@ struct PiperModelLoader: Sendable {
     }
 
     static let smallestStub = 64 * 1024
+
+    /// A session of `configuration` (made basic): from `shared`'s stubbed graph when the voice shares
+    /// its weights, else, or when that graph fails to load, from `whole` (the whole graph, given the
+    /// shared weights if any).
+    private func session(
+        _ configuration: SessionConfiguration, shared: SharedModel?,
+        whole: (SessionConfiguration, SharedWeights?) throws(OnnxRuntimeError) -> InferenceSession
+    ) throws(OnnxRuntimeError) -> InferenceSession {
+        let basic = Self.basic(configuration)
+        if let shared, let stubbed = try? shared.session(basic, runtime: runtime) { return stubbed }
+        return try whole(basic, shared?.weights)
+    }
 
     /// The model's weights held once for all its sessions, when the voice keeps more than one:
     /// its narrow session then costs little more memory than its graph. Nil for a voice of one
