@@ -47,7 +47,7 @@ static void reference_conv(const float *x, const float *w, const float *b, const
 static double level(int64_t channels, int64_t T, int64_t reps, double *error) {
     static const int64_t kernels[6] = {3, 3, 5, 5, 7, 7}, dilations[6] = {1, 2, 2, 6, 3, 12};
     StackKernel kernel = {.blocks = 3, .convs = 6, .alpha = 0.1f, .scale = 1.0f / 3.0f, .post_alpha = 0.01f, .has_post = 1,
-                          .path = FP32_PACKED, .conv_blocks = lark_conv_blocks_avx512()};
+                          .path = FP32_PACKED, .conv_blocks = best_blocks()};
     for (int b = 0; b <= 3; b++) kernel.block_first[b] = 2 * b;
     for (int j = 0; j < 6; j++) kernel.kernel[j] = kernels[j], kernel.dilation[j] = dilations[j], kernel.ends_step[j] = 1;
     set_reaches(&kernel);
@@ -76,7 +76,7 @@ static double level(int64_t channels, int64_t T, int64_t reps, double *error) {
         const float v = ref[i] * (1.0f / 3.0f);
         ref[i] = v < 0 ? v * 0.01f : v;
     }
-    job.x = x, job.y = y, job.tile = default_tile(channels), job.tiles = (T + job.tile - 1) / job.tile;
+    job.x = x, job.y = y, job.tile = env_int("TILE", default_tile(channels)), job.tiles = (T + job.tile - 1) / job.tile;
     atomic_init(&job.failed, 0);
     double best = 1e9;
     for (int64_t r = 0; r < reps; r++) {
@@ -121,7 +121,7 @@ int main(void) {
             conv.scratch = floats((int64_t)scratch_bytes / 4 + 16), conv.scratch_bytes = scratch_bytes;
             const int64_t tasks = lark_direct_conv_tasks(&conv);
             for (int64_t t = 0; t < tasks; t++) lark_direct_conv_task(&conv, t);
-            conv.y = y, conv.blocks = lark_conv_blocks_avx512();
+            conv.y = y, conv.blocks = best_blocks();
             double best = 1e9;
             for (int64_t r = 0; r < reps; r++) {
                 const double start = now();

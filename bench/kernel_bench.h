@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "direct_conv.h"
+
+/// This CPU's best micro-kernels, with the packed FP32 path of their ISA (AVX-512 or AVX2).
+static inline LarkConvBlocks best_blocks(void) {
+    int packed;
+    return lark_conv_blocks_for(LARK_PATH_BEST, &packed);
+}
+
 /// `count` floats, 64-byte aligned; exits when out of memory.
 static float *floats(int64_t count) {
     float *p = aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));

@@ -81,7 +81,7 @@ static LarkDirectConv problem(const Conv *c, const float *x, int64_t in_at, int6
         .b = c->b,
         .z = z,
         .y = y,
-        .blocks = lark_conv_blocks_avx512(),
+        .blocks = best_blocks(),
     };
 }
 

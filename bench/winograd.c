@@ -65,7 +65,7 @@ static double level(int64_t channels, int64_t T, int64_t reps, const int64_t *ou
                     float *const *b, float *y) {
     static const int64_t kernels[6] = {3, 3, 5, 5, 7, 7}, dilations[6] = {1, 2, 2, 6, 3, 12};
     StackKernel kernel = {.blocks = 3, .convs = 6, .alpha = 0.1f, .scale = 1.0f / 3.0f, .post_alpha = 0.1f, .has_post = 1,
-                          .path = FP32_PACKED, .conv_blocks = lark_conv_blocks_avx512()};
+                          .path = FP32_PACKED, .conv_blocks = best_blocks()};
     for (int i = 0; i <= 3; i++) kernel.block_first[i] = 2 * i;
     for (int j = 0; j < 6; j++) kernel.kernel[j] = kernels[j], kernel.dilation[j] = dilations[j], kernel.ends_step[j] = 1;
     set_reaches(&kernel);
@@ -168,7 +168,7 @@ static void big_shapes(int64_t reps, int64_t check) {
             for (int64_t i = 0; i < cout; i++) b[i] = uniform() * 0.1f;
             LarkDirectConv conv = {
                 .batch = 1, .input_channels = cin, .output_channels = cout, .input_length = t, .output_length = t, .kernel = k, .dilation = 1,
-                .pad_begin = (k - 1) / 2, .x = x, .w = w, .b = b, .z = z, .y = y, .blocks = lark_conv_blocks_avx512(),
+                .pad_begin = (k - 1) / 2, .x = x, .w = w, .b = b, .z = z, .y = y, .blocks = best_blocks(),
             };
             double *ref = malloc(sizeof(double) * cout * t);
             if (check) reference(&conv, ref);
@@ -220,7 +220,7 @@ int main(void) {
             LarkDirectConv conv = {
                 .batch = 1, .input_channels = c, .output_channels = c, .input_length = t, .output_length = t, .kernel = k, .dilation = d,
                 .pad_begin = (k - 1) / 2 * d, .has_pre_alpha = 1, .pre_alpha = 0.1f, .x = x, .w = w, .b = b, .z = z, .y = y,
-                .blocks = lark_conv_blocks_avx512(),
+                .blocks = best_blocks(),
             };
             double *ref = malloc(sizeof(double) * c * t);
             if (check) reference(&conv, ref);

@@ -163,7 +163,7 @@ static void one_scalar(const float *s, int64_t ss, const float *w, int64_t ws, i
     block_scalar(s, ss, w, ws, cin, k, d, out, 1);
 }
 
-LarkConvBlocks lark_conv_blocks_scalar(void) { return (LarkConvBlocks){four_scalar, one_scalar}; }
+LarkConvBlocks lark_conv_blocks_scalar(void) { return (LarkConvBlocks){four_scalar, one_scalar, LARK_PACKED_NONE}; }
 
 // MARK: - Choosing a path
 
@@ -197,13 +197,43 @@ LarkKernelPath lark_kernel_best_path(void) {
 LarkConvBlocks lark_conv_blocks_for(LarkKernelPath path, int *fp32_packed) {
     *fp32_packed = 0;
     switch (path == LARK_PATH_BEST ? lark_kernel_best_path() : path) {
-    case LARK_PATH_AVX512:
-        *fp32_packed = lark_packed_available();
-        return lark_conv_blocks_avx512();
-    case LARK_PATH_AVX2: return lark_conv_blocks_avx2();
+    case LARK_PATH_AVX512: {
+        const LarkConvBlocks blocks = lark_conv_blocks_avx512();
+        *fp32_packed = blocks.packed;
+        return blocks;
+    }
+    case LARK_PATH_AVX2: {
+        const LarkConvBlocks blocks = lark_conv_blocks_avx2();
+        *fp32_packed = blocks.packed;
+        return blocks;
+    }
     case LARK_PATH_NEON: return lark_conv_blocks_neon();
     default: return lark_conv_blocks_scalar();
     }
+}
+
+// MARK: - The packed FP32 path: AVX-512 where the CPU has it, else AVX2 with FMA
+
+int lark_packed_available(void) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) return LARK_PACKED_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return LARK_PACKED_AVX2;
+#endif
+    return LARK_PACKED_NONE;
+}
+
+int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
+    switch (lark_packed_isa(conv)) {
+    case LARK_PACKED_AVX512: return lark_direct_conv_packed_task_avx512(conv, packed, task);
+    case LARK_PACKED_AVX2: return lark_direct_conv_packed_task_avx2(conv, packed, task);
+    default: return -1;
+    }
+}
+
+void lark_packed_rows(int isa, const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d,
+                      int64_t length, float *y, int64_t y_row) {
+    if (isa == LARK_PACKED_AVX512) lark_packed_rows_avx512(s, ss, packed, cin, blocks, k, d, length, y, y_row);
+    else if (isa == LARK_PACKED_AVX2) lark_packed_rows_avx2(s, ss, packed, cin, blocks, k, d, length, y, y_row);
 }
 
 const char *lark_kernel_path_name(LarkKernelPath path) {

@@ -20,14 +20,18 @@ typedef void (*LarkConvBlock)(
 typedef struct LarkConvBlocks {
     LarkConvBlock four;  // LARK_BLOCK_CHANNELS output channels
     LarkConvBlock one;   // one output channel
+    int packed;          // the packed FP32 path of the same ISA (LarkPackedIsa), LARK_PACKED_NONE if none
 } LarkConvBlocks;
+
+/// The packed FP32 path's instruction sets (direct_conv_avx2.c, direct_conv_avx512.c).
+typedef enum { LARK_PACKED_NONE = 0, LARK_PACKED_AVX2 = 1, LARK_PACKED_AVX512 = 2 } LarkPackedIsa;
 
 LarkConvBlocks lark_conv_blocks_scalar(void);
 LarkConvBlocks lark_conv_blocks_avx2(void);
 LarkConvBlocks lark_conv_blocks_avx512(void);
 LarkConvBlocks lark_conv_blocks_neon(void);
-/// The micro-kernels of `path` (LARK_PATH_BEST: this CPU's best), and in `*fp32_packed` whether
-/// the packed FP32 path (direct_conv_avx512.c) goes with them.
+/// The micro-kernels of `path` (LARK_PATH_BEST: this CPU's best), and in `*fp32_packed` the
+/// packed FP32 path that goes with them (LarkPackedIsa; nonzero: there is one).
 LarkConvBlocks lark_conv_blocks_for(LarkKernelPath path, int *fp32_packed);
 
 typedef struct LarkDirectConv {
@@ -110,15 +114,20 @@ void lark_direct_conv_channels(const LarkDirectConv *conv, const float *s, int64
 void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
                              const float *out);
 
-// MARK: - FP32 with packed weights on AVX-512 (direct_conv_avx512.c)
+// MARK: - FP32 with packed weights on AVX-512 (direct_conv_avx512.c) or AVX2 (direct_conv_avx2.c)
 
 // Output channels and 16-sample vectors of the packed path's register tile.
 #define LARK_PACKED_CHANNELS 8
 #define LARK_PACKED_VECTORS 3
 #define LARK_PACKED_SAMPLES (16 * LARK_PACKED_VECTORS)
 
-/// Whether this CPU can run the packed FP32 path (AVX-512F).
+/// This CPU's best packed FP32 path (LarkPackedIsa): AVX-512F, else AVX2 with FMA, else none.
 int lark_packed_available(void);
+/// The packed path `conv` runs: its micro-kernels' (a path forced for tests runs its own ISA), or
+/// the CPU's best for a caller that set none.
+static inline int lark_packed_isa(const LarkDirectConv *conv) {
+    return conv->blocks.packed ? conv->blocks.packed : lark_packed_available();
+}
 
 /// The size, in floats, of a [M, C, K] weight tensor packed for the path: whole blocks of
 /// LARK_PACKED_CHANNELS output channels only (the others run on `conv->blocks`).
@@ -129,16 +138,23 @@ int64_t lark_packed_weight_floats(int64_t output_channels, int64_t input_channel
 void lark_pack_weights(const float *w, int64_t output_channels, int64_t input_channels, int64_t kernel, float *packed);
 
 /// Task `task` of `conv` with `packed` weights: whole blocks of channels on the packed kernel,
-/// the rest on `conv->blocks` (which must be AVX-512's). Returns 0, or -1 when out of memory.
+/// the rest on `conv->blocks`, on the packed path lark_packed_isa gives. Returns 0, or -1 when out
+/// of memory.
 int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task);
+int lark_direct_conv_packed_task_avx512(const LarkDirectConv *conv, const float *packed, int64_t task);
+int lark_direct_conv_packed_task_avx2(const LarkDirectConv *conv, const float *packed, int64_t task);
 
 /// Rows already prepared (no padding, activation, bias or residual): for output channels
 /// [0, blocks · LARK_PACKED_CHANNELS) and samples [0, length),
 ///   y[o · y_row + i] = Σ_c Σ_k W[o][c][k] · s[c · ss + i + k · d]
 /// with `packed` weights. `s` rows must be readable to round_up(length, 16) + (k − 1) · d.
-/// AVX-512 only (winograd.c's products).
-void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+/// winograd.c's products, on packed path `isa` (LarkPackedIsa).
+void lark_packed_rows(int isa, const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
                       float *y, int64_t y_row);
+void lark_packed_rows_avx512(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                             float *y, int64_t y_row);
+void lark_packed_rows_avx2(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                           float *y, int64_t y_row);
 
 // MARK: - Winograd (winograd.c)
 

@@ -35,8 +35,6 @@ void lark_pack_weights(const float *w, int64_t output_channels, int64_t input_ch
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-int lark_packed_available(void) { return __builtin_cpu_supports("avx512f"); }
-
 #define AVX512 __attribute__((target("avx512f")))
 
 /// Where one register tile's results go, and what is added to them on the way.
@@ -201,7 +199,7 @@ static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, in
     }
 }
 
-int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
+int lark_direct_conv_packed_task_avx512(const LarkDirectConv *conv, const float *packed, int64_t task) {
     const LarkConvTile tile = lark_direct_conv_tile(conv, task);
     const int64_t n = tile.n, t0 = tile.t0, length = tile.length;
     int64_t stride;
@@ -248,8 +246,8 @@ int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed
     return 0;
 }
 
-void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
-                      float *y, int64_t y_row) {
+void lark_packed_rows_avx512(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                             float *y, int64_t y_row) {
     for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
         const int vectors = (int)((count + 15) / 16);
@@ -268,14 +266,12 @@ void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t c
 
 #else
 
-int lark_packed_available(void) { return 0; }
-
-void lark_packed_rows(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
-                      float *y, int64_t y_row) {
+void lark_packed_rows_avx512(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
+                             float *y, int64_t y_row) {
     (void)s, (void)ss, (void)packed, (void)cin, (void)blocks, (void)k, (void)d, (void)length, (void)y, (void)y_row;
 }
 
-int lark_direct_conv_packed_task(const LarkDirectConv *conv, const float *packed, int64_t task) {
+int lark_direct_conv_packed_task_avx512(const LarkDirectConv *conv, const float *packed, int64_t task) {
     (void)conv, (void)packed, (void)task;
     return -1;
 }

@@ -48,7 +48,7 @@ static void one_neon(const float *s, int64_t ss, const float *w, int64_t ws, int
     }
 }
 
-LarkConvBlocks lark_conv_blocks_neon(void) { return (LarkConvBlocks){four_neon, one_neon}; }
+LarkConvBlocks lark_conv_blocks_neon(void) { return (LarkConvBlocks){four_neon, one_neon, LARK_PACKED_NONE}; }
 
 #else
 

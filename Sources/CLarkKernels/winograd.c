@@ -75,7 +75,7 @@ typedef struct WeightLayout {
 } WeightLayout;
 
 static WeightLayout weight_layout(const LarkWinograd *plan, int64_t output_channels, int64_t input_channels, int fp32_packed) {
-    fp32_packed = fp32_packed && lark_packed_available();
+    fp32_packed = fp32_packed && lark_packed_available();  // the packed U_p are the same for every packed ISA
     const int64_t per_point = output_channels * input_channels * plan->pieces;
     const int64_t packed_per_point = fp32_packed ? lark_packed_weight_floats(output_channels, input_channels, plan->pieces) : 0;
     return (WeightLayout){
@@ -366,6 +366,74 @@ AVX512 static void finish_avx512(
     }
 }
 
+// MARK: AVX2 (CPUs without AVX-512): the same transforms on 8-lane vectors, and the portable
+// gather and finish compiled for AVX2 (the compiler vectorizes what it can of them).
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __attribute__((always_inline)) __m256 combine8(const __m256 *rows, const float *coefficients, const int count) {
+    __m256 acc = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int l = 0; l < count; l++) {
+        const float b = coefficients[l];
+        if (b == 1.0f) acc = _mm256_add_ps(acc, rows[l]);
+        else if (b == -1.0f) acc = _mm256_sub_ps(acc, rows[l]);
+        else if (b != 0.0f) acc = _mm256_fmadd_ps(_mm256_set1_ps(b), rows[l], acc);
+    }
+    return acc;
+}
+
+AVX2 static inline __attribute__((always_inline)) void transform_input_fixed_avx2(
+    const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v, const int m, const int n, const float *bt) {
+    for (int64_t c = 0; c < cin; c++) {
+        for (int64_t u0 = 0; u0 < ch->v_count; u0 += 8) {
+            __m256 tap[LARK_WINOGRAD_MAX_POINTS];
+#pragma clang loop unroll(full)
+            for (int l = 0; l < n; l++) tap[l] = _mm256_loadu_ps(r + (c * m + l % m) * ch->r_row + l / m * d + u0);
+#pragma clang loop unroll(full)
+            for (int p = 0; p < n; p++) _mm256_storeu_ps(v + (p * cin + c) * ch->v_row + u0, combine8(tap, bt + p * n, n));
+        }
+        for (int p = 0; p < n; p++)
+            for (int64_t u = ch->v_count; u < ch->v_row; u++) v[(p * cin + c) * ch->v_row + u] = 0;
+    }
+}
+
+AVX2 static inline __attribute__((always_inline)) void accumulate_output_fixed_avx2(
+    const Chunk *ch, int64_t cout, const float *mp, float *y, const int m, const int n, const float *at) {
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t u0 = 0; u0 < ch->u; u0 += 8) {
+            __m256 point[LARK_WINOGRAD_MAX_POINTS];
+#pragma clang loop unroll(full)
+            for (int p = 0; p < n; p++) point[p] = _mm256_loadu_ps(mp + (p * cout + o) * ch->m_row + u0);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < m; i++) _mm256_storeu_ps(y + (o * m + i) * ch->y_row + u0, combine8(point, at + i * n, n));
+        }
+}
+
+#define FIXED_AVX2(M, R, N)                                                                                                          \
+    AVX2 static void input_avx2_##M##_##R(const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) { \
+        (void)plan;                                                                                                                    \
+        transform_input_fixed_avx2(ch, cin, d, r, v, M, N, &winograd_bt_##M##_##R[0][0]);                                              \
+    }                                                                                                                                  \
+    AVX2 static void output_avx2_##M##_##R(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {     \
+        (void)plan;                                                                                                                    \
+        accumulate_output_fixed_avx2(ch, cout, mp, y, M, N, &winograd_at_##M##_##R[0][0]);                                             \
+    }
+LARK_WINOGRAD_SPECIALIZED(FIXED_AVX2)
+
+AVX2 static void transform_input_avx2(const LarkWinograd *plan, const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v) {
+    transform_input(plan, ch, cin, d, r, v);
+}
+AVX2 static void accumulate_output_avx2(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
+    accumulate_output(plan, ch, cout, mp, y);
+}
+AVX2 static void gather_input_avx2(
+    const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
+    gather_input_portable(conv, plan, ch, x, base, t_of_u, r);
+}
+AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
+    finish_portable(conv, ch, m, n, t0, from_t, y);
+}
+
 // Gathers without gather instructions (which take ~3 cycles per element on this class of CPU,
 // as much as the products themselves at 32 channels): a destination vector of 16 lanes takes
 // its sources from a few 32-float windows, each one vpermt2ps and a masked blend. The
@@ -541,7 +609,9 @@ static void product_generic(const LarkDirectConv *conv, const LarkWinograd *plan
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed) {
     const int64_t cin = conv->input_channels, cout = conv->output_channels, d = conv->dilation, m = plan->m;
     const int64_t channels = cin > cout ? cin : cout;
-    fp32_packed = fp32_packed && lark_packed_available();
+    // The packed ISA: the micro-kernels' (a forced path runs its own), where the CPU has one.
+    const int isa = fp32_packed && lark_packed_available() ? lark_packed_isa(conv) : LARK_PACKED_NONE;
+    fp32_packed = isa != LARK_PACKED_NONE;
     const WeightLayout weights_at = weight_layout(plan, cout, cin, fp32_packed);
     const int64_t packed_channels = fp32_packed ? cout / LARK_PACKED_CHANNELS * LARK_PACKED_CHANNELS : 0;
     const size_t bytes = lark_winograd_scratch_bytes(plan, cin, cout, d);
@@ -563,10 +633,16 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
     Output output = accumulate_output_generic;
     Finish finish = finish_generic;
 #if defined(__x86_64__)
-    if (fp32_packed) {
+    if (isa == LARK_PACKED_AVX512) {
         gather = gather_input_avx512, input = transform_input_avx512, output = accumulate_output_avx512, finish = finish_avx512;
 #define CHOOSE(M, R, N) \
         if (m == M && plan->r == R) input = input_##M##_##R, output = output_##M##_##R;
+        LARK_WINOGRAD_SPECIALIZED(CHOOSE)
+#undef CHOOSE
+    } else if (fp32_packed) {
+        gather = gather_input_avx2, input = transform_input_avx2, output = accumulate_output_avx2, finish = finish_avx2;
+#define CHOOSE(M, R, N) \
+        if (m == M && plan->r == R) input = input_avx2_##M##_##R, output = output_avx2_##M##_##R;
         LARK_WINOGRAD_SPECIALIZED(CHOOSE)
 #undef CHOOSE
     }
@@ -575,7 +651,7 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
     // The shuffles' tables, where the index maps fit them.
     Shuffle in_table, out_table;
     const Layout layout = {.m = m, .d = d, .y_row = full.y_row};
-    const int shuffles = fp32_packed && shuffle_for(&in_table, d, time_of_u, &layout) && shuffle_for(&out_table, m * d, y_of_time, &layout);
+    const int shuffles = isa == LARK_PACKED_AVX512 && shuffle_for(&in_table, d, time_of_u, &layout) && shuffle_for(&out_table, m * d, y_of_time, &layout);
     float *padded = (float *)(from_t + round_up(full.length + 32, 16));
     const int64_t padded_floats = padded_count(plan, &full, d);
 #endif
@@ -606,7 +682,7 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
                 const float *vp = v + p * cin * full.v_row;
                 float *mpp = mp + p * cout * full.m_row;
                 if (packed_channels)
-                    lark_packed_rows(vp, rows.v_row, weights + p * weights_at.packed_per_point, cin,
+                    lark_packed_rows(isa, vp, rows.v_row, weights + p * weights_at.packed_per_point, cin,
                                      packed_channels / LARK_PACKED_CHANNELS, plan->pieces, d, rows.u, mpp, rows.m_row);
                 if (packed_channels < cout) product_generic(conv, plan, &rows, weights + weights_at.plain_at + p * weights_at.per_point, vp, packed_channels, mpp);
             }

@@ -37,8 +37,9 @@ public enum ConvolutionRewrite {
     /// `.11-lean`: `TimeChunks` leaves a narrow end alone where Lark's kernels hold all its small convolutions;
     /// `.11-wino2`: FP32 convolutions above 64 channels may be Winograd DirectConv nodes;
     /// `.13`: all of those together; `.15-mem`: DirectConv's and ResidualStack's weights are held in the form
-    /// their kernels read, `PreparedWeightsRewrite`.)
-    public static let version = "2026-12-02.15-mem"
+    /// their kernels read, `PreparedWeightsRewrite`; `.16-avx2`: the packed FP32 kernel runs on AVX2 CPUs too,
+    /// so the choices there are made again.)
+    public static let version = "2026-12-02.16-avx2"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

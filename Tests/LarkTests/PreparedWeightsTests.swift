@@ -60,11 +60,11 @@ import Testing
         #expect(try PreparedWeightsRewrite.apply(to: prepared.model, prepare: PreparedConvolutionWeights.prepare).replaced == 0)
     }
 
-    /// The packed FP32 path (AVX-512) reads a prepared W for whole 8-channel blocks; with channels
+    /// The packed FP32 paths (AVX-512, AVX2) read a prepared W for whole 8-channel blocks; with channels
     /// past the last block it needs W itself, so W stays; the generic paths read W as it is.
     @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
     func packedWeightsOnlyWhereTheyAreAllTheKernelReads(path: Int) throws {
-        let packed = path == Int(LARK_PATH_AVX512.rawValue)  // the packed FP32 kernel goes with AVX-512's
+        let packed = [LARK_PATH_AVX512, LARK_PATH_AVX2].map { Int($0.rawValue) }.contains(path)  // the packed FP32 kernels go with these
         let runtime = try OnnxRuntime.shared.get()
         for outputChannels in [32, 29] {
             let shape = DirectConvolutionShape(inputChannels: 32, outputChannels: outputChannels, kernel: 3, padBegin: 1, padEnd: 1, preAlpha: 0.1, postAlpha: nil, bias: true)
@@ -87,7 +87,7 @@ import Testing
         let sizes: [WinogradSize?] = [nil, WinogradSize(outputs: 3, taps: 3), nil, WinogradSize(outputs: 4, taps: 5), nil, nil]
         let fused = try #require(try ResidualStackRewrite.levelModels(in: model, index: 0, length: length, kernelPath: path, winograd: sizes)).fused
         let prepared = try PreparedWeightsRewrite.apply(to: fused, prepare: PreparedConvolutionWeights.prepare)
-        let packed = path == Int(LARK_PATH_AVX512.rawValue)
+        let packed = [LARK_PATH_AVX512, LARK_PATH_AVX2].map { Int($0.rawValue) }.contains(path)
         #expect(prepared.replaced == 1, "one node")
         // Every convolution on the packed path; the two Winograd ones elsewhere.
         let plainBytes = 32 * 32 * 4 * (packed ? 3 + 3 + 5 + 5 + 7 + 7 : 3 + 5)  // kernels 3, 3, 5, 5, 7, 7
