@@ -121,6 +121,16 @@ void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, i
 #define LARK_PACKED_VECTORS 3
 #define LARK_PACKED_SAMPLES (16 * LARK_PACKED_VECTORS)
 
+/// Room for the packed paths' padded input copy of a `length`-sample tile of `conv`: C rows of
+/// the tile's whole blocks plus the kernel's reach plus a vector of slack, `*stride` floats apart
+/// (a multiple of 16); as lark_take_scratch, released with lark_release_scratch.
+static inline float *lark_take_packed_scratch(const LarkDirectConv *conv, int64_t length, int64_t *stride) {
+    const int64_t blocks = (length + LARK_BLOCK_SAMPLES - 1) / LARK_BLOCK_SAMPLES;
+    const int64_t span = blocks * LARK_BLOCK_SAMPLES + (conv->kernel - 1) * conv->dilation;
+    *stride = (span + 16 + 15) / 16 * 16;
+    return lark_take_scratch(conv, (size_t)(conv->input_channels * *stride) * sizeof(float));
+}
+
 /// This CPU's best packed FP32 path (LarkPackedIsa): AVX-512F, else AVX2 with FMA, else none.
 int lark_packed_available(void);
 /// The packed path `conv` runs: its micro-kernels' (a path forced for tests runs its own ISA), or

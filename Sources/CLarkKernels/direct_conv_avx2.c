@@ -131,44 +131,8 @@ AVX2 static inline __attribute__((always_inline)) void tile(
     }
 }
 
-typedef void (*Tile)(const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const Epilogue *e);
-
-#define TILE(name, taps, vectors)                                                                                        \
-    AVX2 static void name(const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const Epilogue *e) { \
-        (void)k;                                                                                                         \
-        tile(s, ss, w, cin, taps, d, vectors, e);                                                                        \
-    }
-TILE(tile_k1_v1, 1, 1)
-TILE(tile_k1_v2, 1, 2)
-TILE(tile_k1_v3, 1, 3)
-TILE(tile_k2_v1, 2, 1)
-TILE(tile_k2_v2, 2, 2)
-TILE(tile_k2_v3, 2, 3)
-TILE(tile_k3_v1, 3, 1)
-TILE(tile_k3_v2, 3, 2)
-TILE(tile_k3_v3, 3, 3)
-TILE(tile_k5_v1, 5, 1)
-TILE(tile_k5_v2, 5, 2)
-TILE(tile_k5_v3, 5, 3)
-TILE(tile_k7_v1, 7, 1)
-TILE(tile_k7_v2, 7, 2)
-TILE(tile_k7_v3, 7, 3)
-TILE(tile_kn_v1, k, 1)
-TILE(tile_kn_v2, k, 2)
-TILE(tile_kn_v3, k, 3)
-
-static Tile tile_for(int64_t k, int vectors) {
-    static const Tile tiles[6][3] = {
-        {tile_k3_v1, tile_k3_v2, tile_k3_v3},
-        {tile_k5_v1, tile_k5_v2, tile_k5_v3},
-        {tile_k7_v1, tile_k7_v2, tile_k7_v3},
-        {tile_kn_v1, tile_kn_v2, tile_kn_v3},
-        {tile_k1_v1, tile_k1_v2, tile_k1_v3},  // Winograd's products (winograd.c): 1 or 2 pieces
-        {tile_k2_v1, tile_k2_v2, tile_k2_v3},
-    };
-    const int row = k == 3 ? 0 : k == 5 ? 1 : k == 7 ? 2 : k == 1 ? 4 : k == 2 ? 5 : 3;
-    return tiles[row][vectors - 1];
-}
+#define PACKED_TILE_TARGET AVX2
+#include "packed_tiles.h"
 
 /// Samples [i0, i0 + count) (count ≤ LARK_PACKED_SAMPLES) of every whole block of channels: per
 /// block, each half of its channels over each 24-sample tile. `e` carries what all tiles share;
@@ -193,16 +157,13 @@ AVX2 static void packed_block(const float *s, int64_t ss, const float *packed, i
     }
 }
 
-static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
-
 /// The tile's padded, activated copy of the input, as lark_direct_conv_scratch makes it, in the
 /// thread's reusable scratch: whole vectors where they lie inside the input, single samples at
 /// its ends.
 AVX2 static float *scratch(const LarkDirectConv *conv, int64_t n, int64_t t0, int64_t length, int64_t *stride_out) {
     const int64_t cin = conv->input_channels, in_length = conv->input_length, x_row = lark_x_row(conv);
-    const int64_t span = round_up(length, LARK_BLOCK_SAMPLES) + (conv->kernel - 1) * conv->dilation;
-    const int64_t stride = round_up(span + 16, 16);
-    float *s = lark_take_scratch(conv, (size_t)(cin * stride) * sizeof(float));
+    int64_t stride;
+    float *s = lark_take_packed_scratch(conv, length, &stride);
     if (!s) return NULL;
     const float *x = conv->x + n * cin * x_row;
     const int64_t first = t0 - conv->pad_begin;
