@@ -13,7 +13,7 @@
 // the transformed-domain product of point p is itself a dilated convolution of `pieces` taps at
 // dilation d with no activation or bias:
 //   M_p[o][u] = Σ_j Σ_c U_{p,j}[o][c] · V_p[c][u + j·d]
-// which DirectConv's packed AVX-512 kernel (or its generic micro-kernels) runs unchanged, with
+// which DirectConv's packed AVX-512 or AVX2 kernel (or its generic micro-kernels) runs unchanged, with
 // U_p packed like any weight. The input transform reads m rows R_i[u] = s[t(u) + i·d] (the
 // input gathered once into u order) and the output gathers the m rows Y_i back into time order
 // with bias, residual and post-activation, as lark_direct_conv_finish does.
