@@ -64,12 +64,15 @@ enum JobBackend: String, CaseIterable, CustomStringConvertible {
             let admin = try TestPostgres.url()
             let name = "lark_test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
             // Generous: the whole test suite shares two cores, and a busy moment is not a failure.
-            let server = try await PostgresJobDatabase.connect(url: admin, logger: logger, timeout: .seconds(120))
+            // On a slower CPU (a Zen 3, 2026-12-02) the suite's blocking tests held both of Swift's
+            // cooperative threads for over two minutes at a time, and 120 s ran out while the
+            // database was idle: the deadline is what the stall needs, not what PostgreSQL does.
+            let server = try await PostgresJobDatabase.connect(url: admin, logger: logger, timeout: .seconds(600))
             _ = try await server.query("CREATE DATABASE \(name)", [])
             try await server.close()
             var components = URLComponents(string: admin)!
             components.path = "/" + name
-            return try await JobQueueLocation.postgres(url: components.string!).open(logger: logger, timeout: .seconds(120))
+            return try await JobQueueLocation.postgres(url: components.string!).open(logger: logger, timeout: .seconds(600))
         }
     }
 }
