@@ -426,12 +426,111 @@ AVX2 static void transform_input_avx2(const LarkWinograd *plan, const Chunk *ch,
 AVX2 static void accumulate_output_avx2(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
     accumulate_output(plan, ch, cout, mp, y);
 }
+/// The four rows' 4×4 blocks transposed within each 128-bit lane (row k of lane l gets column k).
+AVX2 static inline __attribute__((always_inline)) void transpose_lanes(__m256 *a, __m256 *b, __m256 *c, __m256 *d) {
+    const __m256 ab_low = _mm256_unpacklo_ps(*a, *b), ab_high = _mm256_unpackhi_ps(*a, *b);
+    const __m256 cd_low = _mm256_unpacklo_ps(*c, *d), cd_high = _mm256_unpackhi_ps(*c, *d);
+    *a = _mm256_shuffle_ps(ab_low, cd_low, 0x44), *b = _mm256_shuffle_ps(ab_low, cd_low, 0xEE);
+    *c = _mm256_shuffle_ps(ab_high, cd_high, 0x44), *d = _mm256_shuffle_ps(ab_high, cd_high, 0xEE);
+}
+
+AVX2 static inline __attribute__((always_inline)) __m256 leaky(__m256 v, __m256 alpha) {
+    return _mm256_blendv_ps(v, _mm256_mul_ps(v, alpha), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+
+/// gather_input_portable for AVX2. At dilation 1 with m = 4 (the flow's convolutions: R_i[u] =
+/// s[4u + i], a four-way de-interleave) 32 samples become 8 of each row by a transpose of 4×4
+/// blocks and a lane permute; elsewhere 8-lane gathers. Measured alone (32 channels, ~110,000
+/// elements): the portable loop 1.2 ns an element on a Zen 3 (its test, load and store per
+/// element), the gathers 0.86 ns, the transpose ~0.3 ns.
 AVX2 static void gather_input_avx2(
     const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
-    gather_input_portable(conv, plan, ch, x, base, t_of_u, r);
+    const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length, m = plan->m;
+    const float pre = conv->has_pre_alpha ? conv->pre_alpha : 1.0f;
+    const __m256 alpha = _mm256_set1_ps(pre), zero = _mm256_setzero_ps();
+    if (d == 1 && m == 4) {
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // lane l holds anchors l, l + 4 after the transpose
+        for (int64_t c = 0; c < cin; c++) {
+            const float *from = x + c * x_row;
+            float *rows = r + c * 4 * ch->r_row;
+            for (int64_t u = 0; u < ch->r_count; u += 8) {
+                const int64_t t = base + 4 * u;
+                if (t < 0 || t + 32 > in_length) {
+                    for (int64_t i = 0; i < 4; i++)
+                        for (int64_t k = 0; k < 8; k++) {
+                            const float v = t + 4 * k + i >= 0 && t + 4 * k + i < in_length ? from[t + 4 * k + i] : 0.0f;
+                            rows[i * ch->r_row + u + k] = v < 0 ? v * pre : v;
+                        }
+                    continue;
+                }
+                __m256 a = _mm256_loadu_ps(from + t), b = _mm256_loadu_ps(from + t + 8), c2 = _mm256_loadu_ps(from + t + 16),
+                       d2 = _mm256_loadu_ps(from + t + 24);
+                transpose_lanes(&a, &b, &c2, &d2);
+                _mm256_storeu_ps(rows + u, leaky(_mm256_permutevar8x32_ps(a, order), alpha));
+                _mm256_storeu_ps(rows + ch->r_row + u, leaky(_mm256_permutevar8x32_ps(b, order), alpha));
+                _mm256_storeu_ps(rows + 2 * ch->r_row + u, leaky(_mm256_permutevar8x32_ps(c2, order), alpha));
+                _mm256_storeu_ps(rows + 3 * ch->r_row + u, leaky(_mm256_permutevar8x32_ps(d2, order), alpha));
+            }
+        }
+        return;
+    }
+    const __m256i low = _mm256_set1_epi32(-1), high = _mm256_set1_epi32((int32_t)in_length);
+    for (int64_t c = 0; c < cin; c++)
+        for (int64_t i = 0; i < m; i++) {
+            const __m256i shift = _mm256_set1_epi32((int32_t)(base + i * d));
+            const float *from = x + c * x_row;
+            float *row = r + (c * m + i) * ch->r_row;
+            for (int64_t u = 0; u < ch->r_count; u += 8) {
+                const __m256i at = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(t_of_u + u)), shift);
+                const __m256 lanes = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(at, low), _mm256_cmpgt_epi32(high, at)));
+                const __m256 v = _mm256_movemask_ps(lanes) == 0xFF ? _mm256_i32gather_ps(from, at, 4) : _mm256_mask_i32gather_ps(zero, from, at, lanes, 4);
+                _mm256_storeu_ps(row + u, leaky(v, alpha));
+            }
+        }
 }
+
+/// finish_portable for AVX2: at dilation 1 with m = 4, 8 anchors of the four Y rows become 32
+/// samples by the inverse of gather_input_avx2's transpose; elsewhere 8-lane gathers; the
+/// chunk's last samples by the portable loop.
 AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
-    finish_portable(conv, ch, m, n, t0, from_t, y);
+    const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv), d = conv->dilation;
+    const int transposed = d == 1 && m == 4;
+    const int64_t whole = ch->length / (transposed ? 32 : 8) * (transposed ? 32 : 8);
+    float *out = conv->y + n * cout * y_row + t0;
+    const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
+    const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
+    const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // anchors l and l + 4 into lane l
+    for (int64_t o = 0; o < cout; o++) {
+        const float bias = conv->b ? conv->b[o] : 0.0f;
+        const __m256 biases = _mm256_set1_ps(bias);
+        const float *row = y + o * m * ch->y_row, *residual = z ? z + o * z_row : NULL;
+        float *to = out + o * y_row;
+        if (transposed) {
+            for (int64_t t = 0; t < whole; t += 32) {
+                const int64_t a = t / 4;
+                __m256 v[4] = {_mm256_permutevar8x32_ps(_mm256_loadu_ps(row + a), order),
+                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + ch->y_row + a), order),
+                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + 2 * ch->y_row + a), order),
+                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + 3 * ch->y_row + a), order)};
+                transpose_lanes(&v[0], &v[1], &v[2], &v[3]);
+                for (int k = 0; k < 4; k++) {
+                    __m256 value = _mm256_add_ps(v[k], biases);
+                    if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + t + 8 * k));
+                    _mm256_storeu_ps(to + t + 8 * k, conv->has_post_alpha ? leaky(value, post) : value);
+                }
+            }
+        } else {
+            for (int64_t t = 0; t < whole; t += 8) {
+                __m256 value = _mm256_add_ps(_mm256_i32gather_ps(row, _mm256_loadu_si256((const __m256i *)(from_t + t)), 4), biases);
+                if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + t));
+                _mm256_storeu_ps(to + t, conv->has_post_alpha ? leaky(value, post) : value);
+            }
+        }
+        for (int64_t t = whole; t < ch->length; t++) {
+            const float value = row[from_t[t]] + bias + (residual ? residual[t] : 0.0f);
+            to[t] = conv->has_post_alpha && value < 0 ? value * conv->post_alpha : value;
+        }
+    }
 }
 
 // Gathers without gather instructions (which take ~3 cycles per element on this class of CPU,

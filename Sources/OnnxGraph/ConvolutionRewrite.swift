@@ -39,7 +39,7 @@ public enum ConvolutionRewrite {
     /// `.13`: all of those together; `.15-mem`: DirectConv's and ResidualStack's weights are held in the form
     /// their kernels read, `PreparedWeightsRewrite`; `.16-avx2`: the packed FP32 kernel runs on AVX2 CPUs too,
     /// so the choices there are made again.)
-    public static let version = "2026-12-02.16-avx2"
+    public static let version = "2026-12-02.17-avx2-shuffles"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
