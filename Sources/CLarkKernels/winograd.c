@@ -366,8 +366,8 @@ AVX512 static void finish_avx512(
     }
 }
 
-// MARK: AVX2 (CPUs without AVX-512): the same transforms on 8-lane vectors, and the portable
-// gather and finish compiled for AVX2 (the compiler vectorizes what it can of them).
+// MARK: AVX2 (CPUs without AVX-512): the same transforms on 8-lane vectors; the gather and the
+// finish by a transpose at dilation 1 and by gather instructions elsewhere.
 #define AVX2 __attribute__((target("avx2,fma")))
 
 AVX2 static inline __attribute__((always_inline)) __m256 combine8(const __m256 *rows, const float *coefficients, const int count) {

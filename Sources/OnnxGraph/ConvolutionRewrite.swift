@@ -38,7 +38,8 @@ public enum ConvolutionRewrite {
     /// `.11-wino2`: FP32 convolutions above 64 channels may be Winograd DirectConv nodes;
     /// `.13`: all of those together; `.15-mem`: DirectConv's and ResidualStack's weights are held in the form
     /// their kernels read, `PreparedWeightsRewrite`; `.16-avx2`: the packed FP32 kernel runs on AVX2 CPUs too,
-    /// so the choices there are made again.)
+    /// so the choices there are made again; `.17-avx2-shuffles`: AVX2's Winograd gathers and finish are faster and
+    /// Winograd DirectConv shapes are timed with cold caches.)
     public static let version = "2026-12-02.17-avx2-shuffles"
 
     public struct Result: Sendable {

@@ -19,7 +19,8 @@ import Testing
     /// Random levels of both block types with a random size (or none) per convolution: channel
     /// counts on and off the packed kernel's 8-channel blocks, lengths shorter than a chunk, on
     /// and across tile boundaries, batch 1 and 2; every SIMD path this machine has (the AVX-512
-    /// one shuffles, the others gather with scalar code; the products use each path's kernels).
+    /// one shuffles, the AVX2 one transposes at dilation 1 and gathers elsewhere, the scalar one gathers
+    /// with scalar code; the products use each path's kernels).
     @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
     func levelsMatchOnnxRuntime(path: Int) throws {
         var random = TestRandom(seed: 23)
