@@ -59,12 +59,22 @@ import Testing
     @Test func connectionsOverTheLimitAreAnswered503() throws {
         let server = try Self.server(["--max-connections", "2"], port: ServerLifecycleTests.port(187))
         var first: RawClient? = try RawClient(port: server.port)
-        let second = try RawClient(port: server.port)
         first?.send(Data("GET /healthz HTTP/1.1\r\nHost: lark\r\n\r\n".utf8))
-        second.send(Data("GET /healthz HTTP/1.1\r\nHost: lark\r\n\r\n".utf8))
         let firstAnswer = first?.readAll(seconds: 1).data ?? Data()
         #expect(String(decoding: firstAnswer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
-        #expect(String(decoding: second.readAll(seconds: 1).data, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        // The second may meet a 503 for a moment: the start-up check's connection (curl, closed by
+        // then) can still be counted while the server, busy under the suite's load, has not yet
+        // seen it close (one clean-clone run). Once served, two are open.
+        var second = try RawClient(port: server.port)
+        var secondAnswer = ""
+        for _ in 0..<50 {
+            second.send(Data("GET /healthz HTTP/1.1\r\nHost: lark\r\n\r\n".utf8))
+            secondAnswer = String(decoding: second.readAll(seconds: 1).data, as: UTF8.self)
+            if !secondAnswer.hasPrefix("HTTP/1.1 503") { break }
+            usleep(100_000)
+            second = try RawClient(port: server.port)
+        }
+        #expect(secondAnswer.hasPrefix("HTTP/1.1 200"))
         // A third, while two are open: told why, and closed.
         let third = try RawClient(port: server.port)
         third.send(Data("GET /healthz HTTP/1.1\r\nHost: lark\r\n\r\n".utf8))
