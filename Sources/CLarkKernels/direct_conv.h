@@ -203,8 +203,8 @@ size_t lark_winograd_scratch_bytes(const LarkWinograd *plan, int64_t input_chann
 
 /// All of `conv` (every batch item, every output sample) by `plan` with `weights` from
 /// lark_winograd_weights (`conv->w` unused): with `fp32_packed` (where the CPU has a packed path)
-/// the transforms in that path's ISA (AVX-512: shuffled de-interleave; AVX2: vector transforms,
-/// portable gathers) and the products on the packed kernel (lark_packed_isa), else portable
+/// the transforms in that path's ISA (AVX-512: shuffled de-interleave; AVX2: a transpose at
+/// dilation 1, gather instructions elsewhere) and the products on the packed kernel (lark_packed_isa), else portable
 /// transforms and the products on `conv->blocks`. Returns 0, or -1 when out of memory.
 int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, const float *weights, int fp32_packed);
 

@@ -225,17 +225,17 @@ static inline __attribute__((always_inline)) void accumulate_output(const LarkWi
         }
 }
 
-/// Output samples [t0, t0 + length) of batch item n: Y in time order, plus bias and residual,
-/// post-activated.
+/// Output samples [t0 + first, t0 + length) of batch item n: Y in time order, plus bias and
+/// residual, post-activated (`first` > 0: what a vectorized finish left).
 static inline __attribute__((always_inline)) void finish_portable(
-    const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
+    const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y, int64_t first) {
     const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
     float *out = conv->y + n * cout * y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     for (int64_t o = 0; o < cout; o++) {
         const float bias = conv->b ? conv->b[o] : 0.0f;
         const float *row = y + o * m * ch->y_row;
-        for (int64_t t = 0; t < ch->length; t++) {
+        for (int64_t t = first; t < ch->length; t++) {
             float v = row[from_t[t]] + bias;
             if (z) v += z[o * z_row + t];
             if (conv->has_post_alpha && v < 0) v *= conv->post_alpha;
@@ -491,7 +491,7 @@ AVX2 static void gather_input_avx2(
 
 /// finish_portable for AVX2: at dilation 1 with m = 4, 8 anchors of the four Y rows become 32
 /// samples by the inverse of gather_input_avx2's transpose; elsewhere 8-lane gathers; the
-/// chunk's last samples by the portable loop.
+/// chunk's last samples (past the whole vectors) by finish_portable.
 AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
     const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv), d = conv->dilation;
     const int transposed = d == 1 && m == 4;
@@ -501,8 +501,7 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // anchors l and l + 4 into lane l
     for (int64_t o = 0; o < cout; o++) {
-        const float bias = conv->b ? conv->b[o] : 0.0f;
-        const __m256 biases = _mm256_set1_ps(bias);
+        const __m256 biases = _mm256_set1_ps(conv->b ? conv->b[o] : 0.0f);
         const float *row = y + o * m * ch->y_row, *residual = z ? z + o * z_row : NULL;
         float *to = out + o * y_row;
         if (transposed) {
@@ -526,11 +525,8 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
                 _mm256_storeu_ps(to + t, conv->has_post_alpha ? leaky(value, post) : value);
             }
         }
-        for (int64_t t = whole; t < ch->length; t++) {
-            const float value = row[from_t[t]] + bias + (residual ? residual[t] : 0.0f);
-            to[t] = conv->has_post_alpha && value < 0 ? value * conv->post_alpha : value;
-        }
     }
+    finish_portable(conv, ch, m, n, t0, from_t, y, whole);
 }
 
 // Gathers without gather instructions (which take ~3 cycles per element on this class of CPU,
@@ -679,7 +675,7 @@ static void gather_input_generic(
     gather_input_portable(conv, plan, ch, x, base, t_of_u, r);
 }
 static void finish_generic(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
-    finish_portable(conv, ch, m, n, t0, from_t, y);
+    finish_portable(conv, ch, m, n, t0, from_t, y, 0);
 }
 
 /// M_p = the dilated convolution of V_p with U_p (`pieces` taps at dilation d) on DirectConv's

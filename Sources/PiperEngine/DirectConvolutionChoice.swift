@@ -176,26 +176,22 @@ enum DirectConvolutionChoice {
     /// ran no faster (1,241–1,394 ms against 1,245 for the 16 nodes): its transformed weights are
     /// 1.6× W's size and stream once per chunk (bench/results/engine.md).
     final class CacheEviction {
-        private let bytes: Int
-        private let buffer: UnsafeMutableRawPointer
-
         /// Twice the 32 MB of L3 one core of a Zen 3 reaches (sysconf reports the whole socket's,
         /// 256 MB, in this machine's VM), more than most CPUs' last level.
         private static let bytes = 64 << 20
+        private let lines: UnsafeMutablePointer<UInt8>
 
         init() {
-            bytes = Self.bytes
-            buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            lines = .allocate(capacity: Self.bytes)
+            lines.initialize(repeating: 0, count: Self.bytes)
         }
 
         /// Writes a byte in every cache line of the buffer.
         func evict() {
-            let lines = buffer.bindMemory(to: UInt8.self, capacity: bytes)
-            for offset in stride(from: 0, to: bytes, by: 64) { lines[offset] &+= 1 }
+            for offset in stride(from: 0, to: Self.bytes, by: 64) { lines[offset] &+= 1 }
         }
 
-        deinit { buffer.deallocate() }
+        deinit { lines.deallocate() }
     }
 
     /// The calling thread's CPU time for `body`: a one-thread session runs its nodes on the
