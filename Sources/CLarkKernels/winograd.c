@@ -438,17 +438,43 @@ AVX2 static inline __attribute__((always_inline)) __m256 leaky(__m256 v, __m256 
     return _mm256_blendv_ps(v, _mm256_mul_ps(v, alpha), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
 }
 
-/// gather_input_portable for AVX2. At dilation 1 with m = 4 (the flow's convolutions: R_i[u] =
+/// Four vectors of four pairs of floats (a, b, c, d: pairs 0–3 of four consecutive anchors)
+/// become the four vectors of pair 0, 1, 2 and 3 of the anchors in order: a 4×4 transpose of
+/// 64-bit elements, its own inverse.
+AVX2 static inline __attribute__((always_inline)) void transpose_pairs(__m256 *a, __m256 *b, __m256 *c, __m256 *d) {
+    const __m256d ab_low = _mm256_unpacklo_pd(_mm256_castps_pd(*a), _mm256_castps_pd(*b));
+    const __m256d ab_high = _mm256_unpackhi_pd(_mm256_castps_pd(*a), _mm256_castps_pd(*b));
+    const __m256d cd_low = _mm256_unpacklo_pd(_mm256_castps_pd(*c), _mm256_castps_pd(*d));
+    const __m256d cd_high = _mm256_unpackhi_pd(_mm256_castps_pd(*c), _mm256_castps_pd(*d));
+    *a = _mm256_castpd_ps(_mm256_permute2f128_pd(ab_low, cd_low, 0x20)), *b = _mm256_castpd_ps(_mm256_permute2f128_pd(ab_high, cd_high, 0x20));
+    *c = _mm256_castpd_ps(_mm256_permute2f128_pd(ab_low, cd_low, 0x31)), *d = _mm256_castpd_ps(_mm256_permute2f128_pd(ab_high, cd_high, 0x31));
+}
+
+/// to[k] = act(from[k]) for k < count (a multiple of 4): pieces of 8 and 4 floats, `alpha` the
+/// activation's slope (1: none).
+AVX2 static inline __attribute__((always_inline)) void copy_pieces(const float *from, float *to, int64_t count, __m256 alpha) {
+    int64_t k = 0;
+    for (; k + 8 <= count; k += 8) _mm256_storeu_ps(to + k, leaky(_mm256_loadu_ps(from + k), alpha));
+    if (k < count) {
+        const __m128 v = _mm_loadu_ps(from + k);
+        _mm_storeu_ps(to + k, _mm_blendv_ps(v, _mm_mul_ps(v, _mm256_castps256_ps128(alpha)), _mm_cmplt_ps(v, _mm_setzero_ps())));
+    }
+}
+
+/// gather_input_portable for AVX2. With m = 4 at dilation 1 (the flow's convolutions: R_i[u] =
 /// s[4u + i], a four-way de-interleave) 32 samples become 8 of each row by a transpose of 4×4
-/// blocks and a lane permute; elsewhere 8-lane gathers. Measured alone (32 channels, ~110,000
-/// elements): the portable loop 1.2 ns an element on a Zen 3 (its test, load and store per
-/// element), the gathers 0.86 ns, the transpose ~0.3 ns.
+/// blocks and a lane permute; at dilation 2 (the levels' k3/k5 d2: R_i[u] = s[4u + 2i] for even
+/// u, pairs of samples) by a transpose of 4×4 pairs; at dilations that are multiples of 4 (each
+/// anchor's d samples of a row contiguous) by copies; elsewhere 8-lane gathers. Measured alone
+/// (32 channels, ~110,000 elements): the portable loop 1.2 ns an element on a Zen 3 (its test,
+/// load and store per element), the gathers 0.86 ns, the transpose ~0.3 ns.
 AVX2 static void gather_input_avx2(
     const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
     const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length, m = plan->m;
     const float pre = conv->has_pre_alpha ? conv->pre_alpha : 1.0f;
     const __m256 alpha = _mm256_set1_ps(pre), zero = _mm256_setzero_ps();
-    if (d == 1 && m == 4) {
+    if (d <= 2 && m == 4) {
+        // Both read 32 samples from 4u on: anchors u..u+7 at d = 1, anchors u/2..u/2+3 at d = 2.
         const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // lane l holds anchors l, l + 4 after the transpose
         for (int64_t c = 0; c < cin; c++) {
             const float *from = x + c * x_row;
@@ -458,19 +484,57 @@ AVX2 static void gather_input_avx2(
                 if (t < 0 || t + 32 > in_length) {
                     for (int64_t i = 0; i < 4; i++)
                         for (int64_t k = 0; k < 8; k++) {
-                            const float v = t + 4 * k + i >= 0 && t + 4 * k + i < in_length ? from[t + 4 * k + i] : 0.0f;
+                            const int64_t at = d == 1 ? t + 4 * k + i : t + 8 * (k / 2) + 2 * i + k % 2;
+                            const float v = at >= 0 && at < in_length ? from[at] : 0.0f;
                             rows[i * ch->r_row + u + k] = v < 0 ? v * pre : v;
                         }
                     continue;
                 }
                 __m256 a = _mm256_loadu_ps(from + t), b = _mm256_loadu_ps(from + t + 8), c2 = _mm256_loadu_ps(from + t + 16),
                        d2 = _mm256_loadu_ps(from + t + 24);
-                transpose_lanes(&a, &b, &c2, &d2);
-                _mm256_storeu_ps(rows + u, leaky(_mm256_permutevar8x32_ps(a, order), alpha));
-                _mm256_storeu_ps(rows + ch->r_row + u, leaky(_mm256_permutevar8x32_ps(b, order), alpha));
-                _mm256_storeu_ps(rows + 2 * ch->r_row + u, leaky(_mm256_permutevar8x32_ps(c2, order), alpha));
-                _mm256_storeu_ps(rows + 3 * ch->r_row + u, leaky(_mm256_permutevar8x32_ps(d2, order), alpha));
+                if (d == 1) {
+                    transpose_lanes(&a, &b, &c2, &d2);
+                    a = _mm256_permutevar8x32_ps(a, order), b = _mm256_permutevar8x32_ps(b, order);
+                    c2 = _mm256_permutevar8x32_ps(c2, order), d2 = _mm256_permutevar8x32_ps(d2, order);
+                } else {
+                    transpose_pairs(&a, &b, &c2, &d2);
+                }
+                _mm256_storeu_ps(rows + u, leaky(a, alpha));
+                _mm256_storeu_ps(rows + ch->r_row + u, leaky(b, alpha));
+                _mm256_storeu_ps(rows + 2 * ch->r_row + u, leaky(c2, alpha));
+                _mm256_storeu_ps(rows + 3 * ch->r_row + u, leaky(d2, alpha));
             }
+        }
+        return;
+    }
+    if (d % 4 == 0) {
+        // Each anchor's d samples of a row are contiguous in the input: copied in pieces of 8 and
+        // 4 where the anchor's block lies inside the input and below r_count (at d = 6, pieces of
+        // 4 and 2 measured slower than the gathers).
+        const int64_t whole = ch->r_count / d, vectors = round_up(ch->r_count, 8);
+        for (int64_t c = 0; c < cin; c++) {
+            const float *from = x + c * x_row;
+            float *rows = r + c * m * ch->r_row;
+            for (int64_t a = 0; a < whole; a++) {
+                const int64_t t = base + a * m * d;
+                for (int64_t i = 0; i < m; i++) {
+                    float *to = rows + i * ch->r_row + a * d;
+                    if (t < 0 || t + m * d > in_length) {
+                        for (int64_t k = 0; k < d; k++) {
+                            const float v = t + i * d + k >= 0 && t + i * d + k < in_length ? from[t + i * d + k] : 0.0f;
+                            to[k] = v < 0 ? v * pre : v;
+                        }
+                        continue;
+                    }
+                    copy_pieces(from + t + i * d, to, d, alpha);
+                }
+            }
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t u = whole * d; u < vectors; u++) {
+                    const int64_t at = base + t_of_u[u] + i * d;
+                    const float v = at >= 0 && at < in_length ? from[at] : 0.0f;
+                    rows[i * ch->r_row + u] = v < 0 ? v * pre : v;
+                }
         }
         return;
     }
@@ -489,13 +553,31 @@ AVX2 static void gather_input_avx2(
         }
 }
 
-/// finish_portable for AVX2: at dilation 1 with m = 4, 8 anchors of the four Y rows become 32
-/// samples by the inverse of gather_input_avx2's transpose; elsewhere 8-lane gathers; the
+/// to[k] = post(from[k] + bias (+ residual[k])) for k < count (a multiple of 4), in pieces of 8 and 4.
+AVX2 static inline __attribute__((always_inline)) void finish_pieces(
+    const float *from, float *to, const float *residual, int64_t count, __m256 bias, int has_post, __m256 post) {
+    int64_t k = 0;
+    for (; k + 8 <= count; k += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(from + k), bias);
+        if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + k));
+        _mm256_storeu_ps(to + k, has_post ? leaky(v, post) : v);
+    }
+    if (k < count) {
+        __m128 v = _mm_add_ps(_mm_loadu_ps(from + k), _mm256_castps256_ps128(bias));
+        if (residual) v = _mm_add_ps(v, _mm_loadu_ps(residual + k));
+        const __m128 slope = _mm256_castps256_ps128(post);
+        _mm_storeu_ps(to + k, has_post ? _mm_blendv_ps(v, _mm_mul_ps(v, slope), _mm_cmplt_ps(v, _mm_setzero_ps())) : v);
+    }
+}
+
+/// finish_portable for AVX2: with m = 4 at dilation 1 or 2, 8 positions of the four Y rows become
+/// 32 samples by the inverse of gather_input_avx2's transpose; at dilations that are multiples of
+/// 4, copies of each anchor's d samples per row; elsewhere 8-lane gathers; the
 /// chunk's last samples (past the whole vectors) by finish_portable.
 AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
     const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv), d = conv->dilation;
-    const int transposed = d == 1 && m == 4;
-    const int64_t whole = ch->length / (transposed ? 32 : 8) * (transposed ? 32 : 8);
+    const int transposed = d <= 2 && m == 4, pieces = !transposed && d % 4 == 0;
+    const int64_t whole = pieces ? ch->length / (m * d) * (m * d) : ch->length / (transposed ? 32 : 8) * (transposed ? 32 : 8);
     float *out = conv->y + n * cout * y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
@@ -504,14 +586,22 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
         const __m256 biases = _mm256_set1_ps(conv->b ? conv->b[o] : 0.0f);
         const float *row = y + o * m * ch->y_row, *residual = z ? z + o * z_row : NULL;
         float *to = out + o * y_row;
-        if (transposed) {
+        if (pieces) {
+            // Anchor a's samples [a·m·d + i·d, + d) are row i's [a·d, + d).
+            for (int64_t t = 0, a = 0; t < whole; t += m * d, a += d)
+                for (int64_t i = 0; i < m; i++)
+                    finish_pieces(row + i * ch->y_row + a, to + t + i * d, residual ? residual + t + i * d : NULL, d, biases, conv->has_post_alpha, post);
+        } else if (transposed) {
             for (int64_t t = 0; t < whole; t += 32) {
                 const int64_t a = t / 4;
-                __m256 v[4] = {_mm256_permutevar8x32_ps(_mm256_loadu_ps(row + a), order),
-                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + ch->y_row + a), order),
-                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + 2 * ch->y_row + a), order),
-                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + 3 * ch->y_row + a), order)};
-                transpose_lanes(&v[0], &v[1], &v[2], &v[3]);
+                __m256 v[4] = {_mm256_loadu_ps(row + a), _mm256_loadu_ps(row + ch->y_row + a), _mm256_loadu_ps(row + 2 * ch->y_row + a),
+                               _mm256_loadu_ps(row + 3 * ch->y_row + a)};
+                if (d == 1) {
+                    for (int k = 0; k < 4; k++) v[k] = _mm256_permutevar8x32_ps(v[k], order);
+                    transpose_lanes(&v[0], &v[1], &v[2], &v[3]);
+                } else {
+                    transpose_pairs(&v[0], &v[1], &v[2], &v[3]);
+                }
                 for (int k = 0; k < 4; k++) {
                     __m256 value = _mm256_add_ps(v[k], biases);
                     if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + t + 8 * k));
@@ -534,7 +624,8 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
 // its sources from a few 32-float windows, each one vpermt2ps and a masked blend. The
 // index maps here are periodic (the anchors repeat every m·d samples), so one table of
 // `patterns` entries serves a whole chunk: destination vector q uses entry q mod patterns, its
-// windows `advance` floats further per period.
+// windows `advance` floats further per period. (The same with AVX2's 8-lane vpermps and blends
+// from 8-float windows measured slower than its gathers on a Zen 3, at dilations 3 and 6.)
 #define MAX_PARTS 8
 #define MAX_PATTERNS 16
 typedef struct Shuffle {

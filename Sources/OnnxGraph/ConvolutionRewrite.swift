@@ -39,8 +39,9 @@ public enum ConvolutionRewrite {
     /// `.13`: all of those together; `.15-mem`: DirectConv's and ResidualStack's weights are held in the form
     /// their kernels read, `PreparedWeightsRewrite`; `.16-avx2`: the packed FP32 kernel runs on AVX2 CPUs too,
     /// so the choices there are made again; `.17-avx2-shuffles`: AVX2's Winograd gathers and finish are faster and
-    /// Winograd DirectConv shapes are timed with cold caches.)
-    public static let version = "2026-12-02.17-avx2-shuffles"
+    /// Winograd DirectConv shapes are timed with cold caches; `.18-avx2-pair-transposes`: AVX2's Winograd gather and
+    /// finish transpose pairs at dilation 2 and copy at dilations that are multiples of 4.)
+    public static let version = "2026-12-02.18-avx2-pair-transposes"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
