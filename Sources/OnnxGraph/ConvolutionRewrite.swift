@@ -40,8 +40,9 @@ public enum ConvolutionRewrite {
     /// their kernels read, `PreparedWeightsRewrite`; `.16-avx2`: the packed FP32 kernel runs on AVX2 CPUs too,
     /// so the choices there are made again; `.17-avx2-shuffles`: AVX2's Winograd gathers and finish are faster and
     /// Winograd DirectConv shapes are timed with cold caches; `.18-avx2-pair-transposes`: AVX2's Winograd gather and
-    /// finish transpose pairs at dilation 2 and copy at dilations that are multiples of 4.)
-    public static let version = "2026-12-02.18-avx2-pair-transposes"
+    /// finish transpose pairs at dilation 2 and copy at dilations that are multiples of 4; `.19-winograd-margin`: Winograd
+    /// DirectConv shapes are routed at 0.75 of ONNX Runtime's time, `DirectConvolutionChoice.winogradMargin`.)
+    public static let version = "2026-12-02.19-winograd-margin"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

@@ -53,8 +53,13 @@ enum DirectConvolutionChoice {
     /// the decoder's `conv_pre`): in the whole joe voice the shapes timed at 0.50–0.53 of ONNX
     /// Runtime's time made the flow ~20% faster (469 → 368 ms at 1 thread), with no layout
     /// reorders around them (their neighbours are GatedTanh and element-wise nodes on the plain
-    /// layout); 0.6 keeps them with room for timing noise (bench/results/winograd.md).
-    static let winogradMargin = 0.6
+    /// layout). Timed cold (`coldSamples`), as a voice runs them: on a Zen 3 (AVX2) the flow's
+    /// shape times 0.60–0.65 of ONNX Runtime's time from build to build on a quiet host, and routed
+    /// it ran 1.67× faster in the voice (959 → 573 ms per text, the voice's RTF −9%); on a busy
+    /// host it timed slower than ONNX Runtime (0.61×) and gained nothing in the voice. 0.75 routes
+    /// the first with room for timing noise and not the second (bench/results/engine.md; 0.6,
+    /// from AVX-512's warm timings, left the quiet Zen 3's flow on ONNX Runtime).
+    static let winogradMargin = 0.75
 
     /// Whether a shape timed at these seconds goes to the kernel (its output already checked).
     static func routes(directSeconds: Double, onnxRuntimeSeconds: Double, bf16: Bool, winograd: Bool = false) -> Bool {

@@ -145,13 +145,17 @@ import Testing
 
     /// FP32 goes to the kernel only where it is twice as fast as ONNX Runtime: a residual shape
     /// timed 1.27x faster alone made the whole voice slower (bench/results/overhead.md), while
-    /// `conv_post` times ~5x. bf16's routed shapes (1.3-1.8x) keep their margin.
+    /// `conv_post` times ~5x. bf16's routed shapes (1.3-1.8x) keep their margin, Winograd's (the
+    /// flow's, timed cold) theirs.
     @Test func routingWantsAClearWin() {
         #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.3, onnxRuntimeSeconds: 1, bf16: false))
         #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.9, onnxRuntimeSeconds: 1, bf16: false))
         #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 5.0, onnxRuntimeSeconds: 1, bf16: false))
         #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 1.3, onnxRuntimeSeconds: 1, bf16: true))
         #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.1, onnxRuntimeSeconds: 1, bf16: true))
+        // Winograd shapes, timed cold: 1.55-1.66x made the voice faster, 0.6x did not.
+        #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 1.55, onnxRuntimeSeconds: 1, bf16: false, winograd: true))
+        #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.25, onnxRuntimeSeconds: 1, bf16: false, winograd: true))
     }
 
     // MARK: - bf16 (`--precision bf16`)
