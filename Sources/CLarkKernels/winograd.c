@@ -112,6 +112,13 @@ int lark_winograd_weights(const LarkWinograd *plan, const float *w, int64_t outp
 
 static int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
+/// act(row[at]) with the slope `alpha` for negatives (1: none), zero outside [0, length): one
+/// element of a gathered row, where a vector would read past the input.
+static inline float activated(const float *row, int64_t at, int64_t length, float alpha) {
+    const float v = at >= 0 && at < length ? row[at] : 0.0f;
+    return v < 0 ? v * alpha : v;
+}
+
 /// The sizes of one chunk's rows.
 typedef struct Chunk {
     int64_t length;  // output samples
@@ -172,11 +179,7 @@ static inline __attribute__((always_inline)) void gather_input_portable(
     for (int64_t c = 0; c < cin; c++)
         for (int64_t i = 0; i < plan->m; i++) {
             float *row = r + (c * plan->m + i) * ch->r_row;
-            for (int64_t u = 0; u < ch->r_count; u++) {
-                const int64_t at = base + t_of_u[u] + i * d;
-                const float v = at >= 0 && at < in_length ? x[c * x_row + at] : 0.0f;
-                row[u] = v < 0 ? v * alpha : v;
-            }
+            for (int64_t u = 0; u < ch->r_count; u++) row[u] = activated(x + c * x_row, base + t_of_u[u] + i * d, in_length, alpha);
         }
 }
 
@@ -485,8 +488,7 @@ AVX2 static void gather_input_avx2(
                     for (int64_t i = 0; i < 4; i++)
                         for (int64_t k = 0; k < 8; k++) {
                             const int64_t at = d == 1 ? t + 4 * k + i : t + 8 * (k / 2) + 2 * i + k % 2;
-                            const float v = at >= 0 && at < in_length ? from[at] : 0.0f;
-                            rows[i * ch->r_row + u + k] = v < 0 ? v * pre : v;
+                            rows[i * ch->r_row + u + k] = activated(from, at, in_length, pre);
                         }
                     continue;
                 }
@@ -517,24 +519,16 @@ AVX2 static void gather_input_avx2(
             float *rows = r + c * m * ch->r_row;
             for (int64_t a = 0; a < whole; a++) {
                 const int64_t t = base + a * m * d;
+                const int inside = t >= 0 && t + m * d <= in_length;
                 for (int64_t i = 0; i < m; i++) {
                     float *to = rows + i * ch->r_row + a * d;
-                    if (t < 0 || t + m * d > in_length) {
-                        for (int64_t k = 0; k < d; k++) {
-                            const float v = t + i * d + k >= 0 && t + i * d + k < in_length ? from[t + i * d + k] : 0.0f;
-                            to[k] = v < 0 ? v * pre : v;
-                        }
-                        continue;
-                    }
-                    copy_pieces(from + t + i * d, to, d, alpha);
+                    if (inside) copy_pieces(from + t + i * d, to, d, alpha);
+                    else
+                        for (int64_t k = 0; k < d; k++) to[k] = activated(from, t + i * d + k, in_length, pre);
                 }
             }
             for (int64_t i = 0; i < m; i++)
-                for (int64_t u = whole * d; u < vectors; u++) {
-                    const int64_t at = base + t_of_u[u] + i * d;
-                    const float v = at >= 0 && at < in_length ? from[at] : 0.0f;
-                    rows[i * ch->r_row + u] = v < 0 ? v * pre : v;
-                }
+                for (int64_t u = whole * d; u < vectors; u++) rows[i * ch->r_row + u] = activated(from, base + t_of_u[u] + i * d, in_length, pre);
         }
         return;
     }
@@ -577,7 +571,7 @@ AVX2 static inline __attribute__((always_inline)) void finish_pieces(
 AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_t m, int64_t n, int64_t t0, const int32_t *from_t, const float *y) {
     const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv), d = conv->dilation;
     const int transposed = d <= 2 && m == 4, pieces = !transposed && d % 4 == 0;
-    const int64_t whole = pieces ? ch->length / (m * d) * (m * d) : ch->length / (transposed ? 32 : 8) * (transposed ? 32 : 8);
+    const int64_t step = pieces ? m * d : transposed ? 32 : 8, whole = ch->length / step * step;  // samples per iteration
     float *out = conv->y + n * cout * y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
