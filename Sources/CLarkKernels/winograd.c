@@ -149,12 +149,16 @@ static int64_t padded_count(const LarkWinograd *plan, const Chunk *c, int64_t d)
 }
 
 /// Output samples per chunk: the chunk's rows (R, V, M, Y: 2m + 2n rows of u per channel) in
-/// about 384 KB of L2 (bench/winograd: 256 and 640 KB were slower).
+/// about 384 KB of L2 (bench/winograd: 256 and 640 KB were slower), rounded to the nearest
+/// multiple of m · LARK_PACKED_SAMPLES, so that a whole chunk's u (its samples / m) fills the
+/// products' register tiles (24 columns with AVX2, 48 with AVX-512) with none left over. Rounded
+/// to LARK_PACKED_SAMPLES only, a residual level's chunks had u = 108 or 60 and every chunk ended
+/// in a part tile (`tile_k1_v2`/`v1`: ~15% of the products' time in a profile of the voice).
 static int64_t chunk_samples(const LarkWinograd *plan, int64_t channels) {
     const int64_t per_sample = (2 * plan->m + 2 * plan->n) * channels * 4 / plan->m + 1;
-    int64_t samples = (384 << 10) / per_sample;
-    samples = samples / LARK_PACKED_SAMPLES * LARK_PACKED_SAMPLES;
-    return samples < 4 * LARK_PACKED_SAMPLES ? 4 * LARK_PACKED_SAMPLES : samples > 3072 ? 3072 : samples;
+    const int64_t unit = plan->m * LARK_PACKED_SAMPLES;
+    int64_t samples = ((384 << 10) / per_sample + unit / 2) / unit * unit;
+    return samples < unit ? unit : samples > 3072 / unit * unit ? 3072 / unit * unit : samples;
 }
 
 int64_t lark_winograd_tile_samples(const LarkWinograd *plan, int64_t input_channels, int64_t output_channels) {
