@@ -42,7 +42,7 @@ public enum ConvolutionRewrite {
     /// Winograd DirectConv shapes are timed with cold caches; `.18-avx2-pair-transposes`: AVX2's Winograd gather and
     /// finish transpose pairs at dilation 2 and copy at dilations that are multiples of 4; `.19-winograd-margin`: Winograd
     /// DirectConv shapes are routed at 0.75 of ONNX Runtime's time, `DirectConvolutionChoice.winogradMargin`.)
-    public static let version = "2026-12-03.21-phase-order"
+    public static let version = "2026-12-03.22-winograd-f43"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).
