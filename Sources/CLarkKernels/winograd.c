@@ -132,6 +132,11 @@ typedef struct Chunk {
     // ρ·v_phase + a in V, M and Y and at ρ·r_phase + a in R (whose segments hold the anchors the
     // input transform reads ahead). `step`: one anchor later in R (d in u order, 1 in phase order).
     int64_t phases, v_phase, r_phase, step;
+    // V is zero from v_count to here (AVX2's transforms): v_row for DirectConv's generic
+    // micro-kernels, which read whole blocks past u; the packed kernels read V only to u rounded
+    // to a vector, which the transforms write whole, so for them nothing past it (a memset per
+    // row and point was ~1% of the voice's time).
+    int64_t v_zero;
 } Chunk;
 
 static Chunk chunk_for(const LarkWinograd *plan, int64_t d, int64_t length, int phased) {
@@ -441,7 +446,7 @@ AVX2 static inline __attribute__((always_inline)) void transform_input_fixed_avx
                 for (int p = 0; p < n; p++) _mm256_storeu_ps(to + p * cin * ch->v_row, combine8(tap, bt + p * n, n));
             }
         for (int p = 0; p < n; p++)
-            for (int64_t u = ch->v_count; u < ch->v_row; u++) v[(p * cin + c) * ch->v_row + u] = 0;
+            for (int64_t u = ch->v_count; u < ch->v_zero; u++) v[(p * cin + c) * ch->v_row + u] = 0;
     }
 }
 
@@ -959,6 +964,7 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
             const Chunk ch = length == chunk ? full : chunk_for(plan, d, length, phased);
             Chunk rows = ch;  // this chunk's counts in the full chunk's row lengths
             rows.r_row = full.r_row, rows.v_row = full.v_row, rows.m_row = full.m_row, rows.y_row = full.y_row;
+            rows.v_zero = packed_channels == cout && plan->pieces == 1 ? rows.v_count : rows.v_row;
 #if defined(__x86_64__)
             if (!shuffles)
 #endif
