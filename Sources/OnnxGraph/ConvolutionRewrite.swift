@@ -41,7 +41,9 @@ public enum ConvolutionRewrite {
     /// so the choices there are made again; `.17-avx2-shuffles`: AVX2's Winograd gathers and finish are faster and
     /// Winograd DirectConv shapes are timed with cold caches; `.18-avx2-pair-transposes`: AVX2's Winograd gather and
     /// finish transpose pairs at dilation 2 and copy at dilations that are multiples of 4; `.19-winograd-margin`: Winograd
-    /// DirectConv shapes are routed at 0.75 of ONNX Runtime's time, `DirectConvolutionChoice.winogradMargin`.)
+    /// DirectConv shapes are routed at 0.75 of ONNX Runtime's time, `DirectConvolutionChoice.winogradMargin`;
+    /// `.20`–`.22`: Winograd chunks of whole register tiles, AVX2's phase order at dilations 3 and 6, and
+    /// F(4, 3) as a fourth timed candidate for the fused levels' 3-tap convolutions.)
     public static let version = "2026-12-03.22-winograd-f43"
 
     public struct Result: Sendable {
