@@ -110,6 +110,8 @@ public struct OptimizedVoiceCache: Sendable {
 
     /// The model file's SHA-256, remembered in `models.json` by the file's fingerprint so that a
     /// load of an unchanged file does not read its 60 MB again (about a tenth of a cached load).
+    /// Whenever it is written, files that no longer exist are forgotten: voices loaded from
+    /// temporary paths (downloads, tests) would otherwise stay in it for good.
     func modelHash(_ path: String) throws -> String {
         var info = stat()
         guard stat(path, &info) == 0 else { throw Problem(reason: "cannot read \(path)") }
@@ -123,6 +125,7 @@ public struct OptimizedVoiceCache: Sendable {
         var memo = (FileManager.default.contents(atPath: memoPath)).flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
         if let known = memo[path], known == fingerprint(known.sha256) { return known.sha256 }
         let digest = try Self.sha256(ofFileAt: path)
+        memo = memo.filter { FileManager.default.fileExists(atPath: $0.key) }
         memo[path] = fingerprint(digest)
         if let data = try? JSONEncoder().encode(memo) {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -83,6 +83,28 @@ import Testing
         #expect(second == (try OptimizedVoiceCache.sha256(ofFileAt: model)))
     }
 
+    /// `models.json` forgets files that are gone when it is next written, and keeps those that exist.
+    @Test func rememberedHashesOfDeletedFilesAreForgotten() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = OptimizedVoiceCache(directory: directory)
+        let paths = (0..<3).map { directory + "/model\($0).onnx" }
+        for (index, path) in paths.enumerated() {
+            try Data(repeating: UInt8(index), count: 100).write(to: URL(fileURLWithPath: path))
+            _ = try cache.modelHash(path)
+        }
+        func remembered() throws -> Set<String> {
+            let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/models.json"))
+            return Set(try #require(JSONSerialization.jsonObject(with: data) as? [String: Any]).keys)
+        }
+        #expect(try remembered() == Set(paths))
+        try FileManager.default.removeItem(atPath: paths[0])
+        let other = directory + "/other.onnx"
+        try Data(repeating: 9, count: 100).write(to: URL(fileURLWithPath: other))
+        _ = try cache.modelHash(other)
+        #expect(try remembered() == [paths[1], paths[2], other])
+    }
+
     @Test func aStampedModelReadsBackFromItsFirstBytes() throws {
         let value = Array(String(repeating: "x", count: 70_000).utf8)
         let stamp = ModelStamp.encode(key: "k", value: value)
