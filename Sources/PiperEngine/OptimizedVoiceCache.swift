@@ -236,6 +236,36 @@ public struct OptimizedVoiceCache: Sendable {
         }
     }
 
+    /// Deletes the entries this build would never use here: built by another version of Lark's
+    /// rewrite or another ONNX Runtime (each upgrade leaves one such file per voice, 60–90 MB),
+    /// damaged or unreadable ones, and leftover temporary files. Entries built for another CPU
+    /// stay: a cache directory may be shared by machines. Answers how many files and bytes went.
+    @discardableResult
+    public func prune(onnxRuntime: String) throws -> (files: Int, bytes: Int) {
+        guard FileManager.default.fileExists(atPath: directory) else { return (0, 0) }
+        var removed = (files: 0, bytes: 0)
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") {
+            let path = directory + "/" + name
+            if name.hasSuffix(".onnx") {
+                guard case .success(let entry) = Self.readHeader(at: path), Self.checksumMatches(entry) else {
+                    try remove(path, counting: &removed)
+                    continue
+                }
+                let key = entry.header.key
+                guard key.rewrite != ConvolutionRewrite.version || key.onnxRuntime != onnxRuntime else { continue }
+            }
+            try remove(path, counting: &removed)
+        }
+        return removed
+    }
+
+    private func remove(_ path: String, counting removed: inout (files: Int, bytes: Int)) throws {
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        try FileManager.default.removeItem(atPath: path)
+        removed.files += 1
+        removed.bytes += bytes
+    }
+
     /// Deletes every entry, leftover temporary file and remembered model hash; answers how many files went.
     @discardableResult
     public func clear() throws -> Int {

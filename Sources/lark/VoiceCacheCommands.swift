@@ -33,10 +33,17 @@ extension Voices {
 
     struct Cache: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the optimized-voice cache (or --clear it).")
+            abstract: "Show the optimized-voice cache (or --prune or --clear it).")
 
         @Flag(help: "Delete every cached optimized voice (they are built again on their next load).")
         var clear = false
+
+        @Flag(help: """
+            Delete the cached voices this Lark would not use: built by another version of it or \
+            another ONNX Runtime, or damaged (entries for other CPUs stay: a cache directory may \
+            be shared by machines).
+            """)
+        var prune = false
 
         @Flag(help: "Print JSON instead of a table.")
         var json = false
@@ -45,6 +52,7 @@ extension Voices {
 
         func run() async throws {
             let cache = engine.voiceCache
+            if clear && prune { throw fail("--clear deletes every entry, --prune the stale ones: choose one") }
             if clear {
                 do {
                     let removed = try cache.clear()
@@ -58,6 +66,15 @@ extension Voices {
             switch OnnxRuntime.shared {
             case .success(let runtime): version = runtime.version
             case .failure(let error): throw fail("ONNX Runtime could not start: \(error.message)")
+            }
+            if prune {
+                do {
+                    let removed = try cache.prune(onnxRuntime: version)
+                    print("removed \(removed.files) file\(removed.files == 1 ? "" : "s") (\(String(format: "%.0f MB", Double(removed.bytes) / 1_000_000))) from \(cache.directory)")
+                } catch {
+                    throw fail("could not prune \(cache.directory): \(error.localizedDescription)")
+                }
+                return
             }
             let entries = cache.listing(onnxRuntime: version)
             if json {

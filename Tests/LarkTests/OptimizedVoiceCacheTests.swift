@@ -83,6 +83,39 @@ import Testing
         #expect(second == (try OptimizedVoiceCache.sha256(ofFileAt: model)))
     }
 
+    /// `lark voices cache --prune`: the entries this build would not use go (another rewrite
+    /// version, another ONNX Runtime, a damaged file, a leftover temporary file); the valid entry
+    /// and another CPU's (a shared directory) stay.
+    @Test func pruneDeletesWhatThisBuildWouldNotUse() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = OptimizedVoiceCache(directory: directory)
+        let valid = OptimizedVoiceCache.Key(
+            modelSHA256: String(repeating: "a", count: 64), onnxRuntime: "1.31.1", cpu: OptimizedVoiceCache.cpuFeatures,
+            rewrite: ConvolutionRewrite.version, session: "optimization=all")
+        var oldRewrite = valid, oldRuntime = valid, otherCPU = valid, damaged = valid
+        oldRewrite.rewrite = "2026-01-01.1-old"
+        oldRuntime.onnxRuntime = "1.20.0"
+        otherCPU.cpu = "aarch64 other"
+        damaged.modelSHA256 = String(repeating: "b", count: 64)
+        for key in [valid, oldRewrite, oldRuntime, otherCPU, damaged] {
+            cache.store(model: Array(repeating: 7, count: 1000), key: key, voice: "en_US-test", probe: [0], restatedConvolutions: 0, buildSeconds: 0)
+        }
+        let damagedFile = try FileHandle(forWritingTo: URL(fileURLWithPath: cache.path(for: damaged, voice: "en_US-test")))
+        try damagedFile.seekToEnd()
+        try damagedFile.seek(toOffset: try damagedFile.offset() - 1)
+        try damagedFile.write(contentsOf: Data([8]))
+        try damagedFile.close()
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: directory + "/leftover.onnx.tmp"))
+
+        let removed = try cache.prune(onnxRuntime: "1.31.1")
+        #expect(removed.files == 4)
+        #expect(removed.bytes > 3 * 1000)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" })
+        #expect(left == Set([valid, otherCPU].map { (cache.path(for: $0, voice: "en_US-test") as NSString).lastPathComponent }))
+        #expect(try cache.prune(onnxRuntime: "1.31.1").files == 0, "nothing more the second time")
+    }
+
     /// `models.json` forgets files that are gone when it is next written, and keeps those that exist.
     @Test func rememberedHashesOfDeletedFilesAreForgotten() throws {
         let directory = Self.temporaryDirectory()
