@@ -925,7 +925,8 @@ int lark_winograd_conv(const LarkDirectConv *conv, const LarkWinograd *plan, con
     int32_t *t_of_u = (int32_t *)(y + cout * m * full.y_row + 48), *from_t = t_of_u + round_up(full.r_count, 16);
     // Where u lies in time, and where time t lies in the Y rows (row i·y_row + u), within a chunk.
     const int64_t span = m * d;
-    for (int64_t u = 0; u < round_up(full.r_count, 16); u++) t_of_u[u] = (int32_t)(u / d * span + u % d);
+    if (!phased)  // (phase order's gather computes its positions)
+        for (int64_t u = 0; u < round_up(full.r_count, 16); u++) t_of_u[u] = (int32_t)(u / d * span + u % d);
     typedef void (*Gather)(const LarkDirectConv *, const LarkWinograd *, const Chunk *, const float *, int64_t, const int32_t *, float *);
     typedef void (*Input)(const LarkWinograd *, const Chunk *, int64_t, int64_t, const float *, float *);
     typedef void (*Output)(const LarkWinograd *, const Chunk *, int64_t, const float *, float *);

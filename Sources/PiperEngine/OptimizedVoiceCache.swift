@@ -219,20 +219,41 @@ public struct OptimizedVoiceCache: Sendable {
         return names.filter { $0.hasSuffix(".onnx") && !$0.hasPrefix(".") }.sorted().map { name in
             let path = directory + "/" + name
             let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            switch Self.readHeader(at: path).flatMap({ entry in
-                Self.checksumMatches(entry) ? .success(entry) : .failure(Problem(reason: "its checksum does not match (a damaged file)"))
-            }) {
+            switch Self.checkedEntry(at: path) {
             case .failure(let problem):
                 return Listing(file: path, voice: nil, bytes: bytes, created: nil, problem: problem.reason)
             case .success(let entry):
-                let key = entry.header.key
-                let problem: String? =
-                    key.onnxRuntime != onnxRuntime ? "built for ONNX Runtime \(key.onnxRuntime)"
-                    : key.cpu != Self.cpuFeatures ? "built for another CPU"
-                    : key.rewrite != ConvolutionRewrite.version ? "built by another version of Lark's rewrite"
-                    : nil
-                return Listing(file: path, voice: entry.header.voice, bytes: bytes, created: entry.header.created, problem: problem)
+                return Listing(
+                    file: path, voice: entry.header.voice, bytes: bytes, created: entry.header.created,
+                    problem: Unused(entry.header.key, onnxRuntime: onnxRuntime)?.reason)
             }
+        }
+    }
+
+    /// Why an intact entry is not used by this build on this machine.
+    private enum Unused {
+        case otherRuntime(String), otherCPU, otherRewrite
+
+        init?(_ key: Key, onnxRuntime: String) {
+            if key.onnxRuntime != onnxRuntime { self = .otherRuntime(key.onnxRuntime) }
+            else if key.cpu != OptimizedVoiceCache.cpuFeatures { self = .otherCPU }
+            else if key.rewrite != ConvolutionRewrite.version { self = .otherRewrite }
+            else { return nil }
+        }
+
+        var reason: String {
+            switch self {
+            case .otherRuntime(let version): "built for ONNX Runtime \(version)"
+            case .otherCPU: "built for another CPU"
+            case .otherRewrite: "built by another version of Lark's rewrite"
+            }
+        }
+    }
+
+    /// The entry at `path` with its stamp, length and checksum checked.
+    private static func checkedEntry(at path: String) -> Result<Entry, Problem> {
+        readHeader(at: path).flatMap { entry in
+            checksumMatches(entry) ? .success(entry) : .failure(Problem(reason: "its checksum does not match (a damaged file)"))
         }
     }
 
@@ -246,13 +267,12 @@ public struct OptimizedVoiceCache: Sendable {
         var removed = (files: 0, bytes: 0)
         for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") {
             let path = directory + "/" + name
-            if name.hasSuffix(".onnx") {
-                guard case .success(let entry) = Self.readHeader(at: path), Self.checksumMatches(entry) else {
-                    try remove(path, counting: &removed)
-                    continue
+            // Kept: an intact entry this build uses, or one for another CPU.
+            if name.hasSuffix(".onnx"), case .success(let entry) = Self.checkedEntry(at: path) {
+                switch Unused(entry.header.key, onnxRuntime: onnxRuntime) {
+                case nil, .otherCPU: continue
+                case .otherRuntime, .otherRewrite: break
                 }
-                let key = entry.header.key
-                guard key.rewrite != ConvolutionRewrite.version || key.onnxRuntime != onnxRuntime else { continue }
             }
             try remove(path, counting: &removed)
         }
