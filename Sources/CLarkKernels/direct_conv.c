@@ -123,6 +123,11 @@ int lark_direct_conv_task(const LarkDirectConv *conv, int64_t task) {
 void lark_direct_conv_finish(const LarkDirectConv *conv, int64_t n, int64_t t, int64_t o0, int64_t channels, int64_t count,
                              const float *out) {
     const int64_t cout = conv->output_channels, y_row = lark_y_row(conv), z_row = lark_z_row(conv);
+    if (conv->subpixel) {
+        for (int64_t j = 0; j < channels; j++)
+            lark_subpixel_store(conv, lark_item_output(conv, n), o0 + j, t, out + j * LARK_BLOCK_SAMPLES, count, conv->b ? conv->b[o0 + j] : 0.0f);
+        return;
+    }
     float *y = conv->y + n * cout * y_row;
     const float *z = conv->z ? conv->z + n * cout * z_row : NULL;
     for (int64_t j = 0; j < channels; j++) {

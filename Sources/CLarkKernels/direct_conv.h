@@ -50,7 +50,32 @@ typedef struct LarkDirectConv {
     // at least as large as the copy; NULL: each task allocates its own.
     void *scratch;
     size_t scratch_bytes;
+    // A sub-pixel output (0: none): the convolution's output channel j = o·subpixel + r is phase r
+    // of Y's channel o, and its sample q goes to Y[o][q·subpixel + r − subpixel_crop] when that
+    // lies in [0, subpixel_length) (a ConvTranspose of stride `subpixel` restated: see
+    // DirectConvolutionRewrite's SubpixelOutput). Y has output_channels / subpixel channels of
+    // y_row samples (y_row must be set); no Z or post-activation.
+    int64_t subpixel, subpixel_crop, subpixel_length;
 } LarkDirectConv;
+
+/// Stores `count` results of output channel `j` from sample `q` on where a sub-pixel output puts
+/// them (LarkDirectConv.subpixel), plus `bias`, dropping those its crop removes. `y`: the batch
+/// item's Y.
+static inline void lark_subpixel_store(const LarkDirectConv *conv, float *y, int64_t j, int64_t q, const float *values, int64_t count,
+                                       float bias) {
+    const int64_t s = conv->subpixel, r = j % s;
+    float *row = y + j / s * conv->y_row;
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t t = (q + i) * s + r - conv->subpixel_crop;
+        if (t >= 0 && t < conv->subpixel_length) row[t] = values[i] + bias;
+    }
+}
+
+/// The batch item `n`'s Y: output_channels rows, or output_channels / subpixel for a sub-pixel output.
+static inline float *lark_item_output(const LarkDirectConv *conv, int64_t n) {
+    const int64_t rows = conv->subpixel ? conv->output_channels / conv->subpixel : conv->output_channels;
+    return conv->y + n * rows * (conv->y_row ? conv->y_row : conv->output_length);
+}
 
 /// The most bytes one task's padded input copy of `conv` takes (FP32 or bf16).
 size_t lark_direct_conv_scratch_bytes(const LarkDirectConv *conv);

@@ -19,6 +19,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "avx2_transpose.h"
+
 #define AVX2 __attribute__((target("avx2,fma")))
 
 // Output channels and 8-sample vectors of one register tile.
@@ -33,6 +35,10 @@ typedef struct Epilogue {
     int has_post;
     float post_alpha;
     int tail;           // the samples of the tile's last vector that lie inside the output (1-8)
+    // A sub-pixel output (LarkDirectConv.subpixel; then `y` is the batch item's Y): the
+    // convolution, its tile's first output channel and first sample.
+    const LarkDirectConv *subpixel;
+    int64_t channel, sample;
 } Epilogue;
 
 /// Lane masks for maskload/maskstore: lanes [0, n) set, from an 8-lane window into this table.
@@ -83,11 +89,44 @@ AVX2 static inline __attribute__((always_inline)) void step3(
             : "xmm12", "xmm13", "xmm14", "xmm15", "memory");
 }
 
+/// The epilogue of a tile of a sub-pixel output (Epilogue.subpixel). When the stride is a multiple
+/// of HALF and the tile's places lie inside Y, its HALF channels are phases r..r+3 of one channel of
+/// Y, so each sample's four results are four adjacent floats of Y: a 4×4 transpose per 128-bit lane
+/// turns the accumulators into those pieces, stored 16 bytes at a time (this is what the separate
+/// interleave pass, SubpixelInterleave, did with a second trip through memory). Elsewhere (a
+/// sequence's ends, other strides) the tile goes through a block and lark_subpixel_store.
+AVX2 static inline __attribute__((always_inline)) void subpixel_finish(__m256 rows[HALF][VECTORS], const int vectors, const Epilogue *e) {
+    const LarkDirectConv *conv = e->subpixel;
+    const int64_t stride = conv->subpixel, count = 8 * (vectors - 1) + e->tail;
+    const int64_t first = e->sample * stride - conv->subpixel_crop, end = (e->sample + count) * stride - conv->subpixel_crop;
+    if (stride % HALF == 0 && first >= 0 && end <= conv->subpixel_length) {
+        float *to = e->y + e->channel / stride * conv->y_row + first + e->channel % stride;
+        const __m128 bias4 = e->bias ? _mm_loadu_ps(e->bias) : _mm_setzero_ps();
+        const __m256 bias = _mm256_set_m128(bias4, bias4);
+        for (int v = 0; v < vectors; v++) {
+            __m256 p[HALF] = {rows[0][v], rows[1][v], rows[2][v], rows[3][v]};
+            transpose_lanes(&p[0], &p[1], &p[2], &p[3]);
+            const int valid = v < vectors - 1 ? 8 : e->tail;  // samples 8v + i, i < valid
+            for (int i = 0; i < HALF; i++) {
+                const __m256 piece = _mm256_add_ps(p[i], bias);  // samples 8v + i (low lane) and 8v + 4 + i
+                if (i < valid) _mm_storeu_ps(to + (8 * v + i) * stride, _mm256_castps256_ps128(piece));
+                if (i + 4 < valid) _mm_storeu_ps(to + (8 * v + 4 + i) * stride, _mm256_extractf128_ps(piece, 1));
+            }
+        }
+        return;
+    }
+    float block[HALF][TILE_SAMPLES] __attribute__((aligned(32)));
+    for (int j = 0; j < HALF; j++)
+        for (int v = 0; v < vectors; v++) _mm256_store_ps(block[j] + 8 * v, rows[j][v]);
+    for (int j = 0; j < HALF; j++) lark_subpixel_store(conv, e->y, e->channel + j, e->sample, block[j], count, e->bias ? e->bias[j] : 0.0f);
+}
+
 /// One register tile: HALF channels × `vectors` (1–3) vectors, `k` taps, weights `w` of a packed
 /// block offset to the tile's first channel (LARK_PACKED_CHANNELS apart per reduction step).
-/// Inlined into copies with constant `vectors` and `k`; full tiles step in assembly (step3).
-AVX2 static inline __attribute__((always_inline)) void tile(
-    const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const int vectors, const Epilogue *e) {
+/// Inlined into copies with constant `vectors` and `k` (and `subpixel`: the epilogue of a
+/// sub-pixel output); full tiles step in assembly (step3).
+AVX2 static inline __attribute__((always_inline)) void tile_of(
+    const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const int vectors, const int subpixel, const Epilogue *e) {
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
     __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
     for (int64_t c = 0; c < cin; c++) {
@@ -116,13 +155,17 @@ AVX2 static inline __attribute__((always_inline)) void tile(
             if (vectors > 1) a31 = _mm256_fmadd_ps(v, x1, a31);
         }
     }
+    __m256 rows[HALF][VECTORS] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    if (subpixel) {
+        subpixel_finish(rows, vectors, e);
+        return;
+    }
     const float *const z = e->z;
     float *const y = e->y;
     const int64_t y_row = e->y_row, z_row = e->z_row;
     const int has_post = e->has_post, tail = e->tail;
     const __m256 alpha = _mm256_set1_ps(e->post_alpha), zero = _mm256_setzero_ps();
     const __m256i last = _mm256_loadu_si256((const __m256i *)(mask_table + 8 - tail));
-    const __m256 rows[HALF][VECTORS] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
     for (int j = 0; j < HALF; j++) {
         const __m256 bias = e->bias ? _mm256_broadcast_ss(e->bias + j) : zero;
         for (int v = 0; v < vectors; v++)
@@ -131,8 +174,32 @@ AVX2 static inline __attribute__((always_inline)) void tile(
     }
 }
 
+AVX2 static inline __attribute__((always_inline)) void tile(
+    const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const int vectors, const Epilogue *e) {
+    tile_of(s, ss, w, cin, k, d, vectors, 0, e);
+}
+
 #define PACKED_TILE_TARGET AVX2
 #include "packed_tiles.h"
+
+// The tiles of a sub-pixel output: HiFi-GAN's upsamplings restated have 2 taps (kernel = 2 × stride).
+#define SUBPIXEL_TILE(name, taps, vectors)                                                                                   \
+    AVX2 static void name(const float *s, int64_t ss, const float *w, int64_t cin, int64_t k, int64_t d, const Epilogue *e) { \
+        (void)k;                                                                                                             \
+        tile_of(s, ss, w, cin, taps, d, vectors, 1, e);                                                                      \
+    }
+SUBPIXEL_TILE(subpixel_k2_v1, 2, 1)
+SUBPIXEL_TILE(subpixel_k2_v2, 2, 2)
+SUBPIXEL_TILE(subpixel_k2_v3, 2, 3)
+SUBPIXEL_TILE(subpixel_kn_v1, k, 1)
+SUBPIXEL_TILE(subpixel_kn_v2, k, 2)
+SUBPIXEL_TILE(subpixel_kn_v3, k, 3)
+#undef SUBPIXEL_TILE
+
+static Tile subpixel_tile_for(int64_t k, int vectors) {
+    static const Tile tiles[2][3] = {{subpixel_k2_v1, subpixel_k2_v2, subpixel_k2_v3}, {subpixel_kn_v1, subpixel_kn_v2, subpixel_kn_v3}};
+    return tiles[k == 2 ? 0 : 1][vectors - 1];
+}
 
 /// Samples [i0, i0 + count) (count ≤ LARK_PACKED_SAMPLES) of every whole block of channels: per
 /// block, each half of its channels over each 24-sample tile. `e` carries what all tiles share;
@@ -148,9 +215,14 @@ AVX2 static void packed_block(const float *s, int64_t ss, const float *packed, i
                 const int vectors = (int)((n + 7) / 8);
                 Epilogue e = *shared;
                 e.bias = bias ? bias + o : NULL;
+                e.tail = (int)(n - 8 * (vectors - 1));
+                if (shared->subpixel) {
+                    e.channel = o, e.sample = shared->sample + i0 + t;
+                    subpixel_tile_for(k, vectors)(s + i0 + t, ss, w + h, cin, k, d, &e);
+                    continue;
+                }
                 e.z = z ? z + o * shared->z_row + i0 + t : NULL;
                 e.y = y + o * shared->y_row + i0 + t;
-                e.tail = (int)(n - 8 * (vectors - 1));
                 tile_for(k, vectors)(s + i0 + t, ss, w + h, cin, k, d, &e);
             }
         }
@@ -199,10 +271,11 @@ int lark_direct_conv_packed_task_avx2(const LarkDirectConv *conv, const float *p
     if (!s) return -1;
     const int64_t cin = conv->input_channels, cout = conv->output_channels, k = conv->kernel, d = conv->dilation;
     const int64_t blocks = cout / LARK_PACKED_CHANNELS;
-    const Epilogue shared = {
+    Epilogue shared = {
         .y_row = lark_y_row(conv), .z_row = lark_z_row(conv), .has_post = conv->has_post_alpha, .post_alpha = conv->post_alpha,
     };
-    float *y = conv->y + n * cout * shared.y_row + t0;
+    if (conv->subpixel) shared.subpixel = conv, shared.y = lark_item_output(conv, n), shared.sample = t0;
+    float *y = conv->subpixel ? NULL : conv->y + n * cout * shared.y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * shared.z_row + t0 : NULL;
     for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;

@@ -33,6 +33,8 @@ typedef struct DirectConvKernel {
     // A graph that holds W in the form this kernel reads (attribute prepared_weights, a
     // LarkPreparedWeights; weight_shape [M, C, K]): W is read in place, nothing is prepared.
     int64_t prepared_form, weight_shape[3];
+    // A sub-pixel output (attributes subpixel_stride, subpixel_pads; LarkDirectConv.subpixel): 0, none.
+    int64_t subpixel, subpixel_pads[2];
     pthread_mutex_t packing;
     const float *packed_from;
     void *packed;
@@ -175,6 +177,16 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
             return failure(api, ORT_INVALID_ARGUMENT, "a Winograd size is out of range (at most 8 outputs and 12 points)");
     } else {
         kernel.winograd_outputs = 0;
+    }
+    if (lark_int_attribute(api, info, "subpixel_stride", &kernel.subpixel) && kernel.subpixel != 0) {
+        if (kernel.subpixel < 2) return failure(api, ORT_INVALID_ARGUMENT, "subpixel_stride must be at least 2");
+        if (lark_ints_attribute(api, info, "subpixel_pads", kernel.subpixel_pads, 2) != 2 || kernel.subpixel_pads[0] < 0 ||
+            kernel.subpixel_pads[1] < 0)
+            return failure(api, ORT_INVALID_ARGUMENT, "subpixel_stride needs subpixel_pads [b, e], not negative");
+        if (kernel.bf16 || kernel.winograd_outputs || kernel.has_post_alpha)
+            return failure(api, ORT_INVALID_ARGUMENT, "a sub-pixel output takes no bf16, Winograd or post_alpha");
+    } else {
+        kernel.subpixel = 0;
     }
     int packed;
     kernel.blocks = lark_conv_blocks_for((LarkKernelPath)path, &packed);
@@ -339,6 +351,15 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     int64_t dims[4] = {conv.batch, conv.output_channels, 1, 1};
     size_t rank = t[0].rank;
     dims[rank - 1] = conv.output_length;
+    if (kernel->subpixel) {
+        // Y: the phases side by side in time, cropped (LarkDirectConv.subpixel).
+        conv.subpixel = kernel->subpixel, conv.subpixel_crop = kernel->subpixel_pads[0];
+        conv.subpixel_length = conv.output_length * kernel->subpixel - kernel->subpixel_pads[0] - kernel->subpixel_pads[1];
+        if (conv.output_channels % kernel->subpixel) return failure(api, ORT_INVALID_ARGUMENT, "W's output channels are not a whole number of phases");
+        if (conv.subpixel_length < 1) return failure(api, ORT_INVALID_ARGUMENT, "subpixel_pads crop more than the output");
+        if (present[3]) return failure(api, ORT_INVALID_ARGUMENT, "a sub-pixel output takes no Z");
+        dims[1] = conv.output_channels / kernel->subpixel, dims[rank - 1] = conv.y_row = conv.subpixel_length;
+    }
     if (present[3]) {
         if (t[3].rank != rank || memcmp(t[3].dims, dims, rank * sizeof(int64_t)) != 0)
             return failure(api, ORT_INVALID_ARGUMENT, "Z must have the output's shape");

@@ -303,6 +303,8 @@ static void accumulate_output_generic(const LarkWinograd *plan, const Chunk *ch,
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "avx2_transpose.h"
 #define AVX512 __attribute__((target("avx512f")))
 
 /// transform_input and accumulate_output for one F(m, r) with its transforms as constants
@@ -478,13 +480,6 @@ AVX2 static void transform_input_avx2(const LarkWinograd *plan, const Chunk *ch,
 }
 AVX2 static void accumulate_output_avx2(const LarkWinograd *plan, const Chunk *ch, int64_t cout, const float *mp, float *y) {
     accumulate_output(plan, ch, cout, mp, y);
-}
-/// The four rows' 4×4 blocks transposed within each 128-bit lane (row k of lane l gets column k).
-AVX2 static inline __attribute__((always_inline)) void transpose_lanes(__m256 *a, __m256 *b, __m256 *c, __m256 *d) {
-    const __m256 ab_low = _mm256_unpacklo_ps(*a, *b), ab_high = _mm256_unpackhi_ps(*a, *b);
-    const __m256 cd_low = _mm256_unpacklo_ps(*c, *d), cd_high = _mm256_unpackhi_ps(*c, *d);
-    *a = _mm256_shuffle_ps(ab_low, cd_low, 0x44), *b = _mm256_shuffle_ps(ab_low, cd_low, 0xEE);
-    *c = _mm256_shuffle_ps(ab_high, cd_high, 0x44), *d = _mm256_shuffle_ps(ab_high, cd_high, 0xEE);
 }
 
 AVX2 static inline __attribute__((always_inline)) __m256 leaky(__m256 v, __m256 alpha) {

@@ -37,6 +37,12 @@ public enum DirectConvolutionRewrite {
     /// 228 ms as Winograd DirectConv against 202 ms on ONNX Runtime, though the choice timed them
     /// 1.3–1.6x faster at 2,304 samples (bench/results/winograd.md, "DirectConv Winograd").
     public static let winogradExcludedPrefixes = ["/enc_p/", "/dp/"]
+    /// A `ConvTranspose` whose kernel is a whole number of strides (HiFi-GAN's upsamplings) may
+    /// become a sub-pixel DirectConv (FP32), up to this many input channels and phases × output
+    /// channels: the restated convolution then writes its interleaved result itself, in place of
+    /// ONNX Runtime's blocked `Conv`, a `SubpixelInterleave` pass over its output and the layout
+    /// reorders around them (`TransposedConvPlan`). Timing decides, against that form.
+    public static let maximumSubpixelChannels = 1024
     /// In bf16 the kernel does twice the multiply-adds per instruction, so it may beat those
     /// kernels at any size: every convolution up to this is a candidate, and timing decides.
     public static let maximumChannelsBF16 = 1024
@@ -66,9 +72,10 @@ public enum DirectConvolutionRewrite {
         return shapes
     }
 
-    /// Whether an FP32 shape above `maximumChannels` may go to DirectConv, as Winograd only.
+    /// Whether an FP32 shape above `maximumChannels` may go to DirectConv, as Winograd only
+    /// (a sub-pixel one goes directly, at any size up to `maximumSubpixelChannels`).
     public static func needsWinograd(_ shape: DirectConvolutionShape) -> Bool {
-        max(shape.inputChannels, shape.outputChannels) > maximumChannels
+        shape.subpixel == nil && max(shape.inputChannels, shape.outputChannels) > maximumChannels
     }
 
     /// The Winograd size timed for `shape` in FP32 (nil: none): F(4, K), the one bench/winograd
@@ -101,10 +108,16 @@ public enum DirectConvolutionRewrite {
             writtenAt[plan.absorbed.max()!] = plan
             dropped.formUnion(plan.absorbed)
         }
+        // A sub-pixel plan's ConvTranspose weights give way to the restated ones it writes.
+        let replacedTensors = Set(plans.compactMap(\.subpixel).flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+        var names = graph.allNames
         var graphWriter = ProtoWriter(reservingCapacity: graphField.payload.count + plans.count * 256)
         for (index, field) in graph.fields.enumerated() {
             if let plan = writtenAt[index] {
-                try plan.write(into: &graphWriter, bf16: bf16, winograd: bf16 ? nil : winograd[plan.shape])
+                try plan.write(
+                    into: &graphWriter, from: model, source: graph, bf16: bf16, winograd: bf16 ? nil : winograd[plan.shape], names: &names)
+            } else if field.number == Field.graphInitializer, let tensor = graph.tensors[index], replacedTensors.contains(tensor.name) {
+                continue
             } else if !dropped.contains(index) {
                 graphWriter.copy(field, from: model)
             }
@@ -125,10 +138,15 @@ public enum DirectConvolutionRewrite {
         var claimed: Set<Int> = []
         for (index, node) in graph.nodes where !claimed.contains(index) {
             if bf16, !bf16NamePrefixes.contains(where: name(of: node, model).hasPrefix) { continue }
-            guard let plan = try DirectConvPlan(
+            var found = try DirectConvPlan(
                 index: index, node: node, graph: graph, model: model, producers: producers, readers: readers, claimed: claimed,
                 maximumChannels: bf16 ? maximumChannelsBF16 : maximumWinogradChannels)
-            else { continue }
+            if found == nil, !bf16 {
+                found = try DirectConvPlan(
+                    subpixelAt: index, node: node, graph: graph, model: model, producers: producers, claimed: claimed,
+                    maximumChannels: maximumSubpixelChannels)
+            }
+            guard let plan = found else { continue }
             // FP32 above `maximumChannels`: only shapes Winograd can take.
             guard bf16 || !needsWinograd(plan.shape)
                 || (winogradCandidate(plan.shape) != nil && !winogradExcludedPrefixes.contains(where: name(of: node, model).hasPrefix))
@@ -157,26 +175,21 @@ public enum DirectConvolutionRewrite {
         _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, bf16: Bool = false,
         repeats: Int = 1, winograd: WinogradSize? = nil
     ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
-        let outputLength = Int64(length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1))
-        let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
-        let repeats = (c == m && outputLength == Int64(length)) ? max(1, repeats) : 1
+        let outputLength = Int64(shape.resultLength(input: length))
+        let (c, m) = (Int64(shape.inputChannels), Int64(shape.resultChannels))
+        let repeats = (c == m && outputLength == Int64(length) && shape.subpixel == nil) ? max(1, repeats) : 1
+        if let subpixel = shape.subpixel {
+            return try subpixelConvolution(shape, subpixel, length: length, weights: weights, bias: bias, kernelPath: kernelPath)
+        }
         func model(_ nodes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void) throws(MalformedProtobuf) -> [UInt8] {
-            var graph = ProtoWriter()
-            try nodes(&graph)
-            graph.stringField(2, "single_convolution")
-            for copy in 0..<repeats {
-                try graph.floatTensor("W\(copy)", dims: [m, c, Int64(shape.kernel)], values: weights)
-                if let bias { try graph.floatTensor("B\(copy)", dims: [m], values: bias) }
+            try singleModel(input: [1, c, Int64(length)], residual: shape.residual ? [1, m, outputLength] : nil, output: [1, m, outputLength]) {
+                graph throws(MalformedProtobuf) in
+                try nodes(&graph)
+                for copy in 0..<repeats {
+                    try graph.floatTensor("W\(copy)", dims: [m, c, Int64(shape.kernel)], values: weights)
+                    if let bias { try graph.floatTensor("B\(copy)", dims: [m], values: bias) }
+                }
             }
-            graph.tensorValueInfo(Field.graphInput, name: "X", dims: [1, c, Int64(length)])
-            if shape.residual { graph.tensorValueInfo(Field.graphInput, name: "Z", dims: [1, m, outputLength]) }
-            graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: [1, m, outputLength])
-            var model = ProtoWriter()
-            model.varintField(1, 8)  // ir_version
-            model.opsetImport(domain: "", version: 13)
-            model.opsetImport(domain: domain, version: 1)
-            model.bytesField(Field.modelGraph, graph.bytes)
-            return model.bytes
         }
         // Node names differ from value names, as in exported models: ConvolutionRewrite names the
         // nodes it adds after their outputs.
@@ -227,6 +240,62 @@ public enum DirectConvolutionRewrite {
         }
         return (plain, direct)
     }
+
+    /// A model of input `X` (and `Z`) and output `Y` with these dims, its nodes and initializers
+    /// written by `body`.
+    private static func singleModel(
+        input: [Int64], residual: [Int64]?, output: [Int64], _ body: (inout ProtoWriter) throws(MalformedProtobuf) -> Void
+    ) throws(MalformedProtobuf) -> [UInt8] {
+        var graph = ProtoWriter()
+        try body(&graph)
+        graph.stringField(2, "single_convolution")
+        graph.tensorValueInfo(Field.graphInput, name: "X", dims: input)
+        if let residual { graph.tensorValueInfo(Field.graphInput, name: "Z", dims: residual) }
+        graph.tensorValueInfo(Field.graphOutput, name: "Y", dims: output)
+        var model = ProtoWriter()
+        model.varintField(1, 8)  // ir_version
+        model.opsetImport(domain: "", version: 13)
+        model.opsetImport(domain: domain, version: 1)
+        model.bytesField(Field.modelGraph, graph.bytes)
+        return model.bytes
+    }
+
+    /// `singleConvolution` of a sub-pixel shape: the plain model is the `ConvTranspose` (`weights`
+    /// `[C_in, C_out, taps · stride]`, `bias` `[C_out]`, after a `LeakyRelu` with a `preAlpha`), the
+    /// direct one its sub-pixel DirectConv with the weights restated.
+    private static func subpixelConvolution(
+        _ shape: DirectConvolutionShape, _ subpixel: SubpixelOutput, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int?
+    ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
+        let (c, m) = (Int64(shape.inputChannels), Int64(shape.resultChannels))
+        let (input, output) = ([1, c, Int64(length)], [1, m, Int64(shape.resultLength(input: length))])
+        let phases = SubpixelConvolution.Phases(
+            inputChannels: shape.inputChannels, outputChannels: shape.resultChannels, stride: subpixel.stride, taps: shape.kernel)
+        let plain = try singleModel(input: input, residual: nil, output: output) { graph throws(MalformedProtobuf) in
+            var value = "X"
+            if let alpha = shape.preAlpha {
+                try graph.customNode("LeakyRelu", domain: "", inputs: [value], output: "activated", name: "pre") { $0.floatAttribute("alpha", alpha) }
+                value = "activated"
+            }
+            try graph.customNode("ConvTranspose", domain: "", inputs: bias == nil ? [value, "W"] : [value, "W", "B"], output: "Y", name: "upsampling") {
+                node throws(MalformedProtobuf) in
+                try node.intsAttribute("kernel_shape", [Int64(shape.kernel * subpixel.stride)])
+                try node.intsAttribute("strides", [Int64(subpixel.stride)])
+                try node.intsAttribute("pads", [Int64(subpixel.padBegin), Int64(subpixel.padEnd)])
+            }
+            try graph.floatTensor("W", dims: [c, m, Int64(shape.kernel * subpixel.stride)], values: weights)
+            if let bias { try graph.floatTensor("B", dims: [m], values: bias) }
+        }
+        let direct = try singleModel(input: input, residual: nil, output: output) { graph throws(MalformedProtobuf) in
+            try graph.customNode(opType, domain: domain, inputs: bias == nil ? ["X", "W"] : ["X", "W", "B"], output: "Y") { node throws(MalformedProtobuf) in
+                try shape.writeDirectAttributes(into: &node)
+                if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }
+            }
+            try graph.floatTensor(
+                "W", dims: [Int64(shape.outputChannels), c, Int64(shape.kernel)], values: phases.restated(weights, phaseMajor: false))
+            if let bias { try graph.floatTensor("B", dims: [Int64(shape.outputChannels)], values: phases.repeated(bias, phaseMajor: false)) }
+        }
+        return (plain, direct)
+    }
 }
 
 /// What one `DirectConv` computes, apart from its weights and its input's length.
@@ -241,18 +310,32 @@ public struct DirectConvolutionShape: Hashable, Codable, Sendable, CustomStringC
     public var postAlpha: Float?
     public var bias: Bool
     public var residual: Bool
+    /// A `ConvTranspose` restated (`SubpixelConvolution`): the convolution above computes
+    /// `stride` phases of each of Y's channels (channel-major: `o · stride + r`), and the node
+    /// writes them interleaved and cropped, as the `ConvTranspose` does; nil: a plain convolution.
+    public var subpixel: SubpixelOutput?
 
     public init(
         inputChannels: Int, outputChannels: Int, kernel: Int, dilation: Int = 1, padBegin: Int, padEnd: Int,
-        preAlpha: Float? = nil, postAlpha: Float? = nil, bias: Bool = true, residual: Bool = false
+        preAlpha: Float? = nil, postAlpha: Float? = nil, bias: Bool = true, residual: Bool = false, subpixel: SubpixelOutput? = nil
     ) {
         (self.inputChannels, self.outputChannels, self.kernel, self.dilation) = (inputChannels, outputChannels, kernel, dilation)
         (self.padBegin, self.padEnd, self.preAlpha, self.postAlpha) = (padBegin, padEnd, preAlpha, postAlpha)
-        (self.bias, self.residual) = (bias, residual)
+        (self.bias, self.residual, self.subpixel) = (bias, residual, subpixel)
     }
 
-    /// Multiply-adds per output sample.
+    /// Multiply-adds per output sample of the convolution (before a sub-pixel output's interleave).
     public var multiplyAddsPerSample: Int { inputChannels * outputChannels * kernel }
+
+    /// Y's channels: the convolution's, or a sub-pixel output's (a `stride`-th of them).
+    public var resultChannels: Int { subpixel.map { outputChannels / $0.stride } ?? outputChannels }
+
+    /// Y's length for an input of `length` samples.
+    public func resultLength(input length: Int) -> Int {
+        let convolved = length + padBegin + padEnd - dilation * (kernel - 1)
+        guard let subpixel else { return convolved }
+        return convolved * subpixel.stride - subpixel.padBegin - subpixel.padEnd
+    }
 
     public var description: String {
         var text = "\(inputChannels)→\(outputChannels) k\(kernel) d\(dilation) pads \(padBegin),\(padEnd)"
@@ -260,6 +343,7 @@ public struct DirectConvolutionShape: Hashable, Codable, Sendable, CustomStringC
         if bias { text += " +B" }
         if residual { text += " +Z" }
         if let postAlpha { text += " post \(postAlpha)" }
+        if let subpixel { text += " sub-pixel ×\(subpixel.stride) crop \(subpixel.padBegin),\(subpixel.padEnd)" }
         return text
     }
 
@@ -274,6 +358,22 @@ public struct DirectConvolutionShape: Hashable, Codable, Sendable, CustomStringC
         try writeConvAttributes(into: &node)
         if let preAlpha { node.floatAttribute("pre_alpha", preAlpha) }
         if let postAlpha { node.floatAttribute("post_alpha", postAlpha) }
+        if let subpixel {
+            node.intAttribute("subpixel_stride", Int64(subpixel.stride))
+            try node.intsAttribute("subpixel_pads", [Int64(subpixel.padBegin), Int64(subpixel.padEnd)])
+        }
+    }
+}
+
+/// How a sub-pixel `DirectConv` (`DirectConvolutionShape.subpixel`) lays out its result: the
+/// `ConvTranspose`'s stride and its pads (cropped from the interleaved phases).
+public struct SubpixelOutput: Hashable, Codable, Sendable {
+    public var stride: Int
+    public var padBegin: Int
+    public var padEnd: Int
+
+    public init(stride: Int, padBegin: Int, padEnd: Int) {
+        (self.stride, self.padBegin, self.padEnd) = (stride, padBegin, padEnd)
     }
 }
 
@@ -286,6 +386,32 @@ struct DirectConvPlan {
     let residual: String?
     let output: String
     let absorbed: [Int]
+    /// The `ConvTranspose` a sub-pixel DirectConv replaces: its weights are written restated
+    /// (channel-major), under names of their own, and its own are dropped.
+    let subpixel: SubpixelConvolution?
+
+    /// A sub-pixel DirectConv in place of a `ConvTranspose` node (`SubpixelConvolution`), with
+    /// the `LeakyRelu` before it when only it reads that; nil when the node is no such
+    /// `ConvTranspose` or is larger than `maximumChannels` (input channels, or phases × output
+    /// channels).
+    init?(
+        subpixelAt index: Int, node: GraphSummary.Node, graph: GraphSummary, model: [UInt8],
+        producers: [String: (index: Int, node: GraphSummary.Node)], claimed: Set<Int>, maximumChannels: Int
+    ) throws(MalformedProtobuf) {
+        guard let source = try SubpixelConvolution(node: node, graph: graph, in: model),
+              source.inputChannels <= maximumChannels, source.stride * source.outputChannels <= maximumChannels
+        else { return nil }
+        var (input, absorbed, preAlpha) = (source.input, [index], Float?.none)
+        if let pre = try Self.preActivation(of: input, graph, model, producers, claimed) {
+            (input, preAlpha) = (pre.input, pre.alpha)
+            absorbed.append(pre.index)
+        }
+        shape = DirectConvolutionShape(
+            inputChannels: source.inputChannels, outputChannels: source.stride * source.outputChannels, kernel: source.taps,
+            padBegin: source.taps - 1, padEnd: source.taps - 1, preAlpha: preAlpha, bias: source.bias != nil,
+            subpixel: SubpixelOutput(stride: source.stride, padBegin: source.padBegin, padEnd: source.padEnd))
+        (self.input, weight, bias, residual, output, self.absorbed, subpixel) = (input, source.weight, source.bias, nil, source.output, absorbed, source)
+    }
 
     init?(
         index: Int, node: GraphSummary.Node, graph: GraphSummary, model: [UInt8],
@@ -335,13 +461,9 @@ struct DirectConvPlan {
         var absorbed = [index]
         var input = node.inputs[0]
         var preAlpha: Float?
-        // A LeakyRelu read by this convolution alone.
-        if let (producerIndex, producer) = producers[input], !claimed.contains(producerIndex), Self.isLeakyRelu(producer),
-           graph.uses[input] == 1,
-           !graph.outputs.contains(input), !producer.inputs[0].isEmpty {
-            preAlpha = try Self.alpha(of: producer, model)
-            input = producer.inputs[0]
-            absorbed.append(producerIndex)
+        if let pre = try Self.preActivation(of: input, graph, model, producers, claimed) {
+            (input, preAlpha) = (pre.input, pre.alpha)
+            absorbed.append(pre.index)
         }
         var output = node.outputs[0]
         // The residual Add, when this result is its only reader's only convolution input.
@@ -366,11 +488,39 @@ struct DirectConvPlan {
             inputChannels: inputChannels, outputChannels: outputChannels, kernel: kernel, dilation: dilation,
             padBegin: pads[0], padEnd: pads[1], preAlpha: preAlpha, postAlpha: postAlpha, bias: bias != nil,
             residual: residual != nil)
-        (self.input, self.weight, self.bias, self.residual, self.output, self.absorbed) =
-            (input, node.inputs[1], bias, residual, output, absorbed)
+        (self.input, self.weight, self.bias, self.residual, self.output, self.absorbed, subpixel) =
+            (input, node.inputs[1], bias, residual, output, absorbed, nil)
     }
 
-    func write(into graph: inout ProtoWriter, bf16: Bool, winograd: WinogradSize?) throws(MalformedProtobuf) {
+    /// A LeakyRelu read by the convolution alone, that makes `input`: its own input, its slope
+    /// and its field index.
+    private static func preActivation(
+        of input: String, _ graph: GraphSummary, _ model: [UInt8], _ producers: [String: (index: Int, node: GraphSummary.Node)],
+        _ claimed: Set<Int>
+    ) throws(MalformedProtobuf) -> (input: String, alpha: Float, index: Int)? {
+        guard let (index, producer) = producers[input], !claimed.contains(index), isLeakyRelu(producer), graph.uses[input] == 1,
+              !graph.outputs.contains(input), !producer.inputs[0].isEmpty
+        else { return nil }
+        return (producer.inputs[0], try alpha(of: producer, model), index)
+    }
+
+    /// Writes the node (and a sub-pixel one's restated weights, named uniquely among `names`,
+    /// from `model`'s `source` graph).
+    func write(
+        into graph: inout ProtoWriter, from model: [UInt8], source: GraphSummary, bf16: Bool, winograd: WinogradSize?, names: inout Set<String>
+    ) throws(MalformedProtobuf) {
+        var (weight, bias) = (self.weight, self.bias)
+        if let subpixel {
+            weight = ConvolutionRewrite.unique(output + "/lark_direct_weight", in: &names)
+            try graph.floatTensor(
+                weight, dims: [Int64(shape.outputChannels), Int64(shape.inputChannels), Int64(shape.kernel)],
+                values: subpixel.restatedWeights(model, source, phaseMajor: false))
+            if bias != nil {
+                let name = ConvolutionRewrite.unique(output + "/lark_direct_bias", in: &names)
+                try graph.floatTensor(name, dims: [Int64(shape.outputChannels)], values: subpixel.repeatedBias(model, source, phaseMajor: false))
+                bias = name
+            }
+        }
         var inputs = [input, weight]
         if bias != nil || residual != nil { inputs.append(bias ?? "") }
         if let residual { inputs.append(residual) }

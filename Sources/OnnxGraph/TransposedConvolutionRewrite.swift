@@ -21,23 +21,19 @@
 /// 1×1 depthwise convolution of weight 1, so that ONNX Runtime holds it in its blocked layout for
 /// the residual blocks that read it.
 struct TransposedConvPlan {
-    let node: GraphSummary.Node
-    let weight: String
-    let bias: String?
-    let input: String
-    let output: String
+    let source: SubpixelConvolution
+    var node: GraphSummary.Node { source.node }
+    var weight: String { source.weight }
+    var bias: String? { source.bias }
+    var input: String { source.input }
+    var output: String { source.output }
     /// The 4-D result, `[N, C_out, 1, T·s]`.
     var output4D: String { names.output }
     /// The cropped result before its blocked-layout stand-in: where `TimeChunks` may cut time.
     var cropped: String { names.cropped }
     /// The interleaved, cropped phases, at `stride` times the input's rate (for `TimeChunks`' reach).
-    var interleaved: (value: String, rate: Int) { (names.cropped, stride) }
-    let outputChannels: Int64
-    private let inputChannels: Int
-    private let stride: Int
-    private let taps: Int
-    private let padBegin: Int64
-    private let padEnd: Int64
+    var interleaved: (value: String, rate: Int) { (names.cropped, source.stride) }
+    var outputChannels: Int64 { Int64(source.outputChannels) }
     private let names: Names
 
     /// The values and initializers the replacement writes, named after the node's output.
@@ -51,11 +47,65 @@ struct TransposedConvPlan {
         }
     }
 
-    /// Nil unless the node is a 1-D `ConvTranspose` this rewrite can restate exactly: float
-    /// weights of its own stored as raw data, stride > 1 dividing the kernel, no dilation,
-    /// groups or output padding, and a model at opset 13 or later.
+    /// Nil unless the node is a `SubpixelConvolution` and the model is at opset 13 or later (the
+    /// replacement's `Unsqueeze` takes its axes as an input).
     init?(node: GraphSummary.Node, graph: GraphSummary, in model: [UInt8], opset: Int64, names: inout Set<String>) throws(MalformedProtobuf) {
-        guard opset >= 13, node.opType == "ConvTranspose", node.domain.isEmpty || node.domain == "ai.onnx",
+        guard opset >= 13, let source = try SubpixelConvolution(node: node, graph: graph, in: model) else { return nil }
+        self.source = source
+        self.names = Names(output: node.outputs[0], taken: &names)
+    }
+
+    /// Writes the replacement nodes, and the initializers they read, in place of the node: they
+    /// read `input4D` when the input is already 4-D, and leave the result 4-D in `output4D`.
+    func write(
+        into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String,
+        input4D existing: String?, constants: inout BlockedConstants
+    ) throws(MalformedProtobuf) {
+        let input4D = existing ?? names.input
+        let (stride, taps, channels) = (Int64(source.stride), Int64(source.taps), Int64(source.outputChannels))
+        try graph.floatTensor(
+            names.weight, dims: [stride * channels, Int64(source.inputChannels), 1, taps],
+            values: source.restatedWeights(model, graphSummary, phaseMajor: true))
+        try graph.floatTensor(names.bias, dims: [stride * channels], values: source.repeatedBias(model, graphSummary, phaseMajor: true))
+
+        if existing == nil { try graph.node("Unsqueeze", inputs: [node.inputs[0], axes], output: input4D) }
+        try graph.node("Conv", inputs: [input4D, names.weight, names.bias], output: names.phases) { conv throws(MalformedProtobuf) in
+            try conv.intsAttribute("kernel_shape", [1, taps])
+            try conv.intsAttribute("pads", [0, taps - 1, 0, taps - 1])
+        }
+        try graph.subpixelInterleave(names.phases, output: names.cropped, stride: stride, pads: [Int64(source.padBegin), Int64(source.padEnd)])
+        if FourDimensionalChains.fillsBlocks(channels) {
+            try graph.depthwise(names.cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
+        } else {
+            try graph.node("Identity", inputs: [names.cropped], output: output4D)
+        }
+    }
+}
+
+/// A 1-D `ConvTranspose` that is a convolution of its input followed by an interleave (see
+/// `TransposedConvPlan` for the arithmetic): its parts, and its weights restated. The form
+/// `TransposedConvPlan` writes (ONNX Runtime's blocked `Conv`, then `SubpixelInterleave`) and
+/// `DirectConvolutionRewrite`'s sub-pixel `DirectConv` (one node that writes the interleaved
+/// result) both start here.
+struct SubpixelConvolution {
+    let node: GraphSummary.Node
+    let weight: String
+    let bias: String?
+    let input: String
+    let output: String
+    let inputChannels: Int
+    let outputChannels: Int
+    let stride: Int
+    /// Taps of each phase's convolution: the kernel over the stride.
+    let taps: Int
+    let padBegin: Int
+    let padEnd: Int
+
+    /// Nil unless the node is a 1-D `ConvTranspose` that can be restated exactly: float weights of
+    /// its own stored as raw data, stride > 1 dividing the kernel, no dilation, groups or output
+    /// padding.
+    init?(node: GraphSummary.Node, graph: GraphSummary, in model: [UInt8]) throws(MalformedProtobuf) {
+        guard node.opType == "ConvTranspose", node.domain.isEmpty || node.domain == "ai.onnx",
               node.inputs.count == 2 || node.inputs.count == 3, node.outputs.count == 1,
               !node.inputs[0].isEmpty, !node.outputs[0].isEmpty
         else { return nil }
@@ -98,60 +148,63 @@ struct TransposedConvPlan {
         guard stride > 1, kernel % stride == 0, pads.allSatisfy({ $0 >= 0 }), pads[0] + pads[1] < Int64(kernel) else {
             return nil
         }
-        self.node = node
-        self.weight = weight
-        self.bias = bias
-        self.inputChannels = inputChannels
-        self.outputChannels = Int64(outputChannels)
-        input = node.inputs[0]
-        output = node.outputs[0]
-        self.stride = stride
-        taps = kernel / stride
-        padBegin = pads[0]
-        padEnd = pads[1]
-        self.names = Names(output: node.outputs[0], taken: &names)
+        (self.node, self.weight, self.bias, input, output) = (node, weight, bias, node.inputs[0], node.outputs[0])
+        (self.inputChannels, self.outputChannels, self.stride, taps) = (inputChannels, outputChannels, stride, kernel / stride)
+        (padBegin, padEnd) = (Int(pads[0]), Int(pads[1]))
     }
 
-    /// Writes the replacement nodes, and the initializers they read, in place of the node: they
-    /// read `input4D` when the input is already 4-D, and leave the result 4-D in `output4D`.
-    func write(
-        into graph: inout ProtoWriter, from model: [UInt8], graphSummary: GraphSummary, axes: String,
-        input4D existing: String?, constants: inout BlockedConstants
-    ) throws(MalformedProtobuf) {
-        let input4D = existing ?? names.input
-        let outputChannels = Int(self.outputChannels)
+    /// The restatement's arithmetic.
+    var phases: Phases { Phases(inputChannels: inputChannels, outputChannels: outputChannels, stride: stride, taps: taps) }
 
-        let source = littleEndianFloats(model, graphSummary.tensorsByName[weight]!.rawData!)
-        var restated = [Float](repeating: 0, count: source.count)
-        let kernel = taps * stride
-        for c in 0..<inputChannels {
-            for o in 0..<outputChannels {
-                for r in 0..<stride {
-                    for i in 0..<taps {
-                        let to = ((r * outputChannels + o) * inputChannels + c) * taps + i
-                        restated[to] = source[(c * outputChannels + o) * kernel + (taps - 1 - i) * stride + r]
+    /// The weights as the restated convolution's (`Phases.restated`).
+    func restatedWeights(_ model: [UInt8], _ graph: GraphSummary, phaseMajor: Bool) -> [Float] {
+        phases.restated(littleEndianFloats(model, graph.tensorsByName[weight]!.rawData!), phaseMajor: phaseMajor)
+    }
+
+    /// The bias of each of the restated convolution's channels (zeros without one).
+    func repeatedBias(_ model: [UInt8], _ graph: GraphSummary, phaseMajor: Bool) -> [Float] {
+        phases.repeated(bias.map { littleEndianFloats(model, graph.tensorsByName[$0]!.rawData!) }, phaseMajor: phaseMajor)
+    }
+
+    /// A restatement's arithmetic, apart from any graph (DirectConv's timing and tests use it on
+    /// weights of their own).
+    struct Phases {
+        let inputChannels, outputChannels, stride, taps: Int
+
+        /// Output channel `o`'s phase `r` among the restated convolution's `stride · C_out`
+        /// channels: phase-major (`r · C_out + o`, the blocked `Conv`'s order, whose interleave
+        /// reads whole channels of one phase) or channel-major (`o · stride + r`, DirectConv's,
+        /// whose register tiles of four channels are then four phases of one output channel).
+        func channel(_ o: Int, phase r: Int, phaseMajor: Bool) -> Int {
+            phaseMajor ? r * outputChannels + o : o * stride + r
+        }
+
+        /// A `ConvTranspose` weight `[C_in, C_out, taps · stride]` as the restated convolution's,
+        /// `[stride · C_out, C_in, taps]`: `W2[channel(o, r)][c][i] = W[c][o][(taps − 1 − i) · stride + r]`.
+        func restated(_ source: [Float], phaseMajor: Bool) -> [Float] {
+            var restated = [Float](repeating: 0, count: source.count)
+            let kernel = taps * stride
+            for c in 0..<inputChannels {
+                for o in 0..<outputChannels {
+                    for r in 0..<stride {
+                        let to = channel(o, phase: r, phaseMajor: phaseMajor)
+                        for i in 0..<taps {
+                            restated[(to * inputChannels + c) * taps + i] = source[(c * outputChannels + o) * kernel + (taps - 1 - i) * stride + r]
+                        }
                     }
                 }
             }
+            return restated
         }
-        let biasValues = bias.map { littleEndianFloats(model, graphSummary.tensorsByName[$0]!.rawData!) }
-            ?? [Float](repeating: 0, count: outputChannels)
-        let repeatedBias = (0..<stride).flatMap { _ in biasValues }
 
-        let channels = Int64(outputChannels)
-        try graph.floatTensor(names.weight, dims: [Int64(stride) * channels, Int64(inputChannels), 1, Int64(taps)], values: restated)
-        try graph.floatTensor(names.bias, dims: [Int64(stride) * channels], values: repeatedBias)
-
-        if existing == nil { try graph.node("Unsqueeze", inputs: [node.inputs[0], axes], output: input4D) }
-        try graph.node("Conv", inputs: [input4D, names.weight, names.bias], output: names.phases) { conv throws(MalformedProtobuf) in
-            try conv.intsAttribute("kernel_shape", [1, Int64(taps)])
-            try conv.intsAttribute("pads", [0, Int64(taps - 1), 0, Int64(taps - 1)])
-        }
-        try graph.subpixelInterleave(names.phases, output: names.cropped, stride: Int64(stride), pads: [padBegin, padEnd])
-        if FourDimensionalChains.fillsBlocks(channels) {
-            try graph.depthwise(names.cropped, weight: try constants.filled(channels, with: 1, into: &graph), output: output4D, channels: channels)
-        } else {
-            try graph.node("Identity", inputs: [names.cropped], output: output4D)
+        /// A bias `[C_out]` (nil: zeros) repeated for each phase, in the restated order.
+        func repeated(_ values: [Float]?, phaseMajor: Bool) -> [Float] {
+            let values = values ?? [Float](repeating: 0, count: outputChannels)
+            var repeated = [Float](repeating: 0, count: stride * outputChannels)
+            for o in 0..<outputChannels {
+                for r in 0..<stride { repeated[channel(o, phase: r, phaseMajor: phaseMajor)] = values[o] }
+            }
+            return repeated
         }
     }
 

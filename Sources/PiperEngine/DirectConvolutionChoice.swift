@@ -61,9 +61,16 @@ enum DirectConvolutionChoice {
     /// from AVX-512's warm timings, left the quiet Zen 3's flow on ONNX Runtime).
     static let winogradMargin = 0.75
 
+    /// FP32 sub-pixel (HiFi-GAN's upsamplings as one DirectConv that writes the interleaved
+    /// result, `DirectConvolutionRewrite.maximumSubpixelChannels`): timed against the form they
+    /// take otherwise (ONNX Runtime's blocked `Conv`, the reorders around it and the
+    /// `SubpixelInterleave` pass), so that a shape's timing already carries what routing it saves
+    /// around it; a small margin for timing noise.
+    static let subpixelMargin = 0.9
+
     /// Whether a shape timed at these seconds goes to the kernel (its output already checked).
-    static func routes(directSeconds: Double, onnxRuntimeSeconds: Double, bf16: Bool, winograd: Bool = false) -> Bool {
-        directSeconds <= (bf16 ? bf16Margin : winograd ? winogradMargin : margin) * onnxRuntimeSeconds
+    static func routes(directSeconds: Double, onnxRuntimeSeconds: Double, bf16: Bool, winograd: Bool = false, subpixel: Bool = false) -> Bool {
+        directSeconds <= (bf16 ? bf16Margin : winograd ? winogradMargin : subpixel ? subpixelMargin : margin) * onnxRuntimeSeconds
     }
 
     /// After the first timed round, a shape where the kernel is not faster than ONNX Runtime at
@@ -77,8 +84,8 @@ enum DirectConvolutionChoice {
     /// output (measured: 0.8–1.5e-3 over the decoder's shapes, bench/direct-conv-bf16.c). Ten
     /// times that still catches a broken kernel, whose errors are of the output's own size.
     static let bf16Tolerance: Float = 1e-2
-    /// Multiply-adds in one timed run (bf16 only, where shapes go up to 1024 channels): the input
-    /// is shortened for large shapes so that timing them stays well under a second.
+    /// Multiply-adds in one timed run (bf16 and sub-pixel shapes, which go up to 1024 channels):
+    /// the input is shortened for large shapes so that timing them stays well under a second.
     static let timedMultiplyAdds = 1 << 30
 
     /// Each shape is timed once per process: voices share their decoders' shapes, and every
@@ -120,14 +127,15 @@ enum DirectConvolutionChoice {
         var random = SplitMix(seed: UInt64(shape.inputChannels * 1_000_003 + shape.outputChannels * 10_007 + shape.kernel * 101 + shape.dilation))
         let scale = 1 / Float(shape.inputChannels * shape.kernel).squareRoot()
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() * scale }
-        let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() * 0.1 } : nil
+        let bias = shape.bias ? (0..<shape.resultChannels).map { _ in random.uniform() * 0.1 } : nil
         let keepsShape = shape.inputChannels == shape.outputChannels && shape.padBegin + shape.padEnd == shape.dilation * (shape.kernel - 1)
+            && shape.subpixel == nil
         let copies = keepsShape ? repeats : 1
         let winograd = bf16 || !DirectConvolutionRewrite.needsWinograd(shape) ? nil : DirectConvolutionRewrite.winogradCandidate(shape)
         // FP32 direct shapes (at most 64 channels) keep the length they were always timed at;
         // Winograd's are timed as a voice runs them (`coldSamples`, caches evicted).
         let cold = winograd != nil
-        let samples = cold ? Self.coldSamples : bf16
+        let samples = cold ? Self.coldSamples : bf16 || shape.subpixel != nil
             ? max(1_024, min(Self.samples, Self.timedMultiplyAdds / (shape.multiplyAddsPerSample * copies) / 256 * 256)) : Self.samples
         let models = try DirectConvolutionRewrite.singleConvolution(
             shape, length: samples, weights: weights, bias: bias, bf16: bf16, repeats: repeats, winograd: winograd)
@@ -140,7 +148,7 @@ enum DirectConvolutionChoice {
             .float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(samples)], values: (0..<shape.inputChannels * samples).map { _ in random.uniform() })
         ]
         if shape.residual {
-            let length = samples + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
+            let length = shape.resultLength(input: samples)
             inputs.append(.float32(name: "Z", shape: [1, Int64(shape.outputChannels), Int64(length)], values: (0..<shape.outputChannels * length).map { _ in random.uniform() }))
         }
         // The first run of each (untimed: it pays for the arena's growth) checks the output.
@@ -165,7 +173,8 @@ enum DirectConvolutionChoice {
         return DirectConvolutionDecision(
             shape: shape, samples: samples, repeats: copies, directSeconds: directBest, onnxRuntimeSeconds: referenceBest,
             relativeDifference: relative, rounds: timed,
-            used: relative <= tolerance && routes(directSeconds: directBest, onnxRuntimeSeconds: referenceBest, bf16: bf16, winograd: winograd != nil),
+            used: relative <= tolerance && routes(
+                directSeconds: directBest, onnxRuntimeSeconds: referenceBest, bf16: bf16, winograd: winograd != nil, subpixel: shape.subpixel != nil),
             bf16: bf16 ? true : nil, winograd: winograd)
     }
 

@@ -149,11 +149,12 @@ struct PiperModelLoader: Sendable {
     /// stand-in convolutions made elementwise again (`BlockedLayoutCleanup`), its shape
     /// annotations removed (`ShapeAnnotations`: a session of it loads in a fraction of the time)
     /// and DirectConv's weights stored as its kernel reads them (`PreparedWeightsRewrite`): the cleaned model,
-    /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails,
-    /// nothing was replaced, or the cleaned model's audio differs on the probe (noise off).
+    /// its sessions, and the optimized graph's audio on the probe. Nil when any step fails or
+    /// the cleaned model's audio differs on the probe (noise off).
     private func cleaned(_ model: [UInt8]) -> (model: [UInt8], sessions: [InferenceSession], expected: [Float])? {
         guard let (optimized, expected) = optimizedAndProbed(model),
-              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized, nchwcBlock: Int(lark_nchwc_block_size())), cleaned.replacedNodes > 0,
+              // (Nothing to clean is fine: a graph whose upsamplings are all DirectConv has no stand-ins.)
+              let cleaned = try? BlockedLayoutCleanup.apply(to: optimized, nchwcBlock: Int(lark_nchwc_block_size())),
               let unprepared = try? ShapeAnnotations.remove(from: cleaned.model).model,
               // DirectConv's weights in the form its kernel reads (one copy of them, not two).
               case let final = (try? PreparedWeightsRewrite.apply(to: unprepared, prepare: PreparedConvolutionWeights.prepare))?.model ?? unprepared,

@@ -50,6 +50,35 @@ import Testing
         }
     }
 
+    /// Random sub-pixel shapes (a `ConvTranspose` restated, `DirectConvolutionShape.subpixel`)
+    /// against ONNX Runtime's own `ConvTranspose`: strides 2–8 (AVX2's vectorized epilogue takes
+    /// multiples of 4, the others its element path), 1–3 taps a phase, crops at either end up to
+    /// nearly the kernel, phase channels around the packed blocks of 8 and their halves, lengths
+    /// from 1 sample to several time tiles, on every path, one and two threads.
+    @Test(arguments: paths.map { Int($0.rawValue) })
+    func subpixelKernelMatchesConvTranspose(path: Int) throws {
+        var random = TestRandom(seed: 29)
+        for index in 0..<24 {
+            let stride = index == 0 ? 4 : [2, 3, 4, 8][random.below(4)]
+            let taps = index == 0 ? 2 : 1 + random.below(3)
+            let kernel = stride * taps
+            let padBegin = random.below(kernel), padEnd = random.below(kernel - padBegin)
+            let channels = index == 0 ? 32 : [1, 2, 3, 4, 5, 8][random.below(6)]
+            let inputChannels = index == 0 ? 64 : 1 + random.below(40)
+            // The phases' output must outlast the crop: ((length + taps − 1) · stride > pads.
+            let length = max(1, [1, 17, 48, 300, 385, 1_000][random.below(6)] + random.below(3))
+            guard (length + taps - 1) * stride > padBegin + padEnd else { continue }
+            let shape = DirectConvolutionShape(
+                inputChannels: inputChannels, outputChannels: stride * channels, kernel: taps, padBegin: taps - 1, padEnd: taps - 1,
+                preAlpha: random.below(2) == 0 ? nil : 0.1, bias: random.below(3) != 0,
+                subpixel: SubpixelOutput(stride: stride, padBegin: padBegin, padEnd: padEnd))
+            for threads in [1, 2] {
+                let difference = try Self.compare(shape, length: length, path: path, threads: threads)
+                #expect(difference <= 1e-4, "\(shape), length \(length), path \(path), \(threads) threads: relative difference \(difference)")
+            }
+        }
+    }
+
     /// Several time tiles split over two of ONNX Runtime's threads give the same result.
     @Test func kernelSplitsOverThreads() throws {
         let shape = DirectConvolutionShape(
@@ -111,29 +140,33 @@ import Testing
             let b = try JoeProbeAudio.audio(of: rewritten.model)
             return (direct.replaced, a.count, JoeProbeAudio.largestDifference(a, b))
         }
-        // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2), and conv_post.
-        #expect(replaced == 13, "\(replaced) replaced")
+        // joe-medium: 6 residual convolutions at each of 64 and 32 channels (resblock type 2),
+        // conv_post, and its 3 upsamplings as sub-pixel DirectConv.
+        #expect(replaced == 16, "\(replaced) replaced")
         #expect(samples > 10_000)
         #expect(largest < 1e-3, "largest difference \(largest)")
     }
 
     /// The load-time choice times a shape both ways and checks the kernel's output.
     @Test func choiceMeasuresAndChecks() throws {
-        // A residual convolution and conv_post, as the joe voice has them.
+        // A residual convolution, conv_post and the last upsampling, as the joe voice has them.
         let shapes = [
             DirectConvolutionShape(
                 inputChannels: 32, outputChannels: 32, kernel: 7, dilation: 3, padBegin: 9, padEnd: 9, preAlpha: 0.1, residual: true),
             DirectConvolutionShape(inputChannels: 32, outputChannels: 1, kernel: 7, padBegin: 3, padEnd: 3, preAlpha: 0.01, bias: false),
+            DirectConvolutionShape(
+                inputChannels: 64, outputChannels: 128, kernel: 2, padBegin: 1, padEnd: 1, subpixel: SubpixelOutput(stride: 4, padBegin: 2, padEnd: 2)),
         ]
         let decisions = DirectConvolutionChoice.decide(shapes, runtime: try OnnxRuntime.shared.get())
-        #expect(decisions.count == 2)
+        #expect(decisions.count == 3)
         for decision in decisions {
             #expect(decision.problem == nil, "\(decision.shape): \(decision.problem ?? "")")
             #expect(decision.relativeDifference <= 1e-4)
             #expect(decision.directSeconds > 0 && decision.directSeconds.isFinite)
             #expect(decision.onnxRuntimeSeconds > 0 && decision.onnxRuntimeSeconds.isFinite)
             #expect(decision.used == DirectConvolutionChoice.routes(
-                directSeconds: decision.directSeconds, onnxRuntimeSeconds: decision.onnxRuntimeSeconds, bf16: false))
+                directSeconds: decision.directSeconds, onnxRuntimeSeconds: decision.onnxRuntimeSeconds, bf16: false,
+                subpixel: decision.shape.subpixel != nil))
             // Every round, unless the first already showed the kernel no faster (the screen).
             let rounds = try #require(decision.rounds)
             #expect((1...DirectConvolutionChoice.rounds).contains(rounds))
@@ -156,6 +189,10 @@ import Testing
         // Winograd shapes, timed cold: 1.55-1.66x made the voice faster, 0.6x did not.
         #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 1.55, onnxRuntimeSeconds: 1, bf16: false, winograd: true))
         #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.25, onnxRuntimeSeconds: 1, bf16: false, winograd: true))
+        // Sub-pixel upsamplings, timed against their whole ONNX Runtime form: 1.17-1.5x made the
+        // voice faster; one no faster stays.
+        #expect(DirectConvolutionChoice.routes(directSeconds: 1 / 1.17, onnxRuntimeSeconds: 1, bf16: false, subpixel: true))
+        #expect(!DirectConvolutionChoice.routes(directSeconds: 1 / 1.05, onnxRuntimeSeconds: 1, bf16: false, subpixel: true))
     }
 
     // MARK: - bf16 (`--precision bf16`)
@@ -278,10 +315,10 @@ import Testing
     static func compare(_ shape: DirectConvolutionShape, length: Int, path: Int, threads: Int, winograd: WinogradSize? = nil) throws -> Float {
         var random = TestRandom(seed: UInt64(shape.multiplyAddsPerSample * 31 + length))
         let weights = (0..<shape.multiplyAddsPerSample).map { _ in random.uniform() }
-        let bias = shape.bias ? (0..<shape.outputChannels).map { _ in random.uniform() } : nil
+        let bias = shape.bias ? (0..<shape.resultChannels).map { _ in random.uniform() } : nil
         let models = try DirectConvolutionRewrite.singleConvolution(
             shape, length: length, weights: weights, bias: bias, kernelPath: path == 0 ? nil : path, winograd: winograd)
-        let outputLength = length + shape.padBegin + shape.padEnd - shape.dilation * (shape.kernel - 1)
+        let outputLength = shape.resultLength(input: length)
         var inputs: [InputTensor] = [
             .float32(name: "X", shape: [1, Int64(shape.inputChannels), Int64(length)], values: (0..<shape.inputChannels * length).map { _ in random.uniform() })
         ]
@@ -294,7 +331,7 @@ import Testing
         let configuration = SessionConfiguration(intraOpThreads: threads)
         let expected = try InferenceSession(model: models.plain, configuration: configuration, runtime: runtime).run(inputs)
         let actual = try InferenceSession(model: models.direct, configuration: configuration, runtime: runtime).run(inputs)
-        guard expected.count == shape.outputChannels * outputLength, actual.count == expected.count else { return .infinity }
+        guard expected.count == shape.resultChannels * outputLength, actual.count == expected.count else { return .infinity }
         return relativeDifference(expected, actual)
     }
 
