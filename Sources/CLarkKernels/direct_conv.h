@@ -182,7 +182,8 @@ int lark_direct_conv_packed_task_avx2(const LarkDirectConv *conv, const float *p
 /// Rows already prepared (no padding, activation, bias or residual): for output channels
 /// [0, blocks · LARK_PACKED_CHANNELS) and samples [0, length),
 ///   y[o · y_row + i] = Σ_c Σ_k W[o][c][k] · s[c · ss + i + k · d]
-/// with `packed` weights. `s` rows must be readable to round_up(length, 16) + (k − 1) · d.
+/// with `packed` weights. `s` rows must be readable to round_up(length, 16) + (k − 1) · d. When
+/// `y_row` is a multiple of 8, AVX2 may write Y up to round_up(length, 8) (whole vectors).
 /// winograd.c's products, on packed path `isa` (LarkPackedIsa).
 void lark_packed_rows(int isa, const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d, int64_t length,
                       float *y, int64_t y_row);

@@ -305,6 +305,26 @@ AVX2 static inline __attribute__((always_inline)) void product_tile(
     _mm256_storeu_ps(y, a30), _mm256_storeu_ps(y + 8, a31), _mm256_storeu_ps(y + 16, a32);
 }
 
+/// Eight columns of a 1-tap product for a whole packed block (8 channels), stored whole: the
+/// last columns of a row (fewer than 24), where a HALF tile of one vector would run 4 FMA chains
+/// and wait on their latency; here 8 chains share each input load. Products' M rows are whole
+/// vectors long (winograd.c's m_row), so the columns past the row's end land in its padding.
+AVX2 static inline __attribute__((always_inline)) void product_columns(
+    const float *s, int64_t ss, const float *w, int64_t cin, float *y, int64_t y_row) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t c = 0; c < cin; c++) {
+        const __m256 x = _mm256_loadu_ps(s + c * ss);
+        const float *wc = w + c * LARK_PACKED_CHANNELS;
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc), x, a0), a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 1), x, a1);
+        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 2), x, a2), a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 3), x, a3);
+        a4 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 4), x, a4), a5 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 5), x, a5);
+        a6 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 6), x, a6), a7 = _mm256_fmadd_ps(_mm256_broadcast_ss(wc + 7), x, a7);
+    }
+    _mm256_storeu_ps(y, a0), _mm256_storeu_ps(y + y_row, a1), _mm256_storeu_ps(y + 2 * y_row, a2), _mm256_storeu_ps(y + 3 * y_row, a3);
+    y += 4 * y_row;
+    _mm256_storeu_ps(y, a4), _mm256_storeu_ps(y + y_row, a5), _mm256_storeu_ps(y + 2 * y_row, a6), _mm256_storeu_ps(y + 3 * y_row, a7);
+}
+
 AVX2 void lark_packed_rows_avx2(const float *s, int64_t ss, const float *packed, int64_t cin, int64_t blocks, int64_t k, int64_t d,
                                 int64_t length, float *y, int64_t y_row) {
     const Epilogue shared = {.y_row = y_row};
@@ -316,6 +336,11 @@ AVX2 void lark_packed_rows_avx2(const float *s, int64_t ss, const float *packed,
             for (int64_t b = 0; b < blocks; b++)
                 for (int64_t h = 0; h < LARK_PACKED_CHANNELS; h += HALF)
                     product_tile(s + t, ss, packed + b * cin * LARK_PACKED_CHANNELS + h, cin, y + (b * LARK_PACKED_CHANNELS + h) * y_row + t, y_row);
+        if (y_row % 8 == 0) {  // rows of whole vectors (Winograd's M): the rest as whole vectors too
+            for (; first < length; first += 8)
+                for (int64_t b = 0; b < blocks; b++)
+                    product_columns(s + first, ss, packed + b * cin * LARK_PACKED_CHANNELS, cin, y + b * LARK_PACKED_CHANNELS * y_row + first, y_row);
+        }
     }
     for (int64_t i0 = first; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
