@@ -16,7 +16,9 @@
 /// Which convolutions: only those whose shape (`DirectConvolutionShape`) the caller chooses, since
 /// whether the kernel wins depends on the CPU (`PiperModelLoader` times each shape against ONNX
 /// Runtime's own path once, when it builds a voice's cache entry). Candidates are 1-D, group 1,
-/// stride 1, float weights held as initializers, and at most `maximumChannels` channels in and out.
+/// stride 1, float weights held as initializers, and at most `maximumChannels` channels in and out;
+/// and the upsamplings' `ConvTranspose`s, restated as a convolution whose node writes the
+/// interleaved phases itself (`SubpixelOutput`, `maximumSubpixelChannels`).
 /// This rewrite runs on the model as exported, before `ConvolutionRewrite`, which leaves the
 /// custom nodes alone.
 public enum DirectConvolutionRewrite {
@@ -175,12 +177,12 @@ public enum DirectConvolutionRewrite {
         _ shape: DirectConvolutionShape, length: Int, weights: [Float], bias: [Float]?, kernelPath: Int? = nil, bf16: Bool = false,
         repeats: Int = 1, winograd: WinogradSize? = nil
     ) throws(MalformedProtobuf) -> (plain: [UInt8], direct: [UInt8]) {
-        let outputLength = Int64(shape.resultLength(input: length))
-        let (c, m) = (Int64(shape.inputChannels), Int64(shape.resultChannels))
-        let repeats = (c == m && outputLength == Int64(length) && shape.subpixel == nil) ? max(1, repeats) : 1
         if let subpixel = shape.subpixel {
             return try subpixelConvolution(shape, subpixel, length: length, weights: weights, bias: bias, kernelPath: kernelPath)
         }
+        let outputLength = Int64(shape.resultLength(input: length))
+        let (c, m) = (Int64(shape.inputChannels), Int64(shape.outputChannels))
+        let repeats = (c == m && outputLength == Int64(length)) ? max(1, repeats) : 1
         func model(_ nodes: (inout ProtoWriter) throws(MalformedProtobuf) -> Void) throws(MalformedProtobuf) -> [UInt8] {
             try singleModel(input: [1, c, Int64(length)], residual: shape.residual ? [1, m, outputLength] : nil, output: [1, m, outputLength]) {
                 graph throws(MalformedProtobuf) in
