@@ -224,6 +224,38 @@ static void covered(const StackKernel *kernel, int64_t j, int64_t t0, int64_t le
     *end = t0 + length + reach > t ? t : t0 + length + reach;
 }
 
+// Compiled for AVX-512 and AVX2 as well on x86-64 Linux, chosen when the program loads (an ifunc).
+#if defined(__x86_64__) && defined(__linux__)
+#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDEST_VECTORS
+#endif
+
+/// Y's rows (`channels` of them, `y_row` apart) plus a block's result (`from`, rows `from_row`
+/// apart; NULL: none), and on the level's last block (`final`) times `scale` and through the
+/// LeakyRelu of slope `alpha`, in one pass over [0, length). Built for the widest vectors the CPU
+/// has (baseline x86-64 is SSE2: 4 lanes, and its select took three instructions).
+WIDEST_VECTORS static void sum_block(float *y, int64_t y_row, const float *from, int64_t from_row, int64_t channels, int64_t length, int final,
+                                     float scale, float alpha) {
+    for (int64_t ch = 0; ch < channels; ch++) {
+        float *to = y + ch * y_row;
+        const float *add = from ? from + ch * from_row : NULL;
+        if (add && !final) {
+            for (int64_t i = 0; i < length; i++) to[i] += add[i];
+        } else if (add) {
+            for (int64_t i = 0; i < length; i++) {
+                const float v = (to[i] + add[i]) * scale;
+                to[i] = v < 0 ? v * alpha : v;
+            }
+        } else {
+            for (int64_t i = 0; i < length; i++) {
+                const float v = to[i] * scale;
+                to[i] = v < 0 ? v * alpha : v;
+            }
+        }
+    }
+}
+
 static int run_tile(const Job *job, int64_t task) {
     const StackKernel *kernel = job->kernel;
     const int64_t c = job->channels, t = job->length, n = task / job->tiles;
@@ -264,19 +296,7 @@ static int run_tile(const Job *job, int64_t task) {
         const float *add = NULL;
         if (b > 0) add = buffers[in_buffer == 0 ? 1 : 0];
         if (!add && !(final && (kernel->scale != 1.0f || kernel->has_post))) continue;
-        for (int64_t ch = 0; ch < c; ch++) {
-            float *to = y + ch * t + t0;
-            const float *from = add ? add + ch * row : NULL;
-            if (from)
-                for (int64_t i = 0; i < length; i++) to[i] += from[i];
-            if (final) {
-                const float scale = kernel->scale, alpha = kernel->has_post ? kernel->post_alpha : 1.0f;
-                for (int64_t i = 0; i < length; i++) {
-                    const float v = to[i] * scale;
-                    to[i] = v < 0 ? v * alpha : v;
-                }
-            }
-        }
+        sum_block(y + t0, t, add, row, c, length, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
     }
     return 0;
 }
