@@ -620,6 +620,7 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
     float *out = conv->y + n * cout * y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
+    const int has_post = conv->has_post_alpha;  // once: the stores below may alias *conv for the compiler
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // anchors l and l + 4 into lane l
     for (int64_t o = 0; o < cout; o++) {
         const __m256 biases = _mm256_set1_ps(conv->b ? conv->b[o] : 0.0f);
@@ -629,7 +630,7 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
             // Anchor a's samples [a·m·d + i·d, + d) are row i's [a·d, + d).
             for (int64_t t = 0, a = 0; t < whole; t += m * d, a += d)
                 for (int64_t i = 0; i < m; i++)
-                    finish_pieces(row + i * ch->y_row + a, to + t + i * d, residual ? residual + t + i * d : NULL, d, biases, conv->has_post_alpha, post);
+                    finish_pieces(row + i * ch->y_row + a, to + t + i * d, residual ? residual + t + i * d : NULL, d, biases, has_post, post);
         } else if (transposed) {
             for (int64_t t = 0; t < whole; t += 32) {
                 const int64_t a = t / 4;
@@ -644,14 +645,14 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
                 for (int k = 0; k < 4; k++) {
                     __m256 value = _mm256_add_ps(v[k], biases);
                     if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + t + 8 * k));
-                    _mm256_storeu_ps(to + t + 8 * k, conv->has_post_alpha ? leaky(value, post) : value);
+                    _mm256_storeu_ps(to + t + 8 * k, has_post ? leaky(value, post) : value);
                 }
             }
         } else {
             for (int64_t t = 0; t < whole; t += 8) {
                 __m256 value = _mm256_add_ps(_mm256_i32gather_ps(row, _mm256_loadu_si256((const __m256i *)(from_t + t)), 4), biases);
                 if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + t));
-                _mm256_storeu_ps(to + t, conv->has_post_alpha ? leaky(value, post) : value);
+                _mm256_storeu_ps(to + t, has_post ? leaky(value, post) : value);
             }
         }
     }
@@ -706,6 +707,7 @@ AVX2 static void finish_phased_avx2(const LarkDirectConv *conv, const Chunk *ch,
     float *out = conv->y + n * cout * y_row + t0;
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
+    const int has_post = conv->has_post_alpha;  // once: the stores below may alias *conv for the compiler
     int64_t offsets[LARK_WINOGRAD_MAX_PERIOD];
     phase_offsets(offsets, period, d, ch->y_row, ch->v_phase);
     for (int64_t o = 0; o < cout; o++) {
@@ -721,7 +723,7 @@ AVX2 static void finish_phased_avx2(const LarkDirectConv *conv, const Chunk *ch,
                     const int64_t low = t + j * period + k, high = low + 4 * period;
                     __m256 value = _mm256_add_ps(v[j], bias);
                     if (residual) value = _mm256_add_ps(value, _mm256_loadu2_m128(residual + high, residual + low));
-                    if (conv->has_post_alpha) value = leaky(value, post);
+                    if (has_post) value = leaky(value, post);
                     _mm256_storeu2_m128(to + high, to + low, value);
                 }
             }
