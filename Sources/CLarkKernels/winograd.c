@@ -436,31 +436,34 @@ AVX2 static inline __attribute__((always_inline)) __m256 combine8(const __m256 *
 
 AVX2 static inline __attribute__((always_inline)) void transform_input_fixed_avx2(
     const Chunk *ch, int64_t cin, int64_t d, const float *r, float *v, const int m, const int n, const float *bt) {
+    // The chunk's sizes in locals: the compiler reloads fields of *ch after every store to V.
+    const int64_t phases = ch->phases, v_phase = ch->v_phase, r_phase = ch->r_phase, r_row = ch->r_row, v_row = ch->v_row;
     for (int64_t c = 0; c < cin; c++) {
-        for (int64_t phase = 0; phase < ch->phases; phase++)
-            for (int64_t u0 = 0; u0 < ch->v_phase; u0 += 8) {
-                const float *from = r + c * m * ch->r_row + phase * ch->r_phase + u0;
-                float *to = v + c * ch->v_row + phase * ch->v_phase + u0;
+        for (int64_t phase = 0; phase < phases; phase++)
+            for (int64_t u0 = 0; u0 < v_phase; u0 += 8) {
+                const float *from = r + c * m * r_row + phase * r_phase + u0;
+                float *to = v + c * v_row + phase * v_phase + u0;
                 __m256 tap[LARK_WINOGRAD_MAX_POINTS];
 #pragma clang loop unroll(full)
-                for (int l = 0; l < n; l++) tap[l] = _mm256_loadu_ps(from + (l % m) * ch->r_row + l / m * d);
+                for (int l = 0; l < n; l++) tap[l] = _mm256_loadu_ps(from + (l % m) * r_row + l / m * d);
 #pragma clang loop unroll(full)
-                for (int p = 0; p < n; p++) _mm256_storeu_ps(to + p * cin * ch->v_row, combine8(tap, bt + p * n, n));
+                for (int p = 0; p < n; p++) _mm256_storeu_ps(to + p * cin * v_row, combine8(tap, bt + p * n, n));
             }
         for (int p = 0; p < n; p++)
-            for (int64_t u = ch->v_count; u < ch->v_zero; u++) v[(p * cin + c) * ch->v_row + u] = 0;
+            for (int64_t u = ch->v_count; u < ch->v_zero; u++) v[(p * cin + c) * v_row + u] = 0;
     }
 }
 
 AVX2 static inline __attribute__((always_inline)) void accumulate_output_fixed_avx2(
     const Chunk *ch, int64_t cout, const float *mp, float *y, const int m, const int n, const float *at) {
+    const int64_t u = ch->u, m_row = ch->m_row, y_row = ch->y_row;  // (as in the input transform)
     for (int64_t o = 0; o < cout; o++)
-        for (int64_t u0 = 0; u0 < ch->u; u0 += 8) {
+        for (int64_t u0 = 0; u0 < u; u0 += 8) {
             __m256 point[LARK_WINOGRAD_MAX_POINTS];
 #pragma clang loop unroll(full)
-            for (int p = 0; p < n; p++) point[p] = _mm256_loadu_ps(mp + (p * cout + o) * ch->m_row + u0);
+            for (int p = 0; p < n; p++) point[p] = _mm256_loadu_ps(mp + (p * cout + o) * m_row + u0);
 #pragma clang loop unroll(full)
-            for (int i = 0; i < m; i++) _mm256_storeu_ps(y + (o * m + i) * ch->y_row + u0, combine8(point, at + i * n, n));
+            for (int i = 0; i < m; i++) _mm256_storeu_ps(y + (o * m + i) * y_row + u0, combine8(point, at + i * n, n));
         }
 }
 
