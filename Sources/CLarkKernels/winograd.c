@@ -523,20 +523,21 @@ AVX2 static void gather_input_avx2(
     const LarkDirectConv *conv, const LarkWinograd *plan, const Chunk *ch, const float *x, int64_t base, const int32_t *t_of_u, float *r) {
     const int64_t cin = conv->input_channels, x_row = lark_x_row(conv), d = conv->dilation, in_length = conv->input_length, m = plan->m;
     const float pre = conv->has_pre_alpha ? conv->pre_alpha : 1.0f;
+    const int64_t ch_r_row = ch->r_row, ch_r_count = ch->r_count;  // locals: reloaded after every store otherwise
     const __m256 alpha = _mm256_set1_ps(pre), zero = _mm256_setzero_ps();
     if (d <= 2 && m == 4) {
         // Both read 32 samples from 4u on: anchors u..u+7 at d = 1, anchors u/2..u/2+3 at d = 2.
         const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // lane l holds anchors l, l + 4 after the transpose
         for (int64_t c = 0; c < cin; c++) {
             const float *from = x + c * x_row;
-            float *rows = r + c * 4 * ch->r_row;
-            for (int64_t u = 0; u < ch->r_count; u += 8) {
+            float *rows = r + c * 4 * ch_r_row;
+            for (int64_t u = 0; u < ch_r_count; u += 8) {
                 const int64_t t = base + 4 * u;
                 if (t < 0 || t + 32 > in_length) {
                     for (int64_t i = 0; i < 4; i++)
                         for (int64_t k = 0; k < 8; k++) {
                             const int64_t at = d == 1 ? t + 4 * k + i : t + 8 * (k / 2) + 2 * i + k % 2;
-                            rows[i * ch->r_row + u + k] = activated(from, at, in_length, pre);
+                            rows[i * ch_r_row + u + k] = activated(from, at, in_length, pre);
                         }
                     continue;
                 }
@@ -550,9 +551,9 @@ AVX2 static void gather_input_avx2(
                     transpose_pairs(&a, &b, &c2, &d2);
                 }
                 _mm256_storeu_ps(rows + u, leaky(a, alpha));
-                _mm256_storeu_ps(rows + ch->r_row + u, leaky(b, alpha));
-                _mm256_storeu_ps(rows + 2 * ch->r_row + u, leaky(c2, alpha));
-                _mm256_storeu_ps(rows + 3 * ch->r_row + u, leaky(d2, alpha));
+                _mm256_storeu_ps(rows + ch_r_row + u, leaky(b, alpha));
+                _mm256_storeu_ps(rows + 2 * ch_r_row + u, leaky(c2, alpha));
+                _mm256_storeu_ps(rows + 3 * ch_r_row + u, leaky(d2, alpha));
             }
         }
         return;
@@ -561,22 +562,22 @@ AVX2 static void gather_input_avx2(
         // Each anchor's d samples of a row are contiguous in the input: copied in pieces of 8 and
         // 4 where the anchor's block lies inside the input and below r_count (at d = 6, pieces of
         // 4 and 2 measured slower than the gathers).
-        const int64_t whole = ch->r_count / d, vectors = round_up(ch->r_count, 8);
+        const int64_t whole = ch_r_count / d, vectors = round_up(ch_r_count, 8);
         for (int64_t c = 0; c < cin; c++) {
             const float *from = x + c * x_row;
-            float *rows = r + c * m * ch->r_row;
+            float *rows = r + c * m * ch_r_row;
             for (int64_t a = 0; a < whole; a++) {
                 const int64_t t = base + a * m * d;
                 const int inside = t >= 0 && t + m * d <= in_length;
                 for (int64_t i = 0; i < m; i++) {
-                    float *to = rows + i * ch->r_row + a * d;
+                    float *to = rows + i * ch_r_row + a * d;
                     if (inside) copy_pieces(from + t + i * d, to, d, alpha);
                     else
                         for (int64_t k = 0; k < d; k++) to[k] = activated(from, t + i * d + k, in_length, pre);
                 }
             }
             for (int64_t i = 0; i < m; i++)
-                for (int64_t u = whole * d; u < vectors; u++) rows[i * ch->r_row + u] = activated(from, base + t_of_u[u] + i * d, in_length, pre);
+                for (int64_t u = whole * d; u < vectors; u++) rows[i * ch_r_row + u] = activated(from, base + t_of_u[u] + i * d, in_length, pre);
         }
         return;
     }
@@ -585,8 +586,8 @@ AVX2 static void gather_input_avx2(
         for (int64_t i = 0; i < m; i++) {
             const __m256i shift = _mm256_set1_epi32((int32_t)(base + i * d));
             const float *from = x + c * x_row;
-            float *row = r + (c * m + i) * ch->r_row;
-            for (int64_t u = 0; u < ch->r_count; u += 8) {
+            float *row = r + (c * m + i) * ch_r_row;
+            for (int64_t u = 0; u < ch_r_count; u += 8) {
                 const __m256i at = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(t_of_u + u)), shift);
                 const __m256 lanes = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(at, low), _mm256_cmpgt_epi32(high, at)));
                 const __m256 v = _mm256_movemask_ps(lanes) == 0xFF ? _mm256_i32gather_ps(from, at, 4) : _mm256_mask_i32gather_ps(zero, from, at, lanes, 4);
@@ -624,21 +625,22 @@ AVX2 static void finish_avx2(const LarkDirectConv *conv, const Chunk *ch, int64_
     const float *z = conv->z ? conv->z + n * cout * z_row + t0 : NULL;
     const __m256 post = _mm256_set1_ps(conv->has_post_alpha ? conv->post_alpha : 1.0f);
     const int has_post = conv->has_post_alpha;  // once: the stores below may alias *conv for the compiler
+    const int64_t ch_y_row = ch->y_row;  // locals: reloaded after every store otherwise
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // anchors l and l + 4 into lane l
     for (int64_t o = 0; o < cout; o++) {
         const __m256 biases = _mm256_set1_ps(conv->b ? conv->b[o] : 0.0f);
-        const float *row = y + o * m * ch->y_row, *residual = z ? z + o * z_row : NULL;
+        const float *row = y + o * m * ch_y_row, *residual = z ? z + o * z_row : NULL;
         float *to = out + o * y_row;
         if (pieces) {
             // Anchor a's samples [a·m·d + i·d, + d) are row i's [a·d, + d).
             for (int64_t t = 0, a = 0; t < whole; t += m * d, a += d)
                 for (int64_t i = 0; i < m; i++)
-                    finish_pieces(row + i * ch->y_row + a, to + t + i * d, residual ? residual + t + i * d : NULL, d, biases, has_post, post);
+                    finish_pieces(row + i * ch_y_row + a, to + t + i * d, residual ? residual + t + i * d : NULL, d, biases, has_post, post);
         } else if (transposed) {
             for (int64_t t = 0; t < whole; t += 32) {
                 const int64_t a = t / 4;
-                __m256 v[4] = {_mm256_loadu_ps(row + a), _mm256_loadu_ps(row + ch->y_row + a), _mm256_loadu_ps(row + 2 * ch->y_row + a),
-                               _mm256_loadu_ps(row + 3 * ch->y_row + a)};
+                __m256 v[4] = {_mm256_loadu_ps(row + a), _mm256_loadu_ps(row + ch_y_row + a), _mm256_loadu_ps(row + 2 * ch_y_row + a),
+                               _mm256_loadu_ps(row + 3 * ch_y_row + a)};
                 if (d == 1) {
                     for (int k = 0; k < 4; k++) v[k] = _mm256_permutevar8x32_ps(v[k], order);
                     transpose_lanes(&v[0], &v[1], &v[2], &v[3]);
