@@ -160,9 +160,10 @@ static inline void prefetch_next_input(const LarkDirectConv *conv, int64_t n, in
     }
 }
 
-/// A sub-pixel output's whole blocks of channels (LarkDirectConv.subpixel): each register tile
-/// into a block of its own, then to its places in Y with the bias (lark_subpixel_store). Not
-/// vectorized as AVX2's is (its 4×4 transposes): no AVX-512 machine was at hand to measure one.
+/// A sub-pixel output's whole blocks of channels (LarkDirectConv.subpixel): each block's 48
+/// samples as plain rows (lark_packed_rows_avx512) into a block of its own, then to their places
+/// in Y with the bias (lark_subpixel_store). Not vectorized as AVX2's is (its 4×4 transposes): no
+/// AVX-512 machine was at hand to measure one.
 static void subpixel_blocks(const LarkDirectConv *conv, const float *s, int64_t stride, const float *packed, int64_t n, int64_t t0,
                             int64_t length, int64_t blocks) {
     const int64_t cin = conv->input_channels, k = conv->kernel, d = conv->dilation;
@@ -170,12 +171,8 @@ static void subpixel_blocks(const LarkDirectConv *conv, const float *s, int64_t 
     float *y = lark_item_output(conv, n);
     for (int64_t i0 = 0; i0 < length; i0 += LARK_PACKED_SAMPLES) {
         const int64_t count = length - i0 < LARK_PACKED_SAMPLES ? length - i0 : LARK_PACKED_SAMPLES;
-        const int vectors = (int)((count + 15) / 16);
-        const int64_t tail = count - 16 * (vectors - 1);
-        const Tile run = tile_for(k, vectors);
         for (int64_t b = 0; b < blocks; b++) {
-            const Epilogue e = {.y = block, .y_row = LARK_PACKED_SAMPLES, .last = (__mmask16)(tail == 16 ? 0xFFFF : (1u << tail) - 1)};
-            run(s + i0, stride, packed + b * cin * k * LARK_PACKED_CHANNELS, cin, k, d, &e);
+            lark_packed_rows_avx512(s + i0, stride, packed + b * cin * k * LARK_PACKED_CHANNELS, cin, 1, k, d, count, block, LARK_PACKED_SAMPLES);
             for (int64_t j = 0; j < LARK_PACKED_CHANNELS; j++) {
                 const int64_t o = b * LARK_PACKED_CHANNELS + j;
                 lark_subpixel_store(conv, y, o, t0 + i0, block + j * LARK_PACKED_SAMPLES, count, conv->b ? conv->b[o] : 0.0f);
