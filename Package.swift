@@ -40,7 +40,6 @@ let package = Package(
         // C declarations only.
         .systemLibrary(name: "CEspeakNG", path: "Sources/CEspeakNG", pkgConfig: "espeak-ng"),
         .systemLibrary(name: "COnnxRuntime", path: "Sources/COnnxRuntime"),
-        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat"),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         .target(name: "SpeechCore", swiftSettings: strict),
@@ -91,9 +90,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // FFmpeg's libraries, loaded at the first compressed encoding (not linked): see lark_ffmpeg.h.
+        .target(name: "CLarkFFmpeg"),
         .target(
             name: "AudioEncoding",
-            dependencies: ["SpeechCore", "CFFmpeg"],
+            dependencies: ["SpeechCore", "CLarkFFmpeg"],
             swiftSettings: strict
         ),
         .target(name: "SSML", dependencies: ["SpeechCore"], swiftSettings: strict),

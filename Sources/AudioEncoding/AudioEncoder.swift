@@ -1,4 +1,4 @@
-import CFFmpeg
+import CLarkFFmpeg
 
 /// Turns 16-bit mono PCM, sentence by sentence, into a format's bytes as soon as the codec
 /// gives them; `finish()` flushes the codec and writes the container's trailer.
@@ -68,42 +68,43 @@ final class Resampler {
     let format: AVSampleFormat
 
     init(inputRate: Int, outputRate: Int, format: AVSampleFormat) throws(AudioOutputError) {
+        guard FFmpegLibraries.available else { throw .encoderFailed(FFmpegLibraries.problem) }
         self.format = format
         var outputLayout = AVChannelLayout()
         var inputLayout = AVChannelLayout()
-        av_channel_layout_default(&outputLayout, 1)
-        av_channel_layout_default(&inputLayout, 1)
-        let status = swr_alloc_set_opts2(
+        ffmpeg.av_channel_layout_default(&outputLayout, 1)
+        ffmpeg.av_channel_layout_default(&inputLayout, 1)
+        let status = ffmpeg.swr_alloc_set_opts2(
             &context, &outputLayout, format, Int32(outputRate), &inputLayout, AV_SAMPLE_FMT_S16, Int32(inputRate), 0, nil)
-        guard status >= 0, let context, swr_init(context) >= 0 else {
+        guard status >= 0, let context, ffmpeg.swr_init(context) >= 0 else {
             throw .encoderFailed("could not resample \(inputRate) Hz to \(outputRate) Hz")
         }
     }
 
-    deinit { swr_free(&context) }
+    deinit { ffmpeg.swr_free(&context) }
 
     /// Converts `samples` (nil: flush what the filter still holds) into planar buffers of
     /// `format`, handing them to `body` with their sample count.
     func convert<T>(_ samples: [Int16]?, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, Int) throws(AudioOutputError) -> T) throws(AudioOutputError) -> T {
         let count = samples?.count ?? 0
-        let capacity = Int(swr_get_out_samples(context, Int32(count))) + 32
+        let capacity = Int(ffmpeg.swr_get_out_samples(context, Int32(count))) + 32
         var planes: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?
-        guard av_samples_alloc_array_and_samples(&planes, nil, 1, Int32(capacity), format, 0) >= 0, let planes else {
+        guard ffmpeg.av_samples_alloc_array_and_samples(&planes, nil, 1, Int32(capacity), format, 0) >= 0, let planes else {
             throw .encoderFailed("out of memory while resampling")
         }
         defer {
-            av_freep(UnsafeMutableRawPointer(planes))
+            ffmpeg.av_freep(UnsafeMutableRawPointer(planes))
             var array: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>? = planes
-            av_freep(&array)
+            ffmpeg.av_freep(&array)
         }
         let converted: Int32
         if let samples {
             converted = samples.withUnsafeBytes { raw in
                 var input: UnsafePointer<UInt8>? = raw.bindMemory(to: UInt8.self).baseAddress
-                return swr_convert(context, planes, Int32(capacity), &input, Int32(count))
+                return ffmpeg.swr_convert(context, planes, Int32(capacity), &input, Int32(count))
             }
         } else {
-            converted = swr_convert(context, planes, Int32(capacity), nil, 0)
+            converted = ffmpeg.swr_convert(context, planes, Int32(capacity), nil, 0)
         }
         guard converted >= 0 else { throw .encoderFailed("resampling failed (\(converted))") }
         return try body(planes, Int(converted))

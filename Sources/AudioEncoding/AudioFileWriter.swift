@@ -1,4 +1,7 @@
-import CFFmpeg
+import CLarkFFmpeg
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A file could not be written (no such directory, no permission, a full disk): a fault of the
 /// machine, not of the audio settings, so the same work may succeed when tried again.
@@ -28,7 +31,7 @@ public struct AudioFileError: Error, Equatable, Sendable, CustomStringConvertibl
 /// One writer serves one file, from one task at a time.
 public final class AudioFileWriter {
     public let output: AudioOutput
-    private let file: FileOutput
+    private let file: any AudioFileOutput
     private let encoder: any AudioEncoder
     private var finished = false
 
@@ -37,12 +40,15 @@ public final class AudioFileWriter {
     /// cannot be created.
     public init(output: AudioOutput, inputRate: Int, path: String) throws {
         self.output = output
-        file = try FileOutput(path: path)
         switch output.format {
         case .wav, .pcm:
-            // The samples follow a header of unknown length, which `finish()` rewrites.
+            // The samples follow a header of unknown length, which `finish()` rewrites; written
+            // with the system's calls, so that WAV never loads FFmpeg (`lark_ffmpeg.h`).
+            file = try PlainFileOutput(path: path)
             encoder = try PCMEncoder(output: output, inputRate: inputRate, streaming: true)
         default:
+            let file = try FileOutput(path: path)
+            self.file = file
             encoder = try FFmpegEncoder(output: output, inputRate: inputRate, file: file)
         }
     }
@@ -81,9 +87,80 @@ public final class AudioFileWriter {
     }
 }
 
+/// A file being written, seekable: what `AudioFileWriter` writes through.
+protocol AudioFileOutput: AnyObject {
+    func write(_ bytes: [UInt8]) throws(AudioFileError)
+    func seek(to offset: Int64) throws(AudioFileError)
+    /// Throws the error a write met, if any.
+    func check() throws(AudioFileError)
+    /// Everything written so far, in bytes.
+    func size() throws(AudioFileError) -> Int
+    /// Flushes and closes the file; returns its size.
+    func close() throws(AudioFileError) -> Int
+}
+
+/// A file written with the system's calls (`open`, `write`, `lseek`): WAV and raw PCM, which need
+/// nothing of FFmpeg. The one owner of its descriptor, which `close()` or `deinit` closes.
+final class PlainFileOutput: AudioFileOutput {
+    let path: String
+    private var descriptor: Int32
+    private var written = 0, position = 0
+    private var closedSize: Int?
+
+    init(path: String) throws(AudioFileError) {
+        self.path = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard descriptor >= 0 else { throw Self.failure(path, errno) }
+    }
+
+    deinit {
+        if descriptor >= 0 { _ = Glibc.close(descriptor) }
+    }
+
+    func write(_ bytes: [UInt8]) throws(AudioFileError) {
+        guard !bytes.isEmpty, descriptor >= 0 else { return }
+        var done = 0
+        while done < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, $0.count - done) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure(path, errno)
+            }
+            done += count
+        }
+        position += done
+        written = max(written, position)
+    }
+
+    func seek(to offset: Int64) throws(AudioFileError) {
+        guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else { throw Self.failure(path, errno) }
+        position = Int(offset)
+    }
+
+    /// Every write is checked as it is made.
+    func check() throws(AudioFileError) {}
+
+    func size() throws(AudioFileError) -> Int { closedSize ?? written }
+
+    func close() throws(AudioFileError) -> Int {
+        if let closedSize { return closedSize }
+        let size = written
+        let status = Glibc.close(descriptor)
+        descriptor = -1
+        // (close reports a delayed write error, e.g. a quota reached on a network file system)
+        guard status == 0 else { throw Self.failure(path, errno) }
+        closedSize = size
+        return size
+    }
+
+    private static func failure(_ path: String, _ code: Int32) -> AudioFileError {
+        AudioFileError(path: path, reason: String(cString: strerror(code)), outOfSpace: code == ENOSPC || code == EDQUOT)
+    }
+}
+
 /// A file opened for writing through libavformat's own file I/O (buffered and seekable): the one
 /// owner of its `AVIOContext`, which `close()` or `deinit` closes.
-final class FileOutput {
+final class FileOutput: AudioFileOutput {
     let path: String
     private(set) var context: UnsafeMutablePointer<AVIOContext>?
     /// The size when closed.
@@ -91,25 +168,26 @@ final class FileOutput {
 
     init(path: String) throws(AudioFileError) {
         self.path = path
+        guard FFmpegLibraries.available else { throw AudioFileError(path: path, reason: FFmpegLibraries.problem) }
         // The `file:` prefix keeps any part of the path from being read as another protocol.
-        let status = avio_open(&context, "file:" + path, AVIO_FLAG_WRITE)
+        let status = ffmpeg.avio_open(&context, "file:" + path, AVIO_FLAG_WRITE)
         guard status >= 0, context != nil else {
             throw AudioFileError(path: path, reason: FFmpegStatus.describe(status), outOfSpace: status == -ENOSPC || status == -EDQUOT)
         }
     }
 
     deinit {
-        avio_closep(&context)
+        if context != nil { _ = ffmpeg.avio_closep(&context) }
     }
 
     func write(_ bytes: [UInt8]) throws(AudioFileError) {
         guard !bytes.isEmpty, let context else { return }
-        bytes.withUnsafeBufferPointer { avio_write(context, $0.baseAddress, Int32($0.count)) }
+        bytes.withUnsafeBufferPointer { ffmpeg.avio_write(context, $0.baseAddress, Int32($0.count)) }
         try check()
     }
 
     func seek(to offset: Int64) throws(AudioFileError) {
-        let position = avio_seek(context, offset, SEEK_SET)
+        let position = ffmpeg.avio_seek(context, offset, SEEK_SET)
         guard position >= 0 else { throw failure(Int32(truncatingIfNeeded: position)) }
     }
 
@@ -121,9 +199,9 @@ final class FileOutput {
     /// Everything written so far, in bytes (buffered bytes flushed first).
     func size() throws(AudioFileError) -> Int {
         if let closedSize { return closedSize }
-        avio_flush(context)
+        ffmpeg.avio_flush(context)
         try check()
-        let size = avio_size(context)
+        let size = ffmpeg.avio_size(context)
         guard size >= 0 else { throw failure(Int32(truncatingIfNeeded: size)) }
         return Int(size)
     }
@@ -132,7 +210,7 @@ final class FileOutput {
     func close() throws(AudioFileError) -> Int {
         let size = try size()
         guard context != nil else { return size }
-        let status = avio_closep(&context)
+        let status = ffmpeg.avio_closep(&context)
         guard status >= 0 else { throw failure(status) }
         closedSize = size
         return size
@@ -148,7 +226,19 @@ final class FileOutput {
 enum FFmpegStatus {
     static func describe(_ status: Int32) -> String {
         var text = [CChar](repeating: 0, count: 128)
-        av_strerror(status, &text, text.count)
+        _ = ffmpeg.av_strerror(status, &text, text.count)
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// FFmpeg's functions, from its libraries loaded at the first call (`lark_ffmpeg.h`). Every entry
+/// point into FFmpeg (an encoder, a resampler, a file through libavformat) checks
+/// `FFmpegLibraries.available` first, so `ffmpeg` itself is only read once they are loaded.
+var ffmpeg: LarkFFmpeg { lark_ffmpeg()!.pointee }
+
+enum FFmpegLibraries {
+    /// Loads the libraries (the first time); false when they cannot be loaded.
+    static var available: Bool { lark_ffmpeg() != nil }
+    /// Why they could not be loaded.
+    static var problem: String { String(cString: lark_ffmpeg_error()) }
 }

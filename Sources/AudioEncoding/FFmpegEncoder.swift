@@ -1,4 +1,4 @@
-import CFFmpeg
+import CLarkFFmpeg
 
 /// The compressed formats (and G.711), through Debian's FFmpeg libraries: libswresample converts
 /// to the codec's rate and sample format, an `AVAudioFifo` cuts codec-sized frames, libavcodec
@@ -47,7 +47,7 @@ final class FFmpegEncoder: AudioEncoder {
     }
 
     /// FFmpeg's own log would print encoder statistics on the server's stderr.
-    private static let quietLogs: Void = av_log_set_level(AV_LOG_ERROR)
+    private static let quietLogs: Void = ffmpeg.av_log_set_level(AV_LOG_ERROR)
 
     /// Bytes in memory: streamed (nothing rewritten) or a whole file with exact sizes.
     convenience init(output: AudioOutput, inputRate: Int, streaming: Bool) throws(AudioOutputError) {
@@ -60,6 +60,7 @@ final class FFmpegEncoder: AudioEncoder {
     }
 
     private init(output: AudioOutput, inputRate: Int, destination: Destination) throws(AudioOutputError) {
+        guard FFmpegLibraries.available else { throw .encoderFailed(FFmpegLibraries.problem) }
         _ = Self.quietLogs
         let (codecName, muxerName) = Self.names(output.format)
         switch destination {
@@ -72,10 +73,10 @@ final class FFmpegEncoder: AudioEncoder {
             self.file = file
             streaming = false
         }
-        guard let encoder = avcodec_find_encoder_by_name(codecName) else {
+        guard let encoder = ffmpeg.avcodec_find_encoder_by_name(codecName) else {
             throw .encoderFailed("this FFmpeg has no \(codecName) encoder")
         }
-        guard avformat_alloc_output_context2(&format, av_guess_format(muxerName, nil, nil), nil, nil) >= 0, let format else {
+        guard ffmpeg.avformat_alloc_output_context2(&format, ffmpeg.av_guess_format(muxerName, nil, nil), nil, nil) >= 0, let format else {
             throw .encoderFailed("this FFmpeg has no \(muxerName) muxer")
         }
         if let file {
@@ -83,8 +84,8 @@ final class FFmpegEncoder: AudioEncoder {
         } else if let sink {
             // Custom output: FFmpeg writes into `sink` through these callbacks.
             let bufferSize = 4096
-            guard let buffer = av_malloc(bufferSize) else { throw .encoderFailed("out of memory") }
-            io = avio_alloc_context(
+            guard let buffer = ffmpeg.av_malloc(bufferSize) else { throw .encoderFailed("out of memory") }
+            io = ffmpeg.avio_alloc_context(
                 buffer.assumingMemoryBound(to: UInt8.self), Int32(bufferSize), 1, Unmanaged.passUnretained(sink).toOpaque(),
                 nil, { opaque, data, size in
                     guard let opaque, let data else { return -1 }
@@ -94,18 +95,18 @@ final class FFmpegEncoder: AudioEncoder {
                     guard let opaque else { return -1 }
                     return Unmanaged<ByteSink>.fromOpaque(opaque).takeUnretainedValue().seek(offset, whence: whence)
                 })
-            guard let io else { av_free(buffer); throw .encoderFailed("out of memory") }
+            guard let io else { ffmpeg.av_free(buffer); throw .encoderFailed("out of memory") }
             format.pointee.pb = io
             format.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
         }
 
-        codec = avcodec_alloc_context3(encoder)
+        codec = ffmpeg.avcodec_alloc_context3(encoder)
         guard let codec else { throw .encoderFailed("out of memory") }
         // The encoder's first (preferred) sample format.
         let sampleFormat = encoder.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_S16
         codec.pointee.sample_fmt = sampleFormat
         codec.pointee.sample_rate = Int32(output.sampleRate)
-        av_channel_layout_default(&codec.pointee.ch_layout, 1)
+        ffmpeg.av_channel_layout_default(&codec.pointee.ch_layout, 1)
         codec.pointee.time_base = AVRational(num: 1, den: Int32(output.sampleRate))
         if let bitrate = output.bitrate {
             codec.pointee.bit_rate = Int64(bitrate)
@@ -120,62 +121,62 @@ final class FFmpegEncoder: AudioEncoder {
         // Encoding must stay a small share of synthesis (target 5%): the cheaper modes of the two
         // costliest encoders (measured with bench/formats: their defaults cost 18% each).
         var codecOptions: OpaquePointer?
-        defer { av_dict_free(&codecOptions) }
+        defer { ffmpeg.av_dict_free(&codecOptions) }
         switch output.format {
-        case .aac: av_dict_set(&codecOptions, "aac_coder", "fast", 0)
+        case .aac: _ = ffmpeg.av_dict_set(&codecOptions, "aac_coder", "fast", 0)
         case .oggOpus: codec.pointee.compression_level = 3  // libopus complexity 10 → 3: 18% → 3.3%
         default: break
         }
-        let opened = avcodec_open2(codec, encoder, &codecOptions)
+        let opened = ffmpeg.avcodec_open2(codec, encoder, &codecOptions)
         guard opened >= 0 else {
             throw .unsupportedSettings(
                 "\(codecName) cannot encode mono at \(output.sampleRate) Hz" + (output.bitrate.map { " and \($0) b/s" } ?? "")
                     + " (\(Self.describe(opened)))")
         }
 
-        guard let stream = avformat_new_stream(format, nil) else { throw .encoderFailed("out of memory") }
-        try Self.check(avcodec_parameters_from_context(stream.pointee.codecpar, codec), "configuring the stream")
+        guard let stream = ffmpeg.avformat_new_stream(format, nil) else { throw .encoderFailed("out of memory") }
+        try Self.check(ffmpeg.avcodec_parameters_from_context(stream.pointee.codecpar, codec), "configuring the stream")
         stream.pointee.time_base = codec.pointee.time_base
-        try Self.check(avformat_write_header(format, nil), "writing the \(muxerName) header")
+        try Self.check(ffmpeg.avformat_write_header(format, nil), "writing the \(muxerName) header")
 
         resampler = try Resampler(inputRate: inputRate, outputRate: output.sampleRate, format: sampleFormat)
         frameSize = codec.pointee.frame_size > 0 ? Int(codec.pointee.frame_size) : 1024
         let capabilities = Int32(encoder.pointee.capabilities)
         sendsShortLastFrame = capabilities & (AV_CODEC_CAP_SMALL_LAST_FRAME | AV_CODEC_CAP_VARIABLE_FRAME_SIZE) != 0
             || codec.pointee.frame_size == 0
-        fifo = av_audio_fifo_alloc(sampleFormat, 1, Int32(frameSize * 4))
-        frame = av_frame_alloc()
-        packet = av_packet_alloc()
+        fifo = ffmpeg.av_audio_fifo_alloc(sampleFormat, 1, Int32(frameSize * 4))
+        frame = ffmpeg.av_frame_alloc()
+        packet = ffmpeg.av_packet_alloc()
         guard fifo != nil, frame != nil, packet != nil else { throw .encoderFailed("out of memory") }
     }
 
     deinit {
-        av_packet_free(&packet)
-        av_frame_free(&frame)
-        av_audio_fifo_free(fifo)
-        avcodec_free_context(&codec)
+        ffmpeg.av_packet_free(&packet)
+        ffmpeg.av_frame_free(&frame)
+        ffmpeg.av_audio_fifo_free(fifo)
+        ffmpeg.avcodec_free_context(&codec)
         // The file's context belongs to its `FileOutput`: libavformat must not keep it.
         format?.pointee.pb = nil
         if let io {
-            av_freep(&io.pointee.buffer)
+            ffmpeg.av_freep(&io.pointee.buffer)
             var context: UnsafeMutablePointer<AVIOContext>? = io
-            avio_context_free(&context)
+            ffmpeg.avio_context_free(&context)
         }
-        avformat_free_context(format)
+        ffmpeg.avformat_free_context(format)
     }
 
     func encode(_ samples: [Int16]) throws(AudioOutputError) -> [UInt8] {
         try resampler.convert(samples) { planes, count throws(AudioOutputError) in try queue(planes, count) }
-        while av_audio_fifo_size(fifo) >= Int32(frameSize) {
+        while ffmpeg.av_audio_fifo_size(fifo) >= Int32(frameSize) {
             try sendFrame(samples: frameSize)
         }
         if streaming, let format, format.pointee.oformat.pointee.flags & AVFMT_ALLOW_FLUSH != 0 {
             // Muxers that gather packets (Ogg pages) hand out what they hold: each sentence
             // reaches the client as soon as it is encoded.
-            _ = av_write_frame(format, nil)
+            _ = ffmpeg.av_write_frame(format, nil)
         }
         guard let sink else { return [] }
-        avio_flush(io)
+        ffmpeg.avio_flush(io)
         return sink.takeReady()
     }
 
@@ -183,25 +184,25 @@ final class FFmpegEncoder: AudioEncoder {
         guard !finished else { return [] }
         finished = true
         try resampler.convert(nil) { planes, count throws(AudioOutputError) in try queue(planes, count) }
-        while av_audio_fifo_size(fifo) >= Int32(frameSize) {
+        while ffmpeg.av_audio_fifo_size(fifo) >= Int32(frameSize) {
             try sendFrame(samples: frameSize)
         }
-        let remaining = Int(av_audio_fifo_size(fifo))
+        let remaining = Int(ffmpeg.av_audio_fifo_size(fifo))
         if remaining > 0 {
             // Codecs with fixed frames get the last one padded with silence.
             try sendFrame(samples: remaining, padTo: sendsShortLastFrame ? remaining : frameSize)
         }
         try drain(sending: nil)
-        try Self.check(av_write_trailer(format), "writing the trailer")
+        try Self.check(ffmpeg.av_write_trailer(format), "writing the trailer")
         guard let sink else { return [] }
-        avio_flush(io)
+        ffmpeg.avio_flush(io)
         return sink.takeAll()
     }
 
     private func queue(_ planes: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, _ count: Int) throws(AudioOutputError) {
         guard count > 0 else { return }
         let written = planes.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) {
-            av_audio_fifo_write(fifo, $0, Int32(count))
+            ffmpeg.av_audio_fifo_write(fifo, $0, Int32(count))
         }
         guard written == Int32(count) else { throw .encoderFailed("could not buffer audio") }
     }
@@ -209,20 +210,20 @@ final class FFmpegEncoder: AudioEncoder {
     private func sendFrame(samples: Int, padTo size: Int? = nil) throws(AudioOutputError) {
         guard let frame, let codec else { return }
         let frameSamples = size ?? samples
-        av_frame_unref(frame)
+        ffmpeg.av_frame_unref(frame)
         frame.pointee.nb_samples = Int32(frameSamples)
         frame.pointee.format = codec.pointee.sample_fmt.rawValue
         frame.pointee.sample_rate = codec.pointee.sample_rate
-        try Self.check(av_channel_layout_copy(&frame.pointee.ch_layout, &codec.pointee.ch_layout), "preparing a frame")
-        try Self.check(av_frame_get_buffer(frame, 0), "allocating a frame")
+        try Self.check(ffmpeg.av_channel_layout_copy(&frame.pointee.ch_layout, &codec.pointee.ch_layout), "preparing a frame")
+        try Self.check(ffmpeg.av_frame_get_buffer(frame, 0), "allocating a frame")
         let read = withUnsafeMutablePointer(to: &frame.pointee.data) { data in
             data.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 8) { planes in
                 if frameSamples > samples {
-                    _ = av_samples_set_silence(
+                    _ = ffmpeg.av_samples_set_silence(
                         UnsafeMutableRawPointer(planes).assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self),
                         0, Int32(frameSamples), 1, codec.pointee.sample_fmt)
                 }
-                return av_audio_fifo_read(fifo, planes, Int32(samples))
+                return ffmpeg.av_audio_fifo_read(fifo, planes, Int32(samples))
             }
         }
         guard read == Int32(samples) else { throw .encoderFailed("could not read buffered audio") }
@@ -234,16 +235,16 @@ final class FFmpegEncoder: AudioEncoder {
     /// Sends a frame (nil: end of stream) and writes every packet the encoder has ready.
     private func drain(sending frame: UnsafeMutablePointer<AVFrame>?) throws(AudioOutputError) {
         guard let codec, let packet, let format else { return }
-        try Self.check(avcodec_send_frame(codec, frame), "encoding")
+        try Self.check(ffmpeg.avcodec_send_frame(codec, frame), "encoding")
         while true {
-            let status = avcodec_receive_packet(codec, packet)
+            let status = ffmpeg.avcodec_receive_packet(codec, packet)
             if status == lark_averror_eagain() || status == lark_averror_eof() { return }
             try Self.check(status, "encoding")
             let stream = format.pointee.streams[0]!
-            av_packet_rescale_ts(packet, codec.pointee.time_base, stream.pointee.time_base)
+            ffmpeg.av_packet_rescale_ts(packet, codec.pointee.time_base, stream.pointee.time_base)
             packet.pointee.stream_index = 0
-            let written = av_write_frame(format, packet)
-            av_packet_unref(packet)
+            let written = ffmpeg.av_write_frame(format, packet)
+            ffmpeg.av_packet_unref(packet)
             try Self.check(written, "writing a packet")
         }
     }

@@ -1,4 +1,4 @@
-import CFFmpeg
+import CLarkFFmpeg
 
 /// Whole pieces of 16-bit mono audio from one rate to another, through libswresample (for
 /// audio that joins a stream at another rate: an SSML `<voice>` whose voice speaks at another rate).

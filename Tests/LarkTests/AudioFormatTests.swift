@@ -74,9 +74,11 @@ import Testing
         }
     }
 
-    @Test func fileOutputThatCannotBeWrittenIsAFileError() throws {
-        let output = try AudioOutput(format: .flac, sampleRate: nil, bitrate: nil, voiceRate: Self.voiceRate)
-        let path = "/nonexistent-\(UUID().uuidString)/speech.flac"
+    /// Through libavformat's file I/O (FLAC) and the system's calls (WAV: `PlainFileOutput`).
+    @Test(arguments: [AudioFormat.flac, .wav])
+    func fileOutputThatCannotBeWrittenIsAFileError(format: AudioFormat) throws {
+        let output = try AudioOutput(format: format, sampleRate: nil, bitrate: nil, voiceRate: Self.voiceRate)
+        let path = "/nonexistent-\(UUID().uuidString)/speech.\(format.fileExtension)"
         #expect(throws: AudioFileError.self) { _ = try AudioFileWriter(output: output, inputRate: Self.voiceRate, path: path) }
     }
 

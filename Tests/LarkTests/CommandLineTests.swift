@@ -47,6 +47,22 @@ import Testing
         #expect(probe.duration > 1.0 && probe.duration < 5.0, "duration \(probe.duration)")
     }
 
+    /// FFmpeg's libraries are loaded at the first compressed encoding, not at start-up
+    /// (lark_ffmpeg.h): saying something into a WAV never loads them, into an MP3 it does. The dynamic loader's own log
+    /// (`LD_DEBUG=files`) lists every library a process opens, `dlopen`ed ones included.
+    @Test func loadsFFmpegOnlyForCompressedFormats() throws {
+        let wav = output("plain.wav"), mp3 = output("compressed.mp3")
+        let plain = try runProcess(Checkout.larkBinary, ["say", "Hello.", "-o", wav], environment: ["LD_DEBUG": "files"])
+        #expect(plain.status == 0)
+        #expect(plain.stderr.contains("libonnxruntime"), "the loader's log is missing: \(plain.stderr.prefix(500))")
+        #expect(!plain.stderr.contains("libavcodec"), "a WAV loaded FFmpeg")
+        #expect(try Probe(file: wav).codec == "pcm_s16le")
+        let compressed = try runProcess(Checkout.larkBinary, ["say", "Hello.", "-o", mp3], environment: ["LD_DEBUG": "files"])
+        #expect(compressed.status == 0)
+        #expect(compressed.stderr.contains("libavcodec.so"), "an MP3 did not load FFmpeg")
+        #expect(try FormatProbe(file: mp3, rawFormat: nil, rate: 0).codec == "mp3")
+    }
+
     @Test(arguments: [
         (["--format", "ogg_opus", "--sample-rate", "16000"], "speech.opus", "opus"),
         ([], "speech.mp3", "mp3"),
