@@ -46,5 +46,3 @@ const LarkFFmpeg *lark_ffmpeg(void) {
 }
 
 const char *lark_ffmpeg_error(void) { return error; }
-
-int lark_ffmpeg_loaded(void) { return atomic_load(&loaded) != NULL; }

@@ -8,6 +8,7 @@
 //   output  Y [N, C, T] (or [N, C, 1, T]) = tanh(X[:, :C]) · sigmoid(X[:, C:]).
 // Runs of the output are shared among ONNX Runtime's threads when there are enough of them.
 #include "ort_custom_op.h"
+#include "widest_vectors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +57,8 @@ static inline float gate(float a, float b) {
     return (e - 1.0f) / ((e + 1.0f) * (1.0f + exponential(-b)));
 }
 
-// On x86-64 Linux the loop is compiled for AVX-512 and AVX2 as well, chosen when the program
-// loads (an ifunc): the baseline's 4-wide vectors made it slower than ONNX Runtime's kernels.
-#if defined(__x86_64__) && defined(__linux__)
-#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDEST_VECTORS
-#endif
+// The loop below is built for the widest vectors (widest_vectors.h): the baseline's 4-wide
+// vectors made it slower than ONNX Runtime's kernels.
 
 WIDEST_VECTORS void lark_gated_tanh_rows(const float *first, const float *second, int64_t count, float *out);
 WIDEST_VECTORS void lark_gated_tanh_rows(const float *first, const float *second, int64_t count, float *out) {

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "ort_custom_op.h"
+#include "widest_vectors.h"
 
 #define MAX_CONVS 24
 #define MAX_BLOCKS 8
@@ -223,13 +224,6 @@ static void covered(const StackKernel *kernel, int64_t j, int64_t t0, int64_t le
     *begin = t0 - reach < 0 ? 0 : t0 - reach;
     *end = t0 + length + reach > t ? t : t0 + length + reach;
 }
-
-// Compiled for AVX-512 and AVX2 as well on x86-64 Linux, chosen when the program loads (an ifunc).
-#if defined(__x86_64__) && defined(__linux__)
-#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDEST_VECTORS
-#endif
 
 /// Y's rows (`channels` of them, `y_row` apart) plus a block's result (`from`, rows `from_row`
 /// apart; NULL: none), and on the level's last block (`final`) times `scale` and through the

@@ -15,6 +15,7 @@
 // Rows of Y are shared among ONNX Runtime's threads (KernelContext_ParallelFor) when there are
 // enough values to pay for it.
 #include "ort_custom_op.h"
+#include "widest_vectors.h"
 #include "lark_kernels.h"
 
 #include <stdlib.h>
@@ -78,13 +79,8 @@ typedef struct Job {
     int64_t block, blocks, slab, slabs;
 } Job;
 
-// On x86-64 Linux the row loop is compiled for AVX-512 and AVX2 as well, chosen when the program
-// loads (an ifunc), so that the shuffles below are whole-vector instructions.
-#if defined(__x86_64__) && defined(__linux__)
-#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDEST_VECTORS
-#endif
+// The row loop below is built for the widest vectors (widest_vectors.h), so that the shuffles
+// are whole-vector instructions.
 
 typedef float lark_v8 __attribute__((vector_size(32)));
 

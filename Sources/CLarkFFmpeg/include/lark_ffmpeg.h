@@ -46,7 +46,5 @@ typedef struct LarkFFmpeg {
 /// loaded, and then `lark_ffmpeg_error` says why.
 const LarkFFmpeg *_Nullable lark_ffmpeg(void);
 const char *_Nonnull lark_ffmpeg_error(void);
-/// Whether a call to `lark_ffmpeg` has loaded the libraries (it does not load them).
-int lark_ffmpeg_loaded(void);
 
 #endif
