@@ -16,8 +16,12 @@
 //           the convolutions with m > 0 (winograd.c; FP32 only), DirectConv's kernel for m = 0;
 //           optional prepared_weights (ints, one per convolution, LarkPreparedWeights): a
 //           convolution with a form there has that form of its W as an [R, C·K] input in W's
-//           place (lark_direct_conv_prepared_weights), read in place.
-//   output  Y, X's shape: post_lrelu(scale · Σ_blocks block(X)).
+//           place (lark_direct_conv_prepared_weights), read in place;
+//           optional int post_kernel (odd): a one-channel convolution of the level's result
+//           (HiFi-GAN's conv_post), whose weight PW [1, C, K] (or [1, C, 1, K]) and optional bias
+//           PB [1] follow the convolutions' inputs.
+//   output  Y, X's shape: post_lrelu(scale · Σ_blocks block(X)); with post_kernel, Y [N, 1, T]
+//           (or [N, 1, 1, T]) = PW ⊛ that + PB (same-length padding, dilation 1).
 //
 // Why: ONNX Runtime runs each of a level's convolutions as a separate node over the whole
 // sequence, with LeakyRelu, residual Add and layout reorders between them: every intermediate
@@ -26,7 +30,9 @@
 // the sequence; outside [0, T) every intermediate counts as zero, as the unfused graph pads each
 // convolution's input), in scratch that stays in L2, and the blocks' sum goes straight into Y.
 // The convolutions themselves are DirectConv's (direct_conv*.c) on tile-sized sub-problems that
-// read X and write Y in place through row strides.
+// read X and write Y in place through row strides. With a post convolution the level's result
+// never leaves the tile's scratch: at the full sample rate it was a C-channel tensor written to
+// memory only to be read back by that one-channel convolution.
 #include "direct_conv.h"
 
 #include <pthread.h>
@@ -53,6 +59,7 @@ typedef struct StackKernel {
     int64_t halo;  // the widest block's whole reach: samples each side a tile's scratch holds beyond it
     float alpha, scale, post_alpha;
     int has_post;
+    int64_t post_kernel, post_reach;  // the post convolution's taps (0: none) and its reach each side
     int64_t tile;
     Path path;
     LarkConvBlocks conv_blocks;
@@ -83,7 +90,7 @@ static int64_t default_tile(int64_t channels) {
 static void set_reaches(StackKernel *kernel) {
     kernel->halo = 0;
     for (int64_t b = 0; b < kernel->blocks; b++) {
-        int64_t after = 0;
+        int64_t after = kernel->post_reach;  // the post convolution reads the level's result that far beyond the tile
         for (int64_t j = kernel->block_first[b + 1] - 1; j >= kernel->block_first[b]; j--) {
             kernel->reach_after[j] = after;
             after += (kernel->kernel[j] - 1) / 2 * kernel->dilation[j];
@@ -123,6 +130,10 @@ static OrtStatus *create_kernel(const LarkOrtCustomOp *op, const void *api, cons
     if (step != steps || conv != convs) return failure(api, ORT_INVALID_ARGUMENT, "step_convs and kernels list more than block_steps has");
     kernel.blocks = (int64_t)blocks, kernel.convs = (int64_t)convs;
     kernel.block_first[blocks] = (int64_t)convs;
+    lark_int_attribute(api, info, "post_kernel", &kernel.post_kernel);
+    if (kernel.post_kernel < 0 || (kernel.post_kernel > 0 && kernel.post_kernel % 2 == 0))
+        return failure(api, ORT_INVALID_ARGUMENT, "post_kernel must be odd");
+    kernel.post_reach = kernel.post_kernel > 0 ? (kernel.post_kernel - 1) / 2 : 0;
     set_reaches(&kernel);
     lark_float_attribute(api, info, "alpha", &kernel.alpha);
     lark_float_attribute(api, info, "scale", &kernel.scale);
@@ -173,6 +184,7 @@ typedef struct Job {
     const float *x;
     float *y;
     const float *w[MAX_CONVS], *b[MAX_CONVS];
+    const float *post_w, *post_b;  // the post convolution's (post_kernel)
     const void *packed[MAX_CONVS];
     atomic_int failed;
 } Job;
@@ -255,12 +267,17 @@ static int run_tile(const Job *job, int64_t task) {
     const int64_t c = job->channels, t = job->length, n = task / job->tiles;
     const int64_t t0 = (task % job->tiles) * job->tile, length = t - t0 < job->tile ? t - t0 : job->tile;
     const int64_t row = round_up(job->tile + 2 * kernel->halo, 16);
-    float *scratch = lark_thread_scratch((size_t)(3 * c * row + job->conv_scratch_floats) * sizeof(float));
+    // Three rows of scratch for the blocks' steps, and with a post convolution a fourth for the
+    // level's result, over the tile plus the post convolution's reach.
+    const int64_t rows = kernel->post_kernel ? 4 : 3;
+    float *scratch = lark_thread_scratch((size_t)(rows * c * row + job->conv_scratch_floats) * sizeof(float));
     if (!scratch) return -1;
     float *buffers[3] = {scratch, scratch + c * row, scratch + 2 * c * row};
+    float *level = kernel->post_kernel ? scratch + 3 * c * row : NULL;
     const Span x = {.data = (float *)job->x + n * c * t, .row = t, .begin = 0, .end = t};
-    float *conv_scratch = scratch + 3 * c * row;  // DirectConv's padded input copies, one at a time
-    float *y = job->y + n * c * t;
+    float *conv_scratch = scratch + rows * c * row;  // DirectConv's padded input copies, one at a time
+    float *y = job->y + n * (level ? 1 : c) * t;
+    int64_t level_begin = t0, level_end = t0 + length;  // the positions the level's result is summed over
 
     for (int64_t b = 0; b < kernel->blocks; b++) {
         Span in = x;  // the step's input: X, then the previous step's result
@@ -280,8 +297,11 @@ static int run_tile(const Job *job, int64_t task) {
             // The step's result x + conv(…): into Y for block 0's last step, else into the buffer
             // that does not hold the step's input.
             const int last = j == kernel->block_first[b + 1] - 1, target = in_buffer == 0 ? 1 : 0;
-            Span result = last && b == 0 ? (Span){.data = y + t0, .row = t} : (Span){.data = buffers[target], .row = row};
+            Span result = !(last && b == 0) ? (Span){.data = buffers[target], .row = row}
+                        : level                ? (Span){.data = level, .row = row}
+                                               : (Span){.data = y + t0, .row = t};
             covered(kernel, j, t0, length, t, &result.begin, &result.end);
+            if (last) level_begin = result.begin, level_end = result.end;  // the same for every block
             if (convolve(job, j, source, &result, &in, conv_scratch)) return -1;
             if (!last) in = result, in_buffer = target;
         }
@@ -290,8 +310,20 @@ static int run_tile(const Job *job, int64_t task) {
         const float *add = NULL;
         if (b > 0) add = buffers[in_buffer == 0 ? 1 : 0];
         if (!add && !(final && (kernel->scale != 1.0f || kernel->has_post))) continue;
-        sum_block(y + t0, t, add, row, c, length, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
+        if (level) sum_block(level, row, add, row, c, level_end - level_begin, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
+        else sum_block(y + t0, t, add, row, c, length, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
     }
+    if (!level) return 0;
+    // The post convolution of the level's result, read from the scratch row (zero outside [0, T)).
+    LarkDirectConv post = {
+        .batch = 1, .input_channels = c, .output_channels = 1, .input_length = level_end - level_begin, .output_length = length,
+        .kernel = kernel->post_kernel, .dilation = 1, .pad_begin = kernel->post_reach - (t0 - level_begin),
+        .x = level, .w = job->post_w, .b = job->post_b, .y = y + t0, .blocks = kernel->conv_blocks, .x_row = row, .y_row = t,
+        .scratch = conv_scratch, .scratch_bytes = job->conv_scratch_floats * sizeof(float),
+    };
+    const int64_t tasks = lark_direct_conv_tasks(&post);
+    for (int64_t task = 0; task < tasks; task++)
+        if (lark_direct_conv_task(&post, task)) return -1;
     return 0;
 }
 
@@ -336,6 +368,8 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
     OrtStatus *status = KernelContext_GetInputCount(api)(context, &inputs);
     if (status) return status;
     if (inputs < (size_t)(1 + 2 * kernel->convs)) return failure(api, ORT_INVALID_ARGUMENT, "X and a W and B per convolution are required");
+    if (kernel->post_kernel && inputs < (size_t)(2 + 2 * kernel->convs))
+        return failure(api, ORT_INVALID_ARGUMENT, "post_kernel needs the post convolution's PW after the convolutions' inputs");
     LarkTensor x;
     const OrtValue *value = NULL;
     if ((status = KernelContext_GetInput(api)(context, 0, &value))) return status;
@@ -369,8 +403,29 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
             return failure(api, ORT_INVALID_ARGUMENT, "every W must be [C, C, K] with X's C and the kernels attribute's K");
         job.w[j] = w.data;
     }
+    if (kernel->post_kernel) {
+        LarkTensor w, b;
+        const size_t first = (size_t)(1 + 2 * kernel->convs);
+        if ((status = KernelContext_GetInput(api)(context, first, &value))) return status;
+        if (!value) return failure(api, ORT_INVALID_ARGUMENT, "the post convolution's PW is missing");
+        if ((status = lark_read_tensor(api, value, "ResidualStack", &w))) return status;
+        const int shaped = (w.rank == 3 && w.dims[2] == kernel->post_kernel) || (w.rank == 4 && w.dims[2] == 1 && w.dims[3] == kernel->post_kernel);
+        if (!shaped || w.dims[0] != 1 || w.dims[1] != job.channels)
+            return failure(api, ORT_INVALID_ARGUMENT, "PW must be [1, C, K] with X's C and post_kernel's K");
+        job.post_w = w.data;
+        value = NULL;
+        if (inputs > first + 1 && (status = KernelContext_GetInput(api)(context, first + 1, &value))) return status;
+        if (value) {  // PB (VITS's conv_post has none)
+            if ((status = lark_read_tensor(api, value, "ResidualStack", &b))) return status;
+            if (b.rank != 1 || b.dims[0] != 1) return failure(api, ORT_INVALID_ARGUMENT, "PB must be [1]");
+            job.post_b = b.data;
+        }
+    }
+    int64_t y_dims[4];
+    memcpy(y_dims, x.dims, sizeof y_dims);
+    if (kernel->post_kernel) y_dims[1] = 1;
     OrtValue *output;
-    if ((status = KernelContext_GetOutput(api)(context, 0, x.dims, x.rank, &output))) return status;
+    if ((status = KernelContext_GetOutput(api)(context, 0, y_dims, x.rank, &output))) return status;
     if ((status = GetTensorMutableData(api)(output, (void **)&job.y))) return status;
     job.x = x.data;
     if (job.batch == 0 || job.length == 0 || job.channels == 0) return NULL;
@@ -406,6 +461,11 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
                                                        : lark_direct_conv_scratch_bytes(&conv)) / sizeof(float) + 16;
             if (floats > job.conv_scratch_floats) job.conv_scratch_floats = floats;
         }
+        if (kernel->post_kernel) {
+            const LarkDirectConv post = {.input_channels = job.channels, .kernel = kernel->post_kernel, .dilation = 1};
+            const size_t floats = lark_direct_conv_scratch_bytes(&post) / sizeof(float) + 16;
+            if (floats > job.conv_scratch_floats) job.conv_scratch_floats = floats;
+        }
         atomic_init(&job.failed, 0);
         const int64_t tasks = job.batch * job.tiles;
         if (tasks == 1) run_task(&job, 0);
@@ -424,4 +484,4 @@ static void destroy_kernel(void *opaque) {
 }
 
 const LarkOperator lark_residual_stack_op =
-    LARK_OPERATOR("ResidualStack", 1 + 2 * MAX_CONVS, 3, 1, create_kernel, compute, destroy_kernel);
+    LARK_OPERATOR("ResidualStack", 3 + 2 * MAX_CONVS, 3, 1, create_kernel, compute, destroy_kernel);

@@ -44,8 +44,9 @@ public enum ConvolutionRewrite {
     /// DirectConv shapes are routed at 0.75 of ONNX Runtime's time, `DirectConvolutionChoice.winogradMargin`;
     /// `.20`–`.22`: Winograd chunks of whole register tiles, AVX2's phase order at dilations 3 and 6, and
     /// F(4, 3) as a fourth timed candidate for the fused levels' 3-tap convolutions; `.23`: the
-    /// upsamplings as sub-pixel DirectConv candidates, `DirectConvolutionShape.subpixel`.)
-    public static let version = "2026-12-03.23-subpixel-direct"
+    /// upsamplings as sub-pixel DirectConv candidates, `DirectConvolutionShape.subpixel`; `.24`: the last
+    /// level's one-channel `conv_post` inside its `ResidualStack`, `ResidualStackShape.postKernel`.)
+    public static let version = "2026-12-03.24-level-post-conv"
 
     public struct Result: Sendable {
         /// The rewritten model (the input itself when nothing was converted).

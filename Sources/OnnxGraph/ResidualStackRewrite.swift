@@ -14,7 +14,11 @@
 /// or `Add(v, Conv(LeakyRelu(Conv(LeakyRelu(v)))))` (ResBlock1), every `Conv` 1-D, C → C
 /// channels, group 1, stride 1, odd kernel, same-length padding, a float weight and bias held as
 /// initializers, and every `LeakyRelu` of one slope. Every value the level computes, but its
-/// result, must be read inside the level. Which levels are replaced is the caller's choice
+/// result, must be read inside the level. A one-channel convolution that is the only reader of
+/// the level's result (HiFi-GAN's `conv_post` after the last level: same-length padding,
+/// dilation 1, weight and bias held as initializers) goes into the node too: at the full sample
+/// rate that result is tens of MB per sentence, written out only for that convolution to read
+/// back, and fused it never leaves the tile's scratch. Which levels are replaced is the caller's choice
 /// (`PiperModelLoader` times them: `ResidualStackChoice`). Runs on the model as exported, before
 /// `DirectConvolutionRewrite` and `ConvolutionRewrite`.
 public enum ResidualStackRewrite {
@@ -62,7 +66,7 @@ public enum ResidualStackRewrite {
         let plan = plans[index]
         let dims = [Int64(batch), Int64(plan.shape.channels), Int64(length)]
         let x = SubgraphModel.Value(name: plan.inputs[0], renamed: "X", dims: dims)
-        let y = SubgraphModel.Value(name: plan.output, renamed: "Y", dims: dims)
+        let y = SubgraphModel.Value(name: plan.output, renamed: "Y", dims: [Int64(batch), Int64(plan.shape.outputChannels), Int64(length)])
         let original = try SubgraphModel.copying(plan.nodes.sorted(), of: graph, in: model, modelFields: modelFields, inputs: [x], output: y)
         let fused = try SubgraphModel.wrapping(modelFields, from: model, inputs: [x], output: y) { graphWriter throws(MalformedProtobuf) in
             for (index, field) in graph.fields.enumerated() {
@@ -102,11 +106,21 @@ public enum ResidualStackRewrite {
         }
         /// A same-length C → C convolution with weight and bias held as float initializers.
         func convolution(_ value: String) throws(MalformedProtobuf) -> (index: Int, node: GraphSummary.Node, conv: ResidualStackShape.Convolution)? {
-            guard let (index, node) = producer(value, "Conv"), node.inputs.count == 3, !node.inputs[0].isEmpty,
-                  let weight = graph.tensorsByName[node.inputs[1]], weight.dims.count == 3, weight.dataType == 1, !weight.isExternal,
-                  weight.dims[0] == weight.dims[1], let bias = graph.tensorsByName[node.inputs[2]], bias.dims == [weight.dims[0]],
-                  bias.dataType == 1, !bias.isExternal
+            guard let (index, node) = producer(value, "Conv"), node.inputs.count == 3, let found = try sameLength(node),
+                  found.outputs == found.conv.channels
             else { return nil }
+            return (index, node, found.conv)
+        }
+        /// A same-length 1-D convolution of `node`, group 1, stride 1, odd kernel, weight and bias
+        /// (if any) held as float initializers: its shape (`channels`: its input's) and output channels.
+        func sameLength(_ node: GraphSummary.Node) throws(MalformedProtobuf) -> (conv: ResidualStackShape.Convolution, outputs: Int)? {
+            guard node.inputs.count == 2 || node.inputs.count == 3, !node.inputs[0].isEmpty,
+                  let weight = graph.tensorsByName[node.inputs[1]], weight.dims.count == 3, weight.dataType == 1, !weight.isExternal
+            else { return nil }
+            if node.inputs.count == 3 {
+                guard let bias = graph.tensorsByName[node.inputs[2]], bias.dims == [weight.dims[0]], bias.dataType == 1, !bias.isExternal
+                else { return nil }
+            }
             let kernel = Int(weight.dims[2])
             var (dilation, pads) = (1, [Int64(0), 0])
             for (_, attribute) in try NodeAttribute.all(of: node, in: model) {
@@ -124,7 +138,7 @@ public enum ResidualStackRewrite {
             }
             let reach = Int64((kernel - 1) / 2 * dilation)
             guard kernel % 2 == 1, pads == [reach, reach] else { return nil }
-            return (index, node, .init(kernel: kernel, dilation: dilation, channels: Int(weight.dims[0])))
+            return (.init(kernel: kernel, dilation: dilation, channels: Int(weight.dims[1])), Int(weight.dims[0]))
         }
         func leakyRelu(_ value: String) throws(MalformedProtobuf) -> (index: Int, input: String, alpha: Float)? {
             guard let (index, node) = producer(value, "LeakyRelu"), node.inputs.count == 1, !node.inputs[0].isEmpty else { return nil }
@@ -203,6 +217,16 @@ public enum ResidualStackRewrite {
                 (output, last) = (node.outputs[0], reader)
                 nodes.insert(reader)
             }
+            // A one-channel convolution of the result (conv_post), when it is the result's only reader.
+            var post: (kernel: Int, weights: [String])?
+            if graph.uses[output] == 1, !graph.outputs.contains(output), let reader = readers[output]?.first,
+               let node = byField[reader], node.opType == "Conv", node.domain.isEmpty || node.domain == "ai.onnx",
+               node.inputs.first == output, node.outputs.count == 1, let found = try sameLength(node),
+               found.outputs == 1, found.conv.channels == channels, found.conv.dilation == 1 {
+                post = (found.conv.kernel, Array(node.inputs.dropFirst()))
+                (output, last) = (node.outputs[0], reader)
+                nodes.insert(reader)
+            }
             // Every value the level computes but its result is read inside it, and by nothing else.
             let closed = nodes.allSatisfy { index in
                 byField[index]!.outputs.allSatisfy { value in
@@ -213,8 +237,8 @@ public enum ResidualStackRewrite {
             claimed.formUnion(nodes)
             let shape = ResidualStackShape(
                 channels: channels, blocks: blocks.map { $0.map { $0.convolutions.map(\.conv) } }, alpha: alphas.first!, scale: scale,
-                postAlpha: postAlpha)
-            let weights = convolutions.flatMap { [$0.node.inputs[1], $0.node.inputs[2]] }
+                postAlpha: postAlpha, postKernel: post?.kernel)
+            let weights = convolutions.flatMap { [$0.node.inputs[1], $0.node.inputs[2]] } + (post?.weights ?? [])
             plans.append(Plan(shape: shape, inputs: [input] + weights, output: output, last: last, nodes: nodes))
         }
         return plans.sorted { $0.last < $1.last }
@@ -235,18 +259,27 @@ public struct ResidualStackShape: Hashable, Codable, Sendable, CustomStringConve
     public var alpha: Float
     public var scale: Float
     public var postAlpha: Float?
+    /// The taps of a one-channel convolution of the level's result that the node computes too
+    /// (its output is then that one channel); nil: none.
+    public var postKernel: Int?
 
-    public init(channels: Int, blocks: [[[Convolution]]], alpha: Float, scale: Float, postAlpha: Float?) {
-        (self.channels, self.blocks, self.alpha, self.scale, self.postAlpha) = (channels, blocks, alpha, scale, postAlpha)
+    public init(channels: Int, blocks: [[[Convolution]]], alpha: Float, scale: Float, postAlpha: Float?, postKernel: Int? = nil) {
+        (self.channels, self.blocks, self.alpha, self.scale, self.postAlpha, self.postKernel) = (channels, blocks, alpha, scale, postAlpha, postKernel)
     }
 
+    /// The node's output channels: the level's, or one after a post convolution.
+    public var outputChannels: Int { postKernel == nil ? channels : 1 }
+
     /// Multiply-adds per sample (without the tiles' halos).
-    public var multiplyAddsPerSample: Int { blocks.flatMap { $0.flatMap { $0 } }.reduce(0) { $0 + channels * channels * $1.kernel } }
+    public var multiplyAddsPerSample: Int {
+        blocks.flatMap { $0.flatMap { $0 } }.reduce(0) { $0 + channels * channels * $1.kernel } + channels * (postKernel ?? 0)
+    }
 
     public var description: String {
         let blockText = blocks.map { $0.map { $0.map { "k\($0.kernel)d\($0.dilation)" }.joined(separator: "+") }.joined(separator: ",") }
         var text = "\(channels)ch [\(blockText.joined(separator: " | "))] α \(alpha) × \(scale)"
         if let postAlpha { text += " post \(postAlpha)" }
+        if let postKernel { text += " → 1ch k\(postKernel)" }
         return text
     }
 
@@ -281,6 +314,7 @@ public struct ResidualStackShape: Hashable, Codable, Sendable, CustomStringConve
             node.floatAttribute("alpha", alpha)
             node.floatAttribute("scale", scale)
             if let postAlpha { node.floatAttribute("post_alpha", postAlpha) }
+            if let postKernel { node.intAttribute("post_kernel", Int64(postKernel)) }
             if bf16 { node.intAttribute("bf16", 1) }
             if let tile { node.intAttribute("tile", Int64(tile)) }
             if let kernelPath { node.intAttribute("lark_kernel_path", Int64(kernelPath)) }

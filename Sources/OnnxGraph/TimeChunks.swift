@@ -143,8 +143,10 @@ enum TimeChunks {
             case ResidualStackRewrite.opType:
                 // Lark's fused level keeps batch items apart; its blocks read at most the sum of
                 // their convolutions' spans along time (counted over all blocks: an upper bound).
+                // (A post convolution, `post_kernel`, adds its own span.)
                 guard let kernels = ints("kernels"), let dilations = ints("dilations"), kernels.count == dilations.count else { return nil }
-                return Int(zip(kernels, dilations).reduce(0) { $0 + ($1.0 - 1) * $1.1 })
+                let post = attributes.first { $0.name == "post_kernel" }?.integer ?? 0
+                return Int(zip(kernels, dilations).reduce(0) { $0 + ($1.0 - 1) * $1.1 } + max(0, post - 1))
             case "LeakyRelu", "Tanh", "Relu", "Sigmoid", "Identity":
                 return 0
             case SubpixelInterleave.opType:

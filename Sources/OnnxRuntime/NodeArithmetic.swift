@@ -21,9 +21,17 @@ public enum NodeArithmetic {
         }
         if opType == "ResidualStack" {
             // Lark's fused HiFi-GAN level (domain `ai.lark`): inputs X, then W [C, C, k] and B per
-            // convolution; every convolution's output has Y's shape.
-            guard inputs.count >= 3, let output = outputs.first, !output.isEmpty else { return nil }
-            return stride(from: 1, to: inputs.count, by: 2).reduce(0) { $0 + 2 * product(output) * product(inputs[$1].dropFirst()) }
+            // convolution, whose outputs have X's shape; with a post convolution a last PW
+            // [1, C, k] and PB, and Y is its one channel. (W may be held prepared as [R, C·k]: only
+            // the dimensions after the first are read.)
+            guard inputs.count >= 3, let x = inputs.first, x.count >= 2, let output = outputs.first, output.count >= 2 else { return nil }
+            let positions = product(output) / max(1, output[1])
+            let weights = Array(stride(from: 1, to: inputs.count, by: 2))  // (PB may be absent)
+            let post = output[1] != x[1]
+            return weights.enumerated().reduce(0) { total, entry in
+                let channels = post && entry.offset == weights.count - 1 ? output[1] : x[1]
+                return total + 2 * positions * channels * product(inputs[entry.element].dropFirst())
+            }
         }
         if opType == "ConvTranspose" {
             // Each input element is scattered to Cout / group channels times the kernel: the

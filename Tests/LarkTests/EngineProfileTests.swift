@@ -56,6 +56,20 @@ import Testing
         #expect(NodeArithmetic.flops(opType: "Add", inputs: [[1, 32, 100], [1, 32, 100]], outputs: [[1, 32, 100]]) == 0)
     }
 
+    /// A fused level (`ResidualStack`) counts each convolution over X's channels, and a post
+    /// convolution (weight [1, C, K], bias or none) over its one output channel; weights held
+    /// prepared ([R, C·K]) count alike.
+    @Test func aFusedLevelCountsEachConvolution() {
+        let level = 2 * 100 * 32 * (32 * 3) + 2 * 100 * 32 * (32 * 5)
+        #expect(NodeArithmetic.flops(opType: "ResidualStack", inputs: [[1, 32, 100], [32, 32, 3], [32], [32, 32, 5], [32]], outputs: [[1, 32, 100]]) == level)
+        #expect(NodeArithmetic.flops(opType: "ResidualStack", inputs: [[1, 32, 100], [192, 96], [32], [32, 32, 5], [32]], outputs: [[1, 32, 100]]) == level)
+        let post = 2 * 100 * 1 * (32 * 7)
+        #expect(NodeArithmetic.flops(
+            opType: "ResidualStack", inputs: [[1, 32, 100], [32, 32, 3], [32], [32, 32, 5], [32], [1, 32, 7]], outputs: [[1, 1, 100]]) == level + post)
+        #expect(NodeArithmetic.flops(
+            opType: "ResidualStack", inputs: [[1, 32, 100], [32, 32, 3], [32], [32, 32, 5], [32], [1, 32, 7], [1]], outputs: [[1, 1, 100]]) == level + post)
+    }
+
     /// The bundled voice on two sentences: the model's arithmetic per second of audio in the range
     /// measured by hand before (5.83 GFLOP for joe-medium, FACTS.md), mostly in the decoder, every
     /// convolution counted, and the slowest nodes listed slowest first.

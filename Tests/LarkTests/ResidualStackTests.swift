@@ -10,14 +10,17 @@ import Testing
 @Suite struct ResidualStackTests {
     /// A level as a graph of plain nodes, as Piper's exports have it: X, blocks of steps
     /// (`kernels[b]`, `dilations[b]`), for ResBlock1 (`type1`) each step two convolutions (the
-    /// second at dilation 1), the blocks' Adds, a Div by the block count and optionally a LeakyRelu.
+    /// second at dilation 1), the blocks' Adds, a Div by the block count, optionally a LeakyRelu and
+    /// optionally a one-channel convolution of `postConv.kernel` taps (HiFi-GAN's `conv_post`; VITS's has no bias).
     static func levelGraph(
-        channels: Int, length: Int, batch: Int, kernels: [Int], dilations: [[Int]], type1: Bool, post: Float?, seed: UInt64
+        channels: Int, length: Int, batch: Int, kernels: [Int], dilations: [[Int]], type1: Bool, post: Float?, seed: UInt64,
+        postConv: (kernel: Int, bias: Bool)? = nil
     ) throws -> [UInt8] {
         var random = TestRandom(seed: seed)
         let c = Int64(channels)
         let dims: [Int64] = [Int64(batch), c, Int64(length)]
-        return try OneGraphModel.make(inputs: [("X", dims)], output: ("Y", dims)) { graph throws(MalformedProtobuf) in
+        let output: [Int64] = [Int64(batch), postConv == nil ? c : 1, Int64(length)]
+        return try OneGraphModel.make(inputs: [("X", dims)], output: ("Y", output)) { graph throws(MalformedProtobuf) in
             var convolution = 0
             func conv(_ input: String, kernel: Int, dilation: Int, output: String) throws(MalformedProtobuf) {
                 let name = "c\(convolution)"
@@ -63,8 +66,19 @@ import Testing
                 }
             }
             try graph.floatTensor("count", dims: [], values: [Float(kernels.count)])
-            try graph.customNode("Div", domain: "", inputs: [sum!, "count"], output: post == nil ? "Y" : "mean") { _ in }
-            if let post { try leaky("mean", "Y", post) }
+            let result = postConv == nil ? "Y" : "level"
+            try graph.customNode("Div", domain: "", inputs: [sum!, "count"], output: post == nil ? result : "mean") { _ in }
+            if let post { try leaky("mean", result, post) }
+            if let postConv {
+                let k = postConv.kernel
+                try graph.floatTensor("post.w", dims: [1, c, Int64(k)], values: (0..<channels * k).map { _ in random.uniform() / Float(channels * k).squareRoot() })
+                if postConv.bias { try graph.floatTensor("post.b", dims: [1], values: [random.uniform() * 0.1]) }
+                try graph.customNode("Conv", domain: "", inputs: ["level", "post.w"] + (postConv.bias ? ["post.b"] : []), output: "Y", name: "post") {
+                    node throws(MalformedProtobuf) in
+                    try node.intsAttribute("kernel_shape", [Int64(k)])
+                    try node.intsAttribute("pads", [Int64(k / 2), Int64(k / 2)])
+                }
+            }
         }
     }
 
@@ -82,13 +96,15 @@ import Testing
         let configuration = SessionConfiguration(intraOpThreads: threads)
         let expected = try InferenceSession(model: models.original, configuration: configuration, runtime: runtime).run(inputs)
         let actual = try InferenceSession(model: models.fused, configuration: configuration, runtime: runtime).run(inputs)
-        #expect(expected.count == batch * channels * length)
+        let shape = try #require(try ResidualStackRewrite.levels(in: model).first)
+        #expect(expected.count == batch * shape.outputChannels * length && actual.count == expected.count)
         return DirectConvolutionTests.relativeDifference(expected, actual)
     }
 
     /// Random levels of both block types: channel counts on and off the kernel's 8-channel blocks,
     /// lengths shorter than the halo, on and across tile boundaries (tiles of 384 and 768 forced),
-    /// batch 1 and 2, with and without the LeakyRelu after; every SIMD path this machine has.
+    /// batch 1 and 2, with and without the LeakyRelu after, with and without a one-channel
+    /// convolution after (whose taps then reach across tiles); every SIMD path this machine has.
     @Test(arguments: DirectConvolutionTests.paths.map { Int($0.rawValue) })
     func operatorMatchesOnnxRuntime(path: Int) throws {
         var random = TestRandom(seed: 91)
@@ -101,14 +117,16 @@ import Testing
             let kernels = type1 ? [3, 7, 11] : [3, 5, 7]
             let dilations = type1 ? [[1, 3, 5], [1, 3, 5], [1, 3, 5]] : [[1, 2], [2, 6], [3, 12]]
             let post: Float? = [nil, 0.1, 0.01][random.below(3)]
+            let postConv: (kernel: Int, bias: Bool)? = [nil, (7, false), (3, true)][random.below(3)]
             let model = try Self.levelGraph(
                 channels: channels, length: length, batch: batch, kernels: kernels, dilations: dilations, type1: type1, post: post,
-                seed: UInt64(index))
+                seed: UInt64(index), postConv: postConv)
             let shapes = try ResidualStackRewrite.levels(in: model)
             #expect(shapes.count == 1 && shapes.first?.postAlpha == post && shapes.first?.blocks.first?.first?.count == (type1 ? 2 : 1))
+            #expect(shapes.first?.postKernel == postConv?.kernel)
             let tile = [nil, 384, 768][index % 3]
             let difference = try Self.compare(model, channels: channels, length: length, batch: batch, tile: tile, path: path, seed: UInt64(index))
-            #expect(difference <= 1e-4, "case \(index): \(channels) ch, length \(length), batch \(batch), type1 \(type1), tile \(tile ?? 0): \(difference)")
+            #expect(difference <= 1e-4, "case \(index): \(channels) ch, length \(length), batch \(batch), type1 \(type1), tile \(tile ?? 0), post conv \(postConv?.kernel ?? 0): \(difference)")
         }
     }
 
@@ -118,6 +136,7 @@ import Testing
         let shapes = try ResidualStackRewrite.levels(in: bytes)
         #expect(shapes.map(\.channels) == [128, 64, 32])
         #expect(shapes.map(\.postAlpha) == [0.1, 0.1, 0.01])
+        #expect(shapes.map(\.postKernel) == [nil, nil, 7])  // conv_post goes into the last level
         #expect(shapes.allSatisfy { $0.blocks.count == 3 && $0.blocks.allSatisfy { $0.count == 2 } && abs($0.scale - 1.0 / 3) < 1e-6 })
         for (index, shape) in shapes.enumerated() {
             let difference = try Self.compareLevel(bytes, index: index, channels: shape.channels, length: 1_000 + 37 * index)
@@ -165,8 +184,8 @@ import Testing
             return (fused.replaced, fused.removedNodes, try ResidualStackRewrite.levels(in: fused.model).count, largest)
         }
         // Per level: 3 blocks × 2 steps × (LeakyRelu, Conv, Add) less the 2 shared LeakyRelus,
-        // 2 Adds, the Div and the LeakyRelu after.
-        #expect(replaced == 3 && removed == 3 * 20, "\(replaced) levels, \(removed) nodes")
+        // 2 Adds, the Div and the LeakyRelu after; and conv_post.
+        #expect(replaced == 3 && removed == 3 * 20 + 1, "\(replaced) levels, \(removed) nodes")
         #expect(levelsLeft == 0)
         #expect(largest < 1e-3, "largest difference \(largest)")
     }

@@ -7,8 +7,8 @@ import Testing
 /// convolutions of one work item are in it. (Where they are, the pieces compute the same:
 /// `OnnxGraphTests.narrowEndCutIntoPiecesComputesTheSame`, `piperVoiceGivesTheSameAudio`.)
 @Suite struct TimeChunksTests {
-    /// With joe's levels fused (`ResidualStack`) and its remaining small convolutions, `conv_post`
-    /// among them, on `DirectConv` (both share time among the threads themselves), the narrow end
+    /// With joe's levels fused (`ResidualStack`, `conv_post` inside the last) and its remaining
+    /// small convolutions on `DirectConv` (both share time among the threads themselves), the narrow end
     /// holds no ONNX Runtime convolution of one work item (ups.2's sub-pixel convolution has 128
     /// output channels), so it is not cut: no piece nodes, and the audio stays within 1e-3 of the
     /// original graph's.
