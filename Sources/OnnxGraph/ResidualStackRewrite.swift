@@ -16,7 +16,7 @@
 /// initializers, and every `LeakyRelu` of one slope. Every value the level computes, but its
 /// result, must be read inside the level. A one-channel convolution that is the only reader of
 /// the level's result (HiFi-GAN's `conv_post` after the last level: same-length padding,
-/// dilation 1, weight and bias held as initializers) goes into the node too: at the full sample
+/// dilation 1, a weight and, if any, a bias held as initializers) goes into the node too: at the full sample
 /// rate that result is tens of MB per sentence, written out only for that convolution to read
 /// back, and fused it never leaves the tile's scratch. Which levels are replaced is the caller's choice
 /// (`PiperModelLoader` times them: `ResidualStackChoice`). Runs on the model as exported, before
