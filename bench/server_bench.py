@@ -178,6 +178,8 @@ def main():
                     results[name]["load"][f"{label}@{concurrency}"] = {
                         key: statistics.median(sample[key] for sample in samples[name]) for key in samples[name][0]
                     }
+                    # Each repeat's own rate too: with both servers, the pairs measured back to back.
+                    results[name]["load"][f"{label}@{concurrency}"]["audio_per_s_each"] = [s["audio_per_s"] for s in samples[name]]
         time.sleep(1)
         for name, server in running.items():
             results[name]["rss_kib"], results[name]["peak_rss_kib"] = server.memory_kib()
@@ -205,6 +207,9 @@ def main():
         row(f"{key} audio s/s", a["audio_per_s"], b["audio_per_s"], "{:.1f}")
         row(f"{key} p50 (s)", a["p50"], b["p50"])
         row(f"{key} p99 (s)", a["p99"], b["p99"])
+        if len(a["audio_per_s_each"]) > 1:
+            pairs = ", ".join(f"{x / y:.2f}" for x, y in zip(a["audio_per_s_each"], b["audio_per_s_each"]) if y)
+            print(f"{key + ' audio s/s, by repeat':<34} | Lark/Piper of each back-to-back pair: {pairs}")
         if a["errors"] or b["errors"]:
             print(f"{key}: errors: Lark {a['errors']}, Piper {b['errors']}")
     row("RSS idle (MiB)", lark["idle_rss_kib"] / 1024, piper["idle_rss_kib"] / 1024, "{:.0f}")
