@@ -233,8 +233,10 @@ enum FFmpegStatus {
 
 /// FFmpeg's functions, from its libraries loaded at the first call (`lark_ffmpeg.h`). Every entry
 /// point into FFmpeg (an encoder, a resampler, a file through libavformat) checks
-/// `FFmpegLibraries.available` first, so `ffmpeg` itself is only read once they are loaded.
-var ffmpeg: LarkFFmpeg { lark_ffmpeg()!.pointee }
+/// `FFmpegLibraries.available` first, so `ffmpeg` itself is only read once they are loaded. A
+/// global constant, set on its first read: a call reads one field of it, where a computed
+/// property would load the table and copy all of it for every call.
+let ffmpeg: LarkFFmpeg = lark_ffmpeg()!.pointee
 
 enum FFmpegLibraries {
     /// Loads the libraries (the first time); false when they cannot be loaded.

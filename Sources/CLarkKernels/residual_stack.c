@@ -75,6 +75,11 @@ typedef struct StackKernel {
 
 static OrtStatus *failure(const void *api, int code, const char *message) { return lark_operator_failure(api, code, "ResidualStack", message); }
 
+/// Whether a weight is [·, ·, K] or [·, ·, 1, K] (the plain and the 4-D graph's forms).
+static int has_kernel(const LarkTensor *w, int64_t k) {
+    return (w->rank == 3 && w->dims[2] == k) || (w->rank == 4 && w->dims[2] == 1 && w->dims[3] == k);
+}
+
 /// The default time tile, by measurement on joe's levels (bench/results/residual-stack.md: 768 to
 /// 6144 samples were within a few percent of each other at every channel count; these were at the
 /// top or next to it): long enough that the halos (up to 45 samples a side) cost little, short
@@ -277,7 +282,12 @@ static int run_tile(const Job *job, int64_t task) {
     const Span x = {.data = (float *)job->x + n * c * t, .row = t, .begin = 0, .end = t};
     float *conv_scratch = scratch + rows * c * row;  // DirectConv's padded input copies, one at a time
     float *y = job->y + n * (level ? 1 : c) * t;
-    int64_t level_begin = t0, level_end = t0 + length;  // the positions the level's result is summed over
+    // The level's result is summed into Y's tile, or with a post convolution into that fourth row
+    // over the tile plus the post convolution's reach (inside the sequence).
+    const int64_t level_begin = t0 - kernel->post_reach < 0 ? 0 : t0 - kernel->post_reach;
+    const int64_t level_end = t0 + length + kernel->post_reach > t ? t : t0 + length + kernel->post_reach;
+    float *const sum = level ? level : y + t0;
+    const int64_t sum_row = level ? row : t;
 
     for (int64_t b = 0; b < kernel->blocks; b++) {
         Span in = x;  // the step's input: X, then the previous step's result
@@ -297,11 +307,8 @@ static int run_tile(const Job *job, int64_t task) {
             // The step's result x + conv(…): into Y for block 0's last step, else into the buffer
             // that does not hold the step's input.
             const int last = j == kernel->block_first[b + 1] - 1, target = in_buffer == 0 ? 1 : 0;
-            Span result = !(last && b == 0) ? (Span){.data = buffers[target], .row = row}
-                        : level                ? (Span){.data = level, .row = row}
-                                               : (Span){.data = y + t0, .row = t};
+            Span result = last && b == 0 ? (Span){.data = sum, .row = sum_row} : (Span){.data = buffers[target], .row = row};
             covered(kernel, j, t0, length, t, &result.begin, &result.end);
-            if (last) level_begin = result.begin, level_end = result.end;  // the same for every block
             if (convolve(job, j, source, &result, &in, conv_scratch)) return -1;
             if (!last) in = result, in_buffer = target;
         }
@@ -310,8 +317,7 @@ static int run_tile(const Job *job, int64_t task) {
         const float *add = NULL;
         if (b > 0) add = buffers[in_buffer == 0 ? 1 : 0];
         if (!add && !(final && (kernel->scale != 1.0f || kernel->has_post))) continue;
-        if (level) sum_block(level, row, add, row, c, level_end - level_begin, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
-        else sum_block(y + t0, t, add, row, c, length, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
+        sum_block(sum, sum_row, add, row, c, level_end - level_begin, final, kernel->scale, kernel->has_post ? kernel->post_alpha : 1.0f);
     }
     if (!level) return 0;
     // The post convolution of the level's result, read from the scratch row (zero outside [0, T)).
@@ -398,8 +404,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
             job.packed[j] = w.data;
             continue;
         }
-        const int shaped = (w.rank == 3 && w.dims[2] == kernel->kernel[j]) || (w.rank == 4 && w.dims[2] == 1 && w.dims[3] == kernel->kernel[j]);
-        if (!shaped || w.dims[0] != job.channels || w.dims[1] != job.channels)
+        if (!has_kernel(&w, kernel->kernel[j]) || w.dims[0] != job.channels || w.dims[1] != job.channels)
             return failure(api, ORT_INVALID_ARGUMENT, "every W must be [C, C, K] with X's C and the kernels attribute's K");
         job.w[j] = w.data;
     }
@@ -409,8 +414,7 @@ static OrtStatus *compute(void *opaque, OrtKernelContext *context) {
         if ((status = KernelContext_GetInput(api)(context, first, &value))) return status;
         if (!value) return failure(api, ORT_INVALID_ARGUMENT, "the post convolution's PW is missing");
         if ((status = lark_read_tensor(api, value, "ResidualStack", &w))) return status;
-        const int shaped = (w.rank == 3 && w.dims[2] == kernel->post_kernel) || (w.rank == 4 && w.dims[2] == 1 && w.dims[3] == kernel->post_kernel);
-        if (!shaped || w.dims[0] != 1 || w.dims[1] != job.channels)
+        if (!has_kernel(&w, kernel->post_kernel) || w.dims[0] != 1 || w.dims[1] != job.channels)
             return failure(api, ORT_INVALID_ARGUMENT, "PW must be [1, C, K] with X's C and post_kernel's K");
         job.post_w = w.data;
         value = NULL;

@@ -209,19 +209,23 @@ public enum ResidualStackRewrite {
             for step in all { nodes.formUnion(step.nodes) }
             var output = scaleNode.outputs[0]
             var last = scaleIndex
+            /// The one node of `opType` (ONNX's own) that reads the result, the result's only reader.
+            func onlyReader(_ opType: String) -> (index: Int, node: GraphSummary.Node)? {
+                guard graph.uses[output] == 1, !graph.outputs.contains(output), let reader = readers[output]?.first,
+                      let node = byField[reader], node.opType == opType, node.domain.isEmpty || node.domain == "ai.onnx",
+                      node.inputs.first == output, node.outputs.count == 1
+                else { return nil }
+                return (reader, node)
+            }
             var postAlpha: Float?
-            if graph.uses[output] == 1, !graph.outputs.contains(output), let reader = readers[output]?.first,
-               let node = byField[reader], node.opType == "LeakyRelu", node.domain.isEmpty || node.domain == "ai.onnx",
-               node.inputs == [output], node.outputs.count == 1 {
+            if let (reader, node) = onlyReader("LeakyRelu"), node.inputs.count == 1 {
                 postAlpha = try DirectConvPlan.alpha(of: node, model)
                 (output, last) = (node.outputs[0], reader)
                 nodes.insert(reader)
             }
             // A one-channel convolution of the result (conv_post), when it is the result's only reader.
             var post: (kernel: Int, weights: [String])?
-            if graph.uses[output] == 1, !graph.outputs.contains(output), let reader = readers[output]?.first,
-               let node = byField[reader], node.opType == "Conv", node.domain.isEmpty || node.domain == "ai.onnx",
-               node.inputs.first == output, node.outputs.count == 1, let found = try sameLength(node),
+            if let (reader, node) = onlyReader("Conv"), let found = try sameLength(node),
                found.outputs == 1, found.conv.channels == channels, found.conv.dilation == 1 {
                 post = (found.conv.kernel, Array(node.inputs.dropFirst()))
                 (output, last) = (node.outputs[0], reader)
