@@ -20,8 +20,10 @@ import Glibc
 /// and built again, never used.
 ///
 /// Entries are written to a temporary file in the cache directory, synced, then renamed over the
-/// final name: a reader sees no entry or a whole one. Two processes that build the same entry at
-/// once each rename a whole file, and the last one stays.
+/// final name: a reader sees no entry or a whole one. Processes that need the same missing entry
+/// at once build it once (`whileBuilding`): a build takes a core for tens of seconds on a small
+/// machine and times kernels to choose them, so parallel builds would slow each other and skew
+/// those timings. Where the lock cannot be taken, each builds and the last rename stays.
 public struct OptimizedVoiceCache: Sendable {
     public let directory: String
     /// Told what the cache does (a build starting, an entry refused), for progress lines and logs.
@@ -30,6 +32,8 @@ public struct OptimizedVoiceCache: Sendable {
     public enum Event: Sendable {
         /// No valid entry: the voice is being optimized for this machine (several seconds).
         case building(voice: String)
+        /// Another process is building the same entry: this one waits for it.
+        case waiting(voice: String)
         case built(voice: String, seconds: Double, path: String)
         /// An entry was found but not used (and deleted), with the reason.
         case rejected(voice: String, reason: String)
@@ -200,6 +204,27 @@ public struct OptimizedVoiceCache: Sendable {
         }
     }
 
+    /// Runs `body` (a build of the entry for `key`) holding that entry's build lock: an exclusive
+    /// `flock` on a hidden file beside the entry, which the kernel releases when the holder exits
+    /// or dies. A process that finds it held tells `onEvent` and waits; `body` should then look for
+    /// the entry again before building. Where the lock file cannot be opened (a read-only cache
+    /// directory), `body` runs unlocked.
+    func whileBuilding<T, E: Error>(key: Key, voice: String, _ body: () throws(E) -> T) throws(E) -> T {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let descriptor = open(lockPath(for: key, voice: voice), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return try body() }
+        defer { close(descriptor) }  // releases the lock
+        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            onEvent(.waiting(voice: voice))
+            while flock(descriptor, LOCK_EX) != 0, errno == EINTR {}
+        }
+        return try body()
+    }
+
+    func lockPath(for key: Key, voice: String) -> String {
+        directory + "/." + Self.safeName(voice) + "." + key.digest + ".lock"
+    }
+
     // MARK: - Listing and clearing
 
     /// One file in the cache directory, for `lark voices cache`.
@@ -276,7 +301,21 @@ public struct OptimizedVoiceCache: Sendable {
             }
             try remove(path, counting: &removed)
         }
+        // A build lock whose entry is gone, unless a build holds it now.
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix(".") && name.hasSuffix(".lock") {
+            let entry = directory + "/" + name.dropFirst().dropLast(".lock".count) + ".onnx"
+            guard !FileManager.default.fileExists(atPath: entry), !Self.isHeld(lock: directory + "/" + name) else { continue }
+            try remove(directory + "/" + name, counting: &removed)
+        }
         return removed
+    }
+
+    /// Whether another process holds the build lock at `path` now.
+    private static func isHeld(lock path: String) -> Bool {
+        let descriptor = open(path, O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        return flock(descriptor, LOCK_EX | LOCK_NB) != 0
     }
 
     private func remove(_ path: String, counting removed: inout (files: Int, bytes: Int)) throws {
@@ -286,13 +325,13 @@ public struct OptimizedVoiceCache: Sendable {
         removed.bytes += bytes
     }
 
-    /// Deletes every entry, leftover temporary file and remembered model hash; answers how many files went.
+    /// Deletes every entry, leftover temporary file, build lock and remembered model hash; answers how many files went.
     @discardableResult
     public func clear() throws -> Int {
         guard FileManager.default.fileExists(atPath: directory) else { return 0 }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         var removed = 0
-        for name in names where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") || name == "models.json" {
+        for name in names where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") || name.hasSuffix(".lock") || name == "models.json" {
             try FileManager.default.removeItem(atPath: directory + "/" + name)
             removed += 1
         }
@@ -403,8 +442,11 @@ public struct OptimizedVoiceCache: Sendable {
     }
 
     /// The x86 and Arm vector features that decide ONNX Runtime's CPU kernels and the blocked
-    /// layout's block size, from `/proc/cpuinfo`, with the machine's architecture. Two machines
-    /// with the same list run the same optimized graph.
+    /// layout's block size, from `/proc/cpuinfo`, with the machine's architecture and the CPU's
+    /// vendor, family and model (x86) or implementer and part (Arm): which convolutions run on
+    /// Lark's kernels is decided by timing them, and two CPUs with the same features can decide
+    /// differently (a Zen 1 splits every 256-bit operation in two, a Zen 3 does not). Two
+    /// machines with the same string run the same optimized graph.
     static let cpuFeatures: String = {
         var system = utsname()
         uname(&system)
@@ -418,6 +460,11 @@ public struct OptimizedVoiceCache: Sendable {
         let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") || $0.hasPrefix("Features") }
         let features = line.map { $0.split(separator: ":", maxSplits: 1).last ?? "" }?
             .split(separator: " ").map(String.init).filter(relevant.contains).sorted() ?? []
-        return ([machine] + features).joined(separator: " ")
+        // The first processor's identity fields, in this order, present or not.
+        let identity = ["vendor_id", "cpu family", "model", "CPU implementer", "CPU part"].compactMap { field in
+            cpuinfo.split(separator: "\n").first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == field }
+                .map { $0.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "" }
+        }
+        return ([machine, identity.joined(separator: "/")] + features).joined(separator: " ")
     }()
 }

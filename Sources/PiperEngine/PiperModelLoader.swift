@@ -41,7 +41,16 @@ struct PiperModelLoader: Sendable {
         let cache = timings ? cache : nil
         let session = Self.optimizingDescription + (precision == .fp32 ? "" : " precision=\(precision.rawValue)")
         let key = cache.flatMap { try? $0.key(forModelAt: source.modelPath, onnxRuntime: runtime.version, session: session) }
-        if let cache, let key, let loaded = cached(cache, key: key) { return loaded }
+        guard let cache, let key else { return try builtOrPlain(cache: nil, key: nil) }
+        if let loaded = cached(cache, key: key) { return loaded }
+        // One process builds; the others wait for it, then find its entry.
+        return try cache.whileBuilding(key: key, voice: source.id) { () throws(OnnxRuntimeError) -> Loaded in
+            if let loaded = cached(cache, key: key) { return loaded }
+            return try builtOrPlain(cache: cache, key: key)
+        }
+    }
+
+    private func builtOrPlain(cache: OptimizedVoiceCache?, key: OptimizedVoiceCache.Key?) throws(OnnxRuntimeError) -> Loaded {
         if let built = try built(cache: cache, key: key) { return built }
         return try plain()
     }

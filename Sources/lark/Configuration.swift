@@ -63,10 +63,12 @@ extension EngineOptions {
     }
 
     /// The optimized-voice cache: `--cache-dir`, then `LARK_CACHE_DIR`, then the XDG default.
-    /// A build (a first load takes seconds) is told on standard error when that is a terminal;
-    /// an entry refused or not written is always told.
-    var voiceCache: OptimizedVoiceCache {
-        let terminal = isatty(STDERR_FILENO) == 1
+    /// A build (a first load takes seconds) or a wait for another process's build is told on
+    /// standard error when that is a terminal (always with `progress`); an entry refused or not
+    /// written is always told.
+    var voiceCache: OptimizedVoiceCache { voiceCache(progress: isatty(STDERR_FILENO) == 1) }
+
+    func voiceCache(progress: Bool) -> OptimizedVoiceCache {
         let environment = ProcessInfo.processInfo.environment
         let directory = cacheDirectory ?? environment["LARK_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             ?? OptimizedVoiceCache.defaultDirectory(environment: environment)
@@ -74,10 +76,13 @@ extension EngineOptions {
             let line: String
             switch event {
             case .building(let voice):
-                guard terminal else { return }
+                guard progress else { return }
                 line = "optimizing voice \(voice) for this machine (once; kept in \(directory))…"
+            case .waiting(let voice):
+                guard progress else { return }
+                line = "waiting for another process that is optimizing voice \(voice) for this machine…"
             case .built(let voice, let seconds, _):
-                guard terminal else { return }
+                guard progress else { return }
                 line = "optimized voice \(voice) in \(String(format: "%.1f", seconds)) s"
             case .rejected(let voice, let reason):
                 line = "warning: the cached optimized voice \(voice) was not used and is rebuilt: \(reason)"

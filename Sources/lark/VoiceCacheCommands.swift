@@ -20,6 +20,7 @@ extension Voices {
             var configuration = engine.engineConfiguration(allowVoicePaths: true)
             configuration.dataDirectories = catalog.searchDirectories(configuration.dataDirectories)
             guard configuration.voiceCache != nil else { throw fail("--no-voice-cache leaves nothing to optimize into") }
+            configuration.voiceCache = engine.voiceCache(progress: true)  // this command's whole point: say what it does
             guard configuration.rewriteConvolutions, !configuration.useCUDA else {
                 throw fail("voices are only optimized for the CPU with the convolution rewrite on")
             }

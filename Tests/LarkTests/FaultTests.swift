@@ -206,7 +206,7 @@ import Testing
         try original.write(to: URL(fileURLWithPath: model))
         try FileManager.default.copyItem(atPath: Checkout.joeModel + ".json", toPath: model + ".json")
         let server = try ServerProcess(
-            ["--data-dir", voices, "--cache-dir", cache] + ServerLifecycleTests.common, port: Self.port(5), healthySeconds: 120)
+            ["--data-dir", voices, "--cache-dir", cache] + ServerLifecycleTests.common, port: Self.port(5))
         let speak = "/?voice=en_US-joe-medium&noise_scale=0&noise_w=0&text=The%20same%20words%20each%20time."
         func samples(_ path: String, _ line: Int = #line) throws -> [Int16] {
             let result = try server.curl(path)

@@ -107,12 +107,22 @@ import Testing
         try damagedFile.write(contentsOf: Data([8]))
         try damagedFile.close()
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: directory + "/leftover.onnx.tmp"))
+        // Build locks: the valid entry's stays, the stale entry's goes with it, and one held by a
+        // build in progress (its entry not written yet) stays while it is held.
+        var building = valid
+        building.modelSHA256 = String(repeating: "c", count: 64)
+        for key in [valid, oldRewrite] { cache.whileBuilding(key: key, voice: "en_US-test") {} }
+        let held = open(cache.lockPath(for: building, voice: "en_US-test"), O_RDWR | O_CREAT, 0o644)
+        #expect(held >= 0 && flock(held, LOCK_EX) == 0)
+        defer { close(held) }
 
         let removed = try cache.prune(onnxRuntime: "1.31.1")
-        #expect(removed.files == 4)
+        #expect(removed.files == 5)
         #expect(removed.bytes > 3 * 1000)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" })
-        #expect(left == Set([valid, otherCPU].map { (cache.path(for: $0, voice: "en_US-test") as NSString).lastPathComponent }))
+        let name = { (path: String) in (path as NSString).lastPathComponent }
+        #expect(left == Set([valid, otherCPU].map { name(cache.path(for: $0, voice: "en_US-test")) }
+            + [valid, building].map { name(cache.lockPath(for: $0, voice: "en_US-test")) }))
         #expect(try cache.prune(onnxRuntime: "1.31.1").files == 0, "nothing more the second time")
     }
 
@@ -159,7 +169,7 @@ import Testing
 
         let built = try Self.voice(cache: cache)
         #expect(events.builds == 1)
-        let entries = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" }
+        let entries = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" && !$0.hasSuffix(".lock") }
         #expect(entries.count == 1 && entries[0].hasSuffix(".onnx"), "one entry and no temporary file: \(entries)")
         let entryPath = directory + "/" + entries[0]
         #expect(built.restatedConvolutions > 0)
@@ -242,17 +252,34 @@ extension OptimizedVoiceCache {
 /// Two processes that optimize the same voice into one cache directory at the same time leave
 /// one valid entry and no temporary file, and the next process loads it without building.
 @Suite struct OptimizedVoiceCacheProcessTests {
-    @Test func twoProcessesBuildingOneEntryLeaveOneValidEntry() async throws {
+    @Test func twoProcessesLoadingOneVoiceBuildItOnce() async throws {
         let directory = OptimizedVoiceCacheTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let arguments = ["voices", "optimize", "en_US-joe-medium", "--cache-dir", directory]
-        async let first = Task.detached { try runProcess(Checkout.larkBinary, arguments) }.value
-        async let second = Task.detached { try runProcess(Checkout.larkBinary, arguments) }.value
-        for result in try await [first, second] {
+        // Each on a thread of its own: tasks could wait for a cooperative thread (two on two
+        // cores) that another suite's blocking call holds, and start one after the other.
+        let finished = Mutex<[Result<ProcessResult, any Error>]>([])
+        let threads = (0..<2).map { _ in
+            Thread {
+                let result = Result { try runProcess(Checkout.larkBinary, arguments) }
+                finished.withLock { $0.append(result) }
+            }
+        }
+        threads.forEach { $0.start() }
+        while finished.withLock({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        let results = try finished.withLock { $0 }.map { try $0.get() }
+        for result in results {
             #expect(result.status == 0, "\(result.stderr)")
         }
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != "models.json" }
-        #expect(files.count == 1 && files[0].hasSuffix(".onnx"), "\(files)")
+        // One optimized the voice; the other waited for it and loaded its entry (a build takes
+        // tens of seconds, so the second starts while the first still holds the lock).
+        let said = results.map(\.stderr)
+        #expect(said.filter { $0.contains("lark: optimizing voice en_US-joe-medium") }.count == 1, "\(said)")
+        #expect(said.filter { $0.contains("waiting for another process") }.count == 1, "\(said)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let files = names.filter { $0 != "models.json" && !$0.hasSuffix(".lock") }
+        #expect(files.count == 1 && files[0].hasSuffix(".onnx"), "\(names)")
+        #expect(names.contains("." + files[0].dropLast(".onnx".count) + ".lock"), "the build lock lies beside its entry: \(names)")
 
         let listed = try runProcess(Checkout.larkBinary, ["voices", "cache", "--json", "--cache-dir", directory])
         let entries = try #require(try JSONSerialization.jsonObject(with: listed.stdout) as? [[String: Any]])
@@ -267,7 +294,8 @@ extension OptimizedVoiceCache {
                 "a valid entry is used, not rebuilt")
 
         let cleared = try runProcess(Checkout.larkBinary, ["voices", "cache", "--clear", "--cache-dir", directory])
-        #expect(cleared.status == 0 && String(decoding: cleared.stdout, as: UTF8.self).contains("removed 2 files"), "the entry and the remembered model hash")
+        #expect(cleared.status == 0 && String(decoding: cleared.stdout, as: UTF8.self).contains("removed 3 files"),
+                "the entry, its build lock and the remembered model hash")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
     }
 }

@@ -18,7 +18,7 @@ import Testing
                 let lark = try ServerLifecycleTests.ServerProcess(
                     ["-m", "en-us-joe-medium", "--data-dir", empty, "--download-dir", downloads, "--catalog-url", base + "voices.json"]
                         + ServerLifecycleTests.common,
-                    port: ServerLifecycleTests.port(50), healthySeconds: 120)
+                    port: ServerLifecycleTests.port(50))
                 let wav = try lark.curl("/?text=Hello.")
                 return (wav.status, Data(wav.body.prefix(4)), lark.log_)
             }
