@@ -457,12 +457,13 @@ public struct OptimizedVoiceCache: Sendable {
             "amx_int8", "asimd", "asimddp", "sve", "sve2", "bf16", "i8mm", "fphp", "asimdhp",
         ]
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") || $0.hasPrefix("Features") }
+        let lines = cpuinfo.split(separator: "\n")
+        let line = lines.first { $0.hasPrefix("flags") || $0.hasPrefix("Features") }
         let features = line.map { $0.split(separator: ":", maxSplits: 1).last ?? "" }?
             .split(separator: " ").map(String.init).filter(relevant.contains).sorted() ?? []
         // The first processor's identity fields, in this order, present or not.
         let identity = ["vendor_id", "cpu family", "model", "CPU implementer", "CPU part"].compactMap { field in
-            cpuinfo.split(separator: "\n").first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == field }
+            lines.first { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == field }
                 .map { $0.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "" }
         }
         return ([machine, identity.joined(separator: "/")] + features).joined(separator: " ")
