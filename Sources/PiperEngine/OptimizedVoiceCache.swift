@@ -290,7 +290,8 @@ public struct OptimizedVoiceCache: Sendable {
     public func prune(onnxRuntime: String) throws -> (files: Int, bytes: Int) {
         guard FileManager.default.fileExists(atPath: directory) else { return (0, 0) }
         var removed = (files: 0, bytes: 0)
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        for name in names where name.hasSuffix(".onnx") || name.hasSuffix(".tmp") {
             let path = directory + "/" + name
             // Kept: an intact entry this build uses, or one for another CPU.
             if name.hasSuffix(".onnx"), case .success(let entry) = Self.checkedEntry(at: path) {
@@ -302,7 +303,7 @@ public struct OptimizedVoiceCache: Sendable {
             try remove(path, counting: &removed)
         }
         // A build lock whose entry is gone, unless a build holds it now.
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix(".") && name.hasSuffix(".lock") {
+        for name in names where name.hasPrefix(".") && name.hasSuffix(".lock") {
             let entry = directory + "/" + name.dropFirst().dropLast(".lock".count) + ".onnx"
             guard !FileManager.default.fileExists(atPath: entry), !Self.isHeld(lock: directory + "/" + name) else { continue }
             try remove(directory + "/" + name, counting: &removed)

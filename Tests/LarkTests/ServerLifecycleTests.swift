@@ -34,12 +34,7 @@ import Testing
             process.standardError = log
             try process.run()
             guard waitUntilHealthy else { return }
-            let deadline = Date().addingTimeInterval(Double(healthySeconds))
-            while Date() < deadline {
-                if (try? ServerTests.curl(["\(base)/healthz"]))?.status == 200 { return }
-                guard process.isRunning else { break }
-                usleep(100_000)
-            }
+            if ServerTests.waitUntilHealthy(base, process, seconds: Double(healthySeconds)) { return }
             throw ProbeError(message: "lark serve did not become healthy: \(log_)")
         }
 

@@ -20,13 +20,19 @@ import Testing
         atexit { ServerTests.server?.terminate() }
         // The default voice loads before the server listens: on a machine whose optimized-voice
         // cache is cold, with other suites loading the CPU, its build can take minutes.
-        let deadline = Date().addingTimeInterval(240)
-        while Date() < deadline, process.isRunning {
-            if let result = try? curl(["\(base)/healthz"]), result.status == 200 { return process }
-            usleep(100_000)
-        }
+        _ = waitUntilHealthy(base, process, seconds: 240)
         return process
     }()
+
+    /// Whether the server at `base` answered /healthz 200 within `seconds`, while `process` ran.
+    static func waitUntilHealthy(_ base: String, _ process: Process, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, process.isRunning {
+            if (try? curl(["\(base)/healthz"]))?.status == 200 { return true }
+            usleep(100_000)
+        }
+        return false
+    }
 
     struct CurlResult {
         var status: Int
